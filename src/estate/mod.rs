@@ -1,0 +1,1 @@
+//! Estates: the servers a runbook acts on, behind one interface (lab or windows driver).

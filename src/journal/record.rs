@@ -1,0 +1,168 @@
+//! The journal's record types: the one persisted format of a run.
+//!
+//! Each line of `journal.jsonl` is one [`Record`] serialized as a flat JSON object:
+//! `{"seq":N,"ts":"RFC3339","type":"step_started",...,"crc":"xxxxxxxx"}`. The `crc`
+//! (CRC-32, lower-case hex) covers the exact bytes of the line before `,"crc"`.
+//! Adding a variant or an optional field is backwards compatible; renaming is not.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One journal line: a sequence number, a wall-clock timestamp and an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// 1-based, strictly increasing, no gaps.
+    pub seq: u64,
+    /// When the record was written, RFC 3339 UTC with milliseconds.
+    pub ts: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// How a step was declared, as recorded at run start (used to detect edited runbooks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    /// Step or gate name.
+    pub name: String,
+    /// `"step"` or `"gate"`.
+    pub kind: String,
+    /// Fingerprint of options, closure source and params.
+    pub fingerprint: String,
+}
+
+/// Terminal status of a run, as written in [`Event::RunFinished`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalStatus {
+    /// Every step succeeded, was approved or was skipped by its `when`.
+    Succeeded,
+    /// A step failed or a gate was rejected.
+    Failed,
+    /// Ctrl-C / SIGTERM.
+    Cancelled,
+    /// `waymark rollback` ran the undo closures.
+    RolledBack,
+}
+
+/// Everything that can happen to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// First record of every journal.
+    RunStarted {
+        run_id: String,
+        /// The runbook's declared name.
+        runbook: String,
+        /// What the user passed as RUNBOOK (path or shipped name), to reload it on resume.
+        source: String,
+        /// Parameters after defaults were merged (secrets are never params).
+        params: BTreeMap<String, String>,
+        /// Inventory file given with `--inventory`, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inventory: Option<String>,
+        /// OS user who started the run.
+        user: String,
+        /// Host the run was started on.
+        host: String,
+        /// Fingerprint of the whole plan.
+        plan_fingerprint: String,
+        /// Every step of the plan, in declaration order.
+        steps: Vec<PlannedStep>,
+        /// waymark version that wrote the journal.
+        version: String,
+    },
+    /// A process (re)attached to the run: `waymark resume`.
+    RunResumed {
+        user: String,
+        host: String,
+        plan_fingerprint: String,
+        /// Steps added or changed since the previous plan, as accepted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+    },
+    /// An attempt is about to run; durable before the action starts.
+    StepStarted { step: String, attempt: u32 },
+    /// An attempt succeeded; durable before any dependent starts.
+    StepSucceeded {
+        step: String,
+        attempt: u32,
+        #[serde(default)]
+        output: serde_json::Value,
+        /// Set when a `check` probe (not a run) established success on resume.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        verified: bool,
+    },
+    /// An attempt failed; `will_retry` tells whether another attempt follows.
+    StepFailed {
+        step: String,
+        attempt: u32,
+        error: String,
+        #[serde(default)]
+        will_retry: bool,
+    },
+    /// The step will not run in this run (its `when` was not met, or a dependency failed).
+    StepSkipped { step: String, reason: String },
+    /// An operator declared an interrupted step done (`--mark-done`).
+    StepMarkedDone { step: String, by: String },
+    /// A step found in flight on resume.
+    StepUnknown { step: String, attempt: u32 },
+    /// A gate is waiting for approvals.
+    GateWaiting { gate: String },
+    /// One approval of a gate.
+    GateApproved {
+        gate: String,
+        by: String,
+        host: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// The plan fingerprint the approver saw.
+        plan_fingerprint: String,
+    },
+    /// A gate was rejected; the run fails.
+    GateRejected {
+        gate: String,
+        by: String,
+        host: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        plan_fingerprint: String,
+    },
+    /// The run stopped and waits for a person (gate approval or decision).
+    RunPaused {
+        reason: String,
+        #[serde(default)]
+        waiting_on: Vec<String>,
+    },
+    /// `rollback` began running undo closures.
+    RollbackStarted { user: String },
+    /// An undo closure is about to run.
+    UndoStarted { step: String },
+    /// An undo closure finished.
+    UndoSucceeded { step: String },
+    /// An undo closure failed.
+    UndoFailed { step: String, error: String },
+    /// Terminal record of a run (a resume may still follow a failed or cancelled run).
+    RunFinished { status: FinalStatus },
+}
+
+impl Event {
+    /// The step or gate this event is about, if any.
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Event::StepStarted { step, .. }
+            | Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::StepMarkedDone { step, .. }
+            | Event::StepUnknown { step, .. }
+            | Event::UndoStarted { step }
+            | Event::UndoSucceeded { step }
+            | Event::UndoFailed { step, .. } => Some(step),
+            Event::GateWaiting { gate }
+            | Event::GateApproved { gate, .. }
+            | Event::GateRejected { gate, .. } => Some(gate),
+            _ => None,
+        }
+    }
+}

@@ -9,3 +9,4 @@ pub mod duration;
 pub mod estate;
 pub mod journal;
 pub mod process;
+pub mod redact;

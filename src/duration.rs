@@ -33,8 +33,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
             "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad)?,
-            "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(bad)?,
-            "d" => n.checked_mul(86400).map(Duration::from_secs).ok_or_else(bad)?,
+            "h" => n
+                .checked_mul(3600)
+                .map(Duration::from_secs)
+                .ok_or_else(bad)?,
+            "d" => n
+                .checked_mul(86400)
+                .map(Duration::from_secs)
+                .ok_or_else(bad)?,
             _ => return Err(bad()),
         };
         total = total.checked_add(part).ok_or_else(bad)?;
@@ -48,7 +54,7 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         if ms < 1000 {
             return format!("{ms}ms");
         }
@@ -81,7 +87,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "10", "s", "5 minutes", "1h30", "-5s", "1.5h", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "5 minutes",
+            "1h30",
+            "-5s",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -1,12 +1,19 @@
 //! waymark: a runbook orchestrator.
 //!
 //! The pipeline is source → [`dsl`] (load: evaluate the Rhai script into declarations)
-//! → [`plan`] (validated DAG, waves, fingerprints) → [`scheduler`] (run opaque actions
+//! → [`plan`] (validated DAG, waves, fingerprints) → scheduler (run opaque actions
 //! over the DAG) with every state change written to the [`journal`]. See ARCHITECTURE.md.
 
 pub mod cancel;
+pub mod cli;
+pub mod diagnostic;
+pub mod dsl;
 pub mod duration;
 pub mod estate;
+pub mod exit;
 pub mod journal;
+pub mod plan;
 pub mod process;
 pub mod redact;
+pub mod render;
+pub mod shipped;

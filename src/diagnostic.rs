@@ -1,0 +1,261 @@
+//! Diagnostics: every error about a script, a plan or an input file, with its position,
+//! rendered in one place as `path:line:col`, the source line and a caret.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// A position in a source file (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SrcPos {
+    /// Display name of the file (a path, or `stdlib/NAME.rhai` for embedded modules).
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl std::fmt::Display for SrcPos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A position with a short message shown under the caret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// Where.
+    pub pos: SrcPos,
+    /// What is there (may be empty).
+    pub message: String,
+}
+
+/// One problem found in the input, with enough context to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// One-line statement of the problem.
+    pub message: String,
+    /// The main position, when the problem has one.
+    pub primary: Option<Label>,
+    /// Other relevant positions (the first declaration of a duplicate, cycle members).
+    pub secondary: Vec<Label>,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A diagnostic with no position (command-line problems).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            primary: None,
+            secondary: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// A diagnostic at `pos`.
+    pub fn at(pos: Option<SrcPos>, message: impl Into<String>) -> Self {
+        let mut d = Self::new(message);
+        d.primary = pos.map(|pos| Label {
+            pos,
+            message: String::new(),
+        });
+        d
+    }
+
+    /// Add a fix suggestion.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Add a secondary position.
+    pub fn also(mut self, pos: Option<SrcPos>, message: impl Into<String>) -> Self {
+        if let Some(pos) = pos {
+            self.secondary.push(Label {
+                pos,
+                message: message.into(),
+            });
+        }
+        self
+    }
+
+    /// Label the primary position.
+    pub fn label(mut self, message: impl Into<String>) -> Self {
+        if let Some(p) = self.primary.as_mut() {
+            p.message = message.into();
+        }
+        self
+    }
+}
+
+/// One source file's text with an index of where its lines start.
+#[derive(Debug)]
+struct SourceFile {
+    text: Arc<str>,
+    line_starts: Vec<usize>,
+}
+
+/// The texts of every file a load read, for rendering source lines.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    files: HashMap<Arc<str>, Arc<SourceFile>>,
+}
+
+impl SourceMap {
+    /// Remember `text` as the content of `file`.
+    pub fn insert(&mut self, file: Arc<str>, text: Arc<str>) {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        self.files
+            .insert(file, Arc::new(SourceFile { text, line_starts }));
+    }
+
+    /// The content of `file`, if it was read.
+    pub fn get(&self, file: &str) -> Option<&Arc<str>> {
+        self.files.get(file).map(|f| &f.text)
+    }
+
+    /// Line `line` (1-based) of `file`, without its newline.
+    pub fn line(&self, file: &str, line: usize) -> Option<&str> {
+        let f = self.files.get(file)?;
+        let start = *f.line_starts.get(line.checked_sub(1)?)?;
+        let end = f.line_starts.get(line).map_or(f.text.len(), |e| e - 1);
+        f.text.get(start..end).map(|l| l.trim_end_matches('\r'))
+    }
+
+    /// Number of lines of `file`.
+    pub fn line_count(&self, file: &str) -> usize {
+        self.files.get(file).map_or(0, |f| f.line_starts.len())
+    }
+
+    /// Byte offset of a (line, column) position; Rhai columns count characters.
+    pub fn offset(&self, file: &str, line: usize, col: usize) -> Option<usize> {
+        let f = self.files.get(file)?;
+        let start = *f.line_starts.get(line.checked_sub(1)?)?;
+        let l = self.line(file, line)?;
+        let idx = l
+            .char_indices()
+            .nth(col.saturating_sub(1))
+            .map_or(l.len(), |(b, _)| b);
+        Some(start + idx)
+    }
+
+    /// Text between two positions (inclusive of the end column), used for closure source.
+    pub fn slice(&self, file: &str, start: (usize, usize), end: (usize, usize)) -> Option<String> {
+        let text = self.get(file)?;
+        let a = self.offset(file, start.0, start.1)?;
+        let b = self.offset(file, end.0, end.1)?;
+        let b = (b + text[b..].chars().next().map_or(0, char::len_utf8)).min(text.len());
+        (a <= b).then(|| text[a..b].to_string())
+    }
+}
+
+/// Render diagnostics as the terminal shows them: `error: ...`, `--> file:line:col`,
+/// the source line, a caret under the column, then `help:`.
+pub fn render(diags: &[Diagnostic], sources: &SourceMap) -> String {
+    let mut out = String::new();
+    for d in diags {
+        let _ = writeln!(out, "error: {}", d.message);
+        if let Some(p) = &d.primary {
+            render_label(&mut out, p, sources);
+        }
+        for s in &d.secondary {
+            render_label(&mut out, s, sources);
+        }
+        if let Some(h) = &d.help {
+            let _ = writeln!(out, "  = help: {h}");
+        }
+        out.push('\n');
+    }
+    let n = diags.len();
+    if n > 1 {
+        let _ = writeln!(out, "{n} errors");
+    }
+    out
+}
+
+fn render_label(out: &mut String, label: &Label, sources: &SourceMap) {
+    let p = &label.pos;
+    let _ = writeln!(out, "  --> {p}");
+    let line_text = sources.line(&p.file, p.line);
+    if let Some(text) = line_text {
+        let num = p.line.to_string();
+        let pad = " ".repeat(num.len());
+        let shown: String = text.replace('\t', " ");
+        let caret_pad: String = shown
+            .chars()
+            .take(p.col.saturating_sub(1))
+            .map(|c| if c.is_whitespace() { c } else { ' ' })
+            .collect();
+        let _ = writeln!(out, "   {pad} |");
+        let _ = writeln!(out, "   {num} | {shown}");
+        let msg = if label.message.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", label.message)
+        };
+        let _ = writeln!(out, "   {pad} | {caret_pad}^{msg}");
+    } else if !label.message.is_empty() {
+        let _ = writeln!(out, "       {}", label.message);
+    }
+}
+
+/// The closest of `candidates` to `word`, for "did you mean" hints.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_caret_under_column() {
+        let mut sm = SourceMap::default();
+        let f: Arc<str> = "rb.rhai".into();
+        sm.insert(f.clone(), "let x = 1;\n  step(\"a\", #{});\n".into());
+        let d = Diagnostic::at(
+            Some(SrcPos {
+                file: f,
+                line: 2,
+                col: 3,
+            }),
+            "something is wrong",
+        )
+        .label("here")
+        .help("fix it");
+        let r = render(&[d], &sm);
+        assert!(r.contains("error: something is wrong"), "{r}");
+        assert!(r.contains("--> rb.rhai:2:3"), "{r}");
+        assert!(r.contains("2 |   step(\"a\", #{});"), "{r}");
+        assert!(r.contains("  |   ^ here"), "{r}");
+        assert!(r.contains("= help: fix it"), "{r}");
+    }
+
+    #[test]
+    fn slices_multiline_text() {
+        let mut sm = SourceMap::default();
+        sm.insert("f".into(), "ab{\n  x\n}cd".into());
+        assert_eq!(sm.slice("f", (1, 3), (3, 1)).unwrap(), "{\n  x\n}");
+    }
+
+    #[test]
+    fn suggests_close_words_only() {
+        let c = ["retries", "retry_delay", "timeout"];
+        assert_eq!(did_you_mean("retires", c), Some("retries"));
+        assert_eq!(did_you_mean("timout", c), Some("timeout"));
+        assert_eq!(did_you_mean("banana", c), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! Typed declarations produced by loading a runbook: what `runbook()`, `step()` and
+//! `gate()` said, with the position of each call for diagnostics.
+
+use crate::diagnostic::SrcPos;
+use rhai::{Dynamic, FnPtr};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When a step runs relative to the outcome of its dependencies (SPEC §2 `when`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum When {
+    /// Every dependency succeeded or was approved (the default).
+    #[default]
+    Success,
+    /// Every dependency finished, whatever its outcome.
+    Always,
+    /// At least one dependency failed.
+    Failure,
+}
+
+impl When {
+    /// The DSL spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::Success => "success",
+            When::Always => "always",
+            When::Failure => "failure",
+        }
+    }
+}
+
+/// Step or gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// Runs a closure.
+    Step,
+    /// Waits for a person's approval.
+    Gate,
+}
+
+impl StepKind {
+    /// `"step"` or `"gate"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Step => "step",
+            StepKind::Gate => "gate",
+        }
+    }
+}
+
+/// A declared closure (`run`, `check`, `undo`, `rehearse`), callable later from any thread.
+///
+/// It carries the runtime state of the place it was declared (imported modules, the
+/// function libraries in scope), so a closure written inside a stdlib module or next to
+/// a top-level `import` still sees those when the scheduler calls it (a plain
+/// `FnPtr::call` would not).
+#[derive(Clone)]
+pub struct Callable {
+    /// The closure, with captured values detached (deep copies taken at declaration).
+    pub fn_ptr: FnPtr,
+    /// Runtime state at declaration: imports and function libraries.
+    #[allow(deprecated)]
+    pub env: Arc<rhai::NativeCallContextStore>,
+    /// The closure's source text, for fingerprints and `--dry-run`.
+    pub source: String,
+}
+
+impl std::fmt::Debug for Callable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Callable({})", self.source)
+    }
+}
+
+impl Callable {
+    /// Call the closure with one argument (the step context map).
+    #[allow(deprecated)]
+    pub fn call(
+        &self,
+        engine: &rhai::Engine,
+        arg: Dynamic,
+    ) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        let ctx = self.env.create_context(engine);
+        self.fn_ptr.call_within_context::<Dynamic>(&ctx, (arg,))
+    }
+}
+
+/// One declared parameter of a runbook.
+#[derive(Debug, Clone, Default)]
+pub struct ParamDecl {
+    /// Shown by `check`/`plan` and in errors.
+    pub help: String,
+    /// Must be given with `--param` (no default).
+    pub required: bool,
+    /// Used when not given.
+    pub default_value: Option<String>,
+}
+
+/// What `runbook(...)` declared.
+#[derive(Debug, Clone, Default)]
+pub struct RunbookDecl {
+    /// Required display name.
+    pub name: String,
+    /// One line for `waymark list`.
+    pub description: String,
+    /// Declared parameters, by name.
+    pub params: BTreeMap<String, ParamDecl>,
+    /// Concurrency limit per group.
+    pub limits: BTreeMap<String, usize>,
+    /// Where `runbook(` was called.
+    pub pos: Option<SrcPos>,
+}
+
+/// One dependency name, with where it was written.
+#[derive(Debug, Clone)]
+pub struct Dep {
+    /// The name depended on.
+    pub name: String,
+    /// Where (the `after` option, or the call).
+    pub pos: Option<SrcPos>,
+}
+
+/// What `step(...)` or `gate(...)` declared.
+#[derive(Debug, Clone)]
+pub struct StepDecl {
+    /// Unique name.
+    pub name: String,
+    /// Step or gate.
+    pub kind: StepKind,
+    /// Human title.
+    pub title: Option<String>,
+    /// Dependencies, duplicates removed, in written order.
+    pub after: Vec<Dep>,
+    /// The action (none: a no-op step, useful as a join point).
+    pub run: Option<Callable>,
+    /// Extra attempts after a failure.
+    pub retries: u32,
+    /// First retry delay, doubled each further attempt.
+    pub retry_delay: Duration,
+    /// Per-attempt timeout (for gates: unanswered by then means rejected).
+    pub timeout: Option<Duration>,
+    /// Safe to re-run when interrupted mid-flight.
+    pub idempotent: bool,
+    /// "Already done?" probe used on resume.
+    pub check: Option<Callable>,
+    /// Compensation run by `waymark rollback`.
+    pub undo: Option<Callable>,
+    /// Concurrency group.
+    pub group: Option<String>,
+    /// Run condition.
+    pub when: When,
+    /// Free tags.
+    pub tags: Vec<String>,
+    /// Gate: what the operator must do.
+    pub instructions: Option<String>,
+    /// Gate: distinct approvers needed.
+    pub approvals: u32,
+    /// Gate: the approver must differ from whoever started the run.
+    pub separate_approver: bool,
+    /// Gate: plays the operator's part in a rehearsal.
+    pub rehearse: Option<Callable>,
+    /// Where `step(`/`gate(` was called.
+    pub pos: Option<SrcPos>,
+}
+
+impl StepDecl {
+    /// A declaration with every option at its default.
+    pub fn new(name: String, kind: StepKind, pos: Option<SrcPos>) -> Self {
+        Self {
+            name,
+            kind,
+            title: None,
+            after: Vec::new(),
+            run: None,
+            retries: 0,
+            retry_delay: Duration::from_secs(5),
+            timeout: None,
+            idempotent: false,
+            check: None,
+            undo: None,
+            group: None,
+            when: When::Success,
+            tags: Vec::new(),
+            instructions: None,
+            approvals: 1,
+            separate_approver: false,
+            rehearse: None,
+            pos,
+        }
+    }
+}

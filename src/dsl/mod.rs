@@ -1,0 +1,13 @@
+//! The runbook language: a sandboxed Rhai engine, the declaration functions and the
+//! primitives available inside steps. Loading evaluates a script once and yields typed
+//! declarations; nothing here schedules or persists anything.
+
+pub mod declaration;
+pub mod engine;
+pub mod loader;
+pub mod options;
+pub mod primitives;
+pub mod resolver;
+
+pub use declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When};
+pub use loader::{load, LoadError, LoadRequest, Runbook, RunbookRef};

@@ -1,0 +1,377 @@
+//! Parsing the option maps of `step()`, `gate()` and `runbook()` into typed declarations.
+//!
+//! Every problem becomes a [`Diagnostic`] and parsing goes on, so a script with several
+//! mistakes gets all of them reported at once.
+
+use super::declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When};
+use crate::diagnostic::{did_you_mean, Diagnostic, SrcPos};
+use crate::duration::parse_duration;
+use rhai::{Dynamic, FnPtr, Map};
+
+/// Options a `step()` accepts.
+pub const STEP_OPTIONS: &[&str] = &[
+    "title",
+    "run",
+    "after",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "idempotent",
+    "check",
+    "undo",
+    "group",
+    "when",
+    "tags",
+];
+
+/// Options a `gate()` accepts.
+pub const GATE_OPTIONS: &[&str] = &[
+    "title",
+    "after",
+    "instructions",
+    "approvals",
+    "separate_approver",
+    "timeout",
+    "rehearse",
+    "when",
+    "tags",
+];
+
+/// Options `runbook()` accepts.
+pub const RUNBOOK_OPTIONS: &[&str] = &["name", "description", "params", "limits"];
+
+/// Options of one declared parameter.
+pub const PARAM_OPTIONS: &[&str] = &["help", "required", "default_value"];
+
+/// Where each option key of a call was written (best effort, from the source text).
+pub trait KeyPositions {
+    /// Position of `key:` in the option map of the call at `call`.
+    fn key_pos(&self, call: &Option<SrcPos>, key: &str) -> Option<SrcPos>;
+}
+
+/// Turns closures into [`Callable`]s (needs the Rhai call context, so the loader provides it).
+pub trait MakeCallable {
+    /// Wrap `fp`, detaching its captured values.
+    fn callable(&mut self, fp: FnPtr) -> Callable;
+}
+
+struct Cx<'a> {
+    what: &'a str,
+    call: &'a Option<SrcPos>,
+    keys: &'a dyn KeyPositions,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, key: &str, message: String) -> &mut Diagnostic {
+        let pos = self
+            .keys
+            .key_pos(self.call, key)
+            .or_else(|| self.call.clone());
+        self.diags.push(Diagnostic::at(pos, message));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn unknown_keys(&mut self, map: &Map, allowed: &[&str], also: &[&str]) {
+        for k in map.keys() {
+            let k = k.as_str();
+            if allowed.contains(&k) {
+                continue;
+            }
+            let what = self.what.to_string();
+            let mut msg = format!("unknown option `{k}` for {what}");
+            if also.contains(&k) {
+                msg = format!("`{k}` is not an option of {what}");
+            }
+            let hint = if k == "default" {
+                Some("`default` is a reserved word in Rhai: write `default_value`".to_string())
+            } else {
+                did_you_mean(k, allowed.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(|| Some(format!("valid options: {}", allowed.join(", "))))
+            };
+            let d = self.err(k, msg);
+            d.help = hint;
+        }
+    }
+
+    fn string(&mut self, map: &Map, key: &str) -> Option<String> {
+        let v = map.get(key)?;
+        if v.is_string() {
+            return Some(v.clone().into_string().unwrap_or_default());
+        }
+        let t = v.type_name();
+        self.err(key, format!("`{key}` must be a string, not {t}"));
+        None
+    }
+
+    fn bool(&mut self, map: &Map, key: &str) -> Option<bool> {
+        let v = map.get(key)?;
+        if let Ok(b) = v.as_bool() {
+            return Some(b);
+        }
+        let t = v.type_name();
+        self.err(key, format!("`{key}` must be true or false, not {t}"));
+        None
+    }
+
+    fn count(&mut self, map: &Map, key: &str, min: i64, max: i64) -> Option<u32> {
+        let v = map.get(key)?;
+        match v.as_int() {
+            Ok(n) if (min..=max).contains(&n) => Some(n as u32),
+            Ok(n) => {
+                self.err(
+                    key,
+                    format!("`{key}` must be between {min} and {max}, not {n}"),
+                );
+                None
+            }
+            Err(t) => {
+                self.err(key, format!("`{key}` must be a whole number, not {t}"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, map: &Map, key: &str) -> Option<std::time::Duration> {
+        let s = self.string(map, key)?;
+        match parse_duration(&s) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.err(key, format!("bad duration for `{key}`: {e}"));
+                None
+            }
+        }
+    }
+
+    fn closure(&mut self, map: &Map, key: &str, mk: &mut dyn MakeCallable) -> Option<Callable> {
+        let v = map.get(key)?;
+        if let Some(fp) = v.clone().try_cast::<FnPtr>() {
+            return Some(mk.callable(fp));
+        }
+        let t = v.type_name();
+        let d = self.err(key, format!("`{key}` must be a closure, not {t}"));
+        d.help = Some(format!("write `{key}: |ctx| {{ ... }}`"));
+        None
+    }
+
+    fn strings(&mut self, map: &Map, key: &str) -> Vec<String> {
+        let Some(v) = map.get(key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if !flatten_strings(v, &mut out) {
+            self.err(
+                key,
+                format!("`{key}` must be a string or an array of strings"),
+            );
+        }
+        out
+    }
+}
+
+// `after: ["a", ["b", "c"]]` is allowed: arrays of names nest.
+fn flatten_strings(v: &Dynamic, out: &mut Vec<String>) -> bool {
+    if v.is_string() {
+        out.push(v.clone().into_string().unwrap_or_default());
+        return true;
+    }
+    if v.is_array() {
+        let arr = v.clone().into_array().unwrap_or_default();
+        return arr.iter().all(|x| flatten_strings(x, out));
+    }
+    false
+}
+
+/// Parse the options of `step(name, opts)` or `gate(name, opts)`.
+pub fn parse_step(
+    mut decl: StepDecl,
+    opts: &Map,
+    keys: &dyn KeyPositions,
+    mk: &mut dyn MakeCallable,
+    diags: &mut Vec<Diagnostic>,
+) -> StepDecl {
+    let call = decl.pos.clone();
+    let what = match decl.kind {
+        StepKind::Step => format!("step `{}`", decl.name),
+        StepKind::Gate => format!("gate `{}`", decl.name),
+    };
+    let mut cx = Cx {
+        what: &what,
+        call: &call,
+        keys,
+        diags,
+    };
+    let (allowed, other) = match decl.kind {
+        StepKind::Step => (STEP_OPTIONS, GATE_OPTIONS),
+        StepKind::Gate => (GATE_OPTIONS, STEP_OPTIONS),
+    };
+    cx.unknown_keys(opts, allowed, other);
+
+    decl.title = cx.string(opts, "title");
+    let mut seen = std::collections::HashSet::new();
+    let after_pos = keys.key_pos(&call, "after").or_else(|| call.clone());
+    for name in cx.strings(opts, "after") {
+        if seen.insert(name.clone()) {
+            decl.after.push(Dep {
+                name,
+                pos: after_pos.clone(),
+            });
+        }
+    }
+    if let Some(w) = cx.string(opts, "when") {
+        decl.when = match w.as_str() {
+            "success" => When::Success,
+            "always" => When::Always,
+            "failure" => When::Failure,
+            other => {
+                let d = cx.err("when", format!("bad `when`: `{other}`"));
+                d.help = Some(
+                    match did_you_mean(other, ["success", "always", "failure"]) {
+                        Some(s) => format!(
+                            "did you mean \"{s}\"? (one of \"success\", \"always\", \"failure\")"
+                        ),
+                        None => "`when` is one of \"success\", \"always\", \"failure\"".into(),
+                    },
+                );
+                When::Success
+            }
+        };
+    }
+    decl.timeout = cx.duration(opts, "timeout");
+    decl.tags = cx.strings(opts, "tags");
+
+    match decl.kind {
+        StepKind::Step => {
+            decl.run = cx.closure(opts, "run", mk);
+            decl.check = cx.closure(opts, "check", mk);
+            decl.undo = cx.closure(opts, "undo", mk);
+            decl.retries = cx.count(opts, "retries", 0, 100).unwrap_or(0);
+            if let Some(d) = cx.duration(opts, "retry_delay") {
+                decl.retry_delay = d;
+            }
+            decl.idempotent = cx.bool(opts, "idempotent").unwrap_or(false);
+            decl.group = cx.string(opts, "group");
+        }
+        StepKind::Gate => {
+            decl.instructions = cx.string(opts, "instructions");
+            if decl
+                .instructions
+                .as_deref()
+                .is_none_or(|s| s.trim().is_empty())
+                && !opts.contains_key("instructions")
+            {
+                let d = cx.err(
+                    "",
+                    format!("{what} has no `instructions`: an operator cannot act on a gate without them"),
+                );
+                d.help = Some("add `instructions: \"what to do and what to check\"`".into());
+            }
+            decl.approvals = cx.count(opts, "approvals", 1, 20).unwrap_or(1);
+            decl.separate_approver = cx.bool(opts, "separate_approver").unwrap_or(false);
+            decl.rehearse = cx.closure(opts, "rehearse", mk);
+        }
+    }
+    decl
+}
+
+/// Parse the options of `runbook(opts)`.
+pub fn parse_runbook(
+    opts: &Map,
+    call: Option<SrcPos>,
+    keys: &dyn KeyPositions,
+    diags: &mut Vec<Diagnostic>,
+) -> RunbookDecl {
+    let mut cx = Cx {
+        what: "runbook()",
+        call: &call,
+        keys,
+        diags,
+    };
+    cx.unknown_keys(opts, RUNBOOK_OPTIONS, &[]);
+    let mut decl = RunbookDecl {
+        pos: call.clone(),
+        ..Default::default()
+    };
+    match cx.string(opts, "name") {
+        Some(n) if !n.trim().is_empty() => decl.name = n,
+        Some(_) => {
+            cx.err("name", "the runbook's `name` is empty".into());
+        }
+        None if !opts.contains_key("name") => {
+            let d = cx.err("", "runbook() needs a `name`".into());
+            d.help = Some("add `name: \"What this runbook does\"`".into());
+        }
+        None => {}
+    }
+    decl.description = cx.string(opts, "description").unwrap_or_default();
+
+    if let Some(v) = opts.get("params") {
+        match v.clone().try_cast::<Map>() {
+            Some(params) => {
+                for (name, spec) in params {
+                    let Some(spec) = spec.try_cast::<Map>() else {
+                        let d = cx.err(name.as_str(), format!("parameter `{name}` must be a map"));
+                        d.help = Some(format!(
+                            "write `{name}: #{{ help: \"...\", required: true }}`"
+                        ));
+                        continue;
+                    };
+                    let what = format!("parameter `{name}`");
+                    let mut pcx = Cx {
+                        what: &what,
+                        call: &call,
+                        keys,
+                        diags: cx.diags,
+                    };
+                    pcx.unknown_keys(&spec, PARAM_OPTIONS, &[]);
+                    let default_value = spec.get("default_value").map(|d| {
+                        if d.is_string() {
+                            d.clone().into_string().unwrap_or_default()
+                        } else {
+                            d.to_string()
+                        }
+                    });
+                    let p = ParamDecl {
+                        help: pcx.string(&spec, "help").unwrap_or_default(),
+                        required: pcx.bool(&spec, "required").unwrap_or(false),
+                        default_value,
+                    };
+                    decl.params.insert(name.to_string(), p);
+                }
+            }
+            None => {
+                cx.err(
+                    "params",
+                    "`params` must be a map of parameter declarations".into(),
+                );
+            }
+        }
+    }
+    if let Some(v) = opts.get("limits") {
+        match v.clone().try_cast::<Map>() {
+            Some(limits) => {
+                for (group, n) in limits {
+                    match n.as_int() {
+                        Ok(n) if n >= 1 => {
+                            decl.limits.insert(group.to_string(), n as usize);
+                        }
+                        _ => {
+                            cx.err(
+                                group.as_str(),
+                                format!("limit of group `{group}` must be a whole number ≥ 1"),
+                            );
+                        }
+                    }
+                }
+            }
+            None => {
+                cx.err(
+                    "limits",
+                    "`limits` must be a map of group name to a number".into(),
+                );
+            }
+        }
+    }
+    decl
+}

@@ -1,0 +1,195 @@
+//! Primitives scripts call inside step closures (`exec`, `sh`, `ps`, `log`, `sleep`, ...).
+//!
+//! Each one finds the running step's [`StepEnv`] in a thread-local set by the executor.
+//! At load time there is none, so anything with a side effect refuses to run and the
+//! error names the call and its position: loading a runbook cannot touch the world.
+
+use crate::cancel::{CancelReason, CancelToken};
+use crate::duration::parse_duration;
+use crate::redact::Redactor;
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a step's log lines go: `(stream, text)`, text already redacted by the caller.
+pub type LogFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Everything a running step's primitives need.
+pub struct StepEnv {
+    /// Set on timeout or Ctrl-C; primitives stop and the closure is interrupted.
+    pub cancel: CancelToken,
+    /// The step's log.
+    pub log: LogFn,
+    /// Scrubs secret values from everything written.
+    pub redactor: Redactor,
+    /// `--dry-run`: primitives describe instead of acting.
+    pub dry_run: bool,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<StepEnv>>> = const { RefCell::new(None) };
+}
+
+/// Run `f` (a step closure call) with `env` as the current step environment.
+pub fn with_env<T>(env: Arc<StepEnv>, f: impl FnOnce() -> T) -> T {
+    let prev = CURRENT.with(|c| c.replace(Some(env)));
+    let out = f();
+    CURRENT.with(|c| *c.borrow_mut() = prev);
+    out
+}
+
+fn current() -> Option<Arc<StepEnv>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Why the current step must stop, if it must (checked by the engine's progress hook).
+pub fn cancelled_reason() -> Option<String> {
+    let env = current()?;
+    env.cancel.reason().map(|r| match r {
+        CancelReason::Timeout => "the step's timeout expired".to_string(),
+        CancelReason::Interrupted => "the run was interrupted".to_string(),
+    })
+}
+
+/// `print`/`debug`: into the step log when inside a step, else to stderr.
+pub fn print_line(stream: &str, text: &str) {
+    match current() {
+        Some(env) => (env.log)(stream, &env.redactor.scrub(text)),
+        None => eprintln!("{text}"),
+    }
+}
+
+fn rt_err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), pos))
+}
+
+/// The running step's environment, or the load-time refusal naming `what`.
+pub fn require(ctx: &NativeCallContext, what: &str) -> Result<Arc<StepEnv>, Box<EvalAltResult>> {
+    current().ok_or_else(|| {
+        rt_err(
+            format!("`{what}` acts on the world and cannot be called while the runbook loads: call it inside a step's `run` closure"),
+            ctx.call_position(),
+        )
+    })
+}
+
+/// Sleep that wakes early when the step is cancelled (and then fails the step).
+pub fn interruptible_sleep(
+    env: &StepEnv,
+    d: Duration,
+    pos: Position,
+) -> Result<(), Box<EvalAltResult>> {
+    let end = Instant::now() + d;
+    loop {
+        if let Some(r) = cancelled_reason() {
+            return Err(Box::new(EvalAltResult::ErrorTerminated(r.into(), pos)));
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(20)));
+        let _ = env;
+    }
+}
+
+fn duration_arg(v: &Dynamic, what: &str, pos: Position) -> Result<Duration, Box<EvalAltResult>> {
+    if v.is_string() {
+        let s = v.clone().into_string().unwrap_or_default();
+        return parse_duration(&s).map_err(|e| rt_err(format!("{what}: {e}"), pos));
+    }
+    Err(rt_err(
+        format!("{what}: expected a duration string such as \"30s\""),
+        pos,
+    ))
+}
+
+/// Register every primitive on `engine`.
+pub fn register(engine: &mut Engine) {
+    engine.register_fn(
+        "log",
+        |ctx: NativeCallContext, msg: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            let env = require(&ctx, "log")?;
+            (env.log)("log", &env.redactor.scrub(&msg.to_string()));
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "warn",
+        |ctx: NativeCallContext, msg: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            let env = require(&ctx, "warn")?;
+            (env.log)("warn", &env.redactor.scrub(&msg.to_string()));
+            Ok(())
+        },
+    );
+    engine.register_fn(
+        "fail",
+        |ctx: NativeCallContext, msg: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            Err(rt_err(msg.to_string(), ctx.call_position()))
+        },
+    );
+    engine.register_fn(
+        "sleep",
+        |ctx: NativeCallContext, d: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            let env = require(&ctx, "sleep")?;
+            let d = duration_arg(&d, "sleep", ctx.call_position())?;
+            interruptible_sleep(&env, d, ctx.call_position())
+        },
+    );
+    engine.register_fn(
+        "wait_until",
+        |ctx: NativeCallContext, probe: FnPtr, opts: Map| -> Result<bool, Box<EvalAltResult>> {
+            wait_until(&ctx, probe, &opts)
+        },
+    );
+    engine.register_fn(
+        "wait_until",
+        |ctx: NativeCallContext, probe: FnPtr| -> Result<bool, Box<EvalAltResult>> {
+            wait_until(&ctx, probe, &Map::new())
+        },
+    );
+    // EXEC-HOOK
+}
+
+fn wait_until(
+    ctx: &NativeCallContext,
+    probe: FnPtr,
+    opts: &Map,
+) -> Result<bool, Box<EvalAltResult>> {
+    let env = require(ctx, "wait_until")?;
+    let pos = ctx.call_position();
+    for k in opts.keys() {
+        if !["timeout", "every"].contains(&k.as_str()) {
+            return Err(rt_err(
+                format!("wait_until: unknown option `{k}` (options: timeout, every)"),
+                pos,
+            ));
+        }
+    }
+    let timeout = match opts.get("timeout") {
+        Some(v) => duration_arg(v, "wait_until timeout", pos)?,
+        None => Duration::from_secs(300),
+    };
+    let every = match opts.get("every") {
+        Some(v) => duration_arg(v, "wait_until every", pos)?,
+        None => Duration::from_secs(5),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let ok = probe.call_within_context::<Dynamic>(ctx, ())?;
+        if ok.as_bool().unwrap_or(false) {
+            return Ok(true);
+        }
+        if Instant::now() + every > deadline {
+            return Err(rt_err(
+                format!(
+                    "wait_until: condition still false after {}",
+                    crate::duration::format_duration(timeout)
+                ),
+                pos,
+            ));
+        }
+        interruptible_sleep(&env, every, pos)?;
+    }
+}

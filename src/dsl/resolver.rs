@@ -1,0 +1,135 @@
+//! `import` resolution: the stdlib embedded in the binary first, then files under the
+//! runbook's own directory — never anything outside it.
+
+use crate::diagnostic::SourceMap;
+use crate::shipped;
+use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
+
+type SharedModule = Shared<Module>;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Resolves `import "name"` for one load.
+pub struct Resolver {
+    /// Canonical directory of the runbook; `None` for shipped runbooks (stdlib only).
+    base: Option<PathBuf>,
+    sources: Arc<Mutex<SourceMap>>,
+    cache: Mutex<HashMap<String, SharedModule>>,
+}
+
+impl Resolver {
+    /// A resolver for a runbook in `base` (or a shipped one when `None`).
+    pub fn new(base: Option<PathBuf>, sources: Arc<Mutex<SourceMap>>) -> Self {
+        Self {
+            base,
+            sources,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn locate(&self, path: &str, pos: Position) -> Result<(String, String), Box<EvalAltResult>> {
+        if let Some(text) = shipped::stdlib(path) {
+            let name = path.strip_suffix(".rhai").unwrap_or(path);
+            return Ok((format!("stdlib/{name}.rhai"), text.to_string()));
+        }
+        let Some(base) = &self.base else {
+            return Err(err(
+                format!("no stdlib module named `{path}` (shipped runbooks may import only stdlib modules: {})", stdlib_list()),
+                pos,
+            ));
+        };
+        let mut rel = PathBuf::from(path);
+        if rel.extension().is_none() {
+            rel.set_extension("rhai");
+        }
+        let full = base.join(&rel);
+        let canon = full.canonicalize().map_err(|_| {
+            err(
+                format!(
+                    "cannot import `{path}`: no stdlib module of that name and no file {} (stdlib modules: {})",
+                    full.display(),
+                    stdlib_list()
+                ),
+                pos,
+            )
+        })?;
+        if !canon.starts_with(base) {
+            return Err(err(
+                format!(
+                    "import `{path}` resolves to {}, outside the runbook's directory {}: imports are limited to stdlib modules and files under the runbook's directory",
+                    canon.display(),
+                    base.display()
+                ),
+                pos,
+            ));
+        }
+        let text = std::fs::read_to_string(&canon)
+            .map_err(|e| err(format!("cannot read {}: {e}", canon.display()), pos))?;
+        Ok((display_path(&canon), text))
+    }
+}
+
+fn stdlib_list() -> String {
+    shipped::STDLIB
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How a file path is shown in diagnostics: relative to the current directory when possible.
+pub fn display_path(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| cwd.canonicalize().ok())
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn err(msg: String, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(msg.into(), pos))
+}
+
+impl rhai::ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let (name, text) = self.locate(path, pos)?;
+        if let Some(m) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+        {
+            return Ok(m.clone());
+        }
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.as_str().into(), text.as_str().into());
+        let mut ast = engine.compile(&text).map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                name.clone(),
+                Box::new(EvalAltResult::ErrorParsing(*e.0.clone(), e.1)),
+                pos,
+            ))
+        })?;
+        ast.set_source(name.as_str());
+        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(name.clone(), e, pos)))?;
+        module.set_id(name.as_str());
+        let shared: SharedModule = module.into();
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, shared.clone());
+        Ok(shared)
+    }
+}

@@ -1,0 +1,283 @@
+//! The plan: declarations validated into a DAG (petgraph), with waves (topological
+//! levels) and a fingerprint per step. Building a plan runs nothing.
+
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::dsl::{Runbook, StepDecl, StepKind};
+use petgraph::graph::{DiGraph, NodeIndex};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// One step of the plan.
+#[derive(Debug)]
+pub struct PlanStep {
+    /// The declaration.
+    pub decl: StepDecl,
+    /// Indices of the steps this one depends on.
+    pub deps: Vec<usize>,
+    /// Indices of the steps that depend on this one.
+    pub dependents: Vec<usize>,
+    /// Topological level: 0 for steps with no dependencies.
+    pub wave: usize,
+    /// Hash of the step's options, closure sources and the params (hex).
+    pub fingerprint: String,
+}
+
+/// A validated plan.
+#[derive(Debug)]
+pub struct Plan {
+    /// The runbook's declared name.
+    pub name: String,
+    /// Steps in declaration order.
+    pub steps: Vec<PlanStep>,
+    /// Step indices per wave.
+    pub waves: Vec<Vec<usize>>,
+    /// Name → index.
+    pub index: HashMap<String, usize>,
+    /// Hash of every step's fingerprint.
+    pub fingerprint: String,
+    /// The dependency graph (edge: dependency → dependent).
+    pub graph: DiGraph<usize, ()>,
+}
+
+impl Plan {
+    /// Validate the declarations of `rb` into a plan, or report every problem found.
+    pub fn build(rb: &Runbook) -> Result<Plan, Vec<Diagnostic>> {
+        Self::from_decls(&rb.decl.name, rb.steps.clone(), &rb.params)
+    }
+
+    /// Validate `decls` (in declaration order) into a plan.
+    pub fn from_decls(
+        name: &str,
+        decls: Vec<StepDecl>,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Plan, Vec<Diagnostic>> {
+        let mut diags = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(decls.len());
+        for (i, d) in decls.iter().enumerate() {
+            if let Some(&first) = index.get(&d.name) {
+                diags.push(
+                    Diagnostic::at(d.pos.clone(), format!("duplicate {} name `{}`", d.kind.as_str(), d.name))
+                        .label("declared again here")
+                        .also(decls[first].pos.clone(), "first declared here")
+                        .help("step and gate names must be unique; generated names can carry a suffix such as `upgrade:ns-emea`"),
+                );
+            } else {
+                index.insert(d.name.clone(), i);
+            }
+        }
+        let mut graph = DiGraph::<usize, ()>::with_capacity(decls.len(), decls.len());
+        let nodes: Vec<NodeIndex> = (0..decls.len()).map(|i| graph.add_node(i)).collect();
+        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); decls.len()];
+        for (i, d) in decls.iter().enumerate() {
+            if index.get(&d.name) != Some(&i) {
+                continue; // a duplicate: already reported
+            }
+            for dep in &d.after {
+                if dep.name == d.name {
+                    diags.push(
+                        Diagnostic::at(dep.pos.clone(), format!("`{}` depends on itself", d.name))
+                            .help("remove its own name from `after`"),
+                    );
+                    continue;
+                }
+                match index.get(&dep.name) {
+                    Some(&j) => {
+                        deps[i].push(j);
+                        graph.add_edge(nodes[j], nodes[i], ());
+                    }
+                    None => {
+                        let hint = match did_you_mean(&dep.name, index.keys().map(String::as_str)) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "declare that step, or remove it from `after`".into(),
+                        };
+                        diags.push(
+                            Diagnostic::at(
+                                dep.pos.clone(),
+                                format!(
+                                    "`{}` depends on `{}`, which is not declared",
+                                    d.name, dep.name
+                                ),
+                            )
+                            .help(hint),
+                        );
+                    }
+                }
+            }
+        }
+        for scc in petgraph::algo::tarjan_scc(&graph) {
+            if scc.len() < 2 {
+                continue;
+            }
+            let members: Vec<usize> =
+                cycle_order(&scc.iter().map(|n| graph[*n]).collect::<Vec<_>>(), &deps);
+            let mut path: Vec<&str> = members.iter().map(|&i| decls[i].name.as_str()).collect();
+            path.push(path[0]);
+            let mut d = Diagnostic::at(
+                decls[members[0]].pos.clone(),
+                format!("dependency cycle: {}", path.join(" → ")),
+            )
+            .help("a runbook is a DAG: remove one of these `after` entries");
+            for &m in &members[1..] {
+                d = d.also(
+                    decls[m].pos.clone(),
+                    format!("`{}` is part of the cycle", decls[m].name),
+                );
+            }
+            diags.push(d);
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+
+        // Waves: a step's level is one more than its deepest dependency.
+        let order = petgraph::algo::toposort(&graph, None).map_err(|_| {
+            vec![Diagnostic::new(
+                "dependency cycle (internal: not caught by validation)",
+            )]
+        })?;
+        let mut wave = vec![0usize; decls.len()];
+        for n in &order {
+            let i = graph[*n];
+            wave[i] = deps[i].iter().map(|&j| wave[j] + 1).max().unwrap_or(0);
+        }
+        let nwaves = wave.iter().copied().max().map_or(0, |m| m + 1);
+        let mut waves = vec![Vec::new(); nwaves];
+        for (i, &w) in wave.iter().enumerate() {
+            waves[w].push(i);
+        }
+        let mut dependents = vec![Vec::new(); decls.len()];
+        for (i, ds) in deps.iter().enumerate() {
+            for &j in ds {
+                dependents[j].push(i);
+            }
+        }
+        let params_text = params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect::<String>();
+        let mut plan_hash = Sha256::new();
+        let steps: Vec<PlanStep> = decls
+            .into_iter()
+            .enumerate()
+            .map(|(i, decl)| {
+                let fingerprint = fingerprint(&decl, &params_text);
+                plan_hash.update(decl.name.as_bytes());
+                plan_hash.update(fingerprint.as_bytes());
+                PlanStep {
+                    decl,
+                    deps: std::mem::take(&mut deps[i]),
+                    dependents: std::mem::take(&mut dependents[i]),
+                    wave: wave[i],
+                    fingerprint,
+                }
+            })
+            .collect();
+        Ok(Plan {
+            name: name.to_string(),
+            steps,
+            waves,
+            index,
+            fingerprint: hex(&plan_hash.finalize()[..8]),
+            graph,
+        })
+    }
+
+    /// Load `req` and build its plan, reporting load and plan problems together where
+    /// the script ran to its end (so a typo in an option and a cycle show up in one go).
+    pub fn load(req: &crate::dsl::LoadRequest) -> Result<(Runbook, Plan), crate::dsl::LoadError> {
+        match crate::dsl::load(req) {
+            Ok(rb) => match Plan::build(&rb) {
+                Ok(plan) => Ok((rb, plan)),
+                Err(diagnostics) => Err(crate::dsl::LoadError {
+                    diagnostics,
+                    partial: None,
+                    sources: rb.sources.clone(),
+                }),
+            },
+            Err(mut e) => {
+                if let Some((name, decls, params)) = e.partial.take() {
+                    if let Err(more) = Plan::from_decls(&name, decls, &params) {
+                        e.diagnostics.extend(more);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The step called `name`.
+    pub fn step(&self, name: &str) -> Option<&PlanStep> {
+        self.index.get(name).map(|&i| &self.steps[i])
+    }
+}
+
+// Order the members of a strongly connected component along an actual cycle.
+fn cycle_order(members: &[usize], deps: &[Vec<usize>]) -> Vec<usize> {
+    let set: std::collections::HashSet<usize> = members.iter().copied().collect();
+    let start = *members.iter().min().unwrap_or(&0);
+    let mut path = vec![start];
+    let mut seen = std::collections::HashSet::from([start]);
+    let mut cur = start;
+    // Walk dependency edges inside the component until we come back around.
+    while let Some(&next) = deps[cur]
+        .iter()
+        .find(|j| set.contains(j) && !seen.contains(j))
+    {
+        path.push(next);
+        seen.insert(next);
+        cur = next;
+    }
+    path.reverse(); // dependency order: a runs before b before c ...
+    path.rotate_right(1);
+    path
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint of one step: its options, its closures' source and the params.
+pub fn fingerprint(d: &StepDecl, params_text: &str) -> String {
+    let mut h = Sha256::new();
+    let mut field = |k: &str, v: &str| {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    };
+    field("kind", d.kind.as_str());
+    field("title", d.title.as_deref().unwrap_or(""));
+    let mut after: Vec<&str> = d.after.iter().map(|x| x.name.as_str()).collect();
+    after.sort_unstable();
+    field("after", &after.join(","));
+    field("retries", &d.retries.to_string());
+    field("retry_delay", &d.retry_delay.as_millis().to_string());
+    field(
+        "timeout",
+        &d.timeout
+            .map(|t| t.as_millis().to_string())
+            .unwrap_or_default(),
+    );
+    field("idempotent", if d.idempotent { "1" } else { "0" });
+    field("group", d.group.as_deref().unwrap_or(""));
+    field("when", d.when.as_str());
+    field("tags", &d.tags.join(","));
+    if d.kind == StepKind::Gate {
+        field("instructions", d.instructions.as_deref().unwrap_or(""));
+        field("approvals", &d.approvals.to_string());
+        field(
+            "separate_approver",
+            if d.separate_approver { "1" } else { "0" },
+        );
+    }
+    for (k, c) in [
+        ("run", &d.run),
+        ("check", &d.check),
+        ("undo", &d.undo),
+        ("rehearse", &d.rehearse),
+    ] {
+        field(k, c.as_ref().map(|c| c.source.as_str()).unwrap_or(""));
+    }
+    field("params", params_text);
+    hex(&h.finalize()[..8])
+}

@@ -1,0 +1,6 @@
+//! waymark's integration tests: one test binary, one module per area.
+
+mod cases;
+mod cli_plan;
+mod closures;
+mod harness;

@@ -7,6 +7,8 @@
 pub mod cancel;
 pub mod duration;
 pub mod estate;
+pub mod inbox;
 pub mod journal;
 pub mod process;
 pub mod redact;
+pub mod run_state;

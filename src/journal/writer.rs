@@ -326,7 +326,7 @@ pub(crate) fn encode_line(out: &mut Vec<u8>, record: &Record) -> Result<(), Stri
     out.pop();
     let crc = crc32fast::hash(&out[start..]);
     // Writing to a Vec cannot fail.
-    let _ = write!(out, ",\"crc\":\"{crc:08x}\"}}\n");
+    let _ = writeln!(out, ",\"crc\":\"{crc:08x}\"}}");
     Ok(())
 }
 
@@ -550,6 +550,35 @@ mod tests {
             }
         }
         assert_eq!(read_journal(&path).unwrap().records.len(), 1 + 49 * 20);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn after_a_failed_write_nothing_more_is_acknowledged() {
+        // /dev/full fails every write with ENOSPC, like a full disk at 2 a.m.
+        let Ok(file) = OpenOptions::new().append(true).open("/dev/full") else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel();
+        let w = JournalWriter {
+            tx,
+            path: Arc::from(Path::new("/dev/full")),
+        };
+        std::thread::spawn(move || WriterThread::new(file, "/dev/full".into(), 1).run(rx));
+        let first = w.append_blocking(vec![started()]).unwrap_err();
+        assert!(
+            matches!(
+                &first,
+                JournalError::Io {
+                    action: "write",
+                    ..
+                }
+            ),
+            "{first}"
+        );
+        let second = w.append_blocking(vec![step_started("a", 1)]).unwrap_err();
+        assert!(matches!(second, JournalError::Failed { .. }), "{second}");
+        assert!(second.to_string().contains("earlier failure"), "{second}");
     }
 
     #[test]

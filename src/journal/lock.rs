@@ -1,0 +1,231 @@
+//! The per-run lock: at most one waymark process drives a run at a time.
+//!
+//! `runs/RUN_ID/lock` is locked with an OS file lock (`flock` on Unix), so the kernel
+//! releases it when the holder exits, however it exits; there is no stale lock to clean
+//! up after a crash. The file's content (pid, host, user, since when) only serves the
+//! message shown to whoever is refused. `status` uses [`is_held`] to tell a run that is
+//! `running` from one that `crashed`.
+//!
+//! The file is never deleted: deleting it would let a newcomer lock a fresh inode while
+//! the old holder still holds the old one, and both would drive the run.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// File name of the lock inside a run directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// Proof that this process drives the run; the lock is released when this is dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    // Held for its open file description: closing it releases the flock.
+    _file: File,
+    path: PathBuf,
+}
+
+/// Who holds a run's lock, as written into the lock file by the holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LockHolder {
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Host the holder runs on.
+    pub host: String,
+    /// OS user of the holder.
+    pub user: String,
+    /// When the holder took the lock (RFC 3339 UTC).
+    pub since: String,
+}
+
+/// Why a run's lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it.
+    Held {
+        /// The lock file.
+        path: PathBuf,
+        /// What the holder wrote about itself, if it could be read.
+        holder: Option<LockHolder>,
+    },
+    /// The lock file could not be opened, locked or written.
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::Held { path, holder } => {
+                let run = path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string());
+                write!(f, "another waymark process is driving run {run}")?;
+                match holder {
+                    Some(h) => write!(
+                        f,
+                        " (pid {} on host {}, user {}, since {})",
+                        h.pid, h.host, h.user, h.since
+                    )?,
+                    None => write!(f, " (its details in {} are unreadable)", path.display())?,
+                }
+                write!(f, "; wait for it to finish or stop it, then try again")
+            }
+            LockError::Io { path, source } => {
+                write!(f, "cannot lock {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LockError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LockError::Io { source, .. } => Some(source),
+            LockError::Held { .. } => None,
+        }
+    }
+}
+
+impl RunLock {
+    /// Take the exclusive lock of the run in `run_dir`, or say who holds it.
+    pub fn acquire(run_dir: &Path) -> Result<RunLock, LockError> {
+        let path = run_dir.join(LOCK_FILE);
+        let io_err = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut options = OpenOptions::new();
+        // No truncate: the current holder's details must survive until we own the lock.
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path).map_err(io_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Held {
+                    holder: read_holder(&mut file),
+                    path,
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        let holder = LockHolder {
+            pid: std::process::id(),
+            host: super::current_host(),
+            user: super::current_user(),
+            since: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        };
+        let text = serde_json::to_string(&holder).map_err(|e| io_err(io::Error::other(e)))?;
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(format!("{text}\n").as_bytes()))
+            .map_err(io_err)?;
+        Ok(RunLock { _file: file, path })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Whether some process (this one included, through another open) holds the run's lock.
+///
+/// A run without a lock file was never driven, so it is not held. If the OS cannot say,
+/// the answer is `false`: `status` then reports the run as crashed rather than live.
+pub fn is_held(run_dir: &Path) -> bool {
+    let Ok(file) = File::open(run_dir.join(LOCK_FILE)) else {
+        return false;
+    };
+    // A shared probe never stands in the way of a holder; it is dropped at once.
+    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
+}
+
+/// Who holds the run's lock according to its file, whether or not the lock is still held.
+pub fn holder(run_dir: &Path) -> Option<LockHolder> {
+    let mut file = File::open(run_dir.join(LOCK_FILE)).ok()?;
+    read_holder(&mut file)
+}
+
+fn read_holder(file: &mut File) -> Option<LockHolder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    Read::take(&mut *file, 64 << 10)
+        .read_to_string(&mut text)
+        .ok()?;
+    serde_json::from_str(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_with_the_first_ones_details() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(tmp.path()).unwrap();
+        // flock is per open file description, so this second open competes like another process.
+        let err = RunLock::acquire(tmp.path()).unwrap_err();
+        match &err {
+            LockError::Held {
+                holder: Some(h), ..
+            } => {
+                assert_eq!(h.pid, std::process::id());
+                assert_eq!(h.host, crate::journal::current_host());
+            }
+            other => panic!("expected Held with details, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(
+            msg.contains("another waymark process is driving run"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        assert!(RunLock::acquire(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn is_held_follows_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!is_held(tmp.path()), "no lock file yet");
+        let lock = RunLock::acquire(tmp.path()).unwrap();
+        assert!(is_held(tmp.path()));
+        drop(lock);
+        assert!(!is_held(tmp.path()));
+        // The holder's details stay behind for the record, but do not mean "held".
+        assert_eq!(holder(tmp.path()).unwrap().pid, std::process::id());
+    }
+
+    #[test]
+    fn probing_does_not_block_the_next_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        drop(RunLock::acquire(tmp.path()).unwrap());
+        assert!(!is_held(tmp.path()));
+        assert!(RunLock::acquire(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn missing_run_directory_is_an_io_error_naming_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = RunLock::acquire(&tmp.path().join("nope")).unwrap_err();
+        assert!(matches!(err, LockError::Io { .. }));
+        assert!(err.to_string().contains("lock"), "{err}");
+    }
+}

@@ -1,0 +1,433 @@
+//! Reading and verifying a journal: checksums, JSON, and an unbroken sequence 1, 2, 3…
+//!
+//! The writer acknowledges a record only after its whole line, newline included, is
+//! fsynced. So a crash can leave at most one incomplete line, at the very end; that line
+//! was never acknowledged and is ignored with a warning. Any other damage means the file
+//! was changed behind waymark's back (or the disk is failing): that is an error naming the
+//! line, and the reader never rewrites anything, so the evidence stays as found.
+
+use super::error::JournalError;
+use super::record::{Event, Record};
+use std::path::Path;
+
+/// Length of the checksum suffix every line ends with: `,"crc":"xxxxxxxx"}`.
+pub(crate) const CRC_SUFFIX_LEN: usize = 18;
+const CRC_OPEN: &[u8] = b",\"crc\":\"";
+const CRC_CLOSE: &[u8] = b"\"}";
+
+/// The verified records of a journal, and anything the operator should be told about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JournalContents {
+    /// Every complete record, in sequence order starting at 1.
+    pub records: Vec<Record>,
+    /// Messages to show (e.g. a torn last line that was ignored); the records are still valid.
+    pub warnings: Vec<String>,
+}
+
+/// Read and verify the journal at `path`.
+pub fn read_journal(path: &Path) -> Result<JournalContents, JournalError> {
+    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
+    let scan = scan(path, &bytes)?;
+    Ok(JournalContents {
+        records: scan.records,
+        warnings: scan.warnings,
+    })
+}
+
+/// The result of verifying a journal's bytes, with where the valid prefix ends.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    pub records: Vec<Record>,
+    pub warnings: Vec<String>,
+    /// Length in bytes of the prefix made of complete, valid lines; a writer reopening the
+    /// journal truncates to this before appending.
+    pub valid_len: usize,
+}
+
+/// Why a line was refused: `Torn` problems are forgiven on the last line, `Bad` never are.
+enum LineProblem {
+    /// The line's bytes are incomplete or corrupt (checksum missing or wrong).
+    Torn(String),
+    /// The line is intact (its checksum matches) but its content is not acceptable.
+    Bad(String),
+}
+
+/// Verify `bytes` as the contents of the journal at `path` (used for messages only).
+pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
+    if bytes.is_empty() {
+        return Err(JournalError::Empty {
+            path: path.to_path_buf(),
+            detail: None,
+        });
+    }
+    let mut records: Vec<Record> = Vec::with_capacity(bytes.len() / 128);
+    let mut warnings = Vec::new();
+    let mut pos = 0usize;
+    let mut line_no = 0usize;
+    while pos < bytes.len() {
+        line_no += 1;
+        let rest = &bytes[pos..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            // No newline: the last write was cut short. It was never acknowledged.
+            warnings.push(format!(
+                "journal {}: ignoring a torn last line {line_no} ({} bytes without a newline); \
+                 the process writing it stopped mid-write, before the record was acknowledged",
+                path.display(),
+                rest.len()
+            ));
+            break;
+        };
+        let line = &rest[..nl];
+        let is_last = pos + nl + 1 == bytes.len();
+        let expected_seq = records.len() as u64 + 1;
+        match parse_line(line, expected_seq) {
+            Ok(record) => {
+                records.push(record);
+                pos += nl + 1;
+            }
+            Err(LineProblem::Torn(problem)) if is_last => {
+                warnings.push(format!(
+                    "journal {}: ignoring a damaged last line {line_no} ({problem}); \
+                     it is taken to be a write cut short by a crash",
+                    path.display()
+                ));
+                break;
+            }
+            Err(LineProblem::Torn(problem) | LineProblem::Bad(problem)) => {
+                return Err(JournalError::Damaged {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    problem,
+                });
+            }
+        }
+    }
+    if records.is_empty() {
+        return Err(JournalError::Empty {
+            path: path.to_path_buf(),
+            detail: Some(
+                "its only line is incomplete: the run was interrupted while being created".into(),
+            ),
+        });
+    }
+    Ok(Scan {
+        records,
+        warnings,
+        valid_len: pos,
+    })
+}
+
+/// Verify one line (without its newline) that should carry sequence number `expected_seq`.
+fn parse_line(line: &[u8], expected_seq: u64) -> Result<Record, LineProblem> {
+    let stored = stored_crc(line)
+        .ok_or_else(|| LineProblem::Torn("it does not end with a checksum".into()))?;
+    let body = &line[..line.len() - CRC_SUFFIX_LEN];
+    let computed = crc32fast::hash(body);
+    if computed != stored {
+        return Err(LineProblem::Torn(format!(
+            "checksum mismatch: the line says {stored:08x} but its content gives {computed:08x}"
+        )));
+    }
+    let record: Record = serde_json::from_slice(line).map_err(|e| describe_json_error(line, e))?;
+    if record.seq != expected_seq {
+        let problem = if expected_seq == 1 {
+            format!("the first record has sequence number {}", record.seq)
+        } else if record.seq > expected_seq {
+            format!(
+                "sequence number jumps from {} to {}: records are missing",
+                expected_seq - 1,
+                record.seq
+            )
+        } else {
+            format!(
+                "sequence number {} follows {}: records are repeated or out of order",
+                record.seq,
+                expected_seq - 1
+            )
+        };
+        return Err(LineProblem::Bad(problem));
+    }
+    if expected_seq == 1 && !matches!(record.event, Event::RunStarted { .. }) {
+        return Err(LineProblem::Bad(
+            "the first record is not `run_started`, so this is not the start of a run's journal"
+                .into(),
+        ));
+    }
+    Ok(record)
+}
+
+/// The checksum written at the end of `line`, if the line ends with a well-formed one.
+fn stored_crc(line: &[u8]) -> Option<u32> {
+    // At least `{` before the suffix.
+    if line.len() <= CRC_SUFFIX_LEN {
+        return None;
+    }
+    let suffix = &line[line.len() - CRC_SUFFIX_LEN..];
+    let (open, rest) = suffix.split_at(CRC_OPEN.len());
+    let (hex, close) = rest.split_at(8);
+    if open != CRC_OPEN || close != CRC_CLOSE {
+        return None;
+    }
+    if !hex
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return None;
+    }
+    let hex = std::str::from_utf8(hex).ok()?;
+    u32::from_str_radix(hex, 16).ok()
+}
+
+/// Explain why an intact line is not a record, telling "newer waymark" apart from nonsense.
+fn describe_json_error(line: &[u8], err: serde_json::Error) -> LineProblem {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
+        if let Some(kind) = value.get("type").and_then(|t| t.as_str()) {
+            if err.to_string().contains("unknown variant") {
+                return LineProblem::Bad(format!(
+                    "unknown record type `{kind}`: this journal was written by a newer waymark; \
+                     use that version to read it"
+                ));
+            }
+            return LineProblem::Bad(format!("invalid `{kind}` record: {err}"));
+        }
+        return LineProblem::Bad("the record has no `type`".into());
+    }
+    LineProblem::Bad(format!("not valid JSON: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::writer::encode_line;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn started() -> Event {
+        Event::RunStarted {
+            run_id: "r1".into(),
+            runbook: "demo".into(),
+            source: "demo.rhai".into(),
+            params: BTreeMap::new(),
+            inventory: None,
+            user: "alice".into(),
+            host: "h".into(),
+            plan_fingerprint: "fp".into(),
+            steps: vec![],
+            version: "0.1.0".into(),
+        }
+    }
+
+    fn rec(seq: u64, event: Event) -> Record {
+        Record {
+            seq,
+            ts: "2026-11-23T22:15:00.000Z".into(),
+            event,
+        }
+    }
+
+    fn journal_bytes(records: &[Record]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            encode_line(&mut out, r).unwrap();
+        }
+        out
+    }
+
+    fn sample() -> Vec<Record> {
+        vec![
+            rec(1, started()),
+            rec(
+                2,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                },
+            ),
+            rec(
+                3,
+                Event::StepSucceeded {
+                    step: "a".into(),
+                    attempt: 1,
+                    output: serde_json::json!({"file": "cmdb.bak", "note": "ünïcode ✓"}),
+                    verified: false,
+                },
+            ),
+        ]
+    }
+
+    fn scan_bytes(bytes: &[u8]) -> Result<Scan, JournalError> {
+        scan(Path::new("runs/r1/journal.jsonl"), bytes)
+    }
+
+    #[test]
+    fn round_trip_of_encoded_lines() {
+        let records = sample();
+        let got = scan_bytes(&journal_bytes(&records)).unwrap();
+        assert_eq!(got.records, records);
+        assert!(got.warnings.is_empty());
+    }
+
+    #[test]
+    fn flipped_byte_in_the_middle_is_an_error_naming_the_line() {
+        let records = sample();
+        let mut bytes = journal_bytes(&records);
+        let second_line_start = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        // Flip a bit inside the step name of line 2 ("a" -> "c").
+        let i = second_line_start + 40;
+        bytes[i] ^= 0x02;
+        assert_ne!(bytes[i], b'\n');
+        let err = scan_bytes(&bytes).unwrap_err();
+        match &err {
+            JournalError::Damaged { line, problem, .. } => {
+                assert_eq!(*line, 2);
+                assert!(problem.contains("checksum"), "{problem}");
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("runs/r1/journal.jsonl"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn flipped_byte_in_the_last_line_is_ignored_with_a_warning() {
+        let records = sample();
+        let mut bytes = journal_bytes(&records);
+        let len = bytes.len();
+        bytes[len - 30] ^= 0x01;
+        let got = scan_bytes(&bytes).unwrap();
+        assert_eq!(got.records, records[..2].to_vec());
+        assert_eq!(got.warnings.len(), 1);
+        assert!(
+            got.warnings[0].contains("last line 3"),
+            "{}",
+            got.warnings[0]
+        );
+    }
+
+    #[test]
+    fn truncating_the_last_record_anywhere_loses_only_that_record() {
+        let records = sample();
+        let full = journal_bytes(&records);
+        let without_last = journal_bytes(&records[..2]);
+        for cut in without_last.len()..=full.len() {
+            let got = scan_bytes(&full[..cut])
+                .unwrap_or_else(|e| panic!("cut at {cut} of {}: {e}", full.len()));
+            if cut == full.len() {
+                assert_eq!(got.records, records, "cut at {cut}");
+                assert!(got.warnings.is_empty());
+            } else {
+                assert_eq!(got.records, records[..2].to_vec(), "cut at {cut}");
+                assert_eq!(got.valid_len, without_last.len());
+                // A cut exactly at a line boundary leaves nothing torn to warn about.
+                assert_eq!(got.warnings.len(), usize::from(cut > without_last.len()));
+            }
+        }
+    }
+
+    #[test]
+    fn sequence_gap_is_an_error() {
+        let mut records = sample();
+        records[2].seq = 4;
+        let err = scan_bytes(&journal_bytes(&records)).unwrap_err();
+        match err {
+            JournalError::Damaged { line, problem, .. } => {
+                assert_eq!(line, 3);
+                assert!(problem.contains("jumps from 2 to 4"), "{problem}");
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_sequence_number_is_an_error() {
+        let mut records = sample();
+        records[2].seq = 2;
+        let err = scan_bytes(&journal_bytes(&records)).unwrap_err();
+        assert!(err.to_string().contains("repeated"), "{err}");
+    }
+
+    #[test]
+    fn unknown_record_type_in_the_middle_names_a_newer_waymark() {
+        let records = sample();
+        let mut bytes = journal_bytes(&records[..1]);
+        let body =
+            br#"{"seq":2,"ts":"2026-11-23T22:15:00.000Z","type":"step_teleported","step":"a""#;
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(
+            format!(",\"crc\":\"{:08x}\"}}\n", crc32fast::hash(body)).as_bytes(),
+        );
+        let mut third = records[2].clone();
+        third.seq = 3;
+        encode_line(&mut bytes, &third).unwrap();
+        let err = scan_bytes(&bytes).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("step_teleported"), "{msg}");
+        assert!(msg.contains("newer waymark"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_record_type_on_an_intact_last_line_is_still_an_error() {
+        let records = sample();
+        let mut bytes = journal_bytes(&records[..1]);
+        let body = br#"{"seq":2,"ts":"2026-11-23T22:15:00.000Z","type":"step_teleported""#;
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(
+            format!(",\"crc\":\"{:08x}\"}}\n", crc32fast::hash(body)).as_bytes(),
+        );
+        assert!(scan_bytes(&bytes).is_err());
+    }
+
+    #[test]
+    fn empty_journal_is_an_error() {
+        let err = scan_bytes(b"").unwrap_err();
+        assert!(
+            err.to_string().contains("journal is empty") || err.to_string().contains("is empty")
+        );
+        assert!(matches!(err, JournalError::Empty { .. }));
+    }
+
+    #[test]
+    fn a_journal_whose_only_line_is_torn_is_empty() {
+        let full = journal_bytes(&sample()[..1]);
+        let err = scan_bytes(&full[..full.len() / 2]).unwrap_err();
+        assert!(matches!(err, JournalError::Empty { .. }), "{err}");
+    }
+
+    #[test]
+    fn first_record_must_start_the_run() {
+        let bytes = journal_bytes(&[rec(
+            1,
+            Event::StepStarted {
+                step: "a".into(),
+                attempt: 1,
+            },
+        )]);
+        let err = scan_bytes(&bytes).unwrap_err();
+        assert!(err.to_string().contains("run_started"), "{err}");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let inputs: [&[u8]; 7] = [
+            b"\n",
+            b"\n\n\n",
+            b"{}\n",
+            b"\xff\xfe\n{\"seq\":1}",
+            b",\"crc\":\"00000000\"}\n",
+            b"{,\"crc\":\"00000000\"}\n",
+            b"{\"seq\":1,\"crc\":\"ZZZZZZZZ\"}\n",
+        ];
+        for input in inputs {
+            assert!(scan_bytes(input).is_err(), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn read_journal_reports_a_missing_file_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("journal.jsonl");
+        let err = read_journal(&path).unwrap_err();
+        assert!(err.to_string().contains("journal.jsonl"), "{err}");
+    }
+}

@@ -1,0 +1,652 @@
+//! Appending records durably, many callers at a time, with one fsync per batch.
+//!
+//! A dedicated OS thread owns the journal file. Callers send their events over a channel
+//! and wait; the thread takes every request that is pending, numbers and encodes them into
+//! one buffer, writes it, calls `sync_data` once, and only then answers each caller with
+//! its records. So "the call returned" means "the records are on disk", and ten thousand
+//! steps finishing together cost one fsync rather than ten thousand (group commit).
+//!
+//! The thread, not a lock, is what keeps lines from interleaving: only it touches the file.
+
+use super::error::JournalError;
+use super::reader::{self, JournalContents};
+use super::record::{Event, Record};
+use super::JOURNAL_FILE;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::time::SystemTime;
+
+/// A cheap, cloneable handle for appending to one run's journal.
+///
+/// The caller must hold the run's [`RunLock`](super::RunLock): the journal has one writer.
+/// The file is closed once every clone is dropped and pending requests are written.
+#[derive(Debug, Clone)]
+pub struct JournalWriter {
+    tx: mpsc::Sender<Request>,
+    path: Arc<Path>,
+}
+
+type Outcome = Result<Vec<Record>, JournalError>;
+
+/// One caller's events and where to send their records.
+#[derive(Debug)]
+struct Request {
+    events: Vec<Event>,
+    reply: Reply,
+}
+
+/// Async callers wait on a tokio oneshot; blocking callers on a std channel, so a blocking
+/// call never panics even if made from inside a runtime.
+#[derive(Debug)]
+enum Reply {
+    Async(tokio::sync::oneshot::Sender<Outcome>),
+    Blocking(mpsc::Sender<Outcome>),
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        // A caller that stopped waiting (e.g. a dropped future) does not need the answer;
+        // its records are written regardless.
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+impl JournalWriter {
+    /// Create `RUN_DIR/journal.jsonl` (mode 0600, refusing to overwrite) and durably write
+    /// `first`, which must be [`Event::RunStarted`]; returns the writer and that record.
+    pub fn create(run_dir: &Path, first: Event) -> Result<(JournalWriter, Record), JournalError> {
+        let path = run_dir.join(JOURNAL_FILE);
+        if !matches!(first, Event::RunStarted { .. }) {
+            return Err(JournalError::Misuse {
+                path,
+                message: "a new journal must start with a `run_started` record".into(),
+            });
+        }
+        std::fs::create_dir_all(run_dir)
+            .map_err(|e| JournalError::io(run_dir, "create the directory of", e))?;
+        let mut options = OpenOptions::new();
+        options.append(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Outputs and errors can say more about an estate than the world should see.
+            options.mode(0o600);
+        }
+        let file = options
+            .open(&path)
+            .map_err(|e| JournalError::io(&path, "create", e))?;
+        // The journal's directory entry must be durable too, or a crash loses the whole file.
+        sync_dir(run_dir).map_err(|e| JournalError::io(run_dir, "sync the directory of", e))?;
+        if let Some(parent) = run_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent).map_err(|e| JournalError::io(parent, "sync the directory of", e))?;
+        }
+        let writer = spawn(file, path.clone(), 1)?;
+        let record =
+            writer
+                .append_blocking(vec![first])?
+                .pop()
+                .ok_or_else(|| JournalError::Failed {
+                    path,
+                    message: "the writer returned no record for `run_started`".into(),
+                })?;
+        Ok((writer, record))
+    }
+
+    /// Reopen an existing journal to continue a run, returning its verified contents.
+    ///
+    /// Numbering continues after the last valid record. A torn last line is cut off first:
+    /// it was never acknowledged, and appending after it would bury it mid-file where it
+    /// would read as damage. That truncation is the only rewrite waymark ever does, and it
+    /// is reported in the returned warnings (and logged).
+    pub fn open_existing(run_dir: &Path) -> Result<(JournalWriter, JournalContents), JournalError> {
+        let path = run_dir.join(JOURNAL_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| JournalError::io(&path, "open", e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| JournalError::io(&path, "read", e))?;
+        let scan = reader::scan(&path, &bytes)?;
+        let mut warnings = scan.warnings;
+        if scan.valid_len < bytes.len() {
+            let torn = bytes.len() - scan.valid_len;
+            file.set_len(scan.valid_len as u64)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| JournalError::io(&path, "truncate the torn last line of", e))?;
+            let message = format!(
+                "journal {}: removed the torn last line ({torn} bytes) before appending",
+                path.display()
+            );
+            tracing::warn!("{message}");
+            warnings.push(message);
+        }
+        let next_seq = scan.records.len() as u64 + 1;
+        let writer = spawn(file, path, next_seq)?;
+        Ok((
+            writer,
+            JournalContents {
+                records: scan.records,
+                warnings,
+            },
+        ))
+    }
+
+    /// The journal file this writer appends to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append `events` in order; resolves once they are durable, with their records.
+    ///
+    /// Dropping the future after it was first polled does not withdraw the events.
+    pub async fn append(&self, events: Vec<Event>) -> Result<Vec<Record>, JournalError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(events, Reply::Async(tx))?;
+        rx.await.map_err(|_| self.stopped())?
+    }
+
+    /// Append one event; resolves once it is durable, with its record.
+    pub async fn append_one(&self, event: Event) -> Result<Record, JournalError> {
+        let mut records = self.append(vec![event]).await?;
+        records.pop().ok_or_else(|| self.stopped())
+    }
+
+    /// Blocking form of [`append`](Self::append), for threads outside the async runtime.
+    pub fn append_blocking(&self, events: Vec<Event>) -> Result<Vec<Record>, JournalError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = mpsc::channel();
+        self.send(events, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| self.stopped())?
+    }
+
+    fn send(&self, events: Vec<Event>, reply: Reply) -> Result<(), JournalError> {
+        self.tx
+            .send(Request { events, reply })
+            .map_err(|_| self.stopped())
+    }
+
+    fn stopped(&self) -> JournalError {
+        JournalError::Failed {
+            path: self.path.to_path_buf(),
+            message: "the journal writer thread is gone".into(),
+        }
+    }
+}
+
+/// Start the writer thread for an open journal whose next record is `next_seq`.
+fn spawn(file: File, path: PathBuf, next_seq: u64) -> Result<JournalWriter, JournalError> {
+    let (tx, rx) = mpsc::channel();
+    let thread = WriterThread::new(file, path.clone(), next_seq);
+    std::thread::Builder::new()
+        .name("waymark-journal".into())
+        .spawn(move || thread.run(rx))
+        .map_err(|e| JournalError::io(&path, "start the writer thread for", e))?;
+    Ok(JournalWriter {
+        tx,
+        path: Arc::from(path),
+    })
+}
+
+/// The state owned by the writer thread.
+struct WriterThread {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+    /// Reused between batches so a steady stream of records does not reallocate.
+    buf: Vec<u8>,
+    /// Set by the first failed write or fsync; every later request gets it back.
+    failed: Option<String>,
+    /// How many write+fsync rounds were done (lets tests prove batching happens).
+    commits: u64,
+}
+
+/// Buffers above this are released after a batch so one huge batch does not pin memory.
+const KEEP_BUFFER: usize = 4 << 20;
+
+impl WriterThread {
+    fn new(file: File, path: PathBuf, next_seq: u64) -> Self {
+        WriterThread {
+            file,
+            path,
+            next_seq,
+            buf: Vec::with_capacity(64 << 10),
+            failed: None,
+            commits: 0,
+        }
+    }
+
+    /// Serve requests until every sender is gone; returns the number of commits done.
+    fn run(mut self, rx: mpsc::Receiver<Request>) -> u64 {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            self.commit(batch);
+        }
+        self.commits
+    }
+
+    /// Write every request of `batch` with one write and one fsync, then answer each.
+    fn commit(&mut self, batch: Vec<Request>) {
+        if let Some(message) = &self.failed {
+            for req in batch {
+                req.reply.send(Err(JournalError::Failed {
+                    path: self.path.clone(),
+                    message: message.clone(),
+                }));
+            }
+            return;
+        }
+        self.buf.clear();
+        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let mut answers: Vec<(Reply, Outcome)> = Vec::with_capacity(batch.len());
+        for req in batch {
+            let outcome = self.encode_request(req.events, &ts);
+            answers.push((req.reply, outcome));
+        }
+        if !self.buf.is_empty() {
+            self.commits += 1;
+            let written = self
+                .file
+                .write_all(&self.buf)
+                .and_then(|()| self.file.sync_data());
+            if let Err(e) = written {
+                self.failed = Some(e.to_string());
+                for (reply, _) in answers {
+                    reply.send(Err(JournalError::io(
+                        &self.path,
+                        "write",
+                        io::Error::new(e.kind(), e.to_string()),
+                    )));
+                }
+                return;
+            }
+        }
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::with_capacity(64 << 10);
+        }
+        for (reply, outcome) in answers {
+            reply.send(outcome);
+        }
+    }
+
+    /// Number and encode one request's events into the batch buffer, all or nothing.
+    fn encode_request(&mut self, events: Vec<Event>, ts: &str) -> Outcome {
+        let mark = self.buf.len();
+        let first_seq = self.next_seq;
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            let record = Record {
+                seq: self.next_seq,
+                ts: ts.to_string(),
+                event,
+            };
+            if let Err(message) = encode_line(&mut self.buf, &record) {
+                // Leave no gap: the request's earlier records are withdrawn with it.
+                self.buf.truncate(mark);
+                self.next_seq = first_seq;
+                return Err(JournalError::Encode {
+                    path: self.path.clone(),
+                    message,
+                });
+            }
+            self.next_seq += 1;
+            records.push(record);
+        }
+        Ok(records)
+    }
+}
+
+/// Append `record` to `out` as one journal line: JSON, `,"crc":"xxxxxxxx"}`, newline.
+pub(crate) fn encode_line(out: &mut Vec<u8>, record: &Record) -> Result<(), String> {
+    let start = out.len();
+    if let Err(e) = serde_json::to_writer(&mut *out, record) {
+        out.truncate(start);
+        return Err(e.to_string());
+    }
+    if out.len() - start < 2 || out.last() != Some(&b'}') {
+        out.truncate(start);
+        return Err("the record did not encode as a JSON object".into());
+    }
+    out.pop();
+    let crc = crc32fast::hash(&out[start..]);
+    // Writing to a Vec cannot fail.
+    let _ = writeln!(out, ",\"crc\":\"{crc:08x}\"}}");
+    Ok(())
+}
+
+/// fsync a directory so entries created in it survive a crash (a no-op off Unix).
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::read_journal;
+    use std::collections::BTreeMap;
+
+    fn started() -> Event {
+        Event::RunStarted {
+            run_id: "r1".into(),
+            runbook: "demo".into(),
+            source: "demo.rhai".into(),
+            params: BTreeMap::from([("server".to_string(), "ns-hq".to_string())]),
+            inventory: None,
+            user: "alice".into(),
+            host: "h".into(),
+            plan_fingerprint: "fp".into(),
+            steps: vec![],
+            version: "0.1.0".into(),
+        }
+    }
+
+    fn step_started(step: &str, attempt: u32) -> Event {
+        Event::StepStarted {
+            step: step.into(),
+            attempt,
+        }
+    }
+
+    fn journal(dir: &Path) -> PathBuf {
+        dir.join(JOURNAL_FILE)
+    }
+
+    #[test]
+    fn lines_have_the_documented_format() {
+        let record = Record {
+            seq: 7,
+            ts: "2026-11-23T22:15:00.123Z".into(),
+            event: step_started("a", 1),
+        };
+        let mut out = Vec::new();
+        encode_line(&mut out, &record).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        let body = r#"{"seq":7,"ts":"2026-11-23T22:15:00.123Z","type":"step_started","step":"a","attempt":1"#;
+        assert_eq!(
+            line,
+            format!(
+                "{body},\"crc\":\"{:08x}\"}}\n",
+                crc32fast::hash(body.as_bytes())
+            )
+        );
+    }
+
+    #[test]
+    fn round_trip_through_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (w, first) = JournalWriter::create(tmp.path(), started()).unwrap();
+        assert_eq!(first.seq, 1);
+        let more = w
+            .append_blocking(vec![
+                step_started("a", 1),
+                Event::StepSucceeded {
+                    step: "a".into(),
+                    attempt: 1,
+                    output: serde_json::json!({"bytes": 1234}),
+                    verified: false,
+                },
+            ])
+            .unwrap();
+        assert_eq!(more.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        let got = read_journal(&journal(tmp.path())).unwrap();
+        let mut expected = vec![first];
+        expected.extend(more);
+        assert_eq!(got.records, expected);
+        assert!(got.warnings.is_empty());
+        // Timestamps are RFC 3339 UTC with milliseconds.
+        let ts = &got.records[0].ts;
+        assert!(humantime::parse_rfc3339(ts).is_ok(), "{ts}");
+        assert!(
+            ts.ends_with('Z') && ts.len() == "2026-11-23T22:15:00.123Z".len(),
+            "{ts}"
+        );
+    }
+
+    #[tokio::test]
+    async fn async_append_returns_durable_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (w, _) = JournalWriter::create(tmp.path(), started()).unwrap();
+        let r = w.append_one(step_started("a", 1)).await.unwrap();
+        assert_eq!(r.seq, 2);
+        assert!(w.append(vec![]).await.unwrap().is_empty());
+        let got = read_journal(&journal(tmp.path())).unwrap();
+        assert_eq!(got.records.last(), Some(&r));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn journal_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        JournalWriter::create(tmp.path(), started()).unwrap();
+        let mode = std::fs::metadata(journal(tmp.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn create_refuses_to_overwrite_a_journal() {
+        let tmp = tempfile::tempdir().unwrap();
+        JournalWriter::create(tmp.path(), started()).unwrap();
+        let err = JournalWriter::create(tmp.path(), started()).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
+            "{err}"
+        );
+        assert_eq!(read_journal(&journal(tmp.path())).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn create_requires_run_started_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = JournalWriter::create(tmp.path(), step_started("a", 1)).unwrap_err();
+        assert!(err.to_string().contains("run_started"), "{err}");
+        assert!(!journal(tmp.path()).exists());
+    }
+
+    #[test]
+    fn concurrent_appenders_get_contiguous_increasing_seqs_without_interleaving() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (w, _) = JournalWriter::create(tmp.path(), started()).unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..100u32 {
+                        let n = 1 + (i as usize % 3);
+                        let events = (0..n)
+                            .map(|k| step_started(&format!("t{t}-i{i}-k{k}"), 1))
+                            .collect();
+                        let records = w.append_blocking(events).unwrap();
+                        assert_eq!(records.len(), n);
+                        // A request's records are consecutive: nobody else's land in between.
+                        for pair in records.windows(2) {
+                            assert_eq!(pair[1].seq, pair[0].seq + 1);
+                        }
+                        mine.extend(records);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in threads {
+            let mine = t.join().unwrap();
+            for pair in mine.windows(2) {
+                assert!(pair[1].seq > pair[0].seq, "seqs must increase per caller");
+            }
+            all.extend(mine);
+        }
+        all.sort_by_key(|r| r.seq);
+        let seqs: Vec<u64> = all.iter().map(|r| r.seq).collect();
+        let expected: Vec<u64> = (2..2 + all.len() as u64).collect();
+        assert_eq!(seqs, expected);
+        // Every acknowledged record is in the file, intact, exactly as acknowledged.
+        let got = read_journal(&journal(tmp.path())).unwrap();
+        assert_eq!(&got.records[1..], &all[..]);
+    }
+
+    #[test]
+    fn pending_requests_share_one_write_and_one_fsync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = journal(tmp.path());
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut waiting = Vec::new();
+        for i in 0..50u32 {
+            let (rtx, rrx) = mpsc::channel();
+            let events = if i == 0 {
+                vec![started()]
+            } else {
+                vec![step_started(&format!("s{i}"), 1); 20]
+            };
+            tx.send(Request {
+                events,
+                reply: Reply::Blocking(rtx),
+            })
+            .unwrap();
+            waiting.push(rrx);
+        }
+        drop(tx);
+        // Everything was queued before the thread looked, so it must all go in one commit.
+        let commits = WriterThread::new(file, path.clone(), 1).run(rx);
+        assert_eq!(commits, 1);
+        let mut next = 1;
+        for rrx in waiting {
+            for r in rrx.recv().unwrap().unwrap() {
+                assert_eq!(r.seq, next);
+                next += 1;
+            }
+        }
+        assert_eq!(read_journal(&path).unwrap().records.len(), 1 + 49 * 20);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn after_a_failed_write_nothing_more_is_acknowledged() {
+        // /dev/full fails every write with ENOSPC, like a full disk at 2 a.m.
+        let Ok(file) = OpenOptions::new().append(true).open("/dev/full") else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel();
+        let w = JournalWriter {
+            tx,
+            path: Arc::from(Path::new("/dev/full")),
+        };
+        std::thread::spawn(move || WriterThread::new(file, "/dev/full".into(), 1).run(rx));
+        let first = w.append_blocking(vec![started()]).unwrap_err();
+        assert!(
+            matches!(
+                &first,
+                JournalError::Io {
+                    action: "write",
+                    ..
+                }
+            ),
+            "{first}"
+        );
+        let second = w.append_blocking(vec![step_started("a", 1)]).unwrap_err();
+        assert!(matches!(second, JournalError::Failed { .. }), "{second}");
+        assert!(second.to_string().contains("earlier failure"), "{second}");
+    }
+
+    #[test]
+    fn reopening_after_a_torn_tail_truncates_it_and_continues_numbering() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = journal(tmp.path());
+        {
+            let (w, _) = JournalWriter::create(tmp.path(), started()).unwrap();
+            w.append_blocking(vec![step_started("a", 1), step_started("b", 1)])
+                .unwrap();
+        }
+        let good_len = std::fs::metadata(&path).unwrap().len();
+        // A crash in the middle of writing record 4.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":4,"ts":"2026-11-23T22:1"#).unwrap();
+        drop(f);
+
+        let (w, contents) = JournalWriter::open_existing(tmp.path()).unwrap();
+        assert_eq!(contents.records.len(), 3);
+        assert!(
+            contents
+                .warnings
+                .iter()
+                .any(|w| w.contains("removed the torn last line")),
+            "{:?}",
+            contents.warnings
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
+
+        let r = w.append_blocking(vec![step_started("c", 1)]).unwrap();
+        assert_eq!(r[0].seq, 4);
+        let got = read_journal(&path).unwrap();
+        assert!(got.warnings.is_empty(), "{:?}", got.warnings);
+        assert_eq!(
+            got.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn reopening_a_clean_journal_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = journal(tmp.path());
+        JournalWriter::create(tmp.path(), started()).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let (_w, contents) = JournalWriter::open_existing(tmp.path()).unwrap();
+        assert!(contents.warnings.is_empty());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn reopening_a_damaged_journal_refuses_and_rewrites_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = journal(tmp.path());
+        {
+            let (w, _) = JournalWriter::create(tmp.path(), started()).unwrap();
+            w.append_blocking(vec![step_started("a", 1), step_started("b", 1)])
+                .unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        bytes[second + 3] ^= 0x04;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = JournalWriter::open_existing(tmp.path()).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Damaged { line: 2, .. }),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+}

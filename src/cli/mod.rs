@@ -4,6 +4,7 @@
 
 mod load;
 mod plan_cmds;
+mod run_cmds;
 
 use crate::exit::Exit;
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,90 @@ enum Command {
         after_help = "Examples:\n  waymark plan itms-7.6/hierarchy\n  waymark plan ./upgrade.rhai --format json\n  waymark plan itms-7.6/onbox --format mermaid > plan.mmd"
     )]
     Plan(PlanArgs),
+    /// Run a runbook: steps in dependency order, gates wait for approval, everything journaled.
+    #[command(after_help = "Examples:\n  waymark run examples/hello.rhai --yes\n  waymark run ./upgrade.rhai --param server=ns01 --concurrency 4\n  waymark run itms-7.6/onbox --dry-run")]
+    Run(RunArgs),
+    /// Show a run's state: every step, attempts, errors and approvals (latest run by default).
+    #[command(after_help = "Examples:\n  waymark status\n  waymark status 20261123-221500-ab12 --json")]
+    Status {
+        /// The run (default: the latest).
+        run_id: Option<String>,
+        /// Machine-readable output (shape in SPEC §3).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
+    /// List every run in the state directory.
+    Runs {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
+    /// Print a run's step logs (one step, or all).
+    #[command(after_help = "Example:\n  waymark log 20261123-221500-ab12 backup-cmdb")]
+    Log {
+        /// The run.
+        run_id: String,
+        /// One step (default: every step).
+        step: Option<String>,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
+    /// Approve a gate of a run (works while the run is paused or still running).
+    #[command(after_help = "Example:\n  waymark approve 20261123-221500-ab12 sim-upgrade --note \"SIM finished, 7.6 shown\"")]
+    Approve(DecideArgs),
+    /// Reject a gate of a run: the run fails at that gate.
+    Reject(DecideArgs),
+}
+
+/// `--state-dir` (env WAYMARK_STATE_DIR, default ./.waymark).
+#[derive(Debug, Clone, Args)]
+pub struct StateDirArg {
+    /// Where runs and lab estates live.
+    #[arg(long, env = "WAYMARK_STATE_DIR", default_value = ".waymark", value_name = "DIR")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    runbook: RunbookArgs,
+    #[command(flatten)]
+    state: StateDirArg,
+    /// Most steps running at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// After a failure, keep running branches that do not depend on it.
+    #[arg(long)]
+    keep_going: bool,
+    /// Approve every gate as the current user (for rehearsals).
+    #[arg(long)]
+    yes: bool,
+    /// Never prompt: a gate pauses the run (implied when stdin is not a terminal).
+    #[arg(long)]
+    non_interactive: bool,
+    /// Print what would run, in order, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct DecideArgs {
+    /// The run.
+    run_id: String,
+    /// The gate.
+    gate: String,
+    /// Who decides (default: the OS user).
+    #[arg(long)]
+    by: Option<String>,
+    /// Why, or what was checked.
+    #[arg(long)]
+    note: Option<String>,
+    #[command(flatten)]
+    state: StateDirArg,
 }
 
 /// The runbook and its inputs (shared by check, plan and run).
@@ -119,6 +204,21 @@ pub fn main() -> i32 {
         Command::List => plan_cmds::list(),
         Command::Check(a) => plan_cmds::check(&a),
         Command::Plan(a) => plan_cmds::plan(&a.runbook, a.format),
+        Command::Run(a) => run_cmds::run(
+            &a.runbook,
+            &run_cmds::RunOptions {
+                state_dir: a.state.state_dir,
+                concurrency: a.concurrency as usize,
+                keep_going: a.keep_going,
+                yes: a.yes,
+                dry_run: a.dry_run,
+            },
+        ),
+        Command::Status { run_id, json, state } => run_cmds::status(&state.state_dir, run_id.as_deref(), json),
+        Command::Runs { json, state } => run_cmds::runs(&state.state_dir, json),
+        Command::Log { run_id, step, state } => run_cmds::log(&state.state_dir, &run_id, step.as_deref()),
+        Command::Approve(a) => run_cmds::decide(&a.state.state_dir, &a.run_id, &a.gate, a.by, a.note, crate::inbox::Decision::Approve),
+        Command::Reject(a) => run_cmds::decide(&a.state.state_dir, &a.run_id, &a.gate, a.by, a.note, crate::inbox::Decision::Reject),
     };
     match result {
         Ok(code) => code as i32,

@@ -1,0 +1,365 @@
+//! `run`, `status`, `runs`, `log`, `approve` and `reject`.
+
+use super::load::load_and_plan;
+use super::RunbookArgs;
+use crate::cancel::{CancelReason, CancelToken};
+use crate::dsl::StepKind;
+use crate::executor::{GateMode, RhaiAction};
+use crate::exit::{CliError, Exit};
+use crate::inbox::{self, Decision, InboxItem};
+use crate::journal::{self, current_host, current_user, Event, JournalWriter, PlannedStep, RunLock};
+use crate::plan::Plan;
+use crate::redact::Redactor;
+use crate::run_state::{list_runs, RunState, RunStatus};
+use crate::scheduler::{self, Node, NodeKind, Options, Outcome, Prior};
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Options of `waymark run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where runs live.
+    pub state_dir: PathBuf,
+    /// Most steps at once.
+    pub concurrency: usize,
+    /// Continue independent branches after a failure.
+    pub keep_going: bool,
+    /// Approve every gate as the current user.
+    pub yes: bool,
+    /// Print what would run; run nothing.
+    pub dry_run: bool,
+}
+
+/// The scheduler's view of a plan.
+pub fn nodes_of(plan: &Plan) -> Vec<Node> {
+    plan.steps
+        .iter()
+        .map(|s| Node {
+            name: s.decl.name.clone(),
+            kind: match s.decl.kind {
+                StepKind::Step => NodeKind::Step,
+                StepKind::Gate => NodeKind::Gate,
+            },
+            deps: s.deps.clone(),
+            dependents: s.dependents.clone(),
+            when: s.decl.when,
+            retries: s.decl.retries,
+            retry_delay: s.decl.retry_delay,
+            timeout: s.decl.timeout,
+            group: s.decl.group.clone(),
+        })
+        .collect()
+}
+
+fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::bad_input(format!("error: {what}: {e}"))
+}
+
+/// `waymark run`.
+pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
+    let (rb, plan) = load_and_plan(args)?;
+    if o.dry_run {
+        return dry_run(&plan);
+    }
+    let plan = Arc::new(plan);
+    std::fs::create_dir_all(&o.state_dir).map_err(|e| io_err(&format!("cannot create {}", o.state_dir.display()), e))?;
+    let (run_id, run_dir) = journal::create_run_dir(&o.state_dir).map_err(|e| io_err("cannot create the run directory", e))?;
+    let _lock = RunLock::acquire(&run_dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let first = Event::RunStarted {
+        run_id: run_id.clone(),
+        runbook: rb.decl.name.clone(),
+        source: match &args.runbook {
+            s if Path::new(s).is_file() => std::fs::canonicalize(s).map(|p| p.display().to_string()).unwrap_or(s.clone()),
+            s => s.clone(),
+        },
+        params: rb.params.clone(),
+        inventory: args.inventory.as_ref().map(|p| p.display().to_string()),
+        user: current_user(),
+        host: current_host(),
+        plan_fingerprint: plan.fingerprint.clone(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| PlannedStep { name: s.decl.name.clone(), kind: s.decl.kind.as_str().into(), fingerprint: s.fingerprint.clone() })
+            .collect(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let (writer, _) = JournalWriter::create(&run_dir, first).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    eprintln!("run {run_id}: {} ({} steps)", rb.decl.name, plan.steps.len());
+    let prior = vec![Prior::Pending; plan.steps.len()];
+    execute(&rb, plan, &run_id, &run_dir, &o.state_dir, writer, prior, o)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    rb: &crate::dsl::Runbook,
+    plan: Arc<Plan>,
+    run_id: &str,
+    run_dir: &Path,
+    state_dir: &Path,
+    writer: JournalWriter,
+    prior: Vec<Prior>,
+    o: &RunOptions,
+) -> Result<Exit, CliError> {
+    let gate_mode = if o.yes { GateMode::ApproveAll } else { GateMode::Inbox };
+    let action = RhaiAction::new(
+        plan.clone(),
+        rb.engine.clone(),
+        &rb.params,
+        rb.inventory.clone(),
+        run_id.to_string(),
+        run_dir.to_path_buf(),
+        Redactor::new(),
+        writer.clone(),
+        gate_mode,
+    );
+    let nodes = Arc::new(nodes_of(&plan));
+    let display = Arc::new(crate::display::Display::new(nodes.clone(), std::io::stderr().is_terminal()));
+    let observer_display = display.clone();
+    let opts = Options {
+        concurrency: o.concurrency.max(1),
+        keep_going: o.keep_going,
+        limits: rb.decl.limits.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        observer: Some(Arc::new(move |ev: &Event| observer_display.event(ev))),
+        ..Options::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| io_err("cannot start the async runtime", e))?;
+    let interrupt = CancelToken::new();
+    let outcome = rt.block_on(async {
+        let int = interrupt.clone();
+        tokio::spawn(async move {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+            eprintln!("\ninterrupted: stopping running steps and killing their processes…");
+            int.cancel(CancelReason::Interrupted);
+        });
+        scheduler::run(nodes, prior, opts, Arc::new(action), writer, interrupt.clone()).await
+    });
+    display.finish();
+    let outcome = outcome.map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let sd = state_dir_flag(state_dir);
+    Ok(match outcome {
+        Outcome::Succeeded => {
+            eprintln!("run {run_id} succeeded");
+            Exit::Ok
+        }
+        Outcome::Failed(steps) => {
+            eprintln!("run {run_id} failed: {}", steps.join(", "));
+            if let Some(s) = steps.first() {
+                eprintln!("  see what happened:  waymark log {run_id} {}{sd}", s.split(' ').next().unwrap_or(s));
+            }
+            eprintln!("  after fixing it:    waymark resume {run_id}{sd}");
+            Exit::Failed
+        }
+        Outcome::Paused(gates) => {
+            eprintln!("run {run_id} paused: waiting for approval of {}", gates.join(", "));
+            for g in &gates {
+                eprintln!("  approve:  waymark approve {run_id} {g}{sd}");
+            }
+            eprintln!("  then:     waymark resume {run_id}{sd}");
+            Exit::Paused
+        }
+        Outcome::Cancelled => {
+            eprintln!("run {run_id} cancelled; steps that were running are left as unknown");
+            eprintln!("  continue: waymark resume {run_id}{sd}");
+            Exit::Cancelled
+        }
+    })
+}
+
+fn state_dir_flag(state_dir: &Path) -> String {
+    if state_dir == Path::new(".waymark") || std::env::var_os("WAYMARK_STATE_DIR").is_some() {
+        String::new()
+    } else {
+        format!(" --state-dir {}", state_dir.display())
+    }
+}
+
+fn dry_run(plan: &Plan) -> Result<Exit, CliError> {
+    println!("dry run of {}: nothing will be executed", plan.name);
+    let mut n = 0;
+    for (w, members) in plan.waves.iter().enumerate() {
+        println!("\nwave {}:", w + 1);
+        for &i in members {
+            n += 1;
+            let d = &plan.steps[i].decl;
+            match d.kind {
+                StepKind::Gate => println!("  {n}. gate {} — waits for approval: {}", d.name, d.title.as_deref().unwrap_or("")),
+                StepKind::Step => {
+                    println!("  {n}. {}", d.name);
+                    if let Some(r) = &d.run {
+                        for line in r.source.lines() {
+                            println!("       | {line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf), CliError> {
+    match run {
+        Some(id) => {
+            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
+            if !dir.join(journal::JOURNAL_FILE).exists() {
+                return Err(CliError::bad_input(format!(
+                    "error: no run `{id}` in {} (see `waymark runs`)",
+                    state_dir.display()
+                )));
+            }
+            Ok((id.to_string(), dir))
+        }
+        None => {
+            let listing = list_runs(state_dir);
+            let (id, _) = listing.runs.last().ok_or_else(|| {
+                CliError::bad_input(format!("error: no runs in {}", state_dir.join(journal::RUNS_DIR).display()))
+            })?;
+            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
+            Ok((id.clone(), dir))
+        }
+    }
+}
+
+/// `waymark status`.
+pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
+    let (_, dir) = resolve_run(state_dir, run)?;
+    let (state, warnings) = RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&state.to_status_json()).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    let v = state.to_status_json();
+    println!("run {}  {}  {}", v["run_id"].as_str().unwrap_or(""), v["runbook"].as_str().unwrap_or(""), state.status);
+    println!("started {}  finished {}", v["started_at"].as_str().unwrap_or("-"), v["finished_at"].as_str().unwrap_or("-"));
+    for s in v["steps"].as_array().into_iter().flatten() {
+        let mut line = format!(
+            "  {:<18} {:<4} {}",
+            s["state"].as_str().unwrap_or(""),
+            s["kind"].as_str().unwrap_or(""),
+            s["name"].as_str().unwrap_or("")
+        );
+        let attempts = s["attempts"].as_u64().unwrap_or(0);
+        if attempts > 1 {
+            line.push_str(&format!("  ({attempts} attempts)"));
+        }
+        if let Some(e) = s["error"].as_str() {
+            line.push_str(&format!("  — {e}"));
+        }
+        for a in s["approvals"].as_array().into_iter().flatten() {
+            line.push_str(&format!("  approved by {}", a["by"].as_str().unwrap_or("?")));
+        }
+        println!("{line}");
+    }
+    if state.status == RunStatus::Crashed {
+        println!("the run's process died; continue with: waymark resume {}", v["run_id"].as_str().unwrap_or(""));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark runs`.
+pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
+    let listing = list_runs(state_dir);
+    for w in &listing.warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        let v: Vec<_> = listing
+            .runs
+            .iter()
+            .map(|(id, s)| {
+                let j = s.to_status_json();
+                serde_json::json!({ "run_id": id, "runbook": j["runbook"], "status": j["status"], "started_at": j["started_at"], "finished_at": j["finished_at"] })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    if listing.runs.is_empty() {
+        println!("no runs in {}", state_dir.display());
+    }
+    for (id, s) in &listing.runs {
+        let j = s.to_status_json();
+        println!("{id}  {:<11} {}  {}", s.status.as_str(), j["started_at"].as_str().unwrap_or(""), j["runbook"].as_str().unwrap_or(""));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark log RUN [STEP]`.
+pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliError> {
+    let (_, dir) = resolve_run(state_dir, Some(run))?;
+    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let names: Vec<String> = match step {
+        Some(s) => {
+            if state.step(s).is_none() {
+                let all = state.to_status_json();
+                let names: Vec<&str> = all["steps"].as_array().into_iter().flatten().filter_map(|x| x["name"].as_str()).collect();
+                let hint = crate::diagnostic::did_you_mean(s, names.iter().copied()).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+                return Err(CliError::bad_input(format!("error: run {run} has no step `{s}`{hint}")));
+            }
+            vec![s.to_string()]
+        }
+        None => state.to_status_json()["steps"].as_array().into_iter().flatten().filter_map(|x| x["name"].as_str().map(String::from)).collect(),
+    };
+    for name in names {
+        let path = dir.join("logs").join(crate::executor::log_file_name(&name));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if step.is_none() {
+                println!("== {name}");
+            }
+            print!("{text}");
+        } else if step.is_some() {
+            println!("(no log lines for {name})");
+        }
+        if let Some(s) = state.step(&name) {
+            if let Some(e) = &s.error {
+                println!("error: {e}");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark approve` / `waymark reject`.
+pub fn decide(state_dir: &Path, run: &str, gate: &str, by: Option<String>, note: Option<String>, decision: Decision) -> Result<Exit, CliError> {
+    let (_, dir) = resolve_run(state_dir, Some(run))?;
+    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let Some(s) = state.step(gate) else {
+        return Err(CliError::bad_input(format!("error: run {run} has no gate `{gate}`")));
+    };
+    if s.kind != "gate" {
+        return Err(CliError::bad_input(format!("error: `{gate}` is a step, not a gate")));
+    }
+    let by = by.unwrap_or_else(current_user);
+    let item = InboxItem::new(decision, gate, by.clone(), note, state.plan_fingerprint.clone());
+    let verb = if decision == Decision::Approve { "approval" } else { "rejection" };
+    match RunLock::acquire(&dir) {
+        Err(_) => {
+            inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+            println!("{verb} of {gate} by {by} handed to the running process (it picks it up within a second)");
+        }
+        Ok(_lock) => {
+            // Nobody drives the run: the inbox keeps it until `resume` journals it.
+            inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+            println!("{verb} of {gate} by {by} recorded; continue with: waymark resume {run}");
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,73 @@
+//! The live view of a run: one line per state change on stderr, with elapsed time.
+//!
+//! Plain lines work in a terminal and in a log file alike; the journal, not this view,
+//! is the record of what happened.
+
+use crate::journal::Event;
+use crate::scheduler::Node;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Prints run progress as events become durable.
+pub struct Display {
+    nodes: Arc<Vec<Node>>,
+    started: Instant,
+    state: Mutex<(usize, HashMap<String, Instant>)>,
+    color: bool,
+}
+
+impl Display {
+    /// A display for these nodes; `color` when stderr is a terminal.
+    pub fn new(nodes: Arc<Vec<Node>>, color: bool) -> Self {
+        let color = color && std::env::var_os("NO_COLOR").is_none();
+        Self { nodes, started: Instant::now(), state: Mutex::new((0, HashMap::new())), color }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// Show one durable event.
+    pub fn event(&self, ev: &Event) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let total = self.nodes.len();
+        let t = self.started.elapsed().as_secs();
+        let clock = format!("[{:02}:{:02}:{:02}]", t / 3600, t / 60 % 60, t % 60);
+        let line = match ev {
+            Event::StepStarted { step, attempt } => {
+                st.1.insert(step.clone(), Instant::now());
+                let a = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                format!("{} {step}{a}", self.paint("36", "▶"))
+            }
+            Event::StepSucceeded { step, .. } => {
+                st.0 += 1;
+                let took = st.1.remove(step).map(|s| format!(" in {:.1}s", s.elapsed().as_secs_f64())).unwrap_or_default();
+                format!("{} {step}{took}  ({}/{total})", self.paint("32", "✓"), st.0)
+            }
+            Event::StepFailed { step, error, will_retry, .. } => {
+                if !will_retry {
+                    st.0 += 1;
+                }
+                let what = if *will_retry { "failed, will retry" } else { "FAILED" };
+                format!("{} {step} {what}: {error}", self.paint("31", "✗"))
+            }
+            Event::StepSkipped { step, reason } => {
+                st.0 += 1;
+                format!("{} {step} skipped: {reason}  ({}/{total})", self.paint("33", "−"), st.0)
+            }
+            Event::GateWaiting { gate } => format!("{} gate {gate} waits for approval", self.paint("35", "⏸")),
+            Event::GateApproved { gate, by, .. } => format!("{} gate {gate} approved by {by}", self.paint("32", "✓")),
+            Event::GateRejected { gate, by, .. } => format!("{} gate {gate} rejected by {by}", self.paint("31", "✗")),
+            _ => return,
+        };
+        eprintln!("{clock} {line}");
+    }
+
+    /// Called once the run stops.
+    pub fn finish(&self) {}
+}

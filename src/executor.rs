@@ -1,0 +1,304 @@
+//! The bridge between the scheduler and Rhai: runs a step's closure with its `ctx`, turns
+//! its output into a storable value, and decides gates (`--yes`, the approval inbox).
+
+use crate::cancel::CancelToken;
+use crate::dsl::primitives::{with_env, LogFn, StepEnv};
+use crate::dsl::{Callable, StepKind};
+use crate::inbox::{self, Decision};
+use crate::journal::{current_host, current_user, Event, JournalWriter};
+use crate::plan::Plan;
+use crate::redact::Redactor;
+use crate::scheduler::{Action, FinishedView, GateState};
+use rhai::{Dynamic, Map};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// How gates are answered in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateMode {
+    /// `--yes`: approve every gate as the current user.
+    ApproveAll,
+    /// Wait for approvals through the inbox (`waymark approve` from another shell).
+    Inbox,
+}
+
+/// Runs Rhai steps for one run.
+pub struct RhaiAction {
+    plan: Arc<Plan>,
+    engine: Arc<rhai::Engine>,
+    params: Map,
+    inventory: Dynamic,
+    run_id: String,
+    run_dir: PathBuf,
+    redactor: Redactor,
+    journal: JournalWriter,
+    gate_mode: GateMode,
+    user: String,
+    logs: Mutex<HashMap<usize, Arc<Mutex<std::fs::File>>>>,
+    approvers: Mutex<HashMap<usize, BTreeSet<String>>>,
+    /// Echo log lines to the terminal (plain mode).
+    pub echo: Option<LogFn>,
+}
+
+impl RhaiAction {
+    /// An executor for `plan`, writing logs under `run_dir/logs`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: Arc<Plan>,
+        engine: Arc<rhai::Engine>,
+        params: &std::collections::BTreeMap<String, String>,
+        inventory: Dynamic,
+        run_id: String,
+        run_dir: PathBuf,
+        redactor: Redactor,
+        journal: JournalWriter,
+        gate_mode: GateMode,
+    ) -> Self {
+        let params = params.iter().map(|(k, v)| (k.as_str().into(), v.clone().into())).collect();
+        Self {
+            plan,
+            engine,
+            params,
+            inventory,
+            run_id,
+            run_dir,
+            redactor,
+            journal,
+            gate_mode,
+            user: current_user(),
+            logs: Mutex::new(HashMap::new()),
+            approvers: Mutex::new(HashMap::new()),
+            echo: None,
+        }
+    }
+
+    /// Approvals already journaled for a gate (resume).
+    pub fn preload_approver(&self, gate: usize, by: String) {
+        self.approvers.lock().unwrap_or_else(|e| e.into_inner()).entry(gate).or_default().insert(by);
+    }
+
+    fn log_fn(&self, node: usize) -> LogFn {
+        let file = {
+            let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+            logs.entry(node)
+                .or_insert_with(|| {
+                    let dir = self.run_dir.join("logs");
+                    let _ = std::fs::create_dir_all(&dir);
+                    let path = dir.join(log_file_name(&self.plan.steps[node].decl.name));
+                    let mut o = std::fs::OpenOptions::new();
+                    o.create(true).append(true);
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::OpenOptionsExt;
+                        o.mode(0o600);
+                    }
+                    let f = o.open(&path).or_else(|_| std::fs::File::open("/dev/null"));
+                    Arc::new(Mutex::new(f.expect("/dev/null opens")))
+                })
+                .clone()
+        };
+        let echo = self.echo.clone();
+        let step = self.plan.steps[node].decl.name.clone();
+        Arc::new(move |stream: &str, text: &str| {
+            let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+            if let Ok(mut f) = file.lock() {
+                for line in text.lines() {
+                    let _ = writeln!(f, "{ts} [{stream}] {line}");
+                }
+            }
+            if let Some(e) = &echo {
+                e(&step, &format!("[{stream}] {text}"));
+            }
+        })
+    }
+
+    fn ctx(&self, node: usize, attempt: u32, done: &FinishedView) -> Dynamic {
+        let step = &self.plan.steps[node];
+        let mut ctx = Map::new();
+        ctx.insert("params".into(), Dynamic::from_map(self.params.clone()));
+        ctx.insert("inventory".into(), self.inventory.clone());
+        ctx.insert("step".into(), step.decl.name.clone().into());
+        ctx.insert("run_id".into(), self.run_id.clone().into());
+        ctx.insert("attempt".into(), (attempt as i64).into());
+        let mut outputs = Map::new();
+        if done.any_output() {
+            // Every finished ancestor, nearest first.
+            let mut seen = vec![false; self.plan.steps.len()];
+            let mut stack: Vec<usize> = step.deps.clone();
+            while let Some(a) = stack.pop() {
+                if std::mem::replace(&mut seen[a], true) {
+                    continue;
+                }
+                if let Some(v) = done.output(a) {
+                    let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
+                    outputs.insert(self.plan.steps[a].decl.name.as_str().into(), d);
+                }
+                stack.extend(self.plan.steps[a].deps.iter().copied());
+            }
+        }
+        ctx.insert("outputs".into(), outputs.into());
+        let mut results = Map::new();
+        for &d in &step.deps {
+            if let Some(r) = done.result(d) {
+                let mut m = Map::new();
+                m.insert("state".into(), r.state.into());
+                m.insert("error".into(), r.error.map_or(Dynamic::UNIT, Dynamic::from));
+                results.insert(self.plan.steps[d].decl.name.as_str().into(), m.into());
+            }
+        }
+        ctx.insert("results".into(), results.into());
+        ctx.into()
+    }
+
+    /// Call one closure of a step with its ctx and environment.
+    pub fn call(&self, node: usize, attempt: u32, c: &Callable, cancel: &CancelToken, done: &FinishedView) -> Result<Value, String> {
+        let env = Arc::new(StepEnv {
+            cancel: cancel.clone(),
+            log: self.log_fn(node),
+            redactor: self.redactor.clone(),
+            dry_run: false,
+        });
+        let ctx = self.ctx(node, attempt, done);
+        let file: Arc<str> = self.plan.steps[node]
+            .decl
+            .pos
+            .as_ref()
+            .map(|p| p.file.clone())
+            .unwrap_or_else(|| "".into());
+        let result = with_env(env.clone(), || c.call(&self.engine, ctx));
+        match result {
+            Ok(v) => to_json(&v, &self.redactor),
+            Err(e) => {
+                let msg = match crate::dsl::loader::eval_diagnostic(&file, &e) {
+                    Some(d) => match &d.primary {
+                        Some(p) => format!("{} (at {})", d.message, p.pos),
+                        None => d.message,
+                    },
+                    None => e.to_string(),
+                };
+                let msg = self.redactor.scrub(&msg);
+                (env.log)("error", &msg);
+                Err(msg)
+            }
+        }
+    }
+}
+
+/// The log file name of a step: names may hold `:/@`, which are mapped to `_` plus a
+/// short hash so two names never share a file and nothing escapes the logs directory.
+pub fn log_file_name(step: &str) -> String {
+    let safe: String = step
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    if safe == step {
+        format!("{safe}.log")
+    } else {
+        let h = step.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        format!("{safe}-{:08x}.log", h as u32)
+    }
+}
+
+/// A step output as JSON: unit, bool, int, float, string, array or map of those.
+pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
+    if v.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(i) = v.as_int() {
+        return Ok(Value::from(i));
+    }
+    if let Ok(f) = v.as_float() {
+        return Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
+    }
+    if v.is_string() {
+        return Ok(Value::String(redactor.scrub(&v.clone().into_string().unwrap_or_default())));
+    }
+    if v.is_array() {
+        let a = v.clone().into_array().unwrap_or_default();
+        return a.iter().map(|x| to_json(x, redactor)).collect::<Result<Vec<_>, _>>().map(Value::Array);
+    }
+    if v.is_map() {
+        let m = v.clone().cast::<Map>();
+        let mut out = serde_json::Map::new();
+        for (k, x) in m {
+            out.insert(k.to_string(), to_json(&x, redactor)?);
+        }
+        return Ok(Value::Object(out));
+    }
+    Err(format!(
+        "a step's output must be (), a bool, number, string, array or map of those, not {}",
+        v.type_name()
+    ))
+}
+
+impl Action for RhaiAction {
+    fn run(&self, node: usize, attempt: u32, cancel: &CancelToken, done: &FinishedView) -> Result<Value, String> {
+        match &self.plan.steps[node].decl.run {
+            Some(c) => self.call(node, attempt, c, cancel, done),
+            None => Ok(Value::Null),
+        }
+    }
+
+    fn gate(&self, node: usize, _first: bool) -> GateState {
+        let decl = &self.plan.steps[node].decl;
+        debug_assert_eq!(decl.kind, StepKind::Gate);
+        let need = decl.approvals.max(1) as usize;
+        if self.gate_mode == GateMode::ApproveAll {
+            let ev = Event::GateApproved {
+                gate: decl.name.clone(),
+                by: self.user.clone(),
+                host: current_host(),
+                note: Some("--yes".into()),
+                plan_fingerprint: self.plan.fingerprint.clone(),
+            };
+            return match self.journal.append_blocking(vec![ev]) {
+                Ok(_) => GateState::Approved,
+                Err(e) => GateState::Rejected(format!("could not journal the approval: {e}")),
+            };
+        }
+        let drained = match inbox::drain(&self.run_dir) {
+            Ok(d) => d,
+            Err(_) => return GateState::Waiting,
+        };
+        for p in drained.items {
+            let item = &p.item;
+            let Some(&g) = self.plan.index.get(&item.gate) else {
+                let _ = p.remove();
+                continue;
+            };
+            if g != node {
+                continue; // another gate's: it is decided when that gate is polled
+            }
+            if item.decision == Decision::Approve && decl.separate_approver && item.by == self.user {
+                let _ = p.remove();
+                tracing::warn!("gate {}: {} started this run and cannot approve it (separate_approver)", decl.name, item.by);
+                continue;
+            }
+            if self.journal.append_blocking(vec![item.to_event()]).is_err() {
+                return GateState::Waiting;
+            }
+            let _ = p.remove();
+            match item.decision {
+                Decision::Reject => {
+                    let note = item.note.clone().map(|n| format!(": {n}")).unwrap_or_default();
+                    return GateState::Rejected(format!("rejected by {}{note}", item.by));
+                }
+                Decision::Approve => {
+                    self.approvers.lock().unwrap_or_else(|e| e.into_inner()).entry(node).or_default().insert(item.by.clone());
+                }
+            }
+        }
+        let have = self.approvers.lock().unwrap_or_else(|e| e.into_inner()).get(&node).map_or(0, BTreeSet::len);
+        if have >= need {
+            GateState::Approved
+        } else {
+            GateState::Waiting
+        }
+    }
+}

@@ -10,3 +10,4 @@ pub mod estate;
 pub mod journal;
 pub mod process;
 pub mod redact;
+pub mod step_log;

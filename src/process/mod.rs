@@ -1,4 +1,4 @@
-//! Child processes of steps: the layer under the DSL's `exec` and `sh`.
+//! Child processes of steps: the layer under the DSL's `exec`, `sh` and `ps`.
 //!
 //! A [`ProcessSpec`] says what to run; [`run_process`] runs it without a shell, in
 //! a process group of its own, streaming its output line by line into the step's
@@ -15,10 +15,12 @@ mod child_io;
 mod error;
 mod group;
 mod lookup;
+mod powershell;
 mod run;
 mod spec;
 
 pub use capture::CAPTURE_LIMIT;
 pub use error::{KillOutcome, ProcessError};
+pub use powershell::{find_powershell, find_powershell_in, ps_spec, ps_spec_with};
 pub use run::{run_process, ProcessOutput, DRAIN_GRACE, KILL_GRACE, TICK};
 pub use spec::{describe, quote, sh_spec, ProcessSpec};

@@ -7,8 +7,8 @@
 pub mod cancel;
 pub mod cli;
 pub mod diagnostic;
-pub mod dsl;
 pub mod display;
+pub mod dsl;
 pub mod duration;
 pub mod estate;
 pub mod executor;
@@ -22,3 +22,4 @@ pub mod render;
 pub mod run_state;
 pub mod scheduler;
 pub mod shipped;
+pub mod step_log;

@@ -1,0 +1,26 @@
+//! Child processes of steps: the layer under the DSL's `exec`, `sh` and `ps`.
+//!
+//! A [`ProcessSpec`] says what to run; [`run_process`] runs it without a shell, in
+//! a process group of its own, streaming its output line by line into the step's
+//! [`StepLog`](crate::step_log::StepLog) while keeping a bounded capture for the
+//! script. A step's timeout or Ctrl-C (its [`CancelToken`](crate::cancel::CancelToken))
+//! stops the whole group — grandchildren included — with SIGTERM, then SIGKILL
+//! (SPEC §2). A non-zero exit is a result, not an error: the DSL decides (`check`).
+//!
+//! Architecture invariant: this module knows nothing about Rhai or the scheduler;
+//! it takes plain values and a cancel token.
+
+mod capture;
+mod child_io;
+mod error;
+mod group;
+mod lookup;
+mod powershell;
+mod run;
+mod spec;
+
+pub use capture::CAPTURE_LIMIT;
+pub use error::{KillOutcome, ProcessError};
+pub use powershell::{find_powershell, find_powershell_in, ps_spec, ps_spec_with};
+pub use run::{run_process, ProcessOutput, DRAIN_GRACE, KILL_GRACE, TICK};
+pub use spec::{describe, quote, sh_spec, ProcessSpec};

@@ -508,7 +508,8 @@ fn software(c: &mut Ctx) -> Result<Value, EstateError> {
         "dotnet_release": me.dotnet_release,
         "dotnet_451": me.dotnet_release.is_some_and(|r| r >= itms::DOTNET_451_RELEASE),
         "java": me.java,
-        "sql_version": if is_ns || me.role == "sql" { me.sql_version.clone() } else { None },
+        // Only an NS names its SQL instance, so only there can the version be asked.
+        "sql_version": if is_ns { me.sql_version.clone() } else { None },
     }))
 }
 

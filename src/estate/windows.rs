@@ -1096,6 +1096,75 @@ mod tests {
         assert!(d[0].starts_with("# runs on sqlcl01\n"));
     }
 
+    /// The invariant of the estate layer: a runbook sees the same result keys from both
+    /// drivers, so it cannot tell them apart except by asking `driver()`.
+    #[test]
+    fn result_keys_match_the_lab() {
+        let guid = "6f1c2a7e-0b1d-4e5f-9a3b-2c4d6e8f0a1b";
+        let policy_row =
+            format!(r#"{{"rows":["WAYMARK|{guid}|1|Inventory Plug-in for Windows - Upgrade"]}}"#);
+        let cases: Vec<(&str, Value, Vec<String>)> = vec![
+            ("ns_version", json!({}), vec![r#"{"assemblies":[{"file_version":"7.5.3153.0"}]}"#.into()]),
+            ("verify_version", json!({"expected": "7.5 SP1 HF5", "expected_build": "7.5.3153.0"}), vec![r#"{"assemblies":[{"file_version":"7.5.3153.0"}]}"#.into()]),
+            ("collation", json!({}), vec![r#"{"rows":["WAYMARK|A|A"]}"#.into()]),
+            ("disk_free", json!({}), vec![r#"{"drive":"C:","free_bytes":1,"size_bytes":2}"#.into()]),
+            ("hardware", json!({}), vec![r#"{"cores":8,"logical_processors":16,"ram_bytes":1,"manufacturer":"x","model":"y"}"#.into()]),
+            ("software", json!({}), vec![r#"{"os":"x","iis":"8.5","dotnet_release":378675,"java":null}"#.into(), r#"{"rows":["WAYMARK|12.0|Std"]}"#.into()]),
+            ("replication_status", json!({}), vec![r#"{"member":"true"}"#.into()]),
+            ("installed_products", json!({}), vec![r#"{"file":"f","names":["Inventory Solution"]}"#.into()]),
+            ("dcom", json!({}), vec![r#"{"value":"Y"}"#.into()]),
+            ("app_pools", json!({}), vec![r#"{"pools":[]}"#.into()]),
+            ("smp_log_errors", json!({}), vec![r#"{"files":1,"errors":0,"warnings":0,"samples":[]}"#.into()]),
+            ("agent_versions", json!({"target": "7.6"}), vec![r#"{"rows":["WAYMARK|3|7.5.3153.0|Symantec Management Agent"]}"#.into()]),
+            ("list_policies", json!({}), vec![policy_row.clone()]),
+            ("backup_ns", json!({}), vec![r#"{"path":"D:\\x","files":3}"#.into()]),
+            ("backup_cmdb", json!({}), vec![r#"{"rows":["WAYMARK|100"]}"#.into()]),
+            ("run_scheduled_task", json!({}), vec![r#"{"task":"NS.Package Refresh","last_result":0}"#.into()]),
+            ("disable_policies", json!({}), vec![policy_row, format!(r#"{{"done":["{guid}"]}}"#)]),
+            ("defragment_cmdb", json!({}), vec![r#"{"rows":["WAYMARK|1|2"]}"#.into()]),
+            ("set_replication", json!({"enabled": false}), vec![r#"{"enabled":false}"#.into()]),
+        ];
+        let lab_src = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/windows.toml"),
+        )
+        .unwrap()
+        .replace("driver = \"windows\"", "driver = \"lab\"");
+        let dir = tempfile::tempdir().unwrap();
+        let lab = crate::estate::LabEstate::new(
+            Inventory::parse(&lab_src, "lab.toml").unwrap(),
+            dir.path(),
+        );
+        let token = CancelToken::new();
+        let log = |_: &str| {};
+        let cx = OpContext {
+            cancel: &token,
+            log: &log,
+        };
+        let keys = |v: &Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        for (op, args, replies) in cases {
+            let replies: Vec<&str> = replies.iter().map(String::as_str).collect();
+            let w = call_with(FakeTransport::new(&replies), op, "smp01", args.clone())
+                .unwrap_or_else(|e| panic!("windows {op}: {e}"));
+            let l = lab
+                .call(op, "smp01", args.as_object().unwrap(), &cx)
+                .unwrap_or_else(|e| panic!("lab {op}: {e}"));
+            assert_eq!(
+                keys(&w),
+                keys(&l),
+                "result keys of `{op}` differ between drivers"
+            );
+            for list in ["policies", "disabled"] {
+                if let (Some(a), Some(b)) = (w[list].get(0), l[list].get(0)) {
+                    assert_eq!(keys(a), keys(b), "`{op}`.{list}[] keys differ");
+                }
+            }
+        }
+    }
+
     #[test]
     fn hostile_path_arguments_are_refused_before_anything_runs() {
         let t = FakeTransport::new(&[]);

@@ -1,1 +1,373 @@
-//! Estates: the servers a runbook acts on, behind one interface (lab or windows driver).
+//! Estates: the servers a runbook acts on, behind one interface with two drivers.
+//!
+//! A runbook calls estate operations by name with a JSON argument map and gets a JSON
+//! result; the table of operations is [`ops::OPS`]. The `lab` driver ([`lab`]) simulates
+//! an estate and enforces ITMS.md's rules, for rehearsals; the `windows` driver
+//! ([`windows`]) generates and runs the real PowerShell / T-SQL / ASDK calls.
+//!
+//! Architecture invariant: runbooks cannot tell the drivers apart except by asking
+//! [`Estate::driver`]. Both take the same arguments, return the same result shapes and
+//! fail with the same [`EstateError`] kinds. Nothing here knows about Rhai.
+
+pub mod demo;
+pub mod inventory;
+pub mod itms;
+pub mod lab;
+mod lab_state;
+pub mod ops;
+pub mod quote;
+pub mod transport;
+pub mod windows;
+mod windows_script;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::cancel::{CancelReason, CancelToken};
+
+pub use inventory::{Driver, Inventory, InventoryError, Role, Server, TransportKind};
+pub use lab::LabEstate;
+pub use ops::{ArgInfo, ArgKind, Args, OpInfo, OPS};
+pub use windows::WindowsEstate;
+
+/// What an operation needs from the step running it.
+pub struct OpContext<'a> {
+    /// Stop request (timeout, Ctrl-C); operations must honour it promptly.
+    pub cancel: &'a CancelToken,
+    /// Append a line to the step's log.
+    pub log: &'a dyn Fn(&str),
+}
+
+/// The servers a runbook acts on.
+pub trait Estate: Send + Sync {
+    /// `"lab"` or `"windows"`.
+    fn driver(&self) -> &'static str;
+
+    /// The estate's inventory.
+    fn inventory(&self) -> &Inventory;
+
+    /// Run one operation on one server; blocking; honours `cx.cancel`.
+    fn call(
+        &self,
+        op: &str,
+        server: &str,
+        args: &Map<String, Value>,
+        cx: &OpContext,
+    ) -> Result<Value, EstateError>;
+
+    /// What `call` would do, for `--dry-run`: the exact scripts for windows, a
+    /// one-line description for lab. Runs nothing.
+    fn describe(
+        &self,
+        op: &str,
+        server: &str,
+        args: &Map<String, Value>,
+    ) -> Result<Vec<String>, EstateError>;
+
+    /// True for the simulated estate: the output must say it is a rehearsal.
+    fn is_rehearsal(&self) -> bool {
+        self.driver() == "lab"
+    }
+}
+
+/// One reason an operation was refused, with what to do about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// What is wrong (names the server).
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+impl Problem {
+    /// A problem and its fix.
+    pub fn new(message: impl Into<String>, fix: impl Into<String>) -> Problem {
+        Problem {
+            message: message.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Why an estate operation did not succeed.
+#[derive(Debug)]
+pub enum EstateError {
+    /// No operation by that name.
+    UnknownOp {
+        /// The name asked for.
+        op: String,
+        /// A close name, if any.
+        suggestion: Option<String>,
+    },
+    /// No server by that name in the inventory.
+    UnknownServer {
+        /// The name asked for.
+        server: String,
+        /// A close name, if any.
+        suggestion: Option<String>,
+    },
+    /// The operation does not apply to this kind of server.
+    WrongRole {
+        /// Operation.
+        op: String,
+        /// Server.
+        server: String,
+        /// Its role.
+        role: Role,
+    },
+    /// Arguments do not match the operation's table row.
+    BadArgs {
+        /// Operation.
+        op: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule of ITMS.md forbids it now (a blocker); nothing was changed.
+    Refused {
+        /// Operation.
+        op: String,
+        /// Server.
+        server: String,
+        /// Every rule that was violated.
+        problems: Vec<Problem>,
+    },
+    /// A fault that may go away on retry (network blip, injected lab fault).
+    Transient {
+        /// Operation.
+        op: String,
+        /// Server.
+        server: String,
+        /// What happened.
+        message: String,
+    },
+    /// No scriptable form is known on this driver: the runbook must use a gate.
+    Manual {
+        /// Operation.
+        op: String,
+        /// Server.
+        server: String,
+        /// Why, and what the operator does instead.
+        reason: String,
+    },
+    /// Stopped by timeout or Ctrl-C.
+    Cancelled(CancelReason),
+    /// The server could not be reached (no PowerShell, ssh failed, ...).
+    Transport {
+        /// Server.
+        server: String,
+        /// What happened.
+        message: String,
+    },
+    /// The generated script ran and failed, or printed something unexpected.
+    Script {
+        /// Operation.
+        op: String,
+        /// Server.
+        server: String,
+        /// What happened (script error text included).
+        message: String,
+    },
+    /// The lab state file could not be read or written.
+    State {
+        /// The file.
+        path: String,
+        /// What happened.
+        message: String,
+    },
+    /// The inventory is invalid.
+    Inventory(InventoryError),
+}
+
+impl EstateError {
+    /// A stable short name of the error kind, for runbooks and the journal.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EstateError::UnknownOp { .. } => "unknown_op",
+            EstateError::UnknownServer { .. } => "unknown_server",
+            EstateError::WrongRole { .. } => "wrong_role",
+            EstateError::BadArgs { .. } => "bad_args",
+            EstateError::Refused { .. } => "refused",
+            EstateError::Transient { .. } => "transient",
+            EstateError::Manual { .. } => "manual",
+            EstateError::Cancelled(_) => "cancelled",
+            EstateError::Transport { .. } => "transport",
+            EstateError::Script { .. } => "script",
+            EstateError::State { .. } => "state",
+            EstateError::Inventory(_) => "inventory",
+        }
+    }
+
+    /// True when retrying the same call may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EstateError::Transient { .. })
+    }
+}
+
+impl fmt::Display for EstateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EstateError::UnknownOp { op, suggestion } => {
+                write!(f, "unknown estate operation `{op}`")?;
+                match suggestion {
+                    Some(s) => write!(f, "; did you mean `{s}`?"),
+                    None => write!(f, "; see docs/estate-ops.md for the list"),
+                }
+            }
+            EstateError::UnknownServer { server, suggestion } => {
+                write!(f, "no server `{server}` in the inventory")?;
+                match suggestion {
+                    Some(s) => write!(f, "; did you mean `{s}`?"),
+                    None => Ok(()),
+                }
+            }
+            EstateError::WrongRole { op, server, role } => write!(
+                f,
+                "`{op}` applies to a Notification Server; `{server}` is {}",
+                role.describe()
+            ),
+            EstateError::BadArgs { op, message } => write!(f, "`{op}`: {message}"),
+            EstateError::Refused {
+                op,
+                server,
+                problems,
+            } => {
+                write!(f, "`{op}` on `{server}` refused:")?;
+                for p in problems {
+                    write!(f, "\n  - {}\n    fix: {}", p.message, p.fix)?;
+                }
+                Ok(())
+            }
+            EstateError::Transient {
+                op,
+                server,
+                message,
+            } => write!(
+                f,
+                "`{op}` on `{server}` failed (transient, may be retried): {message}"
+            ),
+            EstateError::Manual { op, server, reason } => {
+                write!(f, "`{op}` on `{server}` needs an operator: {reason}")
+            }
+            EstateError::Cancelled(CancelReason::Timeout) => {
+                write!(f, "stopped: the step timed out")
+            }
+            EstateError::Cancelled(CancelReason::Interrupted) => write!(f, "stopped: interrupted"),
+            EstateError::Transport { server, message } => {
+                write!(f, "cannot reach `{server}`: {message}")
+            }
+            EstateError::Script {
+                op,
+                server,
+                message,
+            } => write!(f, "`{op}` on `{server}` failed: {message}"),
+            EstateError::State { path, message } => write!(f, "lab state {path}: {message}"),
+            EstateError::Inventory(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for EstateError {}
+
+impl From<InventoryError> for EstateError {
+    fn from(e: InventoryError) -> Self {
+        EstateError::Inventory(e)
+    }
+}
+
+/// Resolve and check a call: the operation's row, the server, and validated arguments.
+pub(crate) fn prepare<'i, 'a>(
+    inv: &'i Inventory,
+    op: &str,
+    server: &str,
+    args: &'a Map<String, Value>,
+) -> Result<(&'static OpInfo, &'i Server, Args<'a>), EstateError> {
+    let info = ops::lookup(op)?;
+    let srv = inv
+        .server(server)
+        .ok_or_else(|| EstateError::UnknownServer {
+            server: server.to_string(),
+            suggestion: inventory::did_you_mean(
+                server,
+                inv.servers.iter().map(|s| s.name.as_str()),
+            )
+            .map(str::to_string),
+        })?;
+    if !info.roles.is_empty() && !info.roles.contains(&srv.role) {
+        return Err(EstateError::WrongRole {
+            op: op.to_string(),
+            server: server.to_string(),
+            role: srv.role,
+        });
+    }
+    let a = Args::check(info, args)?;
+    Ok((info, srv, a))
+}
+
+/// Open the estate of `inventory` (the built-in demo lab when `None`); lab state lives
+/// under `state_dir/lab/`.
+pub fn open(inventory: Option<&Path>, state_dir: &Path) -> Result<Arc<dyn Estate>, EstateError> {
+    let inv = load_inventory(inventory)?;
+    Ok(match inv.driver {
+        Driver::Lab => Arc::new(LabEstate::new(inv, state_dir)),
+        Driver::Windows => Arc::new(WindowsEstate::new(inv)),
+    })
+}
+
+/// The inventory at `path`, or the built-in demo estate.
+pub fn load_inventory(path: Option<&Path>) -> Result<Inventory, EstateError> {
+    match path {
+        Some(p) => Ok(Inventory::load(p)?),
+        None => Ok(demo::inventory()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_without_inventory_is_the_demo_rehearsal() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(None, dir.path()).unwrap();
+        assert_eq!(e.driver(), "lab");
+        assert!(e.is_rehearsal());
+        assert_eq!(e.inventory().name, "demo-lab");
+    }
+
+    #[test]
+    fn open_windows_inventory_is_not_a_rehearsal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/windows.toml");
+        let e = open(Some(&path), dir.path()).unwrap();
+        assert_eq!(e.driver(), "windows");
+        assert!(!e.is_rehearsal());
+    }
+
+    #[test]
+    fn every_example_inventory_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().and_then(|e| e.to_str()) == Some("toml") {
+                Inventory::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "expected the example estates, found {n}");
+    }
+
+    #[test]
+    fn prepare_checks_server_and_role() {
+        let inv = demo::inventory();
+        let none = Map::new();
+        let e = prepare(&inv, "ns_upgrade", "ns-emae", &none).unwrap_err();
+        assert!(e.to_string().contains("did you mean `ns-emea`?"), "{e}");
+        let e = prepare(&inv, "ns_upgrade", "sql-hq", &none).unwrap_err();
+        assert_eq!(e.kind(), "wrong_role");
+        assert!(e.to_string().contains("`sql-hq` is a sql server"), "{e}");
+    }
+}

@@ -1,0 +1,453 @@
+//! Transports: how the windows driver runs a generated PowerShell script on a server —
+//! `local` (PowerShell here), `ssh` (`ssh HOST pwsh ...`), or `psremoting` (a local
+//! PowerShell wrapping the script in `Invoke-Command -ComputerName HOST`).
+//!
+//! The script travels on stdin inside a one-line loader that base64-decodes it, because
+//! `-Command -` reads stdin line by line and mis-parses multi-line blocks; the loader
+//! also turns any uncaught error into a message on stderr and exit code 1.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::inventory::{Server, TransportKind};
+use super::quote;
+use super::{EstateError, OpContext};
+
+/// What a PowerShell run printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PsOutput {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs a PowerShell script on a server.
+pub trait Transport: Send + Sync {
+    /// Run `script` on `server`; blocking; honours `cx.cancel`.
+    fn run_powershell(
+        &self,
+        server: &Server,
+        script: &str,
+        cx: &OpContext,
+    ) -> Result<PsOutput, EstateError>;
+}
+
+/// The transport each server's inventory entry asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InventoryTransport;
+
+impl Transport for InventoryTransport {
+    fn run_powershell(
+        &self,
+        server: &Server,
+        script: &str,
+        cx: &OpContext,
+    ) -> Result<PsOutput, EstateError> {
+        match server.transport {
+            TransportKind::Local => LocalTransport.run_powershell(server, script, cx),
+            TransportKind::Ssh => SshTransport.run_powershell(server, script, cx),
+            TransportKind::PsRemoting => PsRemotingTransport.run_powershell(server, script, cx),
+        }
+    }
+}
+
+/// PowerShell on the machine running waymark.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalTransport;
+
+/// `ssh HOST pwsh -NoProfile -NonInteractive -Command -`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SshTransport;
+
+/// A local PowerShell running the script through `Invoke-Command -ComputerName HOST`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PsRemotingTransport;
+
+const PS_ARGS: &[&str] = &["-NoProfile", "-NonInteractive", "-Command", "-"];
+
+impl Transport for LocalTransport {
+    fn run_powershell(
+        &self,
+        server: &Server,
+        script: &str,
+        cx: &OpContext,
+    ) -> Result<PsOutput, EstateError> {
+        let ps = find_powershell().ok_or_else(|| no_powershell(&server.name))?;
+        (cx.log)(&format!(
+            "running on {} via local PowerShell ({})",
+            server.name,
+            ps.display()
+        ));
+        run_command(
+            &ps,
+            &strings(PS_ARGS),
+            &stdin_payload(script),
+            &server.name,
+            cx,
+        )
+    }
+}
+
+impl Transport for SshTransport {
+    fn run_powershell(
+        &self,
+        server: &Server,
+        script: &str,
+        cx: &OpContext,
+    ) -> Result<PsOutput, EstateError> {
+        // The host was validated by the inventory; check again since ssh would read a
+        // leading '-' as an option.
+        super::inventory::check_host_name(&server.name).map_err(|m| EstateError::Transport {
+            server: server.name.clone(),
+            message: m,
+        })?;
+        (cx.log)(&format!("running on {} via ssh", server.name));
+        let mut args = strings(&["-o", "BatchMode=yes", "--"]);
+        args.push(server.name.clone());
+        args.push("pwsh".into());
+        args.extend(strings(PS_ARGS));
+        run_command(
+            Path::new("ssh"),
+            &args,
+            &stdin_payload(script),
+            &server.name,
+            cx,
+        )
+    }
+}
+
+impl Transport for PsRemotingTransport {
+    fn run_powershell(
+        &self,
+        server: &Server,
+        script: &str,
+        cx: &OpContext,
+    ) -> Result<PsOutput, EstateError> {
+        let ps = find_powershell().ok_or_else(|| no_powershell(&server.name))?;
+        (cx.log)(&format!(
+            "running on {} via PowerShell remoting",
+            server.name
+        ));
+        let wrapped = psremoting_script(&server.name, script);
+        run_command(
+            &ps,
+            &strings(PS_ARGS),
+            &stdin_payload(&wrapped),
+            &server.name,
+            cx,
+        )
+    }
+}
+
+/// The local script that runs `script` on `host` through PowerShell remoting.
+pub fn psremoting_script(host: &str, script: &str) -> String {
+    format!(
+        "$ErrorActionPreference = 'Stop'\nInvoke-Command -ComputerName {} -ErrorAction Stop -ScriptBlock {{\n{}\n}}\n",
+        quote::ps(host),
+        script.trim_end()
+    )
+}
+
+/// The single stdin line that loads and runs `script` (UTF-8, base64). It also sets the
+/// console to UTF-8 so non-ASCII text in the JSON result survives Windows PowerShell's
+/// OEM code page.
+pub fn stdin_payload(script: &str) -> String {
+    format!(
+        "[Console]::OutputEncoding = [Text.Encoding]::UTF8; try {{ & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}')))) }} catch {{ [Console]::Error.WriteLine($_.ToString()); exit 1 }}; exit 0\n",
+        base64(script.as_bytes())
+    )
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn no_powershell(server: &str) -> EstateError {
+    EstateError::Transport {
+        server: server.to_string(),
+        message: "no PowerShell found on this machine (looked for pwsh, powershell.exe and powershell on PATH). \
+                  The windows driver runs its scripts through PowerShell: run waymark on a Windows admin host, \
+                  install PowerShell 7 (pwsh), or use transport = \"ssh\" for this server"
+            .into(),
+    }
+}
+
+/// The PowerShell executable on PATH (pwsh first), if any.
+pub fn find_powershell() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for name in ["pwsh", "pwsh.exe", "powershell.exe", "powershell"] {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(n >> 18) as usize & 63] as char);
+        out.push(T[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+// ======================================================================================
+// SWAP ON MERGE: this is the only function that spawns processes. When `crate::process`
+// lands, replace its body with `process::run_process(&spec, cx.cancel, &log)` built from
+// `process::ps_spec(script)` (local/psremoting) or an ssh spec, keeping the signature.
+// ======================================================================================
+fn run_command(
+    program: &Path,
+    args: &[String],
+    stdin: &str,
+    server: &str,
+    cx: &OpContext,
+) -> Result<PsOutput, EstateError> {
+    let transport_err = |message: String| EstateError::Transport {
+        server: server.to_string(),
+        message,
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Own process group, so cancellation kills the whole tree.
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            transport_err(format!(
+                "`{}` is not installed or not on PATH",
+                program.display()
+            ))
+        } else {
+            transport_err(format!("cannot start `{}`: {e}", program.display()))
+        }
+    })?;
+    let input = stdin.to_string();
+    let mut child_in = child.stdin.take();
+    let writer = std::thread::spawn(move || {
+        if let Some(s) = child_in.as_mut() {
+            let _ = s.write_all(input.as_bytes());
+        }
+        // Dropping stdin sends EOF, which ends `-Command -`.
+        drop(child_in);
+    });
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = read(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = read(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(transport_err(format!("lost the child process: {e}"))),
+        }
+        if let Some(reason) = cx.cancel.reason() {
+            kill_tree(&mut child);
+            let _ = child.wait();
+            let _ = writer.join();
+            let _ = out.join();
+            let _ = err.join();
+            return Err(EstateError::Cancelled(reason));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Ok(PsOutput {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+fn kill_tree(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) with a negative pid signals the process group we created
+            // for this child; it touches no memory.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+    }
+    let _ = child.kill();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cancel::{CancelReason, CancelToken};
+
+    fn decode(s: &str) -> Vec<u8> {
+        let t = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = 0u32;
+        let mut n = 0;
+        let mut out = Vec::new();
+        for c in s.bytes().filter(|c| *c != b'=') {
+            let v = t.iter().position(|x| *x == c).unwrap() as u32;
+            bits = (bits << 6) | v;
+            n += 6;
+            if n >= 8 {
+                n -= 8;
+                out.push((bits >> n) as u8);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for s in ["", "a", "ab", "abc", "abcd", "héllo ‘x’ $(y)\n"] {
+            assert_eq!(decode(&base64(s.as_bytes())), s.as_bytes(), "{s:?}");
+        }
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+    }
+
+    #[test]
+    fn payload_is_one_line_carrying_the_script_verbatim() {
+        let script = "$x = 'a''b'\nif ($x) {\n  Write-Output $x\n}\n";
+        let p = stdin_payload(script);
+        assert_eq!(p.matches('\n').count(), 1);
+        assert!(p.ends_with("exit 0\n"));
+        let b64 = p.split('\'').nth(1).unwrap();
+        assert_eq!(decode(b64), script.as_bytes());
+    }
+
+    #[test]
+    fn psremoting_quotes_the_host() {
+        let s = psremoting_script("ns'; calc; '", "Write-Output 1\n");
+        assert!(s.contains("Invoke-Command -ComputerName 'ns''; calc; ''' -ErrorAction Stop -ScriptBlock {\nWrite-Output 1\n}"), "{s}");
+    }
+
+    fn cx_parts() -> (CancelToken, impl Fn(&str)) {
+        (CancelToken::new(), |_: &str| {})
+    }
+
+    #[test]
+    fn missing_powershell_is_explained() {
+        if find_powershell().is_some() {
+            return; // this machine has PowerShell; the message cannot be observed here
+        }
+        let (token, log) = cx_parts();
+        let cx = OpContext {
+            cancel: &token,
+            log: &log,
+        };
+        let e = LocalTransport
+            .run_powershell(&Server::new("ns-hq", super::super::Role::Ns), "1", &cx)
+            .unwrap_err();
+        assert_eq!(e.kind(), "transport");
+        assert!(e.to_string().contains("no PowerShell found"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn run_command_feeds_stdin_and_captures_output() {
+        let (token, log) = cx_parts();
+        let cx = OpContext {
+            cancel: &token,
+            log: &log,
+        };
+        let out = run_command(
+            Path::new("/bin/sh"),
+            &strings(&["-c", "cat; echo oops >&2; exit 3"]),
+            "hello\n",
+            "h",
+            &cx,
+        )
+        .unwrap();
+        assert_eq!(out.stdout, "hello\n");
+        assert_eq!(out.stderr, "oops\n");
+        assert_eq!(out.code, Some(3));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn run_command_is_cancellable() {
+        let token = CancelToken::new();
+        let t2 = token.clone();
+        let log = |_: &str| {};
+        let cx = OpContext {
+            cancel: &token,
+            log: &log,
+        };
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            t2.cancel(CancelReason::Timeout);
+        });
+        let e = run_command(
+            Path::new("/bin/sh"),
+            &strings(&["-c", "sleep 30 & wait"]),
+            "",
+            "h",
+            &cx,
+        )
+        .unwrap_err();
+        canceller.join().unwrap();
+        assert_eq!(e.kind(), "cancelled");
+    }
+
+    #[test]
+    fn missing_program_is_a_transport_error() {
+        let (token, log) = cx_parts();
+        let cx = OpContext {
+            cancel: &token,
+            log: &log,
+        };
+        let e = run_command(Path::new("/nonexistent/ssh"), &[], "", "h", &cx).unwrap_err();
+        assert!(
+            e.to_string().contains("is not installed or not on PATH"),
+            "{e}"
+        );
+    }
+}

@@ -21,7 +21,12 @@ impl Display {
     /// A display for these nodes; `color` when stderr is a terminal.
     pub fn new(nodes: Arc<Vec<Node>>, color: bool) -> Self {
         let color = color && std::env::var_os("NO_COLOR").is_none();
-        Self { nodes, started: Instant::now(), state: Mutex::new((0, HashMap::new())), color }
+        Self {
+            nodes,
+            started: Instant::now(),
+            state: Mutex::new((0, HashMap::new())),
+            color,
+        }
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -41,28 +46,54 @@ impl Display {
         let line = match ev {
             Event::StepStarted { step, attempt } => {
                 st.1.insert(step.clone(), Instant::now());
-                let a = if *attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                let a = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
                 format!("{} {step}{a}", self.paint("36", "▶"))
             }
             Event::StepSucceeded { step, .. } => {
                 st.0 += 1;
-                let took = st.1.remove(step).map(|s| format!(" in {:.1}s", s.elapsed().as_secs_f64())).unwrap_or_default();
+                let took =
+                    st.1.remove(step)
+                        .map(|s| format!(" in {:.1}s", s.elapsed().as_secs_f64()))
+                        .unwrap_or_default();
                 format!("{} {step}{took}  ({}/{total})", self.paint("32", "✓"), st.0)
             }
-            Event::StepFailed { step, error, will_retry, .. } => {
+            Event::StepFailed {
+                step,
+                error,
+                will_retry,
+                ..
+            } => {
                 if !will_retry {
                     st.0 += 1;
                 }
-                let what = if *will_retry { "failed, will retry" } else { "FAILED" };
+                let what = if *will_retry {
+                    "failed, will retry"
+                } else {
+                    "FAILED"
+                };
                 format!("{} {step} {what}: {error}", self.paint("31", "✗"))
             }
             Event::StepSkipped { step, reason } => {
                 st.0 += 1;
-                format!("{} {step} skipped: {reason}  ({}/{total})", self.paint("33", "−"), st.0)
+                format!(
+                    "{} {step} skipped: {reason}  ({}/{total})",
+                    self.paint("33", "−"),
+                    st.0
+                )
             }
-            Event::GateWaiting { gate } => format!("{} gate {gate} waits for approval", self.paint("35", "⏸")),
-            Event::GateApproved { gate, by, .. } => format!("{} gate {gate} approved by {by}", self.paint("32", "✓")),
-            Event::GateRejected { gate, by, .. } => format!("{} gate {gate} rejected by {by}", self.paint("31", "✗")),
+            Event::GateWaiting { gate } => {
+                format!("{} gate {gate} waits for approval", self.paint("35", "⏸"))
+            }
+            Event::GateApproved { gate, by, .. } => {
+                format!("{} gate {gate} approved by {by}", self.paint("32", "✓"))
+            }
+            Event::GateRejected { gate, by, .. } => {
+                format!("{} gate {gate} rejected by {by}", self.paint("31", "✗"))
+            }
             _ => return,
         };
         eprintln!("{clock} {line}");

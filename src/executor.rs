@@ -2,17 +2,17 @@
 //! its output into a storable value, and decides gates (`--yes`, the approval inbox).
 
 use crate::cancel::CancelToken;
-use crate::dsl::primitives::{with_env, LogFn, StepEnv};
+use crate::dsl::primitives::{with_env, StepEnv};
 use crate::dsl::{Callable, StepKind};
 use crate::inbox::{self, Decision};
 use crate::journal::{current_host, current_user, Event, JournalWriter};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::scheduler::{Action, FinishedView, GateState};
+use crate::step_log::{LogEcho, StepLog, StepLogOptions};
 use rhai::{Dynamic, Map};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -37,10 +37,10 @@ pub struct RhaiAction {
     journal: JournalWriter,
     gate_mode: GateMode,
     user: String,
-    logs: Mutex<HashMap<usize, Arc<Mutex<std::fs::File>>>>,
+    logs: Mutex<HashMap<usize, StepLog>>,
     approvers: Mutex<HashMap<usize, BTreeSet<String>>>,
-    /// Echo log lines to the terminal (plain mode).
-    pub echo: Option<LogFn>,
+    /// Echo log lines to the terminal.
+    pub echo: Option<LogEcho>,
 }
 
 impl RhaiAction {
@@ -57,7 +57,10 @@ impl RhaiAction {
         journal: JournalWriter,
         gate_mode: GateMode,
     ) -> Self {
-        let params = params.iter().map(|(k, v)| (k.as_str().into(), v.clone().into())).collect();
+        let params = params
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.clone().into()))
+            .collect();
         Self {
             plan,
             engine,
@@ -77,42 +80,35 @@ impl RhaiAction {
 
     /// Approvals already journaled for a gate (resume).
     pub fn preload_approver(&self, gate: usize, by: String) {
-        self.approvers.lock().unwrap_or_else(|e| e.into_inner()).entry(gate).or_default().insert(by);
+        self.approvers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(gate)
+            .or_default()
+            .insert(by);
     }
 
-    fn log_fn(&self, node: usize) -> LogFn {
-        let file = {
-            let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-            logs.entry(node)
-                .or_insert_with(|| {
-                    let dir = self.run_dir.join("logs");
-                    let _ = std::fs::create_dir_all(&dir);
-                    let path = dir.join(log_file_name(&self.plan.steps[node].decl.name));
-                    let mut o = std::fs::OpenOptions::new();
-                    o.create(true).append(true);
-                    #[cfg(unix)]
-                    {
-                        use std::os::unix::fs::OpenOptionsExt;
-                        o.mode(0o600);
-                    }
-                    let f = o.open(&path).or_else(|_| std::fs::File::open("/dev/null"));
-                    Arc::new(Mutex::new(f.expect("/dev/null opens")))
+    fn step_log(&self, node: usize) -> StepLog {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        logs.entry(node)
+            .or_insert_with(|| {
+                let name = &self.plan.steps[node].decl.name;
+                let opts = StepLogOptions {
+                    echo: self.echo.clone(),
+                    ..Default::default()
+                };
+                StepLog::create(
+                    &self.run_dir.join("logs"),
+                    name,
+                    self.redactor.clone(),
+                    opts,
+                )
+                .unwrap_or_else(|e| {
+                    tracing::warn!("cannot open the log of {name}: {e}");
+                    StepLog::disabled()
                 })
-                .clone()
-        };
-        let echo = self.echo.clone();
-        let step = self.plan.steps[node].decl.name.clone();
-        Arc::new(move |stream: &str, text: &str| {
-            let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-            if let Ok(mut f) = file.lock() {
-                for line in text.lines() {
-                    let _ = writeln!(f, "{ts} [{stream}] {line}");
-                }
-            }
-            if let Some(e) = &echo {
-                e(&step, &format!("[{stream}] {text}"));
-            }
-        })
+            })
+            .clone()
     }
 
     fn ctx(&self, node: usize, attempt: u32, done: &FinishedView) -> Dynamic {
@@ -154,10 +150,17 @@ impl RhaiAction {
     }
 
     /// Call one closure of a step with its ctx and environment.
-    pub fn call(&self, node: usize, attempt: u32, c: &Callable, cancel: &CancelToken, done: &FinishedView) -> Result<Value, String> {
+    pub fn call(
+        &self,
+        node: usize,
+        attempt: u32,
+        c: &Callable,
+        cancel: &CancelToken,
+        done: &FinishedView,
+    ) -> Result<Value, String> {
         let env = Arc::new(StepEnv {
             cancel: cancel.clone(),
-            log: self.log_fn(node),
+            log: self.step_log(node),
             redactor: self.redactor.clone(),
             dry_run: false,
         });
@@ -180,25 +183,10 @@ impl RhaiAction {
                     None => e.to_string(),
                 };
                 let msg = self.redactor.scrub(&msg);
-                (env.log)("error", &msg);
+                env.log.line("error", &msg);
                 Err(msg)
             }
         }
-    }
-}
-
-/// The log file name of a step: names may hold `:/@`, which are mapped to `_` plus a
-/// short hash so two names never share a file and nothing escapes the logs directory.
-pub fn log_file_name(step: &str) -> String {
-    let safe: String = step
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect();
-    if safe == step {
-        format!("{safe}.log")
-    } else {
-        let h = step.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-        format!("{safe}-{:08x}.log", h as u32)
     }
 }
 
@@ -217,11 +205,17 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
         return Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number));
     }
     if v.is_string() {
-        return Ok(Value::String(redactor.scrub(&v.clone().into_string().unwrap_or_default())));
+        return Ok(Value::String(
+            redactor.scrub(&v.clone().into_string().unwrap_or_default()),
+        ));
     }
     if v.is_array() {
         let a = v.clone().into_array().unwrap_or_default();
-        return a.iter().map(|x| to_json(x, redactor)).collect::<Result<Vec<_>, _>>().map(Value::Array);
+        return a
+            .iter()
+            .map(|x| to_json(x, redactor))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
     }
     if v.is_map() {
         let m = v.clone().cast::<Map>();
@@ -238,7 +232,13 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
 }
 
 impl Action for RhaiAction {
-    fn run(&self, node: usize, attempt: u32, cancel: &CancelToken, done: &FinishedView) -> Result<Value, String> {
+    fn run(
+        &self,
+        node: usize,
+        attempt: u32,
+        cancel: &CancelToken,
+        done: &FinishedView,
+    ) -> Result<Value, String> {
         match &self.plan.steps[node].decl.run {
             Some(c) => self.call(node, attempt, c, cancel, done),
             None => Ok(Value::Null),
@@ -275,9 +275,14 @@ impl Action for RhaiAction {
             if g != node {
                 continue; // another gate's: it is decided when that gate is polled
             }
-            if item.decision == Decision::Approve && decl.separate_approver && item.by == self.user {
+            if item.decision == Decision::Approve && decl.separate_approver && item.by == self.user
+            {
                 let _ = p.remove();
-                tracing::warn!("gate {}: {} started this run and cannot approve it (separate_approver)", decl.name, item.by);
+                tracing::warn!(
+                    "gate {}: {} started this run and cannot approve it (separate_approver)",
+                    decl.name,
+                    item.by
+                );
                 continue;
             }
             if self.journal.append_blocking(vec![item.to_event()]).is_err() {
@@ -286,15 +291,29 @@ impl Action for RhaiAction {
             let _ = p.remove();
             match item.decision {
                 Decision::Reject => {
-                    let note = item.note.clone().map(|n| format!(": {n}")).unwrap_or_default();
+                    let note = item
+                        .note
+                        .clone()
+                        .map(|n| format!(": {n}"))
+                        .unwrap_or_default();
                     return GateState::Rejected(format!("rejected by {}{note}", item.by));
                 }
                 Decision::Approve => {
-                    self.approvers.lock().unwrap_or_else(|e| e.into_inner()).entry(node).or_default().insert(item.by.clone());
+                    self.approvers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(node)
+                        .or_default()
+                        .insert(item.by.clone());
                 }
             }
         }
-        let have = self.approvers.lock().unwrap_or_else(|e| e.into_inner()).get(&node).map_or(0, BTreeSet::len);
+        let have = self
+            .approvers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node)
+            .map_or(0, BTreeSet::len);
         if have >= need {
             GateState::Approved
         } else {

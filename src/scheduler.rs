@@ -97,24 +97,45 @@ impl FinishedView {
 
     /// Output of node `i`, if it succeeded.
     pub fn output(&self, i: usize) -> Option<Value> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).outputs.get(&i).cloned()
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .outputs
+            .get(&i)
+            .cloned()
     }
 
     /// Outcome of node `i`, if it finished.
     pub fn result(&self, i: usize) -> Option<NodeResult> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).results.get(&i).cloned()
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .results
+            .get(&i)
+            .cloned()
     }
 
     /// True when some finished node produced an output other than null.
     pub fn any_output(&self) -> bool {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).outputs.values().any(|v| !v.is_null())
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .outputs
+            .values()
+            .any(|v| !v.is_null())
     }
 }
 
 /// The work behind the nodes. Implemented by the Rhai executor; tests use plain closures.
 pub trait Action: Send + Sync + 'static {
     /// Run one attempt of step `node` (blocking; must return soon after `cancel` fires).
-    fn run(&self, node: usize, attempt: u32, cancel: &CancelToken, done: &FinishedView) -> Result<Value, String>;
+    fn run(
+        &self,
+        node: usize,
+        attempt: u32,
+        cancel: &CancelToken,
+        done: &FinishedView,
+    ) -> Result<Value, String>;
     /// Called when gate `node` becomes ready, then every poll until it is decided.
     fn gate(&self, node: usize, first: bool) -> GateState;
     /// Whether to keep polling waiting gates when nothing else can run (a prompt is open).
@@ -142,7 +163,11 @@ pub struct Options {
 pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
 // Append durably, then tell the observer.
-async fn emit(journal: &JournalWriter, observer: &Option<Observer>, events: Vec<Event>) -> Result<(), JournalError> {
+async fn emit(
+    journal: &JournalWriter,
+    observer: &Option<Observer>,
+    events: Vec<Event>,
+) -> Result<(), JournalError> {
     let records = journal.append(events).await?;
     if let Some(o) = observer {
         for r in &records {
@@ -151,8 +176,6 @@ async fn emit(journal: &JournalWriter, observer: &Option<Observer>, events: Vec<
     }
     Ok(())
 }
-
-
 
 impl Default for Options {
     fn default() -> Self {
@@ -219,12 +242,24 @@ pub async fn run(
             Prior::Done(v) => {
                 st[i] = St::Succeeded;
                 finished.outputs.insert(i, v.clone());
-                let state = if nodes[i].kind == NodeKind::Gate { "approved" } else { "succeeded" };
-                finished.results.insert(i, NodeResult { state, error: None });
+                let state = if nodes[i].kind == NodeKind::Gate {
+                    "approved"
+                } else {
+                    "succeeded"
+                };
+                finished
+                    .results
+                    .insert(i, NodeResult { state, error: None });
             }
             Prior::Skipped => {
                 st[i] = St::Skipped;
-                finished.results.insert(i, NodeResult { state: "skipped", error: None });
+                finished.results.insert(
+                    i,
+                    NodeResult {
+                        state: "skipped",
+                        error: None,
+                    },
+                );
             }
             Prior::Pending => {}
         }
@@ -271,16 +306,27 @@ pub async fn run(
                         format!("dependency did not succeed: {}", bad.join(", "))
                     }
                 };
-                skipped_events.push(Event::StepSkipped { step: nodes[i].name.clone(), reason });
-                shared_finished
-                    .write()
-                    .results
-                    .insert(i, NodeResult { state: "skipped", error: None });
+                skipped_events.push(Event::StepSkipped {
+                    step: nodes[i].name.clone(),
+                    reason,
+                });
+                shared_finished.write().results.insert(
+                    i,
+                    NodeResult {
+                        state: "skipped",
+                        error: None,
+                    },
+                );
                 to_check.extend(nodes[i].dependents.iter().copied());
             }
         }
         if !skipped_events.is_empty() {
-            emit(&journal, &opts.observer, std::mem::take(&mut skipped_events)).await?;
+            emit(
+                &journal,
+                &opts.observer,
+                std::mem::take(&mut skipped_events),
+            )
+            .await?;
         }
 
         // 2. Launch what limits allow (fail-fast: after a failure only always/failure nodes).
@@ -288,15 +334,36 @@ pub async fn run(
         let mut deferred = VecDeque::new();
         while let Some(i) = ready.pop_front() {
             let node = &nodes[i];
-            if stop_new && !(node.when != When::Success && !interrupt.is_cancelled()) {
+            // Once stopping, only always/failure nodes still start (and none after an interrupt).
+            if stop_new && (node.when == When::Success || interrupt.is_cancelled()) {
                 deferred.push_back(i);
                 continue;
             }
             if node.kind == NodeKind::Gate {
                 st[i] = St::Waiting;
-                emit(&journal, &opts.observer, vec![Event::GateWaiting { gate: node.name.clone() }]).await?;
+                emit(
+                    &journal,
+                    &opts.observer,
+                    vec![Event::GateWaiting {
+                        gate: node.name.clone(),
+                    }],
+                )
+                .await?;
                 waiting.push(i);
-                poll_gate(i, true, &*action, &mut st, &mut waiting, &mut failures, &nodes, &journal, &mut to_check, &shared_finished, &opts.observer).await?;
+                poll_gate(
+                    i,
+                    true,
+                    &*action,
+                    &mut st,
+                    &mut waiting,
+                    &mut failures,
+                    &nodes,
+                    &journal,
+                    &mut to_check,
+                    &shared_finished,
+                    &opts.observer,
+                )
+                .await?;
                 continue;
             }
             if running >= opts.concurrency.max(1) {
@@ -336,7 +403,9 @@ pub async fn run(
         // paused on gates that only a person (another shell, a later resume) can answer.
         if running == 0 {
             let stopping = interrupt.is_cancelled() || (!failures.is_empty() && !opts.keep_going);
-            let launchable = ready.iter().any(|&i| !stopping || (nodes[i].when != When::Success && !interrupt.is_cancelled()));
+            let launchable = ready.iter().any(|&i| {
+                !stopping || (nodes[i].when != When::Success && !interrupt.is_cancelled())
+            });
             if !launchable && (waiting.is_empty() || stopping || !action.keep_waiting()) {
                 break;
             }
@@ -396,14 +465,26 @@ pub async fn run(
         Outcome::Succeeded
     } else {
         // Unreachable in a valid DAG; report what is stuck rather than claim success.
-        let stuck: Vec<String> = (0..n).filter(|&i| !st[i].finished()).map(|i| nodes[i].name.clone()).collect();
+        let stuck: Vec<String> = (0..n)
+            .filter(|&i| !st[i].finished())
+            .map(|i| nodes[i].name.clone())
+            .collect();
         Outcome::Failed(stuck)
     };
     let last = match &outcome {
-        Outcome::Succeeded => Event::RunFinished { status: FinalStatus::Succeeded },
-        Outcome::Failed(_) => Event::RunFinished { status: FinalStatus::Failed },
-        Outcome::Cancelled => Event::RunFinished { status: FinalStatus::Cancelled },
-        Outcome::Paused(w) => Event::RunPaused { reason: "waiting for gate approval".into(), waiting_on: w.clone() },
+        Outcome::Succeeded => Event::RunFinished {
+            status: FinalStatus::Succeeded,
+        },
+        Outcome::Failed(_) => Event::RunFinished {
+            status: FinalStatus::Failed,
+        },
+        Outcome::Cancelled => Event::RunFinished {
+            status: FinalStatus::Cancelled,
+        },
+        Outcome::Paused(w) => Event::RunPaused {
+            reason: "waiting for gate approval".into(),
+            waiting_on: w.clone(),
+        },
     };
     emit(&journal, &opts.observer, vec![last]).await?;
     Ok(outcome)
@@ -428,17 +509,34 @@ async fn poll_gate(
         GateState::Approved => {
             waiting.retain(|&w| w != i);
             st[i] = St::Succeeded;
-            let ev = Event::StepSucceeded { step: nodes[i].name.clone(), attempt: 1, output: Value::Null, verified: false };
+            let ev = Event::StepSucceeded {
+                step: nodes[i].name.clone(),
+                attempt: 1,
+                output: Value::Null,
+                verified: false,
+            };
             emit(journal, observer, vec![ev]).await?;
             let mut f = finished.write();
             f.outputs.insert(i, Value::Null);
-            f.results.insert(i, NodeResult { state: "approved", error: None });
+            f.results.insert(
+                i,
+                NodeResult {
+                    state: "approved",
+                    error: None,
+                },
+            );
             to_check.extend(nodes[i].dependents.iter().copied());
         }
         GateState::Rejected(why) => {
             waiting.retain(|&w| w != i);
             st[i] = St::Failed;
-            finished.write().results.insert(i, NodeResult { state: "rejected", error: Some(why.clone()) });
+            finished.write().results.insert(
+                i,
+                NodeResult {
+                    state: "rejected",
+                    error: Some(why.clone()),
+                },
+            );
             failures.push(format!("{} (rejected: {why})", nodes[i].name));
             to_check.extend(nodes[i].dependents.iter().copied());
         }
@@ -447,6 +545,7 @@ async fn poll_gate(
 }
 
 // Every attempt of one step: journal, run on a blocking thread with its timeout, retry.
+#[allow(clippy::too_many_arguments)]
 async fn attempts(
     i: usize,
     nodes: Arc<Vec<Node>>,
@@ -461,8 +560,21 @@ async fn attempts(
     let mut delay = node.retry_delay;
     let mut attempt = 1u32;
     loop {
-        if let Err(e) = emit(&journal, &observer, vec![Event::StepStarted { step: node.name.clone(), attempt }]).await {
-            return Done { node: i, result: Err(format!("journal: {e}")), cancelled: false };
+        if let Err(e) = emit(
+            &journal,
+            &observer,
+            vec![Event::StepStarted {
+                step: node.name.clone(),
+                attempt,
+            }],
+        )
+        .await
+        {
+            return Done {
+                node: i,
+                result: Err(format!("journal: {e}")),
+                cancelled: false,
+            };
         }
         let attempt_token = CancelToken::new();
         let (a, t, f) = (action.clone(), attempt_token.clone(), finished.clone());
@@ -482,24 +594,54 @@ async fn attempts(
             }
         };
         if interrupt.is_cancelled() && result.is_err() {
-            return Done { node: i, result: Err("interrupted".into()), cancelled: true };
+            return Done {
+                node: i,
+                result: Err("interrupted".into()),
+                cancelled: true,
+            };
         }
         match result {
             Ok(v) => {
-                let ev = Event::StepSucceeded { step: node.name.clone(), attempt, output: v.clone(), verified: false };
+                let ev = Event::StepSucceeded {
+                    step: node.name.clone(),
+                    attempt,
+                    output: v.clone(),
+                    verified: false,
+                };
                 if let Err(e) = emit(&journal, &observer, vec![ev]).await {
-                    return Done { node: i, result: Err(format!("journal: {e}")), cancelled: false };
+                    return Done {
+                        node: i,
+                        result: Err(format!("journal: {e}")),
+                        cancelled: false,
+                    };
                 }
-                return Done { node: i, result: Ok(v), cancelled: false };
+                return Done {
+                    node: i,
+                    result: Ok(v),
+                    cancelled: false,
+                };
             }
             Err(err) => {
                 let will_retry = attempt <= node.retries;
-                let ev = Event::StepFailed { step: node.name.clone(), attempt, error: err.clone(), will_retry };
+                let ev = Event::StepFailed {
+                    step: node.name.clone(),
+                    attempt,
+                    error: err.clone(),
+                    will_retry,
+                };
                 if let Err(e) = emit(&journal, &observer, vec![ev]).await {
-                    return Done { node: i, result: Err(format!("journal: {e}")), cancelled: false };
+                    return Done {
+                        node: i,
+                        result: Err(format!("journal: {e}")),
+                        cancelled: false,
+                    };
                 }
                 if !will_retry {
-                    return Done { node: i, result: Err(err), cancelled: false };
+                    return Done {
+                        node: i,
+                        result: Err(err),
+                        cancelled: false,
+                    };
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -511,4 +653,3 @@ async fn attempts(
         }
     }
 }
-

@@ -43,10 +43,14 @@ enum Command {
     )]
     Plan(PlanArgs),
     /// Run a runbook: steps in dependency order, gates wait for approval, everything journaled.
-    #[command(after_help = "Examples:\n  waymark run examples/hello.rhai --yes\n  waymark run ./upgrade.rhai --param server=ns01 --concurrency 4\n  waymark run itms-7.6/onbox --dry-run")]
+    #[command(
+        after_help = "Examples:\n  waymark run examples/hello.rhai --yes\n  waymark run ./upgrade.rhai --param server=ns01 --concurrency 4\n  waymark run itms-7.6/onbox --dry-run"
+    )]
     Run(RunArgs),
     /// Show a run's state: every step, attempts, errors and approvals (latest run by default).
-    #[command(after_help = "Examples:\n  waymark status\n  waymark status 20261123-221500-ab12 --json")]
+    #[command(
+        after_help = "Examples:\n  waymark status\n  waymark status 20261123-221500-ab12 --json"
+    )]
     Status {
         /// The run (default: the latest).
         run_id: Option<String>,
@@ -75,7 +79,9 @@ enum Command {
         state: StateDirArg,
     },
     /// Approve a gate of a run (works while the run is paused or still running).
-    #[command(after_help = "Example:\n  waymark approve 20261123-221500-ab12 sim-upgrade --note \"SIM finished, 7.6 shown\"")]
+    #[command(
+        after_help = "Example:\n  waymark approve 20261123-221500-ab12 sim-upgrade --note \"SIM finished, 7.6 shown\""
+    )]
     Approve(DecideArgs),
     /// Reject a gate of a run: the run fails at that gate.
     Reject(DecideArgs),
@@ -85,7 +91,12 @@ enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct StateDirArg {
     /// Where runs and lab estates live.
-    #[arg(long, env = "WAYMARK_STATE_DIR", default_value = ".waymark", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "WAYMARK_STATE_DIR",
+        default_value = ".waymark",
+        value_name = "DIR"
+    )]
     pub state_dir: PathBuf,
 }
 
@@ -214,11 +225,33 @@ pub fn main() -> i32 {
                 dry_run: a.dry_run,
             },
         ),
-        Command::Status { run_id, json, state } => run_cmds::status(&state.state_dir, run_id.as_deref(), json),
+        Command::Status {
+            run_id,
+            json,
+            state,
+        } => run_cmds::status(&state.state_dir, run_id.as_deref(), json),
         Command::Runs { json, state } => run_cmds::runs(&state.state_dir, json),
-        Command::Log { run_id, step, state } => run_cmds::log(&state.state_dir, &run_id, step.as_deref()),
-        Command::Approve(a) => run_cmds::decide(&a.state.state_dir, &a.run_id, &a.gate, a.by, a.note, crate::inbox::Decision::Approve),
-        Command::Reject(a) => run_cmds::decide(&a.state.state_dir, &a.run_id, &a.gate, a.by, a.note, crate::inbox::Decision::Reject),
+        Command::Log {
+            run_id,
+            step,
+            state,
+        } => run_cmds::log(&state.state_dir, &run_id, step.as_deref()),
+        Command::Approve(a) => run_cmds::decide(
+            &a.state.state_dir,
+            &a.run_id,
+            &a.gate,
+            a.by,
+            a.note,
+            crate::inbox::Decision::Approve,
+        ),
+        Command::Reject(a) => run_cmds::decide(
+            &a.state.state_dir,
+            &a.run_id,
+            &a.gate,
+            a.by,
+            a.note,
+            crate::inbox::Decision::Reject,
+        ),
     };
     match result {
         Ok(code) => code as i32,

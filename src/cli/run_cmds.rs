@@ -7,7 +7,9 @@ use crate::dsl::StepKind;
 use crate::executor::{GateMode, RhaiAction};
 use crate::exit::{CliError, Exit};
 use crate::inbox::{self, Decision, InboxItem};
-use crate::journal::{self, current_host, current_user, Event, JournalWriter, PlannedStep, RunLock};
+use crate::journal::{
+    self, current_host, current_user, Event, JournalWriter, PlannedStep, RunLock,
+};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::run_state::{list_runs, RunState, RunStatus};
@@ -63,14 +65,19 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         return dry_run(&plan);
     }
     let plan = Arc::new(plan);
-    std::fs::create_dir_all(&o.state_dir).map_err(|e| io_err(&format!("cannot create {}", o.state_dir.display()), e))?;
-    let (run_id, run_dir) = journal::create_run_dir(&o.state_dir).map_err(|e| io_err("cannot create the run directory", e))?;
-    let _lock = RunLock::acquire(&run_dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    std::fs::create_dir_all(&o.state_dir)
+        .map_err(|e| io_err(&format!("cannot create {}", o.state_dir.display()), e))?;
+    let (run_id, run_dir) = journal::create_run_dir(&o.state_dir)
+        .map_err(|e| io_err("cannot create the run directory", e))?;
+    let _lock =
+        RunLock::acquire(&run_dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     let first = Event::RunStarted {
         run_id: run_id.clone(),
         runbook: rb.decl.name.clone(),
         source: match &args.runbook {
-            s if Path::new(s).is_file() => std::fs::canonicalize(s).map(|p| p.display().to_string()).unwrap_or(s.clone()),
+            s if Path::new(s).is_file() => std::fs::canonicalize(s)
+                .map(|p| p.display().to_string())
+                .unwrap_or(s.clone()),
             s => s.clone(),
         },
         params: rb.params.clone(),
@@ -81,12 +88,21 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         steps: plan
             .steps
             .iter()
-            .map(|s| PlannedStep { name: s.decl.name.clone(), kind: s.decl.kind.as_str().into(), fingerprint: s.fingerprint.clone() })
+            .map(|s| PlannedStep {
+                name: s.decl.name.clone(),
+                kind: s.decl.kind.as_str().into(),
+                fingerprint: s.fingerprint.clone(),
+            })
             .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let (writer, _) = JournalWriter::create(&run_dir, first).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    eprintln!("run {run_id}: {} ({} steps)", rb.decl.name, plan.steps.len());
+    let (writer, _) = JournalWriter::create(&run_dir, first)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    eprintln!(
+        "run {run_id}: {} ({} steps)",
+        rb.decl.name,
+        plan.steps.len()
+    );
     let prior = vec![Prior::Pending; plan.steps.len()];
     execute(&rb, plan, &run_id, &run_dir, &o.state_dir, writer, prior, o)
 }
@@ -102,7 +118,11 @@ fn execute(
     prior: Vec<Prior>,
     o: &RunOptions,
 ) -> Result<Exit, CliError> {
-    let gate_mode = if o.yes { GateMode::ApproveAll } else { GateMode::Inbox };
+    let gate_mode = if o.yes {
+        GateMode::ApproveAll
+    } else {
+        GateMode::Inbox
+    };
     let action = RhaiAction::new(
         plan.clone(),
         rb.engine.clone(),
@@ -115,12 +135,20 @@ fn execute(
         gate_mode,
     );
     let nodes = Arc::new(nodes_of(&plan));
-    let display = Arc::new(crate::display::Display::new(nodes.clone(), std::io::stderr().is_terminal()));
+    let display = Arc::new(crate::display::Display::new(
+        nodes.clone(),
+        std::io::stderr().is_terminal(),
+    ));
     let observer_display = display.clone();
     let opts = Options {
         concurrency: o.concurrency.max(1),
         keep_going: o.keep_going,
-        limits: rb.decl.limits.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        limits: rb
+            .decl
+            .limits
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
         observer: Some(Arc::new(move |ev: &Event| observer_display.event(ev))),
         ..Options::default()
     };
@@ -135,10 +163,12 @@ fn execute(
             let ctrl_c = tokio::signal::ctrl_c();
             #[cfg(unix)]
             {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => return,
-                };
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => return,
+                    };
                 tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
             }
             #[cfg(not(unix))]
@@ -146,7 +176,15 @@ fn execute(
             eprintln!("\ninterrupted: stopping running steps and killing their processes…");
             int.cancel(CancelReason::Interrupted);
         });
-        scheduler::run(nodes, prior, opts, Arc::new(action), writer, interrupt.clone()).await
+        scheduler::run(
+            nodes,
+            prior,
+            opts,
+            Arc::new(action),
+            writer,
+            interrupt.clone(),
+        )
+        .await
     });
     display.finish();
     let outcome = outcome.map_err(|e| CliError::bad_input(format!("error: {e}")))?;
@@ -159,22 +197,30 @@ fn execute(
         Outcome::Failed(steps) => {
             eprintln!("run {run_id} failed: {}", steps.join(", "));
             if let Some(s) = steps.first() {
-                eprintln!("  see what happened:  waymark log {run_id} {}{sd}", s.split(' ').next().unwrap_or(s));
+                eprintln!(
+                    "  see what happened:  waymark log {run_id} {}{sd}",
+                    s.split(' ').next().unwrap_or(s)
+                );
             }
-            eprintln!("  after fixing it:    waymark resume {run_id}{sd}");
+            eprintln!(
+                "  (`waymark resume` is not in this build yet: start a new run after fixing it)"
+            );
             Exit::Failed
         }
         Outcome::Paused(gates) => {
-            eprintln!("run {run_id} paused: waiting for approval of {}", gates.join(", "));
+            eprintln!(
+                "run {run_id} paused: waiting for approval of {}",
+                gates.join(", ")
+            );
             for g in &gates {
                 eprintln!("  approve:  waymark approve {run_id} {g}{sd}");
             }
-            eprintln!("  then:     waymark resume {run_id}{sd}");
+            eprintln!("  (`waymark resume` is not in this build yet: approve while the run is live, or rerun with --yes)");
             Exit::Paused
         }
         Outcome::Cancelled => {
             eprintln!("run {run_id} cancelled; steps that were running are left as unknown");
-            eprintln!("  continue: waymark resume {run_id}{sd}");
+            eprintln!("  (`waymark resume` is not in this build yet)");
             Exit::Cancelled
         }
     })
@@ -197,7 +243,11 @@ fn dry_run(plan: &Plan) -> Result<Exit, CliError> {
             n += 1;
             let d = &plan.steps[i].decl;
             match d.kind {
-                StepKind::Gate => println!("  {n}. gate {} — waits for approval: {}", d.name, d.title.as_deref().unwrap_or("")),
+                StepKind::Gate => println!(
+                    "  {n}. gate {} — waits for approval: {}",
+                    d.name,
+                    d.title.as_deref().unwrap_or("")
+                ),
                 StepKind::Step => {
                     println!("  {n}. {}", d.name);
                     if let Some(r) = &d.run {
@@ -227,7 +277,10 @@ fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf),
         None => {
             let listing = list_runs(state_dir);
             let (id, _) = listing.runs.last().ok_or_else(|| {
-                CliError::bad_input(format!("error: no runs in {}", state_dir.join(journal::RUNS_DIR).display()))
+                CliError::bad_input(format!(
+                    "error: no runs in {}",
+                    state_dir.join(journal::RUNS_DIR).display()
+                ))
             })?;
             let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
             Ok((id.clone(), dir))
@@ -238,17 +291,30 @@ fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf),
 /// `waymark status`.
 pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, run)?;
-    let (state, warnings) = RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (state, warnings) =
+        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     for w in warnings {
         eprintln!("warning: {w}");
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&state.to_status_json()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&state.to_status_json()).unwrap_or_default()
+        );
         return Ok(Exit::Ok);
     }
     let v = state.to_status_json();
-    println!("run {}  {}  {}", v["run_id"].as_str().unwrap_or(""), v["runbook"].as_str().unwrap_or(""), state.status);
-    println!("started {}  finished {}", v["started_at"].as_str().unwrap_or("-"), v["finished_at"].as_str().unwrap_or("-"));
+    println!(
+        "run {}  {}  {}",
+        v["run_id"].as_str().unwrap_or(""),
+        v["runbook"].as_str().unwrap_or(""),
+        state.status
+    );
+    println!(
+        "started {}  finished {}",
+        v["started_at"].as_str().unwrap_or("-"),
+        v["finished_at"].as_str().unwrap_or("-")
+    );
     for s in v["steps"].as_array().into_iter().flatten() {
         let mut line = format!(
             "  {:<18} {:<4} {}",
@@ -264,12 +330,15 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
             line.push_str(&format!("  — {e}"));
         }
         for a in s["approvals"].as_array().into_iter().flatten() {
-            line.push_str(&format!("  approved by {}", a["by"].as_str().unwrap_or("?")));
+            line.push_str(&format!(
+                "  approved by {}",
+                a["by"].as_str().unwrap_or("?")
+            ));
         }
         println!("{line}");
     }
     if state.status == RunStatus::Crashed {
-        println!("the run's process died; continue with: waymark resume {}", v["run_id"].as_str().unwrap_or(""));
+        println!("the run's process died; steps shown `unknown` were in flight");
     }
     Ok(Exit::Ok)
 }
@@ -297,7 +366,12 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
     }
     for (id, s) in &listing.runs {
         let j = s.to_status_json();
-        println!("{id}  {:<11} {}  {}", s.status.as_str(), j["started_at"].as_str().unwrap_or(""), j["runbook"].as_str().unwrap_or(""));
+        println!(
+            "{id}  {:<11} {}  {}",
+            s.status.as_str(),
+            j["started_at"].as_str().unwrap_or(""),
+            j["runbook"].as_str().unwrap_or("")
+        );
     }
     Ok(Exit::Ok)
 }
@@ -305,21 +379,36 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
 /// `waymark log RUN [STEP]`.
 pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (state, _) =
+        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     let names: Vec<String> = match step {
         Some(s) => {
             if state.step(s).is_none() {
                 let all = state.to_status_json();
-                let names: Vec<&str> = all["steps"].as_array().into_iter().flatten().filter_map(|x| x["name"].as_str()).collect();
-                let hint = crate::diagnostic::did_you_mean(s, names.iter().copied()).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
-                return Err(CliError::bad_input(format!("error: run {run} has no step `{s}`{hint}")));
+                let names: Vec<&str> = all["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x["name"].as_str())
+                    .collect();
+                let hint = crate::diagnostic::did_you_mean(s, names.iter().copied())
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
+                return Err(CliError::bad_input(format!(
+                    "error: run {run} has no step `{s}`{hint}"
+                )));
             }
             vec![s.to_string()]
         }
-        None => state.to_status_json()["steps"].as_array().into_iter().flatten().filter_map(|x| x["name"].as_str().map(String::from)).collect(),
+        None => state.to_status_json()["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["name"].as_str().map(String::from))
+            .collect(),
     };
     for name in names {
-        let path = dir.join("logs").join(crate::executor::log_file_name(&name));
+        let path = dir.join("logs").join(crate::step_log::log_file_name(&name));
         if let Ok(text) = std::fs::read_to_string(&path) {
             if step.is_none() {
                 println!("== {name}");
@@ -338,18 +427,40 @@ pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliE
 }
 
 /// `waymark approve` / `waymark reject`.
-pub fn decide(state_dir: &Path, run: &str, gate: &str, by: Option<String>, note: Option<String>, decision: Decision) -> Result<Exit, CliError> {
+pub fn decide(
+    state_dir: &Path,
+    run: &str,
+    gate: &str,
+    by: Option<String>,
+    note: Option<String>,
+    decision: Decision,
+) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (state, _) =
+        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     let Some(s) = state.step(gate) else {
-        return Err(CliError::bad_input(format!("error: run {run} has no gate `{gate}`")));
+        return Err(CliError::bad_input(format!(
+            "error: run {run} has no gate `{gate}`"
+        )));
     };
     if s.kind != "gate" {
-        return Err(CliError::bad_input(format!("error: `{gate}` is a step, not a gate")));
+        return Err(CliError::bad_input(format!(
+            "error: `{gate}` is a step, not a gate"
+        )));
     }
     let by = by.unwrap_or_else(current_user);
-    let item = InboxItem::new(decision, gate, by.clone(), note, state.plan_fingerprint.clone());
-    let verb = if decision == Decision::Approve { "approval" } else { "rejection" };
+    let item = InboxItem::new(
+        decision,
+        gate,
+        by.clone(),
+        note,
+        state.plan_fingerprint.clone(),
+    );
+    let verb = if decision == Decision::Approve {
+        "approval"
+    } else {
+        "rejection"
+    };
     match RunLock::acquire(&dir) {
         Err(_) => {
             inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
@@ -358,7 +469,7 @@ pub fn decide(state_dir: &Path, run: &str, gate: &str, by: Option<String>, note:
         Ok(_lock) => {
             // Nobody drives the run: the inbox keeps it until `resume` journals it.
             inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-            println!("{verb} of {gate} by {by} recorded; continue with: waymark resume {run}");
+            println!("{verb} of {gate} by {by} queued in the run's inbox; it is journaled when the run is resumed (resume is not in this build yet)");
         }
     }
     Ok(Exit::Ok)

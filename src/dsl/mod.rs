@@ -4,6 +4,7 @@
 
 pub mod declaration;
 pub mod engine;
+pub mod exec;
 pub mod loader;
 pub mod options;
 pub mod primitives;

@@ -12,15 +12,12 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Where a step's log lines go: `(stream, text)`, text already redacted by the caller.
-pub type LogFn = Arc<dyn Fn(&str, &str) + Send + Sync>;
-
 /// Everything a running step's primitives need.
 pub struct StepEnv {
     /// Set on timeout or Ctrl-C; primitives stop and the closure is interrupted.
     pub cancel: CancelToken,
-    /// The step's log.
-    pub log: LogFn,
+    /// The step's log (redacts what it writes).
+    pub log: crate::step_log::StepLog,
     /// Scrubs secret values from everything written.
     pub redactor: Redactor,
     /// `--dry-run`: primitives describe instead of acting.
@@ -55,7 +52,7 @@ pub fn cancelled_reason() -> Option<String> {
 /// `print`/`debug`: into the step log when inside a step, else to stderr.
 pub fn print_line(stream: &str, text: &str) {
     match current() {
-        Some(env) => (env.log)(stream, &env.redactor.scrub(text)),
+        Some(env) => env.log.line(stream, text),
         None => eprintln!("{text}"),
     }
 }
@@ -111,7 +108,7 @@ pub fn register(engine: &mut Engine) {
         "log",
         |ctx: NativeCallContext, msg: Dynamic| -> Result<(), Box<EvalAltResult>> {
             let env = require(&ctx, "log")?;
-            (env.log)("log", &env.redactor.scrub(&msg.to_string()));
+            env.log.line("log", &msg.to_string());
             Ok(())
         },
     );
@@ -119,7 +116,7 @@ pub fn register(engine: &mut Engine) {
         "warn",
         |ctx: NativeCallContext, msg: Dynamic| -> Result<(), Box<EvalAltResult>> {
             let env = require(&ctx, "warn")?;
-            (env.log)("warn", &env.redactor.scrub(&msg.to_string()));
+            env.log.line("warn", &msg.to_string());
             Ok(())
         },
     );
@@ -149,7 +146,7 @@ pub fn register(engine: &mut Engine) {
             wait_until(&ctx, probe, &Map::new())
         },
     );
-    // EXEC-HOOK
+    super::exec::register(engine);
 }
 
 fn wait_until(

@@ -51,10 +51,17 @@ impl Test {
         self.dir.path()
     }
 
+    /// The binary in the temp dir with the preset args.
     pub fn command(&self) -> Command {
+        let mut c = self.bare();
+        c.args(&self.args);
+        c
+    }
+
+    /// The binary in the temp dir, without the preset args.
+    pub fn bare(&self) -> Command {
         let mut c = Command::new(bin());
         c.current_dir(self.dir.path())
-            .args(&self.args)
             .env_remove("WAYMARK_STATE_DIR")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());

@@ -2,5 +2,6 @@
 
 mod cases;
 mod cli_plan;
+mod cli_run;
 mod closures;
 mod harness;

@@ -1,0 +1,173 @@
+//! `exec`, `sh` and `ps`: child processes of a step, through [`crate::process`].
+//!
+//! A non-zero exit throws (failing the step) unless `check: false` is passed; the
+//! process group is killed when the step times out or the run is interrupted.
+
+use super::primitives::require;
+use crate::duration::parse_duration;
+use crate::process::{self, ProcessSpec};
+use rhai::{Array, Engine, EvalAltResult, Map, NativeCallContext, Position};
+
+const OPTIONS: &[&str] = &["check", "timeout", "env", "cwd", "stdin"];
+
+fn err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), pos))
+}
+
+// Apply the options map to a spec; returns whether a non-zero exit throws.
+fn apply(
+    spec: &mut ProcessSpec,
+    opts: &Map,
+    what: &str,
+    pos: Position,
+) -> Result<bool, Box<EvalAltResult>> {
+    for k in opts.keys() {
+        if !OPTIONS.contains(&k.as_str()) {
+            let hint = crate::diagnostic::did_you_mean(k, OPTIONS.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(err(
+                format!(
+                    "{what}: unknown option `{k}`{hint}; options: {}",
+                    OPTIONS.join(", ")
+                ),
+                pos,
+            ));
+        }
+    }
+    if let Some(t) = opts.get("timeout") {
+        let s = t
+            .clone()
+            .into_string()
+            .map_err(|_| err(format!("{what}: `timeout` must be a duration string"), pos))?;
+        spec.timeout = Some(parse_duration(&s).map_err(|e| err(format!("{what}: {e}"), pos))?);
+    }
+    if let Some(e) = opts.get("env") {
+        let m = e
+            .clone()
+            .try_cast::<Map>()
+            .ok_or_else(|| err(format!("{what}: `env` must be a map"), pos))?;
+        spec.env = m
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+    if let Some(c) = opts.get("cwd") {
+        spec.cwd = Some(c.to_string().into());
+    }
+    if let Some(i) = opts.get("stdin") {
+        spec.stdin = Some(i.to_string());
+    }
+    match opts.get("check") {
+        None => Ok(true),
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| err(format!("{what}: `check` must be true or false"), pos)),
+    }
+}
+
+fn run(
+    ctx: &NativeCallContext,
+    what: &str,
+    mut spec: ProcessSpec,
+    opts: &Map,
+) -> Result<Map, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let env = require(ctx, what)?;
+    let check = apply(&mut spec, opts, what, pos)?;
+    let out = process::run_process(&spec, &env.cancel, &env.log).map_err(|e| {
+        if matches!(
+            e,
+            process::ProcessError::TimedOut { .. } | process::ProcessError::Cancelled { .. }
+        ) && env.cancel.is_cancelled()
+        {
+            return Box::new(EvalAltResult::ErrorTerminated(
+                env.log.scrub(&e.to_string()).into(),
+                pos,
+            ));
+        }
+        err(env.log.scrub(&e.to_string()), pos)
+    })?;
+    if check && out.code != 0 {
+        let tail: String = out
+            .stderr
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut msg = format!(
+            "`{}` exited with code {}",
+            process::describe(&spec),
+            out.code
+        );
+        if !tail.trim().is_empty() {
+            msg.push_str(&format!(": {}", tail.trim()));
+        }
+        return Err(err(env.log.scrub(&msg), pos));
+    }
+    let mut m = Map::new();
+    m.insert("code".into(), (out.code as i64).into());
+    m.insert("stdout".into(), out.stdout.into());
+    m.insert("stderr".into(), out.stderr.into());
+    Ok(m)
+}
+
+fn args_of(a: Array, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
+    a.into_iter()
+        .map(|v| {
+            if v.is_string() || v.is_int() || v.is_float() || v.is_bool() {
+                Ok(v.to_string())
+            } else {
+                Err(err(
+                    format!(
+                        "exec: arguments must be strings or numbers, not {}",
+                        v.type_name()
+                    ),
+                    pos,
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Register `exec`, `sh` and `ps` (with and without an options map).
+pub fn register(engine: &mut Engine) {
+    engine.register_fn(
+        "exec",
+        |ctx: NativeCallContext, program: &str, args: Array| {
+            let spec = ProcessSpec::new(program, args_of(args, ctx.call_position())?);
+            run(&ctx, "exec", spec, &Map::new())
+        },
+    );
+    engine.register_fn(
+        "exec",
+        |ctx: NativeCallContext, program: &str, args: Array, opts: Map| {
+            let spec = ProcessSpec::new(program, args_of(args, ctx.call_position())?);
+            run(&ctx, "exec", spec, &opts)
+        },
+    );
+    engine.register_fn("sh", |ctx: NativeCallContext, script: &str| {
+        run(&ctx, "sh", process::sh_spec(script), &Map::new())
+    });
+    engine.register_fn("sh", |ctx: NativeCallContext, script: &str, opts: Map| {
+        run(&ctx, "sh", process::sh_spec(script), &opts)
+    });
+    let ps =
+        |ctx: &NativeCallContext, script: &str, opts: &Map| -> Result<Map, Box<EvalAltResult>> {
+            require(ctx, "ps")?;
+            let spec =
+                process::ps_spec(script).map_err(|e| err(e.to_string(), ctx.call_position()))?;
+            run(ctx, "ps", spec, opts)
+        };
+    engine.register_fn("ps", move |ctx: NativeCallContext, script: &str| {
+        ps(&ctx, script, &Map::new())
+    });
+    engine.register_fn(
+        "ps",
+        move |ctx: NativeCallContext, script: &str, opts: Map| ps(&ctx, script, &opts),
+    );
+}

@@ -1,0 +1,286 @@
+//! `run`, `status`, `log` and `approve` through the binary: order, outcomes, exit codes.
+
+use crate::harness::Test;
+use std::time::{Duration, Instant};
+
+fn status_json(t: &Test) -> serde_json::Value {
+    let o = t.bare().args(["status", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn started_order(t: &Test) -> Vec<String> {
+    let runs = t.path().join(".waymark/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "step_succeeded")
+        .map(|v| v["step"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_diamond_runs_each_step_once_in_dependency_order() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "d", description: "d" });
+               step("a", #{ run: |ctx| sh("echo a >> trace") });
+               step("b", #{ after: "a", run: |ctx| sh("echo b >> trace") });
+               step("c", #{ after: "a", run: |ctx| sh("echo c >> trace") });
+               step("d", #{ after: ["b", "c"], run: |ctx| { sh("echo d >> trace"); ctx.outputs.keys().len() } });"#,
+        )
+        .args(&["run", "rb.rhai"]);
+    let o = t.run();
+    assert_eq!(o.code, 0, "{o:?}");
+    let trace = std::fs::read_to_string(t.path().join("trace")).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    assert_eq!(lines.len(), 4, "each step once: {trace}");
+    assert_eq!(lines[0], "a");
+    assert_eq!(lines[3], "d");
+    let order = started_order(&t);
+    assert_eq!(order.first().map(String::as_str), Some("a"));
+    assert_eq!(order.last().map(String::as_str), Some("d"));
+    let s = status_json(&t);
+    assert_eq!(s["status"], "succeeded");
+    let d = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "d")
+        .unwrap();
+    assert_eq!(d["output"], 3, "d sees the outputs of all three ancestors");
+    for key in [
+        "run_id",
+        "runbook",
+        "status",
+        "started_at",
+        "finished_at",
+        "steps",
+    ] {
+        assert!(s.get(key).is_some(), "status --json lacks {key}");
+    }
+}
+
+#[test]
+fn a_failure_stops_new_steps_but_always_and_failure_steps_run() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "f", description: "d" });
+               step("bad", #{ run: |ctx| fail("disk full on ns01"), retries: 2, retry_delay: "10ms" });
+               step("next", #{ after: "bad", run: |ctx| 1 });
+               step("cleanup", #{ after: "bad", when: "always", run: |ctx| ctx.results.bad.state });
+               step("alert", #{ after: "bad", when: "failure", run: |ctx| ctx.results.bad.error });
+               step("later", #{ after: "cleanup", run: |ctx| 2 });"#,
+        )
+        .args(&["run", "rb.rhai"]);
+    let o = t.run();
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains("run ") && o.stderr.contains("failed: bad"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("waymark log "), "{}", o.stderr);
+    let s = status_json(&t);
+    let step = |n: &str| {
+        s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(step("bad")["state"], "failed");
+    assert_eq!(step("bad")["attempts"], 3, "one attempt plus two retries");
+    assert!(step("bad")["error"]
+        .as_str()
+        .unwrap()
+        .contains("disk full on ns01"));
+    assert_eq!(step("next")["state"], "skipped");
+    assert_eq!(step("cleanup")["output"], "failed");
+    assert!(step("alert")["output"]
+        .as_str()
+        .unwrap()
+        .contains("disk full"));
+    assert_eq!(
+        step("later")["state"],
+        "pending",
+        "fail-fast: no new success-steps after a failure"
+    );
+}
+
+#[test]
+fn a_timeout_fails_the_step_and_kills_its_process_tree() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "t", description: "d" });
+               step("hang", #{ run: |ctx| sh("sleep 60 & echo $! > child.pid; sleep 60; wait"), timeout: "300ms" });"#,
+        )
+        .args(&["run", "rb.rhai"]);
+    let o = t.run();
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("timed out"), "{}", o.stderr);
+    let pid: i32 = std::fs::read_to_string(t.path().join("child.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let alive = !stat.is_empty() && !stat.contains(") Z ");
+    assert!(
+        !alive,
+        "the backgrounded grandchild {pid} survived the timeout"
+    );
+}
+
+#[test]
+fn a_gate_without_a_terminal_pauses_with_exit_3_and_prints_the_approve_command() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "g", description: "d" });
+               gate("sim", #{ title: "Upgrade in SIM", instructions: "Do it." });
+               step("after", #{ after: "sim", run: |ctx| 1 });
+               step("independent", #{ run: |ctx| 2 });"#,
+        )
+        .args(&["run", "rb.rhai"]);
+    let o = t.run();
+    assert_eq!(o.code, 3, "{o:?}");
+    assert!(
+        o.stderr.contains("waymark approve ") && o.stderr.contains(" sim"),
+        "{}",
+        o.stderr
+    );
+    let s = status_json(&t);
+    assert_eq!(s["status"], "paused");
+    let step = |n: &str| {
+        s["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        step("independent")["state"],
+        "succeeded",
+        "independent branches run while a gate waits"
+    );
+    assert_eq!(step("sim")["state"], "awaiting_approval");
+    assert_eq!(step("after")["state"], "pending");
+}
+
+#[test]
+fn yes_approves_gates_as_the_current_user() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "g", description: "d" });
+               gate("sim", #{ instructions: "Do it." });
+               step("after", #{ after: "sim", run: |ctx| 1 });"#,
+        )
+        .args(&["run", "rb.rhai", "--yes"]);
+    assert_eq!(t.run().code, 0);
+    let s = status_json(&t);
+    let sim = &s["steps"][0];
+    assert_eq!(sim["state"], "approved");
+    assert_eq!(sim["approvals"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn an_approval_from_another_shell_reaches_the_running_process() {
+    // The run stays live while a slow independent step runs; the approval arrives meanwhile.
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "g", description: "d" });
+           gate("sim", #{ instructions: "Do it." });
+           step("after", #{ after: "sim", run: |ctx| 1 });
+           step("slow", #{ run: |ctx| sleep("3s") });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runs = t.path().join(".waymark/runs");
+    let run_id = loop {
+        assert!(Instant::now() < deadline, "run never started");
+        if let Some(e) = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()) {
+            break e.unwrap().file_name().to_string_lossy().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let a = t
+        .bare()
+        .args([
+            "approve",
+            &run_id,
+            "sim",
+            "--by",
+            "alice",
+            "--note",
+            "done in SIM",
+        ])
+        .output()
+        .unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let s = status_json(&t);
+    assert_eq!(s["status"], "succeeded");
+    assert_eq!(s["steps"][0]["approvals"][0]["by"], "alice");
+    assert_eq!(s["steps"][0]["approvals"][0]["note"], "done in SIM");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_cancels_kills_the_step_and_exits_130() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "c", description: "d" });
+           step("long", #{ run: |ctx| sh("sleep 60") });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "step never started");
+        let logs = t.path().join(".waymark/runs");
+        let started = std::fs::read_dir(&logs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| {
+                std::fs::read_to_string(e.unwrap().path().join("journal.jsonl")).unwrap_or_default()
+            })
+            .is_some_and(|j| j.contains("step_started"));
+        if started {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let s = status_json(&t);
+    assert_eq!(s["status"], "cancelled");
+    assert_eq!(
+        s["steps"][0]["state"], "unknown",
+        "an interrupted step is neither done nor failed"
+    );
+}
+
+#[test]
+fn status_of_an_unknown_run_exits_2() {
+    let o = Test::new().args(&["status", "nope"]).run();
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("no run `nope`"), "{}", o.stderr);
+}

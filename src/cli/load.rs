@@ -17,12 +17,9 @@ pub fn load_and_plan(args: &RunbookArgs) -> Result<(dsl::Runbook, Plan), CliErro
     Plan::load(&req).map_err(|e| CliError::bad_input(e.render()))
 }
 
+/// The `inventory` global: the parsed `--inventory` file, or the built-in demo estate.
 fn inventory_value(args: &RunbookArgs) -> Result<serde_json::Value, CliError> {
-    match &args.inventory {
-        None => Ok(serde_json::Value::Null),
-        Some(p) => Err(CliError::bad_input(format!(
-            "--inventory {}: inventories are not supported yet",
-            p.display()
-        ))),
-    }
+    crate::estate::load_inventory(args.inventory.as_deref())
+        .map(|inv| inv.to_json())
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))
 }

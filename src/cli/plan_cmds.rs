@@ -20,7 +20,9 @@ pub fn list() -> Result<Exit, CliError> {
         let req = LoadRequest {
             runbook: RunbookRef::Shipped(name.to_string()),
             params: Vec::new(),
-            inventory: serde_json::Value::Null,
+            inventory: crate::estate::load_inventory(None)
+                .map(|i| i.to_json())
+                .unwrap_or_default(),
         };
         let desc = match dsl::load(&req) {
             Ok(rb) => format!("{} — {}", rb.decl.name, rb.decl.description),

@@ -177,3 +177,30 @@ fn every_hostile_case_exits_2_with_its_line() {
         }
     }
 }
+
+#[test]
+fn inventory_servers_are_visible_and_a_bad_inventory_exits_2_with_its_line() {
+    let rb = r#"runbook(#{ name: "inv", description: "d" });
+for s in inventory.servers { if s.role == "ns" { step("up:" + s.name, #{ run: |ctx| s.name }); } }"#;
+    let demo = Test::new()
+        .file("rb.rhai", rb)
+        .args(&["plan", "rb.rhai", "--format", "json"])
+        .run();
+    assert_eq!(demo.code, 0, "{demo:?}");
+    assert!(
+        demo.stdout.contains("up:ns-hq"),
+        "the demo estate is the default: {}",
+        demo.stdout
+    );
+    let bad = Test::new()
+        .file("rb.rhai", rb)
+        .file(
+            "bad.toml",
+            "name = \"x\"\ndriver = \"lab\"\n[[server]]\nname = \"ns 1\"\nrole = \"ns\"\n",
+        )
+        .args(&["check", "rb.rhai", "--inventory", "bad.toml"])
+        .run();
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(bad.stderr.contains("bad.toml:4:"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("help:"), "{}", bad.stderr);
+}

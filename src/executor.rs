@@ -2,8 +2,9 @@
 //! its output into a storable value, and decides gates (`--yes`, the approval inbox).
 
 use crate::cancel::CancelToken;
-use crate::dsl::primitives::{with_env, StepEnv};
+use crate::dsl::primitives::{with_env, DryRun, StepEnv};
 use crate::dsl::{Callable, StepKind};
+use crate::estate::Estate;
 use crate::inbox::{self, Decision};
 use crate::journal::{current_host, current_user, Event, JournalWriter};
 use crate::plan::Plan;
@@ -41,6 +42,11 @@ pub struct RhaiAction {
     approvers: Mutex<HashMap<usize, BTreeSet<String>>>,
     /// Echo log lines to the terminal.
     pub echo: Option<LogEcho>,
+    /// The estate estate operations act on.
+    pub estate: Option<Arc<dyn Estate>>,
+    /// Set for `--dry-run`: primitives record instead of acting.
+    pub dry_run: Option<DryRun>,
+    rehearsed: Mutex<BTreeSet<usize>>,
 }
 
 impl RhaiAction {
@@ -75,6 +81,9 @@ impl RhaiAction {
             logs: Mutex::new(HashMap::new()),
             approvers: Mutex::new(HashMap::new()),
             echo: None,
+            estate: None,
+            dry_run: None,
+            rehearsed: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -112,41 +121,15 @@ impl RhaiAction {
     }
 
     fn ctx(&self, node: usize, attempt: u32, done: &FinishedView) -> Dynamic {
-        let step = &self.plan.steps[node];
-        let mut ctx = Map::new();
-        ctx.insert("params".into(), Dynamic::from_map(self.params.clone()));
-        ctx.insert("inventory".into(), self.inventory.clone());
-        ctx.insert("step".into(), step.decl.name.clone().into());
-        ctx.insert("run_id".into(), self.run_id.clone().into());
-        ctx.insert("attempt".into(), (attempt as i64).into());
-        let mut outputs = Map::new();
-        if done.any_output() {
-            // Every finished ancestor, nearest first.
-            let mut seen = vec![false; self.plan.steps.len()];
-            let mut stack: Vec<usize> = step.deps.clone();
-            while let Some(a) = stack.pop() {
-                if std::mem::replace(&mut seen[a], true) {
-                    continue;
-                }
-                if let Some(v) = done.output(a) {
-                    let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
-                    outputs.insert(self.plan.steps[a].decl.name.as_str().into(), d);
-                }
-                stack.extend(self.plan.steps[a].deps.iter().copied());
-            }
-        }
-        ctx.insert("outputs".into(), outputs.into());
-        let mut results = Map::new();
-        for &d in &step.deps {
-            if let Some(r) = done.result(d) {
-                let mut m = Map::new();
-                m.insert("state".into(), r.state.into());
-                m.insert("error".into(), r.error.map_or(Dynamic::UNIT, Dynamic::from));
-                results.insert(self.plan.steps[d].decl.name.as_str().into(), m.into());
-            }
-        }
-        ctx.insert("results".into(), results.into());
-        ctx.into()
+        build_ctx(
+            &self.plan,
+            &self.params,
+            &self.inventory,
+            &self.run_id,
+            node,
+            attempt,
+            done,
+        )
     }
 
     /// Call one closure of a step with its ctx and environment.
@@ -162,7 +145,8 @@ impl RhaiAction {
             cancel: cancel.clone(),
             log: self.step_log(node),
             redactor: self.redactor.clone(),
-            dry_run: false,
+            dry_run: self.dry_run.clone(),
+            estate: self.estate.clone(),
         });
         let ctx = self.ctx(node, attempt, done);
         let file: Arc<str> = self.plan.steps[node]
@@ -188,6 +172,91 @@ impl RhaiAction {
             }
         }
     }
+}
+
+/// The `ctx` map a closure receives (SPEC §2).
+pub fn build_ctx(
+    plan: &Plan,
+    params: &Map,
+    inventory: &Dynamic,
+    run_id: &str,
+    node: usize,
+    attempt: u32,
+    done: &FinishedView,
+) -> Dynamic {
+    let step = &plan.steps[node];
+    let mut ctx = Map::new();
+    ctx.insert("params".into(), Dynamic::from_map(params.clone()));
+    ctx.insert("inventory".into(), inventory.clone());
+    ctx.insert("step".into(), step.decl.name.clone().into());
+    ctx.insert("run_id".into(), run_id.into());
+    ctx.insert("attempt".into(), (attempt as i64).into());
+    let mut outputs = Map::new();
+    if done.any_output() {
+        // Every finished ancestor, nearest first.
+        let mut seen = vec![false; plan.steps.len()];
+        let mut stack: Vec<usize> = step.deps.clone();
+        while let Some(a) = stack.pop() {
+            if std::mem::replace(&mut seen[a], true) {
+                continue;
+            }
+            if let Some(v) = done.output(a) {
+                let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
+                outputs.insert(plan.steps[a].decl.name.as_str().into(), d);
+            }
+            stack.extend(plan.steps[a].deps.iter().copied());
+        }
+    }
+    ctx.insert("outputs".into(), outputs.into());
+    let mut results = Map::new();
+    for &d in &step.deps {
+        if let Some(r) = done.result(d) {
+            let mut m = Map::new();
+            m.insert("state".into(), r.state.into());
+            m.insert("error".into(), r.error.map_or(Dynamic::UNIT, Dynamic::from));
+            results.insert(plan.steps[d].decl.name.as_str().into(), m.into());
+        }
+    }
+    ctx.insert("results".into(), results.into());
+    ctx.into()
+}
+
+/// `--dry-run` of one step: call its closure with primitives that only record what they
+/// would do; returns the recorded commands and, if the closure stopped early (a value it
+/// needed is only known at run time), why.
+pub fn dry_run_step(
+    rb: &crate::dsl::Runbook,
+    plan: &Plan,
+    node: usize,
+    estate: Option<Arc<dyn Estate>>,
+) -> (Vec<(String, Vec<String>)>, Option<String>) {
+    let Some(c) = &plan.steps[node].decl.run else {
+        return (Vec::new(), None);
+    };
+    let dry = DryRun::default();
+    let env = Arc::new(StepEnv {
+        cancel: CancelToken::new(),
+        log: StepLog::disabled(),
+        redactor: Redactor::new(),
+        dry_run: Some(dry.clone()),
+        estate,
+    });
+    let params: Map = rb
+        .params
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), v.clone().into()))
+        .collect();
+    let ctx = build_ctx(
+        plan,
+        &params,
+        &rb.inventory,
+        "dry-run",
+        node,
+        1,
+        &FinishedView::default(),
+    );
+    let r = with_env(env, || c.call(&rb.engine, ctx));
+    (dry.take(), r.err().map(|e| e.to_string()))
 }
 
 /// A step output as JSON: unit, bool, int, float, string, array or map of those.
@@ -249,6 +318,21 @@ impl Action for RhaiAction {
         let decl = &self.plan.steps[node].decl;
         debug_assert_eq!(decl.kind, StepKind::Gate);
         let need = decl.approvals.max(1) as usize;
+        // In a rehearsal the `rehearse` closure plays the operator's part, once.
+        let rehearsal = self.estate.as_ref().is_some_and(|e| e.is_rehearsal());
+        if let (true, Some(r)) = (rehearsal, &decl.rehearse) {
+            let first_time = self
+                .rehearsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node);
+            if first_time {
+                if let Err(e) = self.call(node, 1, r, &CancelToken::new(), &FinishedView::default())
+                {
+                    return GateState::Rejected(format!("the rehearsal of this gate failed: {e}"));
+                }
+            }
+        }
         if self.gate_mode == GateMode::ApproveAll {
             let ev = Event::GateApproved {
                 gate: decl.name.clone(),

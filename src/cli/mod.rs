@@ -85,6 +85,35 @@ enum Command {
     Approve(DecideArgs),
     /// Reject a gate of a run: the run fails at that gate.
     Reject(DecideArgs),
+    /// The rehearsal (lab) estate: show its state and recorded operations, or reset it.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Servers (version, replication, ...) and every operation recorded, in order.
+    #[command(
+        after_help = "Examples:\n  waymark lab show\n  waymark lab show --inventory examples/estates/hierarchy.toml --json"
+    )]
+    Show {
+        /// Inventory of the lab estate (default: the built-in demo estate).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// Machine-readable output (shape in SPEC §7).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
+    /// Forget the lab estate's state: the next run starts from the inventory's facts.
+    Reset {
+        /// Inventory of the lab estate (default: the built-in demo estate).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
 }
 
 /// `--state-dir` (env WAYMARK_STATE_DIR, default ./.waymark).
@@ -244,6 +273,14 @@ pub fn main() -> i32 {
             a.note,
             crate::inbox::Decision::Approve,
         ),
+        Command::Lab(LabCommand::Show {
+            inventory,
+            json,
+            state,
+        }) => run_cmds::lab_show(inventory.as_deref(), &state.state_dir, json),
+        Command::Lab(LabCommand::Reset { inventory, state }) => {
+            run_cmds::lab_reset(inventory.as_deref(), &state.state_dir)
+        }
         Command::Reject(a) => run_cmds::decide(
             &a.state.state_dir,
             &a.run_id,

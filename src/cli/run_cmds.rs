@@ -61,8 +61,21 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
 /// `waymark run`.
 pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let (rb, plan) = load_and_plan(args)?;
+    let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     if o.dry_run {
-        return dry_run(&plan);
+        return dry_run(&rb, &plan, estate);
+    }
+    if estate.is_rehearsal() {
+        eprintln!(
+            "REHEARSAL against the lab estate `{}` ({}); nothing real is touched",
+            estate.inventory().name,
+            if args.inventory.is_some() {
+                "from --inventory"
+            } else {
+                "the built-in demo estate"
+            }
+        );
     }
     let plan = Arc::new(plan);
     std::fs::create_dir_all(&o.state_dir)
@@ -104,7 +117,17 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         plan.steps.len()
     );
     let prior = vec![Prior::Pending; plan.steps.len()];
-    execute(&rb, plan, &run_id, &run_dir, &o.state_dir, writer, prior, o)
+    execute(
+        &rb,
+        plan,
+        &run_id,
+        &run_dir,
+        &o.state_dir,
+        writer,
+        prior,
+        o,
+        estate,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -117,13 +140,14 @@ fn execute(
     writer: JournalWriter,
     prior: Vec<Prior>,
     o: &RunOptions,
+    estate: Arc<dyn crate::estate::Estate>,
 ) -> Result<Exit, CliError> {
     let gate_mode = if o.yes {
         GateMode::ApproveAll
     } else {
         GateMode::Inbox
     };
-    let action = RhaiAction::new(
+    let mut action = RhaiAction::new(
         plan.clone(),
         rb.engine.clone(),
         &rb.params,
@@ -134,6 +158,7 @@ fn execute(
         writer.clone(),
         gate_mode,
     );
+    action.estate = Some(estate);
     let nodes = Arc::new(nodes_of(&plan));
     let display = Arc::new(crate::display::Display::new(
         nodes.clone(),
@@ -234,31 +259,84 @@ fn state_dir_flag(state_dir: &Path) -> String {
     }
 }
 
-fn dry_run(plan: &Plan) -> Result<Exit, CliError> {
-    println!("dry run of {}: nothing will be executed", plan.name);
+fn dry_run(
+    rb: &crate::dsl::Runbook,
+    plan: &Plan,
+    estate: Arc<dyn crate::estate::Estate>,
+) -> Result<Exit, CliError> {
+    println!(
+        "dry run of {} against `{}` ({} driver): nothing will be executed",
+        plan.name,
+        estate.inventory().name,
+        estate.driver()
+    );
     let mut n = 0;
     for (w, members) in plan.waves.iter().enumerate() {
         println!("\nwave {}:", w + 1);
         for &i in members {
             n += 1;
             let d = &plan.steps[i].decl;
-            match d.kind {
-                StepKind::Gate => println!(
-                    "  {n}. gate {} — waits for approval: {}",
+            if d.kind == StepKind::Gate {
+                println!(
+                    "  {n}. gate {} — a person approves: {}",
                     d.name,
                     d.title.as_deref().unwrap_or("")
-                ),
-                StepKind::Step => {
-                    println!("  {n}. {}", d.name);
-                    if let Some(r) = &d.run {
-                        for line in r.source.lines() {
-                            println!("       | {line}");
-                        }
-                    }
+                );
+                for line in d.instructions.as_deref().unwrap_or("").lines() {
+                    println!("       > {line}");
                 }
+                continue;
+            }
+            println!(
+                "  {n}. {}{}",
+                d.name,
+                d.title
+                    .as_deref()
+                    .map(|t| format!(" — {t}"))
+                    .unwrap_or_default()
+            );
+            let (calls, stopped) = crate::executor::dry_run_step(rb, plan, i, Some(estate.clone()));
+            for (what, lines) in calls {
+                println!("       {what}:");
+                for l in lines.iter().flat_map(|l| l.lines()) {
+                    println!("         {l}");
+                }
+            }
+            if let Some(why) = stopped {
+                println!(
+                    "       (what follows depends on results only known at run time: {})",
+                    why.lines().next().unwrap_or("")
+                );
             }
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// `waymark lab show`.
+pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Result<Exit, CliError> {
+    let doc = crate::estate::lab::show(inventory, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", crate::estate::lab::show_text(&doc));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark lab reset`.
+pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
+    let removed = crate::estate::lab::reset(inventory, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    println!(
+        "{}",
+        if removed {
+            "lab estate reset to the inventory's facts"
+        } else {
+            "the lab estate was already fresh"
+        }
+    );
     Ok(Exit::Ok)
 }
 

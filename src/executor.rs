@@ -229,7 +229,7 @@ pub fn dry_run_step(
     plan: &Plan,
     node: usize,
     estate: Option<Arc<dyn Estate>>,
-) -> (Vec<(String, Vec<String>)>, Option<String>) {
+) -> (Vec<crate::dsl::primitives::DryCall>, Option<String>) {
     let Some(c) = &plan.steps[node].decl.run else {
         return (Vec::new(), None);
     };

@@ -26,9 +26,12 @@ pub struct StepEnv {
     pub estate: Option<Arc<dyn crate::estate::Estate>>,
 }
 
+/// One thing a step would do: what, and the exact commands.
+pub type DryCall = (String, Vec<String>);
+
 /// What a step would do, collected during `--dry-run`.
 #[derive(Debug, Clone, Default)]
-pub struct DryRun(Arc<std::sync::Mutex<Vec<(String, Vec<String>)>>>);
+pub struct DryRun(Arc<std::sync::Mutex<Vec<DryCall>>>);
 
 impl DryRun {
     /// Note that `what` would run, with its exact commands.
@@ -40,7 +43,7 @@ impl DryRun {
     }
 
     /// Everything noted so far, in order.
-    pub fn take(&self) -> Vec<(String, Vec<String>)> {
+    pub fn take(&self) -> Vec<DryCall> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

@@ -38,6 +38,8 @@ pub struct RhaiAction {
     journal: JournalWriter,
     gate_mode: GateMode,
     user: String,
+    /// Who started the run (a `separate_approver` gate refuses them).
+    pub starter: String,
     logs: Mutex<HashMap<usize, StepLog>>,
     approvers: Mutex<HashMap<usize, BTreeSet<String>>>,
     /// Echo log lines to the terminal.
@@ -78,6 +80,7 @@ impl RhaiAction {
             journal,
             gate_mode,
             user: current_user(),
+            starter: current_user(),
             logs: Mutex::new(HashMap::new()),
             approvers: Mutex::new(HashMap::new()),
             echo: None,

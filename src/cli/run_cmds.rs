@@ -127,11 +127,25 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         prior,
         o,
         estate,
+        Resumed::default(),
     )
 }
 
+/// What a resume hands to [`execute`] beyond a fresh run: approvals already journaled and
+/// in-flight steps whose `check` probe decides whether they already happened.
+#[derive(Debug, Default)]
+pub struct Resumed {
+    /// Who started the run, when resuming one.
+    pub starter: Option<String>,
+    /// (gate index, approver) pairs already in the journal.
+    pub approvals: Vec<(usize, String)>,
+    /// Steps found in flight that have a `check` probe.
+    pub probe: Vec<usize>,
+}
+
+/// Run `plan` from `prior` to its end with the live display; the exit code of SPEC §3.
 #[allow(clippy::too_many_arguments)]
-fn execute(
+pub fn execute(
     rb: &crate::dsl::Runbook,
     plan: Arc<Plan>,
     run_id: &str,
@@ -141,7 +155,9 @@ fn execute(
     prior: Vec<Prior>,
     o: &RunOptions,
     estate: Arc<dyn crate::estate::Estate>,
+    resumed: Resumed,
 ) -> Result<Exit, CliError> {
+    let mut prior = prior;
     let gate_mode = if o.yes {
         GateMode::ApproveAll
     } else {
@@ -159,10 +175,50 @@ fn execute(
         gate_mode,
     );
     action.estate = Some(estate);
+    if let Some(s) = resumed.starter {
+        action.starter = s;
+    }
+    for (gate, by) in resumed.approvals {
+        action.preload_approver(gate, by);
+    }
+    for i in resumed.probe {
+        let Some(check) = plan.steps[i].decl.check.clone() else {
+            continue;
+        };
+        let name = &plan.steps[i].decl.name;
+        let done = crate::scheduler::FinishedView::default();
+        match action.call(i, 1, &check, &CancelToken::new(), &done) {
+            Ok(v) if v.as_bool() == Some(true) => {
+                eprintln!(
+                    "{name}: was in flight; its check probe says it is done (recorded as verified)"
+                );
+                let ev = Event::StepSucceeded {
+                    step: name.clone(),
+                    attempt: 0,
+                    output: serde_json::Value::Null,
+                    verified: true,
+                };
+                writer
+                    .append_blocking(vec![ev])
+                    .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+                prior[i] = Prior::Done(serde_json::Value::Null);
+            }
+            Ok(_) => eprintln!(
+                "{name}: was in flight; its check probe says it is not done: running it again"
+            ),
+            Err(e) => {
+                eprintln!("{name}: was in flight; its check probe failed ({e}): running it again")
+            }
+        }
+    }
     let nodes = Arc::new(nodes_of(&plan));
     let display = Arc::new(crate::display::Display::new(
         nodes.clone(),
         std::io::stderr().is_terminal(),
+        prior
+            .iter()
+            .filter(|p| !matches!(p, Prior::Pending))
+            .count(),
     ));
     let observer_display = display.clone();
     let opts = Options {
@@ -240,12 +296,12 @@ fn execute(
             for g in &gates {
                 eprintln!("  approve:  waymark approve {run_id} {g}{sd}");
             }
-            eprintln!("  (`waymark resume` is not in this build yet: approve while the run is live, or rerun with --yes)");
+            eprintln!("  then:     waymark resume {run_id}{sd}");
             Exit::Paused
         }
         Outcome::Cancelled => {
             eprintln!("run {run_id} cancelled; steps that were running are left as unknown");
-            eprintln!("  (`waymark resume` is not in this build yet)");
+            eprintln!("  continue: waymark resume {run_id}{sd}");
             Exit::Cancelled
         }
     })
@@ -416,7 +472,7 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
         println!("{line}");
     }
     if state.status == RunStatus::Crashed {
-        println!("the run's process died; steps shown `unknown` were in flight");
+        println!("the run's process died; steps shown `unknown` were in flight. Continue with: waymark resume {}", v["run_id"].as_str().unwrap_or(""));
     }
     Ok(Exit::Ok)
 }
@@ -547,7 +603,7 @@ pub fn decide(
         Ok(_lock) => {
             // Nobody drives the run: the inbox keeps it until `resume` journals it.
             inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-            println!("{verb} of {gate} by {by} queued in the run's inbox; it is journaled when the run is resumed (resume is not in this build yet)");
+            println!("{verb} of {gate} by {by} recorded; continue with: waymark resume {run}");
         }
     }
     Ok(Exit::Ok)

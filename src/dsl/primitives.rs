@@ -170,6 +170,13 @@ pub fn register(engine: &mut Engine) {
             wait_until(&ctx, probe, &Map::new())
         },
     );
+    engine.register_fn(
+        "secret",
+        |ctx: NativeCallContext, name: &str| -> Result<String, Box<EvalAltResult>> {
+            let env = require(&ctx, "secret")?;
+            crate::secret::resolve(name, &env.redactor).map_err(|e| rt_err(e, ctx.call_position()))
+        },
+    );
     super::exec::register(engine);
     super::estate_ops::register(engine);
 }

@@ -24,6 +24,15 @@ pub enum GateMode {
     ApproveAll,
     /// Wait for approvals through the inbox (`waymark approve` from another shell).
     Inbox,
+    /// Ask in this terminal (approve / reject / pause); the inbox works too.
+    Prompt,
+}
+
+/// Prompts shown in the terminal: at most one at a time, answers go through the inbox.
+#[derive(Debug, Default)]
+struct Prompts {
+    open: std::sync::atomic::AtomicUsize,
+    paused: std::sync::atomic::AtomicBool,
 }
 
 /// Runs Rhai steps for one run.
@@ -49,6 +58,7 @@ pub struct RhaiAction {
     /// Set for `--dry-run`: primitives record instead of acting.
     pub dry_run: Option<DryRun>,
     rehearsed: Mutex<BTreeSet<usize>>,
+    prompts: Arc<Prompts>,
 }
 
 impl RhaiAction {
@@ -87,6 +97,7 @@ impl RhaiAction {
             estate: None,
             dry_run: None,
             rehearsed: Mutex::new(BTreeSet::new()),
+            prompts: Arc::new(Prompts::default()),
         }
     }
 
@@ -303,6 +314,67 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
     ))
 }
 
+impl RhaiAction {
+    // Show the gate in the terminal on a thread of its own, so independent branches keep
+    // running; the answer is submitted to the inbox like any other approval.
+    fn open_prompt(&self, node: usize) {
+        use std::sync::atomic::Ordering;
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let decl = self.plan.steps[node].decl.clone();
+        let (run_dir, fp, prompts, user) = (
+            self.run_dir.clone(),
+            self.plan.fingerprint.clone(),
+            self.prompts.clone(),
+            self.user.clone(),
+        );
+        prompts.open.fetch_add(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+            let done = || prompts.open.fetch_sub(1, Ordering::SeqCst);
+            if prompts.paused.load(Ordering::SeqCst) {
+                done();
+                return;
+            }
+            let term = console::Term::stderr();
+            let _ = term.write_line("");
+            let _ = term.write_line(&format!(
+                "━━ gate {} — {}",
+                decl.name,
+                decl.title.as_deref().unwrap_or("manual step")
+            ));
+            for line in decl.instructions.as_deref().unwrap_or("").lines() {
+                let _ = term.write_line(&format!("   {line}"));
+            }
+            let choice = dialoguer::Select::new()
+                .with_prompt(format!("{}: done and checked?", decl.name))
+                .items(&["approve", "reject", "pause (resume later)"])
+                .default(0)
+                .interact_on_opt(&term);
+            let decision = match choice {
+                Ok(Some(0)) => Some(Decision::Approve),
+                Ok(Some(1)) => Some(Decision::Reject),
+                _ => None,
+            };
+            match decision {
+                Some(d) => {
+                    let note = dialoguer::Input::<String>::new()
+                        .with_prompt("note (optional)")
+                        .allow_empty(true)
+                        .interact_text_on(&term)
+                        .ok()
+                        .filter(|n| !n.trim().is_empty());
+                    let item = inbox::InboxItem::new(d, decl.name.clone(), user, note, fp);
+                    if let Err(e) = inbox::submit(&run_dir, &item) {
+                        let _ = term.write_line(&format!("could not record the decision: {e}"));
+                    }
+                }
+                None => prompts.paused.store(true, Ordering::SeqCst),
+            }
+            done();
+        });
+    }
+}
+
 impl Action for RhaiAction {
     fn run(
         &self,
@@ -315,6 +387,13 @@ impl Action for RhaiAction {
             Some(c) => self.call(node, attempt, c, cancel, done),
             None => Ok(Value::Null),
         }
+    }
+
+    fn keep_waiting(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.gate_mode == GateMode::Prompt
+            && !self.prompts.paused.load(Ordering::SeqCst)
+            && self.prompts.open.load(Ordering::SeqCst) > 0
     }
 
     fn gate(&self, node: usize, _first: bool) -> GateState {
@@ -348,6 +427,15 @@ impl Action for RhaiAction {
                 Ok(_) => GateState::Approved,
                 Err(e) => GateState::Rejected(format!("could not journal the approval: {e}")),
             };
+        }
+        if self.gate_mode == GateMode::Prompt
+            && _first
+            && !self
+                .prompts
+                .paused
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.open_prompt(node);
         }
         let drained = match inbox::drain(&self.run_dir) {
             Ok(d) => d,

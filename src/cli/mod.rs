@@ -301,6 +301,7 @@ pub fn main() -> i32 {
                 keep_going: a.keep_going,
                 yes: a.yes,
                 dry_run: a.dry_run,
+                non_interactive: a.non_interactive,
             },
         ),
         Command::Resume(a) => resume_cmds::resume(
@@ -312,6 +313,7 @@ pub fn main() -> i32 {
                 keep_going: a.keep_going,
                 yes: a.yes,
                 dry_run: false,
+                non_interactive: a.non_interactive,
             },
             &resume_cmds::ResumeOptions {
                 rerun: a.rerun,

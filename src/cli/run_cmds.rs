@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub yes: bool,
     /// Print what would run; run nothing.
     pub dry_run: bool,
+    /// Never prompt (also when stdin is not a terminal).
+    pub non_interactive: bool,
 }
 
 /// The scheduler's view of a plan.
@@ -158,8 +160,11 @@ pub fn execute(
     resumed: Resumed,
 ) -> Result<Exit, CliError> {
     let mut prior = prior;
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let gate_mode = if o.yes {
         GateMode::ApproveAll
+    } else if terminal && !o.non_interactive {
+        GateMode::Prompt
     } else {
         GateMode::Inbox
     };

@@ -347,7 +347,7 @@ impl RhaiAction {
             }
             let choice = dialoguer::Select::new()
                 .with_prompt(format!("{}: done and checked?", decl.name))
-                .items(&["approve", "reject", "pause (resume later)"])
+                .items(["approve", "reject", "pause (resume later)"])
                 .default(0)
                 .interact_on_opt(&term);
             let decision = match choice {

@@ -156,7 +156,7 @@ pub fn psremoting_script(host: &str, script: &str) -> String {
 pub fn stdin_payload(script: &str) -> String {
     format!(
         "[Console]::OutputEncoding = [Text.Encoding]::UTF8; try {{ & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}')))) }} catch {{ [Console]::Error.WriteLine($_.ToString()); exit 1 }}; exit 0\n",
-        base64(script.as_bytes())
+        crate::process::powershell::base64(script.as_bytes())
     )
 }
 
@@ -176,42 +176,7 @@ fn no_powershell(server: &str) -> EstateError {
 
 /// The PowerShell executable on PATH (pwsh first), if any.
 pub fn find_powershell() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["pwsh", "pwsh.exe", "powershell.exe", "powershell"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+    crate::process::find_powershell().ok()
 }
 
 // The one place the estate layer starts processes: through `crate::process`, so a
@@ -270,6 +235,7 @@ mod tests {
 
     #[test]
     fn base64_round_trips() {
+        use crate::process::powershell::base64;
         for s in ["", "a", "ab", "abc", "abcd", "héllo ‘x’ $(y)\n"] {
             assert_eq!(decode(&base64(s.as_bytes())), s.as_bytes(), "{s:?}");
         }

@@ -18,13 +18,14 @@ pub struct Display {
 }
 
 impl Display {
-    /// A display for these nodes; `color` when stderr is a terminal.
-    pub fn new(nodes: Arc<Vec<Node>>, color: bool) -> Self {
+    /// A display for these nodes; `color` when stderr is a terminal; `already_done`
+    /// counts nodes finished before this process (resume).
+    pub fn new(nodes: Arc<Vec<Node>>, color: bool, already_done: usize) -> Self {
         let color = color && std::env::var_os("NO_COLOR").is_none();
         Self {
             nodes,
             started: Instant::now(),
-            state: Mutex::new((0, HashMap::new())),
+            state: Mutex::new((already_done, HashMap::new())),
             color,
         }
     }

@@ -2,8 +2,9 @@
 //! its output into a storable value, and decides gates (`--yes`, the approval inbox).
 
 use crate::cancel::CancelToken;
-use crate::dsl::primitives::{with_env, StepEnv};
+use crate::dsl::primitives::{with_env, DryRun, StepEnv};
 use crate::dsl::{Callable, StepKind};
+use crate::estate::Estate;
 use crate::inbox::{self, Decision};
 use crate::journal::{current_host, current_user, Event, JournalWriter};
 use crate::plan::Plan;
@@ -23,6 +24,15 @@ pub enum GateMode {
     ApproveAll,
     /// Wait for approvals through the inbox (`waymark approve` from another shell).
     Inbox,
+    /// Ask in this terminal (approve / reject / pause); the inbox works too.
+    Prompt,
+}
+
+/// Prompts shown in the terminal: at most one at a time, answers go through the inbox.
+#[derive(Debug, Default)]
+struct Prompts {
+    open: std::sync::atomic::AtomicUsize,
+    paused: std::sync::atomic::AtomicBool,
 }
 
 /// Runs Rhai steps for one run.
@@ -37,10 +47,18 @@ pub struct RhaiAction {
     journal: JournalWriter,
     gate_mode: GateMode,
     user: String,
+    /// Who started the run (a `separate_approver` gate refuses them).
+    pub starter: String,
     logs: Mutex<HashMap<usize, StepLog>>,
     approvers: Mutex<HashMap<usize, BTreeSet<String>>>,
     /// Echo log lines to the terminal.
     pub echo: Option<LogEcho>,
+    /// The estate estate operations act on.
+    pub estate: Option<Arc<dyn Estate>>,
+    /// Set for `--dry-run`: primitives record instead of acting.
+    pub dry_run: Option<DryRun>,
+    rehearsed: Mutex<BTreeSet<usize>>,
+    prompts: Arc<Prompts>,
 }
 
 impl RhaiAction {
@@ -72,9 +90,14 @@ impl RhaiAction {
             journal,
             gate_mode,
             user: current_user(),
+            starter: current_user(),
             logs: Mutex::new(HashMap::new()),
             approvers: Mutex::new(HashMap::new()),
             echo: None,
+            estate: None,
+            dry_run: None,
+            rehearsed: Mutex::new(BTreeSet::new()),
+            prompts: Arc::new(Prompts::default()),
         }
     }
 
@@ -112,41 +135,15 @@ impl RhaiAction {
     }
 
     fn ctx(&self, node: usize, attempt: u32, done: &FinishedView) -> Dynamic {
-        let step = &self.plan.steps[node];
-        let mut ctx = Map::new();
-        ctx.insert("params".into(), Dynamic::from_map(self.params.clone()));
-        ctx.insert("inventory".into(), self.inventory.clone());
-        ctx.insert("step".into(), step.decl.name.clone().into());
-        ctx.insert("run_id".into(), self.run_id.clone().into());
-        ctx.insert("attempt".into(), (attempt as i64).into());
-        let mut outputs = Map::new();
-        if done.any_output() {
-            // Every finished ancestor, nearest first.
-            let mut seen = vec![false; self.plan.steps.len()];
-            let mut stack: Vec<usize> = step.deps.clone();
-            while let Some(a) = stack.pop() {
-                if std::mem::replace(&mut seen[a], true) {
-                    continue;
-                }
-                if let Some(v) = done.output(a) {
-                    let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
-                    outputs.insert(self.plan.steps[a].decl.name.as_str().into(), d);
-                }
-                stack.extend(self.plan.steps[a].deps.iter().copied());
-            }
-        }
-        ctx.insert("outputs".into(), outputs.into());
-        let mut results = Map::new();
-        for &d in &step.deps {
-            if let Some(r) = done.result(d) {
-                let mut m = Map::new();
-                m.insert("state".into(), r.state.into());
-                m.insert("error".into(), r.error.map_or(Dynamic::UNIT, Dynamic::from));
-                results.insert(self.plan.steps[d].decl.name.as_str().into(), m.into());
-            }
-        }
-        ctx.insert("results".into(), results.into());
-        ctx.into()
+        build_ctx(
+            &self.plan,
+            &self.params,
+            &self.inventory,
+            &self.run_id,
+            node,
+            attempt,
+            done,
+        )
     }
 
     /// Call one closure of a step with its ctx and environment.
@@ -162,7 +159,8 @@ impl RhaiAction {
             cancel: cancel.clone(),
             log: self.step_log(node),
             redactor: self.redactor.clone(),
-            dry_run: false,
+            dry_run: self.dry_run.clone(),
+            estate: self.estate.clone(),
         });
         let ctx = self.ctx(node, attempt, done);
         let file: Arc<str> = self.plan.steps[node]
@@ -188,6 +186,91 @@ impl RhaiAction {
             }
         }
     }
+}
+
+/// The `ctx` map a closure receives (SPEC §2).
+pub fn build_ctx(
+    plan: &Plan,
+    params: &Map,
+    inventory: &Dynamic,
+    run_id: &str,
+    node: usize,
+    attempt: u32,
+    done: &FinishedView,
+) -> Dynamic {
+    let step = &plan.steps[node];
+    let mut ctx = Map::new();
+    ctx.insert("params".into(), Dynamic::from_map(params.clone()));
+    ctx.insert("inventory".into(), inventory.clone());
+    ctx.insert("step".into(), step.decl.name.clone().into());
+    ctx.insert("run_id".into(), run_id.into());
+    ctx.insert("attempt".into(), (attempt as i64).into());
+    let mut outputs = Map::new();
+    if done.any_output() {
+        // Every finished ancestor, nearest first.
+        let mut seen = vec![false; plan.steps.len()];
+        let mut stack: Vec<usize> = step.deps.clone();
+        while let Some(a) = stack.pop() {
+            if std::mem::replace(&mut seen[a], true) {
+                continue;
+            }
+            if let Some(v) = done.output(a) {
+                let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
+                outputs.insert(plan.steps[a].decl.name.as_str().into(), d);
+            }
+            stack.extend(plan.steps[a].deps.iter().copied());
+        }
+    }
+    ctx.insert("outputs".into(), outputs.into());
+    let mut results = Map::new();
+    for &d in &step.deps {
+        if let Some(r) = done.result(d) {
+            let mut m = Map::new();
+            m.insert("state".into(), r.state.into());
+            m.insert("error".into(), r.error.map_or(Dynamic::UNIT, Dynamic::from));
+            results.insert(plan.steps[d].decl.name.as_str().into(), m.into());
+        }
+    }
+    ctx.insert("results".into(), results.into());
+    ctx.into()
+}
+
+/// `--dry-run` of one step: call its closure with primitives that only record what they
+/// would do; returns the recorded commands and, if the closure stopped early (a value it
+/// needed is only known at run time), why.
+pub fn dry_run_step(
+    rb: &crate::dsl::Runbook,
+    plan: &Plan,
+    node: usize,
+    estate: Option<Arc<dyn Estate>>,
+) -> (Vec<crate::dsl::primitives::DryCall>, Option<String>) {
+    let Some(c) = &plan.steps[node].decl.run else {
+        return (Vec::new(), None);
+    };
+    let dry = DryRun::default();
+    let env = Arc::new(StepEnv {
+        cancel: CancelToken::new(),
+        log: StepLog::disabled(),
+        redactor: Redactor::new(),
+        dry_run: Some(dry.clone()),
+        estate,
+    });
+    let params: Map = rb
+        .params
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), v.clone().into()))
+        .collect();
+    let ctx = build_ctx(
+        plan,
+        &params,
+        &rb.inventory,
+        "dry-run",
+        node,
+        1,
+        &FinishedView::default(),
+    );
+    let r = with_env(env, || c.call(&rb.engine, ctx));
+    (dry.take(), r.err().map(|e| e.to_string()))
 }
 
 /// A step output as JSON: unit, bool, int, float, string, array or map of those.
@@ -231,6 +314,67 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
     ))
 }
 
+impl RhaiAction {
+    // Show the gate in the terminal on a thread of its own, so independent branches keep
+    // running; the answer is submitted to the inbox like any other approval.
+    fn open_prompt(&self, node: usize) {
+        use std::sync::atomic::Ordering;
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let decl = self.plan.steps[node].decl.clone();
+        let (run_dir, fp, prompts, user) = (
+            self.run_dir.clone(),
+            self.plan.fingerprint.clone(),
+            self.prompts.clone(),
+            self.user.clone(),
+        );
+        prompts.open.fetch_add(1, Ordering::SeqCst);
+        std::thread::spawn(move || {
+            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+            let done = || prompts.open.fetch_sub(1, Ordering::SeqCst);
+            if prompts.paused.load(Ordering::SeqCst) {
+                done();
+                return;
+            }
+            let term = console::Term::stderr();
+            let _ = term.write_line("");
+            let _ = term.write_line(&format!(
+                "━━ gate {} — {}",
+                decl.name,
+                decl.title.as_deref().unwrap_or("manual step")
+            ));
+            for line in decl.instructions.as_deref().unwrap_or("").lines() {
+                let _ = term.write_line(&format!("   {line}"));
+            }
+            let choice = dialoguer::Select::new()
+                .with_prompt(format!("{}: done and checked?", decl.name))
+                .items(["approve", "reject", "pause (resume later)"])
+                .default(0)
+                .interact_on_opt(&term);
+            let decision = match choice {
+                Ok(Some(0)) => Some(Decision::Approve),
+                Ok(Some(1)) => Some(Decision::Reject),
+                _ => None,
+            };
+            match decision {
+                Some(d) => {
+                    let note = dialoguer::Input::<String>::new()
+                        .with_prompt("note (optional)")
+                        .allow_empty(true)
+                        .interact_text_on(&term)
+                        .ok()
+                        .filter(|n| !n.trim().is_empty());
+                    let item = inbox::InboxItem::new(d, decl.name.clone(), user, note, fp);
+                    if let Err(e) = inbox::submit(&run_dir, &item) {
+                        let _ = term.write_line(&format!("could not record the decision: {e}"));
+                    }
+                }
+                None => prompts.paused.store(true, Ordering::SeqCst),
+            }
+            done();
+        });
+    }
+}
+
 impl Action for RhaiAction {
     fn run(
         &self,
@@ -245,10 +389,32 @@ impl Action for RhaiAction {
         }
     }
 
+    fn keep_waiting(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.gate_mode == GateMode::Prompt
+            && !self.prompts.paused.load(Ordering::SeqCst)
+            && self.prompts.open.load(Ordering::SeqCst) > 0
+    }
+
     fn gate(&self, node: usize, _first: bool) -> GateState {
         let decl = &self.plan.steps[node].decl;
         debug_assert_eq!(decl.kind, StepKind::Gate);
         let need = decl.approvals.max(1) as usize;
+        // In a rehearsal the `rehearse` closure plays the operator's part, once.
+        let rehearsal = self.estate.as_ref().is_some_and(|e| e.is_rehearsal());
+        if let (true, Some(r)) = (rehearsal, &decl.rehearse) {
+            let first_time = self
+                .rehearsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node);
+            if first_time {
+                if let Err(e) = self.call(node, 1, r, &CancelToken::new(), &FinishedView::default())
+                {
+                    return GateState::Rejected(format!("the rehearsal of this gate failed: {e}"));
+                }
+            }
+        }
         if self.gate_mode == GateMode::ApproveAll {
             let ev = Event::GateApproved {
                 gate: decl.name.clone(),
@@ -261,6 +427,15 @@ impl Action for RhaiAction {
                 Ok(_) => GateState::Approved,
                 Err(e) => GateState::Rejected(format!("could not journal the approval: {e}")),
             };
+        }
+        if self.gate_mode == GateMode::Prompt
+            && _first
+            && !self
+                .prompts
+                .paused
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.open_prompt(node);
         }
         let drained = match inbox::drain(&self.run_dir) {
             Ok(d) => d,

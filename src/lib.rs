@@ -21,5 +21,6 @@ pub mod redact;
 pub mod render;
 pub mod run_state;
 pub mod scheduler;
+pub mod secret;
 pub mod shipped;
 pub mod step_log;

@@ -4,6 +4,7 @@
 
 mod load;
 mod plan_cmds;
+mod resume_cmds;
 mod run_cmds;
 
 use crate::exit::Exit;
@@ -47,6 +48,22 @@ enum Command {
         after_help = "Examples:\n  waymark run examples/hello.rhai --yes\n  waymark run ./upgrade.rhai --param server=ns01 --concurrency 4\n  waymark run itms-7.6/onbox --dry-run"
     )]
     Run(RunArgs),
+    /// Continue a paused, failed, cancelled or crashed run without redoing finished steps.
+    #[command(
+        after_help = "Examples:\n  waymark resume\n  waymark resume 20261123-221500-ab12 --mark-done backup-cmdb\n  waymark resume 20261123-221500-ab12 --from verify-version"
+    )]
+    Resume(ResumeArgs),
+    /// Run the `undo` of every succeeded step, newest first; the run ends rolled_back.
+    #[command(after_help = "Example:\n  waymark rollback 20261123-221500-ab12 --yes")]
+    Rollback {
+        /// The run.
+        run_id: String,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Show a run's state: every step, attempts, errors and approvals (latest run by default).
     #[command(
         after_help = "Examples:\n  waymark status\n  waymark status 20261123-221500-ab12 --json"
@@ -85,6 +102,35 @@ enum Command {
     Approve(DecideArgs),
     /// Reject a gate of a run: the run fails at that gate.
     Reject(DecideArgs),
+    /// The rehearsal (lab) estate: show its state and recorded operations, or reset it.
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Servers (version, replication, ...) and every operation recorded, in order.
+    #[command(
+        after_help = "Examples:\n  waymark lab show\n  waymark lab show --inventory examples/estates/hierarchy.toml --json"
+    )]
+    Show {
+        /// Inventory of the lab estate (default: the built-in demo estate).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        /// Machine-readable output (shape in SPEC §7).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
+    /// Forget the lab estate's state: the next run starts from the inventory's facts.
+    Reset {
+        /// Inventory of the lab estate (default: the built-in demo estate).
+        #[arg(long, value_name = "FILE")]
+        inventory: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
 }
 
 /// `--state-dir` (env WAYMARK_STATE_DIR, default ./.waymark).
@@ -121,6 +167,38 @@ struct RunArgs {
     /// Print what would run, in order, and run nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct ResumeArgs {
+    /// The run (default: the latest unfinished run).
+    run_id: Option<String>,
+    #[command(flatten)]
+    state: StateDirArg,
+    /// Approve every gate as the current user (for rehearsals).
+    #[arg(long)]
+    yes: bool,
+    /// Never prompt: a gate pauses the run.
+    #[arg(long)]
+    non_interactive: bool,
+    /// An in-flight step did not happen: run it again (repeatable).
+    #[arg(long, value_name = "STEP")]
+    rerun: Vec<String>,
+    /// An in-flight step did happen: record it as done (repeatable).
+    #[arg(long, value_name = "STEP")]
+    mark_done: Vec<String>,
+    /// Run STEP and everything downstream of it again.
+    #[arg(long, value_name = "STEP")]
+    from: Option<String>,
+    /// Continue even though steps that already succeeded were edited.
+    #[arg(long)]
+    accept_changes: bool,
+    /// Most steps running at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// After a failure, keep running branches that do not depend on it.
+    #[arg(long)]
+    keep_going: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,8 +301,30 @@ pub fn main() -> i32 {
                 keep_going: a.keep_going,
                 yes: a.yes,
                 dry_run: a.dry_run,
+                non_interactive: a.non_interactive,
             },
         ),
+        Command::Resume(a) => resume_cmds::resume(
+            &a.state.state_dir,
+            a.run_id.as_deref(),
+            &run_cmds::RunOptions {
+                state_dir: a.state.state_dir.clone(),
+                concurrency: a.concurrency as usize,
+                keep_going: a.keep_going,
+                yes: a.yes,
+                dry_run: false,
+                non_interactive: a.non_interactive,
+            },
+            &resume_cmds::ResumeOptions {
+                rerun: a.rerun,
+                mark_done: a.mark_done,
+                from: a.from,
+                accept_changes: a.accept_changes,
+            },
+        ),
+        Command::Rollback { run_id, yes, state } => {
+            resume_cmds::rollback(&state.state_dir, &run_id, yes)
+        }
         Command::Status {
             run_id,
             json,
@@ -244,6 +344,14 @@ pub fn main() -> i32 {
             a.note,
             crate::inbox::Decision::Approve,
         ),
+        Command::Lab(LabCommand::Show {
+            inventory,
+            json,
+            state,
+        }) => run_cmds::lab_show(inventory.as_deref(), &state.state_dir, json),
+        Command::Lab(LabCommand::Reset { inventory, state }) => {
+            run_cmds::lab_reset(inventory.as_deref(), &state.state_dir)
+        }
         Command::Reject(a) => run_cmds::decide(
             &a.state.state_dir,
             &a.run_id,

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub yes: bool,
     /// Print what would run; run nothing.
     pub dry_run: bool,
+    /// Never prompt (also when stdin is not a terminal).
+    pub non_interactive: bool,
 }
 
 /// The scheduler's view of a plan.
@@ -61,8 +63,21 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
 /// `waymark run`.
 pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let (rb, plan) = load_and_plan(args)?;
+    let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     if o.dry_run {
-        return dry_run(&plan);
+        return dry_run(&rb, &plan, estate);
+    }
+    if estate.is_rehearsal() {
+        eprintln!(
+            "REHEARSAL against the lab estate `{}` ({}); nothing real is touched",
+            estate.inventory().name,
+            if args.inventory.is_some() {
+                "from --inventory"
+            } else {
+                "the built-in demo estate"
+            }
+        );
     }
     let plan = Arc::new(plan);
     std::fs::create_dir_all(&o.state_dir)
@@ -104,11 +119,35 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         plan.steps.len()
     );
     let prior = vec![Prior::Pending; plan.steps.len()];
-    execute(&rb, plan, &run_id, &run_dir, &o.state_dir, writer, prior, o)
+    execute(
+        &rb,
+        plan,
+        &run_id,
+        &run_dir,
+        &o.state_dir,
+        writer,
+        prior,
+        o,
+        estate,
+        Resumed::default(),
+    )
 }
 
+/// What a resume hands to [`execute`] beyond a fresh run: approvals already journaled and
+/// in-flight steps whose `check` probe decides whether they already happened.
+#[derive(Debug, Default)]
+pub struct Resumed {
+    /// Who started the run, when resuming one.
+    pub starter: Option<String>,
+    /// (gate index, approver) pairs already in the journal.
+    pub approvals: Vec<(usize, String)>,
+    /// Steps found in flight that have a `check` probe.
+    pub probe: Vec<usize>,
+}
+
+/// Run `plan` from `prior` to its end with the live display; the exit code of SPEC §3.
 #[allow(clippy::too_many_arguments)]
-fn execute(
+pub fn execute(
     rb: &crate::dsl::Runbook,
     plan: Arc<Plan>,
     run_id: &str,
@@ -117,13 +156,19 @@ fn execute(
     writer: JournalWriter,
     prior: Vec<Prior>,
     o: &RunOptions,
+    estate: Arc<dyn crate::estate::Estate>,
+    resumed: Resumed,
 ) -> Result<Exit, CliError> {
+    let mut prior = prior;
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let gate_mode = if o.yes {
         GateMode::ApproveAll
+    } else if terminal && !o.non_interactive {
+        GateMode::Prompt
     } else {
         GateMode::Inbox
     };
-    let action = RhaiAction::new(
+    let mut action = RhaiAction::new(
         plan.clone(),
         rb.engine.clone(),
         &rb.params,
@@ -134,10 +179,51 @@ fn execute(
         writer.clone(),
         gate_mode,
     );
+    action.estate = Some(estate);
+    if let Some(s) = resumed.starter {
+        action.starter = s;
+    }
+    for (gate, by) in resumed.approvals {
+        action.preload_approver(gate, by);
+    }
+    for i in resumed.probe {
+        let Some(check) = plan.steps[i].decl.check.clone() else {
+            continue;
+        };
+        let name = &plan.steps[i].decl.name;
+        let done = crate::scheduler::FinishedView::default();
+        match action.call(i, 1, &check, &CancelToken::new(), &done) {
+            Ok(v) if v.as_bool() == Some(true) => {
+                eprintln!(
+                    "{name}: was in flight; its check probe says it is done (recorded as verified)"
+                );
+                let ev = Event::StepSucceeded {
+                    step: name.clone(),
+                    attempt: 0,
+                    output: serde_json::Value::Null,
+                    verified: true,
+                };
+                writer
+                    .append_blocking(vec![ev])
+                    .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+                prior[i] = Prior::Done(serde_json::Value::Null);
+            }
+            Ok(_) => eprintln!(
+                "{name}: was in flight; its check probe says it is not done: running it again"
+            ),
+            Err(e) => {
+                eprintln!("{name}: was in flight; its check probe failed ({e}): running it again")
+            }
+        }
+    }
     let nodes = Arc::new(nodes_of(&plan));
     let display = Arc::new(crate::display::Display::new(
         nodes.clone(),
         std::io::stderr().is_terminal(),
+        prior
+            .iter()
+            .filter(|p| !matches!(p, Prior::Pending))
+            .count(),
     ));
     let observer_display = display.clone();
     let opts = Options {
@@ -215,12 +301,12 @@ fn execute(
             for g in &gates {
                 eprintln!("  approve:  waymark approve {run_id} {g}{sd}");
             }
-            eprintln!("  (`waymark resume` is not in this build yet: approve while the run is live, or rerun with --yes)");
+            eprintln!("  then:     waymark resume {run_id}{sd}");
             Exit::Paused
         }
         Outcome::Cancelled => {
             eprintln!("run {run_id} cancelled; steps that were running are left as unknown");
-            eprintln!("  (`waymark resume` is not in this build yet)");
+            eprintln!("  continue: waymark resume {run_id}{sd}");
             Exit::Cancelled
         }
     })
@@ -234,31 +320,84 @@ fn state_dir_flag(state_dir: &Path) -> String {
     }
 }
 
-fn dry_run(plan: &Plan) -> Result<Exit, CliError> {
-    println!("dry run of {}: nothing will be executed", plan.name);
+fn dry_run(
+    rb: &crate::dsl::Runbook,
+    plan: &Plan,
+    estate: Arc<dyn crate::estate::Estate>,
+) -> Result<Exit, CliError> {
+    println!(
+        "dry run of {} against `{}` ({} driver): nothing will be executed",
+        plan.name,
+        estate.inventory().name,
+        estate.driver()
+    );
     let mut n = 0;
     for (w, members) in plan.waves.iter().enumerate() {
         println!("\nwave {}:", w + 1);
         for &i in members {
             n += 1;
             let d = &plan.steps[i].decl;
-            match d.kind {
-                StepKind::Gate => println!(
-                    "  {n}. gate {} — waits for approval: {}",
+            if d.kind == StepKind::Gate {
+                println!(
+                    "  {n}. gate {} — a person approves: {}",
                     d.name,
                     d.title.as_deref().unwrap_or("")
-                ),
-                StepKind::Step => {
-                    println!("  {n}. {}", d.name);
-                    if let Some(r) = &d.run {
-                        for line in r.source.lines() {
-                            println!("       | {line}");
-                        }
-                    }
+                );
+                for line in d.instructions.as_deref().unwrap_or("").lines() {
+                    println!("       > {line}");
                 }
+                continue;
+            }
+            println!(
+                "  {n}. {}{}",
+                d.name,
+                d.title
+                    .as_deref()
+                    .map(|t| format!(" — {t}"))
+                    .unwrap_or_default()
+            );
+            let (calls, stopped) = crate::executor::dry_run_step(rb, plan, i, Some(estate.clone()));
+            for (what, lines) in calls {
+                println!("       {what}:");
+                for l in lines.iter().flat_map(|l| l.lines()) {
+                    println!("         {l}");
+                }
+            }
+            if let Some(why) = stopped {
+                println!(
+                    "       (what follows depends on results only known at run time: {})",
+                    why.lines().next().unwrap_or("")
+                );
             }
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// `waymark lab show`.
+pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Result<Exit, CliError> {
+    let doc = crate::estate::lab::show(inventory, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", crate::estate::lab::show_text(&doc));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark lab reset`.
+pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
+    let removed = crate::estate::lab::reset(inventory, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    println!(
+        "{}",
+        if removed {
+            "lab estate reset to the inventory's facts"
+        } else {
+            "the lab estate was already fresh"
+        }
+    );
     Ok(Exit::Ok)
 }
 
@@ -338,7 +477,7 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
         println!("{line}");
     }
     if state.status == RunStatus::Crashed {
-        println!("the run's process died; steps shown `unknown` were in flight");
+        println!("the run's process died; steps shown `unknown` were in flight. Continue with: waymark resume {}", v["run_id"].as_str().unwrap_or(""));
     }
     Ok(Exit::Ok)
 }
@@ -469,7 +608,7 @@ pub fn decide(
         Ok(_lock) => {
             // Nobody drives the run: the inbox keeps it until `resume` journals it.
             inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-            println!("{verb} of {gate} by {by} queued in the run's inbox; it is journaled when the run is resumed (resume is not in this build yet)");
+            println!("{verb} of {gate} by {by} recorded; continue with: waymark resume {run}");
         }
     }
     Ok(Exit::Ok)

@@ -75,6 +75,10 @@ fn run(
     let pos = ctx.call_position();
     let env = require(ctx, what)?;
     let check = apply(&mut spec, opts, what, pos)?;
+    if let Some(dry) = &env.dry_run {
+        dry.record(what.to_string(), vec![process::describe(&spec)]);
+        return Ok(empty_result());
+    }
     let out = process::run_process(&spec, &env.cancel, &env.log).map_err(|e| {
         if matches!(
             e,
@@ -114,6 +118,14 @@ fn run(
     m.insert("stdout".into(), out.stdout.into());
     m.insert("stderr".into(), out.stderr.into());
     Ok(m)
+}
+
+fn empty_result() -> Map {
+    let mut m = Map::new();
+    m.insert("code".into(), 0_i64.into());
+    m.insert("stdout".into(), "".into());
+    m.insert("stderr".into(), "".into());
+    m
 }
 
 fn args_of(a: Array, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {

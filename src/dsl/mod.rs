@@ -4,6 +4,7 @@
 
 pub mod declaration;
 pub mod engine;
+pub mod estate_ops;
 pub mod exec;
 pub mod loader;
 pub mod options;

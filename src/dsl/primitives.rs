@@ -20,8 +20,32 @@ pub struct StepEnv {
     pub log: crate::step_log::StepLog,
     /// Scrubs secret values from everything written.
     pub redactor: Redactor,
-    /// `--dry-run`: primitives describe instead of acting.
-    pub dry_run: bool,
+    /// `--dry-run`: primitives describe what they would do here instead of acting.
+    pub dry_run: Option<DryRun>,
+    /// The estate the run acts on.
+    pub estate: Option<Arc<dyn crate::estate::Estate>>,
+}
+
+/// One thing a step would do: what, and the exact commands.
+pub type DryCall = (String, Vec<String>);
+
+/// What a step would do, collected during `--dry-run`.
+#[derive(Debug, Clone, Default)]
+pub struct DryRun(Arc<std::sync::Mutex<Vec<DryCall>>>);
+
+impl DryRun {
+    /// Note that `what` would run, with its exact commands.
+    pub fn record(&self, what: String, commands: Vec<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((what, commands));
+    }
+
+    /// Everything noted so far, in order.
+    pub fn take(&self) -> Vec<DryCall> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 thread_local! {
@@ -146,7 +170,15 @@ pub fn register(engine: &mut Engine) {
             wait_until(&ctx, probe, &Map::new())
         },
     );
+    engine.register_fn(
+        "secret",
+        |ctx: NativeCallContext, name: &str| -> Result<String, Box<EvalAltResult>> {
+            let env = require(&ctx, "secret")?;
+            crate::secret::resolve(name, &env.redactor).map_err(|e| rt_err(e, ctx.call_position()))
+        },
+    );
     super::exec::register(engine);
+    super::estate_ops::register(engine);
 }
 
 fn wait_until(

@@ -6,10 +6,7 @@
 //! `-Command -` reads stdin line by line and mis-parses multi-line blocks; the loader
 //! also turns any uncaught error into a message on stderr and exit code 1.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use super::inventory::{Server, TransportKind};
 use super::quote;
@@ -159,7 +156,7 @@ pub fn psremoting_script(host: &str, script: &str) -> String {
 pub fn stdin_payload(script: &str) -> String {
     format!(
         "[Console]::OutputEncoding = [Text.Encoding]::UTF8; try {{ & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}')))) }} catch {{ [Console]::Error.WriteLine($_.ToString()); exit 1 }}; exit 0\n",
-        base64(script.as_bytes())
+        crate::process::powershell::base64(script.as_bytes())
     )
 }
 
@@ -179,49 +176,11 @@ fn no_powershell(server: &str) -> EstateError {
 
 /// The PowerShell executable on PATH (pwsh first), if any.
 pub fn find_powershell() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    for name in ["pwsh", "pwsh.exe", "powershell.exe", "powershell"] {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
-    }
-    None
+    crate::process::find_powershell().ok()
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
-}
-
-// ======================================================================================
-// SWAP ON MERGE: this is the only function that spawns processes. When `crate::process`
-// lands, replace its body with `process::run_process(&spec, cx.cancel, &log)` built from
-// `process::ps_spec(script)` (local/psremoting) or an ssh spec, keeping the signature.
-// ======================================================================================
+// The one place the estate layer starts processes: through `crate::process`, so a
+// transport inherits its process-group kill on cancellation and its bounded capture.
 fn run_command(
     program: &Path,
     args: &[String],
@@ -229,97 +188,27 @@ fn run_command(
     server: &str,
     cx: &OpContext,
 ) -> Result<PsOutput, EstateError> {
-    let transport_err = |message: String| EstateError::Transport {
-        server: server.to_string(),
-        message,
+    use crate::process::{run_process, ProcessError, ProcessSpec};
+    let spec = ProcessSpec {
+        stdin: Some(stdin.to_string()),
+        ..ProcessSpec::new(program.display().to_string(), args.to_vec())
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        // Own process group, so cancellation kills the whole tree.
-        cmd.process_group(0);
+    match run_process(&spec, cx.cancel, &crate::step_log::StepLog::disabled()) {
+        Ok(out) => Ok(PsOutput {
+            code: out.signal.is_none().then_some(out.code),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }),
+        Err(ProcessError::Cancelled { reason, .. }) => Err(EstateError::Cancelled(reason)),
+        Err(ProcessError::NotFound { program, .. }) => Err(EstateError::Transport {
+            server: server.to_string(),
+            message: format!("`{program}` is not installed or not on PATH"),
+        }),
+        Err(e) => Err(EstateError::Transport {
+            server: server.to_string(),
+            message: e.to_string(),
+        }),
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            transport_err(format!(
-                "`{}` is not installed or not on PATH",
-                program.display()
-            ))
-        } else {
-            transport_err(format!("cannot start `{}`: {e}", program.display()))
-        }
-    })?;
-    let input = stdin.to_string();
-    let mut child_in = child.stdin.take();
-    let writer = std::thread::spawn(move || {
-        if let Some(s) = child_in.as_mut() {
-            let _ = s.write_all(input.as_bytes());
-        }
-        // Dropping stdin sends EOF, which ends `-Command -`.
-        drop(child_in);
-    });
-    let read = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = read(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = read(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => return Err(transport_err(format!("lost the child process: {e}"))),
-        }
-        if let Some(reason) = cx.cancel.reason() {
-            kill_tree(&mut child);
-            let _ = child.wait();
-            let _ = writer.join();
-            let _ = out.join();
-            let _ = err.join();
-            return Err(EstateError::Cancelled(reason));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    Ok(PsOutput {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
-}
-
-fn kill_tree(child: &mut std::process::Child) {
-    #[cfg(unix)]
-    {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill(2) with a negative pid signals the process group we created
-            // for this child; it touches no memory.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
-    }
-    let _ = child.kill();
 }
 
 #[cfg(test)]
@@ -346,6 +235,7 @@ mod tests {
 
     #[test]
     fn base64_round_trips() {
+        use crate::process::powershell::base64;
         for s in ["", "a", "ab", "abc", "abcd", "héllo ‘x’ $(y)\n"] {
             assert_eq!(decode(&base64(s.as_bytes())), s.as_bytes(), "{s:?}");
         }
@@ -422,7 +312,7 @@ mod tests {
             log: &log,
         };
         let canceller = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(std::time::Duration::from_millis(100));
             t2.cancel(CancelReason::Timeout);
         });
         let e = run_command(

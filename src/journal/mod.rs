@@ -108,6 +108,29 @@ fn random_u16() -> u16 {
     (mixed ^ (mixed >> 16)) as u16
 }
 
+/// Crash-consistency testing: with `WAYMARK_CRASH_AFTER_SEQ=N` in the environment, the
+/// process kills itself with SIGKILL right after the batch holding record N is durable,
+/// before anyone is told — the harshest moment a real crash can pick. Tests use it to
+/// stop a run at every journal boundary; it is inert when the variable is unset.
+pub(crate) fn crash_point(last_durable_seq: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("WAYMARK_CRASH_AFTER_SEQ")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(n) = *at {
+        if last_durable_seq >= n {
+            #[cfg(unix)]
+            // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            std::process::abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -277,6 +277,7 @@ impl WriterThread {
                 return;
             }
         }
+        super::crash_point(self.next_seq.saturating_sub(1));
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::with_capacity(64 << 10);
         }

@@ -15,7 +15,7 @@ mod child_io;
 mod error;
 mod group;
 mod lookup;
-mod powershell;
+pub mod powershell;
 mod run;
 mod spec;
 

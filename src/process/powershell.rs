@@ -66,7 +66,7 @@ pub fn ps_spec_with(powershell: &str, script: &str) -> ProcessSpec {
 }
 
 /// Standard base64 (RFC 4648, with padding); small enough not to warrant a crate.
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -4,4 +4,6 @@ mod cases;
 mod cli_plan;
 mod cli_run;
 mod closures;
+mod crash;
 mod harness;
+mod resume;

@@ -1,0 +1,408 @@
+//! `resume` and `rollback`: continue or undo a run from its journal.
+
+use super::run_cmds::{execute, Resumed, RunOptions};
+use crate::dsl::{LoadRequest, RunbookRef, StepKind};
+use crate::exit::{CliError, Exit};
+use crate::journal::{
+    self, current_host, current_user, Event, FinalStatus, JournalWriter, RunLock,
+};
+use crate::plan::Plan;
+use crate::run_state::{list_runs, RunState, RunStatus, StepState};
+use crate::scheduler::Prior;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Options of `waymark resume`.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOptions {
+    /// Re-run these in-flight steps.
+    pub rerun: Vec<String>,
+    /// Declare these in-flight steps done.
+    pub mark_done: Vec<String>,
+    /// Re-run this step and everything downstream.
+    pub from: Option<String>,
+    /// Accept changes to steps that already succeeded.
+    pub accept_changes: bool,
+}
+
+fn bad(msg: impl Into<String>) -> CliError {
+    CliError::bad_input(msg)
+}
+
+struct Reopened {
+    run_id: String,
+    run_dir: std::path::PathBuf,
+    lock: RunLock,
+    writer: JournalWriter,
+    state: RunState,
+    rb: crate::dsl::Runbook,
+    plan: Plan,
+    estate: Arc<dyn crate::estate::Estate>,
+}
+
+// The latest run that can be resumed (`any`: the latest run at all, for `--from`).
+fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
+    let listing = list_runs(state_dir);
+    listing
+        .runs
+        .iter()
+        .rev()
+        .find(|(_, s)| {
+            any || matches!(
+                s.status,
+                RunStatus::Paused | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Crashed
+            )
+        })
+        .map(|(id, _)| id.clone())
+        .ok_or_else(|| {
+            bad(format!(
+                "error: no unfinished run in {} (see `waymark runs`)",
+                state_dir.display()
+            ))
+        })
+}
+
+// Lock the run, replay its journal and load its runbook with the recorded parameters.
+fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, CliError> {
+    let run_id = match run {
+        Some(r) => r.to_string(),
+        None => latest_unfinished(state_dir, any)?,
+    };
+    let run_dir = journal::run_dir(state_dir, &run_id).map_err(bad)?;
+    if !run_dir.join(journal::JOURNAL_FILE).exists() {
+        return Err(bad(format!(
+            "error: no run `{run_id}` in {} (see `waymark runs`)",
+            state_dir.display()
+        )));
+    }
+    let lock = RunLock::acquire(&run_dir).map_err(|e| bad(format!("error: {e}")))?;
+    let (writer, contents) =
+        JournalWriter::open_existing(&run_dir).map_err(|e| bad(format!("error: {e}")))?;
+    for w in &contents.warnings {
+        eprintln!("warning: {w}");
+    }
+    let state = RunState::replay(&contents.records, false);
+    let runbook = RunbookRef::from_arg(&state.source).map_err(|d| {
+        bad(format!(
+            "error: the run's runbook `{}` cannot be found any more: {}",
+            state.source, d.message
+        ))
+    })?;
+    let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
+    let inv = crate::estate::load_inventory(inventory_path.as_deref())
+        .map_err(|e| bad(format!("error: {e}")))?;
+    let req = LoadRequest {
+        runbook,
+        params: state
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        inventory: inv.to_json(),
+    };
+    let (rb, plan) = Plan::load(&req).map_err(|e| bad(e.render()))?;
+    let estate = crate::estate::open(inventory_path.as_deref(), state_dir)
+        .map_err(|e| bad(format!("error: {e}")))?;
+    Ok(Reopened {
+        run_id,
+        run_dir,
+        lock,
+        writer,
+        state,
+        rb,
+        plan,
+        estate,
+    })
+}
+
+/// `waymark resume`.
+pub fn resume(
+    state_dir: &Path,
+    run: Option<&str>,
+    o: &RunOptions,
+    r: &ResumeOptions,
+) -> Result<Exit, CliError> {
+    let re = reopen(state_dir, run, r.from.is_some())?;
+    let (state, plan) = (&re.state, &re.plan);
+    if matches!(state.status, RunStatus::Succeeded | RunStatus::RolledBack) && r.from.is_none() {
+        println!(
+            "run {} already {}: nothing to resume",
+            re.run_id, state.status
+        );
+        return Ok(Exit::Ok);
+    }
+    for name in r.rerun.iter().chain(&r.mark_done).chain(&r.from) {
+        if plan.step(name).is_none() {
+            return Err(bad(format!("error: the runbook has no step `{name}`")));
+        }
+    }
+
+    // Edited runbook: compare fingerprints with what the journal recorded.
+    let mut changes = Vec::new();
+    let mut blocking = Vec::new();
+    for s in &plan.steps {
+        let name = &s.decl.name;
+        match state.step(name) {
+            None => changes.push(format!("new step `{name}`")),
+            Some(old)
+                if old
+                    .fingerprint
+                    .as_deref()
+                    .is_some_and(|f| f != s.fingerprint) =>
+            {
+                let done = matches!(old.state, StepState::Succeeded | StepState::Approved);
+                if done {
+                    blocking.push(name.clone());
+                }
+                changes.push(format!(
+                    "changed {} `{name}`{}",
+                    s.decl.kind.as_str(),
+                    if done { " (already succeeded)" } else { "" }
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for old in &state.steps {
+        if plan.step(&old.name).is_none() {
+            changes.push(format!(
+                "removed step `{}` (it stays in the journal)",
+                old.name
+            ));
+        }
+    }
+    if !changes.is_empty() {
+        eprintln!("the runbook changed since this run started:");
+        for c in &changes {
+            eprintln!("  - {c}");
+        }
+    }
+    if !blocking.is_empty() && !r.accept_changes {
+        return Err(bad(format!(
+            "error: steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: waymark resume {} --accept-changes",
+            blocking.join(", "),
+            re.run_id
+        )));
+    }
+
+    // What each step is now.
+    let from: HashSet<usize> = match &r.from {
+        Some(f) => downstream(plan, plan.index[f]),
+        None => HashSet::new(),
+    };
+    let mut prior = vec![Prior::Pending; plan.steps.len()];
+    let mut resumed = Resumed {
+        starter: Some(state.user.clone()),
+        ..Default::default()
+    };
+    let mut undecided = Vec::new();
+    let mut events = vec![Event::RunResumed {
+        user: current_user(),
+        host: current_host(),
+        plan_fingerprint: plan.fingerprint.clone(),
+        changes: changes.clone(),
+    }];
+    for (i, s) in plan.steps.iter().enumerate() {
+        let name = &s.decl.name;
+        let Some(old) = state.step(name) else {
+            continue;
+        };
+        if from.contains(&i) {
+            continue;
+        }
+        for a in &old.approvals {
+            resumed.approvals.push((i, a.by.clone()));
+        }
+        match old.state {
+            StepState::Succeeded | StepState::Approved => {
+                prior[i] = Prior::Done(old.output.clone().unwrap_or_default())
+            }
+            StepState::Unknown | StepState::Running => {
+                if r.mark_done.contains(name) {
+                    events.push(Event::StepMarkedDone {
+                        step: name.clone(),
+                        by: current_user(),
+                    });
+                    prior[i] = Prior::Done(serde_json::Value::Null);
+                } else if r.rerun.contains(name) || s.decl.idempotent {
+                    eprintln!(
+                        "{name}: was in flight; {}: running it again",
+                        if s.decl.idempotent {
+                            "idempotent"
+                        } else {
+                            "--rerun"
+                        }
+                    );
+                } else if s.decl.check.is_some() {
+                    resumed.probe.push(i);
+                } else {
+                    undecided.push(name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    if !undecided.is_empty() {
+        let sd = if state_dir == Path::new(".waymark") {
+            String::new()
+        } else {
+            format!(" --state-dir {}", state_dir.display())
+        };
+        eprintln!("these steps were running when the run stopped, are not idempotent and have no check probe:");
+        for u in &undecided {
+            eprintln!("  - {u}");
+        }
+        eprintln!("check on the servers whether each one happened, then tell waymark:");
+        for u in &undecided {
+            eprintln!(
+                "  it happened:       waymark resume {} --mark-done {u}{sd}",
+                re.run_id
+            );
+            eprintln!(
+                "  it did not happen: waymark resume {} --rerun {u}{sd}",
+                re.run_id
+            );
+        }
+        return Ok(Exit::Paused);
+    }
+    re.writer
+        .append_blocking(events)
+        .map_err(|e| bad(format!("error: {e}")))?;
+    eprintln!(
+        "resuming run {}: {} ({} steps)",
+        re.run_id,
+        re.rb.decl.name,
+        plan.steps.len()
+    );
+    let _lock = re.lock;
+    let plan = Arc::new(re.plan);
+    execute(
+        &re.rb,
+        plan,
+        &re.run_id,
+        &re.run_dir,
+        state_dir,
+        re.writer,
+        prior,
+        o,
+        re.estate,
+        resumed,
+    )
+}
+
+fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {
+    let mut seen = HashSet::from([start]);
+    let mut stack = vec![start];
+    while let Some(i) = stack.pop() {
+        for &d in &plan.steps[i].dependents {
+            if seen.insert(d) {
+                stack.push(d);
+            }
+        }
+    }
+    seen
+}
+
+/// `waymark rollback`: run the `undo` of succeeded steps, newest first.
+pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError> {
+    let re = reopen(state_dir, Some(run), true)?;
+    let mut done: Vec<(u64, usize)> = re
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let old = re.state.step(&s.decl.name)?;
+            (old.state == StepState::Succeeded
+                && s.decl.undo.is_some()
+                && s.decl.kind == StepKind::Step)
+                .then(|| (old.completed_seq.unwrap_or(0), i))
+        })
+        .collect();
+    done.sort_by_key(|d| std::cmp::Reverse(d.0));
+    if done.is_empty() {
+        println!(
+            "run {}: no succeeded step has an undo; nothing to roll back",
+            re.run_id
+        );
+        return Ok(Exit::Ok);
+    }
+    println!("rollback of run {} will undo, in this order:", re.run_id);
+    for (_, i) in &done {
+        println!("  - {}", re.plan.steps[*i].decl.name);
+    }
+    if !yes {
+        return Err(bad(
+            "error: rollback changes the estate: pass --yes to go ahead",
+        ));
+    }
+    let plan = Arc::new(re.plan);
+    let mut action = crate::executor::RhaiAction::new(
+        plan.clone(),
+        re.rb.engine.clone(),
+        &re.rb.params,
+        re.rb.inventory.clone(),
+        re.run_id.clone(),
+        re.run_dir.clone(),
+        crate::redact::Redactor::new(),
+        re.writer.clone(),
+        crate::executor::GateMode::Inbox,
+    );
+    action.estate = Some(re.estate);
+    let j = |ev: Event| {
+        re.writer
+            .append_blocking(vec![ev])
+            .map_err(|e| bad(format!("error: {e}")))
+    };
+    j(Event::RollbackStarted {
+        user: current_user(),
+    })?;
+    let mut failed = Vec::new();
+    for (_, i) in done {
+        let d = &plan.steps[i].decl;
+        let Some(undo) = &d.undo else { continue };
+        j(Event::UndoStarted {
+            step: d.name.clone(),
+        })?;
+        eprintln!("↶ undo {}", d.name);
+        match action.call(
+            i,
+            1,
+            undo,
+            &crate::cancel::CancelToken::new(),
+            &Default::default(),
+        ) {
+            Ok(_) => {
+                j(Event::UndoSucceeded {
+                    step: d.name.clone(),
+                })?;
+            }
+            Err(e) => {
+                eprintln!("✗ undo {} failed: {e}", d.name);
+                j(Event::UndoFailed {
+                    step: d.name.clone(),
+                    error: e,
+                })?;
+                failed.push(d.name.clone());
+            }
+        }
+    }
+    if failed.is_empty() {
+        j(Event::RunFinished {
+            status: FinalStatus::RolledBack,
+        })?;
+        println!("run {} rolled back", re.run_id);
+        Ok(Exit::Failed)
+    } else {
+        j(Event::RunFinished {
+            status: FinalStatus::Failed,
+        })?;
+        println!(
+            "rollback of run {} incomplete: {} failed to undo",
+            re.run_id,
+            failed.join(", ")
+        );
+        Ok(Exit::Failed)
+    }
+}

@@ -1,0 +1,111 @@
+//! Estate operations as Rhai functions: every entry of [`crate::estate::OPS`] is
+//! registered under its own name, `op(server)` and `op(server, #{ args })`, so the
+//! language needs no per-operation code and runbooks cannot tell lab from windows
+//! except by asking (`estate_driver()`, `is_rehearsal()`).
+
+use super::primitives::{require, StepEnv};
+use crate::estate::{OpContext, OPS};
+use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
+
+fn err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), pos))
+}
+
+fn estate_of(
+    env: &StepEnv,
+    op: &str,
+    pos: Position,
+) -> Result<std::sync::Arc<dyn crate::estate::Estate>, Box<EvalAltResult>> {
+    env.estate.clone().ok_or_else(|| {
+        err(
+            format!("`{op}` needs an estate, and this run has none"),
+            pos,
+        )
+    })
+}
+
+fn call(
+    ctx: &NativeCallContext,
+    op: &'static str,
+    server: &str,
+    args: Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let env = require(ctx, op)?;
+    let estate = estate_of(&env, op, pos)?;
+    let args: serde_json::Map<String, serde_json::Value> =
+        match rhai::serde::from_dynamic(&Dynamic::from_map(args)) {
+            Ok(serde_json::Value::Object(m)) => m,
+            Ok(_) | Err(_) => {
+                return Err(err(
+                    format!("`{op}`: arguments must be a map of plain values"),
+                    pos,
+                ))
+            }
+        };
+    if let Some(dry) = &env.dry_run {
+        match estate.describe(op, server, &args) {
+            Ok(lines) => dry.record(format!("{op} on {server}"), lines),
+            Err(e) => dry.record(
+                format!("{op} on {server}"),
+                vec![format!("(cannot describe: {e})")],
+            ),
+        }
+        return Ok(Dynamic::from_map(Map::new()));
+    }
+    env.log.line(
+        "estate",
+        &format!("{op} {server} {}", serde_json::Value::Object(args.clone())),
+    );
+    let log = |line: &str| env.log.line("estate", line);
+    let cx = OpContext {
+        cancel: &env.cancel,
+        log: &log,
+    };
+    match estate.call(op, server, &args, &cx) {
+        Ok(v) => {
+            env.log.line("estate", &format!("{op} {server} → {v}"));
+            rhai::serde::to_dynamic(&v)
+                .map_err(|e| err(format!("`{op}`: result not representable: {e}"), pos))
+        }
+        Err(e) => {
+            if env.cancel.is_cancelled() {
+                return Err(Box::new(EvalAltResult::ErrorTerminated(
+                    e.to_string().into(),
+                    pos,
+                )));
+            }
+            Err(err(e.to_string(), pos))
+        }
+    }
+}
+
+/// Register every estate operation plus `estate_driver()` and `is_rehearsal()`.
+pub fn register(engine: &mut Engine) {
+    for info in OPS {
+        let op = info.name;
+        engine.register_fn(op, move |ctx: NativeCallContext, server: &str| {
+            call(&ctx, op, server, Map::new())
+        });
+        engine.register_fn(
+            op,
+            move |ctx: NativeCallContext, server: &str, args: Map| call(&ctx, op, server, args),
+        );
+    }
+    engine.register_fn(
+        "estate_driver",
+        |ctx: NativeCallContext| -> Result<String, Box<EvalAltResult>> {
+            let env = require(&ctx, "estate_driver")?;
+            Ok(estate_of(&env, "estate_driver", ctx.call_position())?
+                .driver()
+                .to_string())
+        },
+    );
+    engine.register_fn(
+        "is_rehearsal",
+        |ctx: NativeCallContext| -> Result<bool, Box<EvalAltResult>> {
+            let env = require(&ctx, "is_rehearsal")?;
+            Ok(estate_of(&env, "is_rehearsal", ctx.call_position())?.is_rehearsal())
+        },
+    );
+}

@@ -1,0 +1,194 @@
+//! Crash consistency: kill -9 at every journal boundary and inside running steps, then
+//! resume; finished steps' effects must have happened exactly once and the run must end
+//! right. Also: a journal torn at every byte of its last record still resumes.
+
+use crate::harness::Test;
+use std::process::Output;
+
+// Each step appends its name to `effects`; its check probe looks there, so a step caught
+// in flight is decided by the probe and never needs an operator.
+const RUNBOOK: &str = r#"runbook(#{ name: "crash", description: "effects exactly once" });
+fn effect(name) { sh(`echo ${name} >> effects`); }
+fn happened(name) { sh(`grep -qx ${name} effects 2>/dev/null`, #{ check: false }).code == 0 }
+step("a", #{ run: |ctx| effect("a"), check: |ctx| happened("a") });
+step("b", #{ after: "a", run: |ctx| effect("b"), check: |ctx| happened("b") });
+step("c", #{ after: "a", run: |ctx| effect("c"), check: |ctx| happened("c") });
+gate("ok", #{ after: ["b", "c"], instructions: "Approve." });
+step("d", #{ after: "ok", run: |ctx| effect("d"), check: |ctx| happened("d") });
+"#;
+
+fn run(t: &Test, args: &[&str], crash_after: Option<u64>) -> Output {
+    let mut c = t.bare();
+    c.args(args);
+    if let Some(n) = crash_after {
+        c.env("WAYMARK_CRASH_AFTER_SEQ", n.to_string());
+    }
+    c.output().unwrap()
+}
+
+fn records(t: &Test) -> usize {
+    let runs = t.path().join(".waymark/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .count()
+}
+
+fn effects(t: &Test) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_to_string(t.path().join("effects"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn kill_9_at_every_journal_boundary_then_resume_does_each_effect_once() {
+    let clean = Test::new().file("rb.rhai", RUNBOOK);
+    let o = run(&clean, &["run", "rb.rhai", "--yes"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let total = records(&clean) as u64;
+    assert!(total >= 12, "expected a dozen records, got {total}");
+    for n in 1..total {
+        let t = Test::new().file("rb.rhai", RUNBOOK);
+        let o = run(&t, &["run", "rb.rhai", "--yes"], Some(n));
+        assert_eq!(
+            o.status.code(),
+            None,
+            "crash point {n}: the run should have been killed"
+        );
+        let st = run(&t, &["status", "--json"], None);
+        assert!(
+            st.status.success(),
+            "crash point {n}: status failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert_eq!(v["status"], "crashed", "crash point {n}");
+        let mut last = None;
+        for _ in 0..3 {
+            let r = run(&t, &["resume", "--yes"], None);
+            last = Some(r.status.code());
+            if r.status.success() {
+                break;
+            }
+        }
+        assert_eq!(
+            last,
+            Some(Some(0)),
+            "crash point {n}: resume did not finish"
+        );
+        assert_eq!(
+            effects(&t),
+            ["a", "b", "c", "d"],
+            "crash point {n}: each effect exactly once"
+        );
+        let st = run(&t, &["status", "--json"], None);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert_eq!(v["status"], "succeeded", "crash point {n}");
+    }
+}
+
+#[test]
+fn kill_9_inside_a_running_step_leaves_it_unknown_and_resume_finishes() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "mid", description: "d" });
+           step("first", #{ run: |ctx| sh("echo first >> effects"), idempotent: true });
+           step("slow", #{ after: "first", run: |ctx| { sh("echo slow-start >> effects"); sleep("30s"); } });
+           step("last", #{ after: "slow", run: |ctx| sh("echo last >> effects"), idempotent: true });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(t.path().join("effects"))
+        .unwrap_or_default()
+        .contains("slow-start")
+    {
+        assert!(std::time::Instant::now() < deadline, "slow never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&t, &["status", "--json"], None).stdout).unwrap();
+    assert_eq!(v["status"], "crashed");
+    assert_eq!(v["steps"][0]["state"], "succeeded");
+    assert_eq!(v["steps"][1]["state"], "unknown");
+    // Not idempotent, no probe: resume must ask, not guess.
+    let r = run(&t, &["resume"], None);
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("--mark-done slow") && err.contains("--rerun slow"),
+        "{err}"
+    );
+    // The operator checked: it did happen.
+    let r = run(&t, &["resume", "--mark-done", "slow"], None);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let e = std::fs::read_to_string(t.path().join("effects")).unwrap();
+    assert_eq!(
+        e.matches("first").count(),
+        1,
+        "finished steps never run again: {e}"
+    );
+    assert_eq!(e.matches("last").count(), 1, "{e}");
+}
+
+#[test]
+fn a_journal_torn_anywhere_in_its_last_record_still_resumes() {
+    let t = Test::new().file("rb.rhai", RUNBOOK);
+    assert!(run(&t, &["run", "rb.rhai", "--yes"], None).status.success());
+    let runs = t.path().join(".waymark/runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let journal = run_dir.join("journal.jsonl");
+    let full = std::fs::read(&journal).unwrap();
+    let last_start = full[..full.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    for cut in last_start..full.len() {
+        std::fs::write(&journal, &full[..cut]).unwrap();
+        let st = run(&t, &["status", "--json"], None);
+        assert!(
+            st.status.success(),
+            "cut {cut}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let r = run(&t, &["resume", "--yes"], None);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "cut {cut}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_eq!(
+            effects(&t),
+            ["a", "b", "c", "d"],
+            "cut {cut}: nothing ran again"
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! Resume, gates decided from another shell, edited runbooks, rollback and secrets,
+//! through the binary.
+
+use crate::harness::Test;
+use std::process::Output;
+
+fn wm(t: &Test, args: &[&str]) -> Output {
+    t.bare().args(args).output().unwrap()
+}
+
+fn wm_env(t: &Test, args: &[&str], k: &str, v: &str) -> Output {
+    t.bare().args(args).env(k, v).output().unwrap()
+}
+
+fn run_id(t: &Test) -> String {
+    let runs = t.path().join(".waymark/runs");
+    let mut ids: Vec<String> = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    ids.sort();
+    ids.pop().unwrap()
+}
+
+fn status(t: &Test) -> serde_json::Value {
+    serde_json::from_slice(&wm(t, &["status", "--json"]).stdout).unwrap()
+}
+
+fn step<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap()
+}
+
+const GATED: &str = r#"runbook(#{ name: "g", description: "d" });
+step("before", #{ run: |ctx| sh("echo before >> effects"), idempotent: true });
+gate("sim", #{ after: "before", instructions: "Do it.", approvals: 2, separate_approver: true });
+step("after", #{ after: "sim", run: |ctx| sh("echo after >> effects"), idempotent: true });
+"#;
+
+#[test]
+fn two_distinct_approvers_are_needed_and_the_starter_cannot_approve() {
+    let t = Test::new().file("rb.rhai", GATED);
+    assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(3));
+    let id = run_id(&t);
+    let journal = t
+        .path()
+        .join(".waymark/runs")
+        .join(&id)
+        .join("journal.jsonl");
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(journal)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let me = first["user"].as_str().unwrap().to_string();
+    // The starter's own approval is refused (separate_approver); alice alone is not enough.
+    assert!(wm(&t, &["approve", &id, "sim", "--by", &me])
+        .status
+        .success());
+    assert!(wm(&t, &["approve", &id, "sim", "--by", "alice"])
+        .status
+        .success());
+    assert!(wm(&t, &["approve", &id, "sim", "--by", "alice"])
+        .status
+        .success());
+    let r = wm(&t, &["resume"]);
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "one distinct approver is not two: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(wm(
+        &t,
+        &[
+            "approve",
+            &id,
+            "sim",
+            "--by",
+            "bob",
+            "--note",
+            "checked the console"
+        ]
+    )
+    .status
+    .success());
+    let r = wm(&t, &["resume"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let s = status(&t);
+    let by: Vec<&str> = step(&s, "sim")["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["by"].as_str().unwrap())
+        .collect();
+    assert!(by.contains(&"alice") && by.contains(&"bob"), "{by:?}");
+    assert!(
+        !by.contains(&me.as_str()),
+        "the starter's approval must not count: {by:?}"
+    );
+    let e = std::fs::read_to_string(t.path().join("effects")).unwrap();
+    assert_eq!(e, "before\nafter\n", "nothing ran twice");
+}
+
+#[test]
+fn a_rejected_gate_fails_the_run_with_who_and_why() {
+    let t = Test::new().file("rb.rhai", GATED);
+    assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(3));
+    let id = run_id(&t);
+    assert!(wm(
+        &t,
+        &[
+            "reject",
+            &id,
+            "sim",
+            "--by",
+            "carol",
+            "--note",
+            "SIM shows errors"
+        ]
+    )
+    .status
+    .success());
+    let r = wm(&t, &["resume"]);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let s = status(&t);
+    assert_eq!(s["status"], "failed");
+    assert_eq!(step(&s, "sim")["state"], "rejected");
+    assert!(step(&s, "sim")["error"].as_str().unwrap().contains("carol"));
+    assert_eq!(step(&s, "after")["state"], "skipped");
+}
+
+#[test]
+fn a_failed_step_runs_again_on_resume_and_finished_ones_do_not() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "f", description: "d" });
+           step("a", #{ run: |ctx| sh("echo a >> effects") });
+           step("b", #{ after: "a", run: |ctx| { sh("echo b >> effects"); sh("test -f fixed") } });"#,
+    );
+    assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(1));
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    let r = wm(&t, &["resume"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "a\nb\nb\n"
+    );
+    let s = status(&t);
+    assert_eq!(step(&s, "b")["attempts"], 2);
+}
+
+#[test]
+fn editing_a_finished_step_stops_resume_unless_accepted_and_from_reruns_downstream() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "e", description: "d" });
+           step("a", #{ run: |ctx| sh("echo a >> effects") });
+           step("b", #{ after: "a", run: |ctx| sh("false") });"#,
+    );
+    assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(1));
+    let edited = r#"runbook(#{ name: "e", description: "d" });
+           step("a", #{ run: |ctx| sh("echo A >> effects") });
+           step("b", #{ after: "a", run: |ctx| sh("true") });
+           step("c", #{ after: "b", run: |ctx| sh("echo c >> effects") });"#;
+    std::fs::write(t.path().join("rb.rhai"), edited).unwrap();
+    let r = wm(&t, &["resume"]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("changed step `a` (already succeeded)") && err.contains("new step `c`"),
+        "{err}"
+    );
+    assert!(err.contains("--accept-changes"), "{err}");
+    let r = wm(&t, &["resume", "--accept-changes"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "a\nc\n",
+        "a is not re-run"
+    );
+    let r = wm(&t, &["resume", "--from", "a", "--accept-changes"]);
+    assert_eq!(
+        r.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "a\nc\nA\nc\n"
+    );
+}
+
+#[test]
+fn rerun_decides_an_in_flight_step_the_other_way() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "r", description: "d" });
+           step("slow", #{ run: |ctx| { sh("echo start >> effects"); sleep("30s"); } });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    while !std::fs::read_to_string(t.path().join("effects"))
+        .unwrap_or_default()
+        .contains("start")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let mut r = t
+        .bare()
+        .args(["resume", "--rerun", "slow"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    unsafe { libc::kill(r.id() as i32, libc::SIGINT) };
+    assert_eq!(r.wait().unwrap().code(), Some(130));
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects"))
+            .unwrap()
+            .matches("start")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn rollback_runs_undo_newest_first_and_ends_rolled_back() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "rb", description: "d" });
+           step("one", #{ run: |ctx| sh("echo do-one >> effects"), undo: |ctx| sh("echo undo-one >> effects") });
+           step("two", #{ after: "one", run: |ctx| sh("echo do-two >> effects"), undo: |ctx| sh("echo undo-two >> effects") });
+           step("plain", #{ after: "two", run: |ctx| sh("echo do-plain >> effects") });"#,
+    );
+    assert!(wm(&t, &["run", "rb.rhai"]).status.success());
+    let id = run_id(&t);
+    let r = wm(&t, &["rollback", &id]);
+    assert_eq!(r.status.code(), Some(2), "rollback asks for --yes");
+    let r = wm(&t, &["rollback", &id, "--yes"]);
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let e = std::fs::read_to_string(t.path().join("effects")).unwrap();
+    assert_eq!(e, "do-one\ndo-two\ndo-plain\nundo-two\nundo-one\n");
+    let s = status(&t);
+    assert_eq!(s["status"], "rolled_back");
+    assert_eq!(step(&s, "one")["state"], "rolled_back");
+}
+
+#[test]
+fn a_secret_never_reaches_the_state_directory_or_any_output() {
+    let secret = "S3cr3t-Pa55-xyzzy";
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "s", description: "d" });
+           step("use", #{ run: |ctx| {
+               let pw = secret("sql_password");
+               log("connecting with " + pw);
+               let r = sh("echo token=$PW; echo err=$PW >&2", #{ env: #{ PW: pw } });
+               #{ echoed: r.stdout, pw: pw }
+           } });
+           step("boom", #{ after: "use", run: |ctx| fail("login failed for " + secret("sql_password")) });"#,
+    );
+    let o = wm_env(
+        &t,
+        &["run", "rb.rhai"],
+        "WAYMARK_SECRET_SQL_PASSWORD",
+        secret,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let id = run_id(&t);
+    let mut all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for args in [
+        vec!["status", "--json"],
+        vec!["status"],
+        vec!["log", id.as_str()],
+    ] {
+        let o = wm(&t, &args);
+        all.push_str(&String::from_utf8_lossy(&o.stdout));
+        all.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(
+        all.contains("[REDACTED]"),
+        "redaction should be visible: {all}"
+    );
+    assert!(!all.contains(secret), "secret in output: {all}");
+    for entry in walk(&t.path().join(".waymark")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "secret found in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -6,4 +6,5 @@ mod cli_run;
 mod closures;
 mod crash;
 mod harness;
+mod itms;
 mod resume;

@@ -119,7 +119,8 @@ fn descendants_of(ns: &str) -> Vec<&'static str> {
 /// Replication state of every server after each event, replayed from `set_replication`
 /// events over the seed (on for every NS of a hierarchy).
 fn replication_at(evs: &[Value], at_seq: u64) -> BTreeMap<String, bool> {
-    let mut on: BTreeMap<String, bool> = HIERARCHY_NS.iter().map(|n| (n.to_string(), true)).collect();
+    let mut on: BTreeMap<String, bool> =
+        HIERARCHY_NS.iter().map(|n| (n.to_string(), true)).collect();
     for e in evs.iter().filter(|e| seq(e) < at_seq) {
         if e["op"] == "set_replication" && ok(e) {
             let server = e["server"].as_str().unwrap().to_string();
@@ -194,17 +195,27 @@ fn assert_hierarchy_upgrade_rules(doc: &Value) {
         let fresh = ok_events(&evs, "backup_cmdb", Some(ns))
             .iter()
             .any(|b| seq(b) > children_done && seq(b) < at);
-        assert!(fresh, "{ns} needs a CMDB backup taken just before its upgrade");
+        assert!(
+            fresh,
+            "{ns} needs a CMDB backup taken just before its upgrade"
+        );
     }
     // Replication back on everywhere, after the last upgrade.
     let last_upgrade = HIERARCHY_NS.iter().map(|n| upgraded_at(n)).max().unwrap();
     let end = replication_at(&evs, u64::MAX);
     for ns in HIERARCHY_NS {
-        assert_eq!(end.get(*ns), Some(&true), "replication on {ns} must be back on");
+        assert_eq!(
+            end.get(*ns),
+            Some(&true),
+            "replication on {ns} must be back on"
+        );
         let back_on = ok_events(&evs, "set_replication", Some(ns))
             .iter()
             .any(|e| e["enabled"] == true && seq(e) > last_upgrade);
-        assert!(back_on, "replication on {ns} is re-enabled after every server is at 7.6");
+        assert!(
+            back_on,
+            "replication on {ns} is re-enabled after every server is at 7.6"
+        );
         assert_eq!(doc["servers"][*ns]["version"], "7.6");
         assert_eq!(doc["servers"][*ns]["replication_enabled"], true);
     }
@@ -234,14 +245,27 @@ fn preflight_passes_on_the_demo_estate_without_changing_anything() {
     assert_nothing_mutated(&doc, "preflight is read-only");
     let evs = events(&doc);
     for ns in HIERARCHY_NS {
-        assert!(!ok_events(&evs, "collation", Some(ns)).is_empty(), "collation of {ns} read");
-        assert!(!ok_events(&evs, "verify_version", Some(ns)).is_empty(), "version of {ns} read");
+        assert!(
+            !ok_events(&evs, "collation", Some(ns)).is_empty(),
+            "collation of {ns} read"
+        );
+        assert!(
+            !ok_events(&evs, "verify_version", Some(ns)).is_empty(),
+            "version of {ns} read"
+        );
     }
     // The demo's single gateway earns the "at least two gateways" advisory, not a failure.
     let s = status_json(&t);
     assert_eq!(s["status"], "succeeded");
-    let log = wm(&t, &["log", s["run_id"].as_str().unwrap(), "preflight:verdict"]);
-    assert!(log.stdout.contains("gw-01 is the only Internet gateway"), "{}", log.stdout);
+    let log = wm(
+        &t,
+        &["log", s["run_id"].as_str().unwrap(), "preflight:verdict"],
+    );
+    assert!(
+        log.stdout.contains("gw-01 is the only Internet gateway"),
+        "{}",
+        log.stdout
+    );
 }
 
 #[test]
@@ -313,7 +337,9 @@ fn hierarchy_disables_replication_with_an_undo_that_re_enables_it() {
     }
     let src = cmd(&t, &["plan", "itms-7.6/hierarchy"]);
     assert!(
-        src.stdout.contains("Disable hierarchy replication on ns-hq") && src.stdout.contains("has undo"),
+        src.stdout
+            .contains("Disable hierarchy replication on ns-hq")
+            && src.stdout.contains("has undo"),
         "{}",
         src.stdout
     );
@@ -327,21 +353,46 @@ fn onbox_upgrades_one_server_of_the_demo_estate() {
     let doc = lab(&t, None);
     let evs = events(&doc);
     assert_eq!(doc["servers"]["ns-emea-branch"]["version"], "7.6");
-    assert_eq!(doc["servers"]["ns-emea"]["version"], "7.5 SP1 HF5", "only the named server");
+    assert_eq!(
+        doc["servers"]["ns-emea"]["version"], "7.5 SP1 HF5",
+        "only the named server"
+    );
     let ups = ok_events(&evs, "ns_upgrade", None);
     assert_eq!(ups.len(), 1, "{ups:?}");
     let at = seq(ups[0]);
-    assert!(ok_events(&evs, "backup_cmdb", Some("ns-emea-branch")).iter().any(|b| seq(b) < at));
-    assert!(ok_events(&evs, "backup_ns", Some("ns-emea-branch")).iter().any(|b| seq(b) < at));
-    assert!(ok_events(&evs, "run_scheduled_task", Some("ns-emea-branch")).iter().any(|b| seq(b) < at));
-    assert!(ok_events(&evs, "disable_policies", Some("ns-emea-branch")).iter().any(|b| seq(b) < at));
+    assert!(ok_events(&evs, "backup_cmdb", Some("ns-emea-branch"))
+        .iter()
+        .any(|b| seq(b) < at));
+    assert!(ok_events(&evs, "backup_ns", Some("ns-emea-branch"))
+        .iter()
+        .any(|b| seq(b) < at));
+    assert!(
+        ok_events(&evs, "run_scheduled_task", Some("ns-emea-branch"))
+            .iter()
+            .any(|b| seq(b) < at)
+    );
+    assert!(ok_events(&evs, "disable_policies", Some("ns-emea-branch"))
+        .iter()
+        .any(|b| seq(b) < at));
     let state = replication_at(&evs, at);
     assert_eq!(state["ns-emea-branch"], false);
-    assert_eq!(state["ns-emea"], false, "the parent's replication is off too");
+    assert_eq!(
+        state["ns-emea"], false,
+        "the parent's replication is off too"
+    );
     // 7.5 and 7.6 cannot replicate: with its parent still at 7.5, replication stays off.
-    assert_eq!(doc["servers"]["ns-emea-branch"]["replication_enabled"], false);
-    assert!(o.stderr.contains("run ") && o.stderr.contains("succeeded"), "{}", o.stderr);
-    assert!(ok_events(&evs, "defragment_cmdb", Some("ns-emea-branch")).iter().any(|b| seq(b) > at));
+    assert_eq!(
+        doc["servers"]["ns-emea-branch"]["replication_enabled"],
+        false
+    );
+    assert!(
+        o.stderr.contains("run ") && o.stderr.contains("succeeded"),
+        "{}",
+        o.stderr
+    );
+    assert!(ok_events(&evs, "defragment_cmdb", Some("ns-emea-branch"))
+        .iter()
+        .any(|b| seq(b) > at));
 }
 
 #[test]
@@ -375,7 +426,9 @@ fn onbox_on_a_single_ns_needs_no_server_parameter_and_restores_its_policies() {
     // Site servers first, then the cloned test group, then the originals for everyone.
     let first_enable = seq(ok_events(&evs, "enable_policies", Some("ns-01"))[0]);
     let clone = seq(ok_events(&evs, "clone_policies", Some("ns-01"))[0]);
-    let last_enable = seq(ok_events(&evs, "enable_policies", Some("ns-01")).last().unwrap());
+    let last_enable = seq(ok_events(&evs, "enable_policies", Some("ns-01"))
+        .last()
+        .unwrap());
     assert!(first_enable < clone && clone < last_enable);
     for fleet in ns["agents"].as_array().unwrap() {
         assert_eq!(fleet["agent"], "7.6", "{fleet}");
@@ -406,11 +459,41 @@ fn a_transient_backup_fault_is_survived_by_retries() {
 fn blockers_stop_every_changing_runbook_before_any_change() {
     // (estate, runbook, params, the server the message must name, what it must say)
     let cases: &[(&str, &str, &[&str], &str, &str)] = &[
-        ("collation-mismatch", "itms-7.6/hierarchy", &[], "ns-emea", "collation"),
-        ("collation-mismatch", "itms-7.6/onbox", &["--param", "server=ns-emea"], "ns-emea", "collation"),
-        ("old-hotfix", "itms-7.6/hierarchy", &[], "ns-apac", "7.5 SP1 HF3"),
-        ("old-hotfix", "itms-7.6/onbox", &["--param", "server=ns-apac"], "ns-apac", "7.5 SP1 HF3"),
-        ("old-hotfix", "itms-7.6/offbox", &["--param", "source=ns-apac"], "ns-apac", "7.5 SP1 HF3"),
+        (
+            "collation-mismatch",
+            "itms-7.6/hierarchy",
+            &[],
+            "ns-emea",
+            "collation",
+        ),
+        (
+            "collation-mismatch",
+            "itms-7.6/onbox",
+            &["--param", "server=ns-emea"],
+            "ns-emea",
+            "collation",
+        ),
+        (
+            "old-hotfix",
+            "itms-7.6/hierarchy",
+            &[],
+            "ns-apac",
+            "7.5 SP1 HF3",
+        ),
+        (
+            "old-hotfix",
+            "itms-7.6/onbox",
+            &["--param", "server=ns-apac"],
+            "ns-apac",
+            "7.5 SP1 HF3",
+        ),
+        (
+            "old-hotfix",
+            "itms-7.6/offbox",
+            &["--param", "source=ns-apac"],
+            "ns-apac",
+            "7.5 SP1 HF3",
+        ),
         ("low-disk", "itms-7.6/onbox", &[], "ns-01", "GB free"),
     ];
     for (estate_name, runbook, params, server, says) in cases {
@@ -430,7 +513,11 @@ fn blockers_stop_every_changing_runbook_before_any_change() {
         assert!(out.contains("fix:"), "{what}: the fix is named:\n{out}");
         assert_nothing_mutated(&lab(&t, Some(&inv)), &what);
         let s = status_json(&t);
-        assert_eq!(step_state(&s, "preflight:verdict")["state"], "failed", "{what}");
+        assert_eq!(
+            step_state(&s, "preflight:verdict")["state"],
+            "failed",
+            "{what}"
+        );
     }
 }
 
@@ -441,7 +528,9 @@ fn the_collation_blocker_also_names_the_parent_mismatch() {
     let o = run(&t, "itms-7.6/preflight", &["--inventory", &inv]);
     assert_eq!(o.code, 1, "{o:?}");
     assert!(
-        o.stderr.contains("ns-emea: the CMDB collation Latin1_General_CI_AS differs from its parent ns-hq"),
+        o.stderr.contains(
+            "ns-emea: the CMDB collation Latin1_General_CI_AS differs from its parent ns-hq"
+        ),
         "{}",
         o.stderr
     );
@@ -454,7 +543,14 @@ fn offbox_migrates_to_a_new_server_with_product_parity() {
     let o = run(
         &t,
         "itms-7.6/offbox",
-        &["--inventory", &inv, "--param", "source=ns-old", "--param", "target=ns-new"],
+        &[
+            "--inventory",
+            &inv,
+            "--param",
+            "source=ns-old",
+            "--param",
+            "target=ns-new",
+        ],
     );
     assert_eq!(o.code, 0, "{o:?}");
     let doc = lab(&t, Some(&inv));
@@ -464,17 +560,30 @@ fn offbox_migrates_to_a_new_server_with_product_parity() {
     assert_eq!((export.len(), import.len()), (1, 1));
     assert!(seq(export[0]) < seq(import[0]));
     let backup = ok_events(&evs, "backup_cmdb", Some("ns-old"));
-    assert!(backup.iter().any(|b| seq(b) < seq(export[0])), "CMDB backed up before the export");
+    assert!(
+        backup.iter().any(|b| seq(b) < seq(export[0])),
+        "CMDB backed up before the export"
+    );
     assert_eq!(doc["servers"]["ns-new"]["imported_from"], "ns-old");
-    assert_eq!(doc["servers"]["ns-new"]["lac_enabled"], true, "LAC on for the 7.5 agents");
-    assert_eq!(doc["servers"]["ns-old"]["version"], "7.5 SP1 HF5", "the old server is left alone");
+    assert_eq!(
+        doc["servers"]["ns-new"]["lac_enabled"], true,
+        "LAC on for the 7.5 agents"
+    );
+    assert_eq!(
+        doc["servers"]["ns-old"]["version"], "7.5 SP1 HF5",
+        "the old server is left alone"
+    );
 }
 
 #[test]
 fn offbox_onto_the_same_host_name_restores_the_cmdb_when_asked() {
     let t = Test::new();
     let inv = estate("single-ns");
-    let o = run(&t, "itms-7.6/offbox", &["--inventory", &inv, "--param", "restore_cmdb=yes"]);
+    let o = run(
+        &t,
+        "itms-7.6/offbox",
+        &["--inventory", &inv, "--param", "restore_cmdb=yes"],
+    );
     assert_eq!(o.code, 0, "{o:?}");
     let doc = lab(&t, Some(&inv));
     let evs = events(&doc);
@@ -504,7 +613,10 @@ fn agents_runbook_upgrades_agents_after_the_servers_test_group_first() {
     let before = lab(&t, None);
     assert!(ok_events(&events(&before), "clone_policies", None).is_empty());
     for fleet in before["servers"]["ns-hq"]["agents"].as_array().unwrap() {
-        assert_eq!(fleet["agent"], "7.5", "agents wait for the agents runbook: {fleet}");
+        assert_eq!(
+            fleet["agent"], "7.5",
+            "agents wait for the agents runbook: {fleet}"
+        );
     }
     let o = run(&t, "itms-7.6/agents", &[]);
     assert_eq!(o.code, 0, "{o:?}");
@@ -513,11 +625,20 @@ fn agents_runbook_upgrades_agents_after_the_servers_test_group_first() {
     for ns in HIERARCHY_NS {
         let enables = ok_events(&evs, "enable_policies", Some(ns));
         let clone = seq(ok_events(&evs, "clone_policies", Some(ns))[0]);
-        assert!(seq(enables[0]) < clone, "{ns}: site servers before the test group");
-        assert!(seq(enables.last().unwrap()) > clone, "{ns}: everyone after the test group");
+        assert!(
+            seq(enables[0]) < clone,
+            "{ns}: site servers before the test group"
+        );
+        assert!(
+            seq(enables.last().unwrap()) > clone,
+            "{ns}: everyone after the test group"
+        );
         for fleet in after["servers"][*ns]["agents"].as_array().unwrap() {
             assert_eq!(fleet["agent"], "7.6", "{ns}: {fleet}");
-            assert_eq!(fleet["plugin"], fleet["agent"], "{ns}: agent and plug-in match");
+            assert_eq!(
+                fleet["plugin"], fleet["agent"],
+                "{ns}: agent and plug-in match"
+            );
         }
     }
 }
@@ -527,7 +648,11 @@ fn agents_runbook_refuses_servers_still_at_7_5() {
     let t = Test::new();
     let o = run(&t, "itms-7.6/agents", &["--param", "server=ns-apac"]);
     assert_eq!(o.code, 1, "{o:?}");
-    assert!(o.stderr.contains("ns-apac does not run 7.6 yet"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("ns-apac does not run 7.6 yet"),
+        "{}",
+        o.stderr
+    );
     assert_nothing_mutated(&lab(&t, None), "agents before the servers");
 }
 
@@ -537,7 +662,15 @@ fn dry_run_on_windows_shows_the_backup_tsql_the_collation_query_and_the_replicat
     let inv = estate("windows");
     let o = wm(
         &t,
-        &["run", "itms-7.6/hierarchy", "--dry-run", "--inventory", &inv, "--param", "expected_build=7.5.3153.0"],
+        &[
+            "run",
+            "itms-7.6/hierarchy",
+            "--dry-run",
+            "--inventory",
+            &inv,
+            "--param",
+            "expected_build=7.5.3153.0",
+        ],
     );
     assert_eq!(o.code, 0, "{o:?}");
     for needle in [
@@ -551,7 +684,10 @@ fn dry_run_on_windows_shows_the_backup_tsql_the_collation_query_and_the_replicat
     ] {
         assert!(o.stdout.contains(needle), "dry run lacks {needle}:\n{}", o.stdout);
     }
-    assert!(!t.path().join("st/runs").exists(), "a dry run records no run");
+    assert!(
+        !t.path().join("st/runs").exists(),
+        "a dry run records no run"
+    );
 }
 
 #[test]
@@ -564,7 +700,14 @@ fn hostile_host_names_in_an_inventory_are_rejected() {
         let t = Test::new().file("evil.toml", &toml);
         for args in [
             &["check", "itms-7.6/preflight", "--inventory", "evil.toml"][..],
-            &["run", "itms-7.6/preflight", "--inventory", "evil.toml", "--state-dir", "st"][..],
+            &[
+                "run",
+                "itms-7.6/preflight",
+                "--inventory",
+                "evil.toml",
+                "--state-dir",
+                "st",
+            ][..],
         ] {
             let o = cmd(&t, args);
             assert_eq!(o.code, 2, "{args:?} with server {name:?}: {o:?}");
@@ -574,12 +717,46 @@ fn hostile_host_names_in_an_inventory_are_rejected() {
 }
 
 #[test]
-fn a_hostile_server_parameter_is_rejected_at_load() {
+fn hostile_server_and_path_parameters_are_rejected_at_load() {
     let t = Test::new();
-    let o = wm(&t, &["run", "itms-7.6/onbox", "--yes", "--param", "server=ns-hq\"; calc; \""]);
+    let o = wm(
+        &t,
+        &[
+            "run",
+            "itms-7.6/onbox",
+            "--yes",
+            "--param",
+            "server=ns-hq\"; calc; \"",
+        ],
+    );
     assert_eq!(o.code, 2, "{o:?}");
-    assert!(o.stderr.contains("not a Notification Server"), "{}", o.stderr);
-    assert!(!t.path().join("st/lab").exists(), "nothing touched the estate");
+    assert!(
+        o.stderr.contains("not a Notification Server"),
+        "{}",
+        o.stderr
+    );
+    let o = wm(
+        &t,
+        &[
+            "run",
+            "itms-7.6/onbox",
+            "--yes",
+            "--param",
+            "server=ns-apac",
+            "--param",
+            "backup_dir=D:\\x\"; calc",
+        ],
+    );
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("a Windows path cannot contain"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !t.path().join("st/lab").exists(),
+        "nothing touched the estate"
+    );
 }
 
 fn toml_string(s: &str) -> String {
@@ -644,4 +821,79 @@ fn stdlib_hierarchy_orders_children_before_parents() {
         "#,
     );
     assert_eq!(o.code, 0, "{o:?}");
+}
+
+fn journal_records(t: &Test) -> u64 {
+    let runs = t.path().join("st/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64
+}
+
+#[test]
+fn a_rehearsal_killed_anywhere_resumes_without_an_operator_decision() {
+    let inv = estate("single-ns");
+    let clean = Test::new();
+    let o = run(&clean, "itms-7.6/onbox", &["--inventory", &inv]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let total = journal_records(&clean);
+    let policies_after = |t: &Test| -> Vec<(String, bool)> {
+        lab(t, Some(&inv))["servers"]["ns-01"]["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["enabled"] == true,
+                )
+            })
+            .collect()
+    };
+    let expected = policies_after(&clean);
+    // Every ninth journal record keeps the sweep short while hitting every kind of
+    // boundary: inside backups, policy steps, gates, replication and agent steps.
+    for n in (3..total).step_by(9) {
+        let t = Test::new();
+        let crashed = t
+            .bare()
+            .args([
+                "run",
+                "itms-7.6/onbox",
+                "--yes",
+                "--inventory",
+                &inv,
+                "--state-dir",
+                "st",
+            ])
+            .env("WAYMARK_CRASH_AFTER_SEQ", n.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(crashed.status.code(), None, "crash point {n}: not killed");
+        let r = wm(&t, &["resume", "--yes"]);
+        assert_eq!(
+            r.code, 0,
+            "crash point {n}: resume needed a decision or failed: {r:?}"
+        );
+        let doc = lab(&t, Some(&inv));
+        let upgrades: Vec<Value> = events(&doc)
+            .into_iter()
+            .filter(|e| e["op"] == "ns_upgrade" && e["changed"] == true)
+            .collect();
+        assert_eq!(upgrades.len(), 1, "crash point {n}: upgraded exactly once");
+        assert_eq!(doc["servers"]["ns-01"]["version"], "7.6");
+        assert_eq!(
+            policies_after(&t),
+            expected,
+            "crash point {n}: policies restored as in a clean run"
+        );
+        assert_eq!(status_json(&t)["status"], "succeeded", "crash point {n}");
+    }
 }

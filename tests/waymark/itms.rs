@@ -894,3 +894,32 @@ fn a_rehearsal_killed_anywhere_resumes_without_an_operator_decision() {
         assert_eq!(status_json(&t)["status"], "succeeded", "crash point {n}");
     }
 }
+
+#[test]
+fn preflight_judges_every_example_estate() {
+    // (estate, exit code, a server that must be named when it fails)
+    let cases = [
+        ("single-ns", 0, ""),
+        ("hierarchy", 0, ""),
+        ("offbox", 0, ""),
+        ("transient-fault", 0, ""),
+        ("collation-mismatch", 1, "ns-emea"),
+        ("old-hotfix", 1, "ns-apac"),
+        ("low-disk", 1, "ns-01"),
+    ];
+    for (name, code, server) in cases {
+        let t = Test::new();
+        let inv = estate(name);
+        let o = run(&t, "itms-7.6/preflight", &["--inventory", &inv]);
+        assert_eq!(o.code, code, "preflight on {name}: {o:?}");
+        if code != 0 {
+            assert!(
+                o.stderr.contains(&format!("- {server}:"))
+                    || o.stderr.contains(&format!("`{server}` runs")),
+                "preflight on {name} names {server}: {}",
+                o.stderr
+            );
+        }
+        assert_nothing_mutated(&lab(&t, Some(&inv)), name);
+    }
+}

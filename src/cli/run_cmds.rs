@@ -225,6 +225,7 @@ pub fn execute(
             .filter(|p| !matches!(p, Prior::Pending))
             .count(),
     ));
+    display.start_ticker(std::time::Duration::from_secs(10));
     let observer_display = display.clone();
     let opts = Options {
         concurrency: o.concurrency.max(1),

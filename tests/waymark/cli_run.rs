@@ -256,3 +256,30 @@ fn status_of_an_unknown_run_exits_2() {
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("no run `nope`"), "{}", o.stderr);
 }
+
+#[test]
+fn a_second_process_cannot_drive_a_live_run() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "l", description: "d" });
+           step("slow", #{ run: |ctx| sleep("3s") });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.path().join(".waymark/runs").exists()
+        || std::fs::read_dir(t.path().join(".waymark/runs"))
+            .unwrap()
+            .next()
+            .is_none()
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let id = t.run_id();
+    let o = t.bare().args(["resume", &id]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("another waymark process"), "{err}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

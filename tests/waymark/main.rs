@@ -7,3 +7,4 @@ mod closures;
 mod crash;
 mod harness;
 mod resume;
+mod scheduler;

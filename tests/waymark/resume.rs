@@ -289,3 +289,26 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_gate_unanswered_within_its_timeout_is_rejected() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "t", description: "d" });
+           gate("sim", #{ instructions: "Do it.", timeout: "500ms" });
+           step("after", #{ after: "sim", run: |ctx| 1 });
+           step("slow", #{ run: |ctx| sleep("2s") });"#,
+    );
+    let o = wm(&t, &["run", "rb.rhai"]);
+    expect_code(&o, 1);
+    let s = t.status();
+    assert_eq!(step(&s, "sim")["state"], "rejected");
+    assert!(
+        step(&s, "sim")["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no approval within 500ms"),
+        "{s}"
+    );
+    assert_eq!(step(&s, "after")["state"], "skipped");
+}

@@ -283,3 +283,21 @@ fn a_second_process_cannot_drive_a_live_run() {
     assert!(err.contains("another waymark process"), "{err}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn a_timeout_interrupts_a_closure_stuck_in_a_script_loop() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "loop", description: "d" });
+               step("spin", #{ run: |ctx| { let i = 0; loop { i += 1; } }, timeout: "300ms" });"#,
+        )
+        .args(&["run", "rb.rhai"]);
+    let o = t.run();
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains("spin FAILED: timed out after 300ms"),
+        "{}",
+        o.stderr
+    );
+}

@@ -15,6 +15,7 @@ pub struct Display {
     started: Instant,
     state: Mutex<(usize, HashMap<String, Instant>)>,
     color: bool,
+    stop: std::sync::atomic::AtomicBool,
 }
 
 impl Display {
@@ -27,7 +28,57 @@ impl Display {
             started: Instant::now(),
             state: Mutex::new((already_done, HashMap::new())),
             color,
+            stop: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// In a terminal, every `every` say what has been running a while and for how long,
+    /// so a long step never looks like a hung tool.
+    pub fn start_ticker(self: &Arc<Self>, every: std::time::Duration) {
+        if !self.color {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(d) = me.upgrade() else { return };
+            if d.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            if let Some(line) = d.running_line(every) {
+                eprintln!("{line}");
+            }
+        });
+    }
+
+    /// `… running 2/10: backup-cmdb 1m05s, package-refresh 12s` for steps running ≥ `min`.
+    pub fn running_line(&self, min: std::time::Duration) -> Option<String> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut long: Vec<(&String, std::time::Duration)> =
+            st.1.iter()
+                .map(|(n, t)| (n, t.elapsed()))
+                .filter(|(_, e)| *e >= min)
+                .collect();
+        if long.is_empty() {
+            return None;
+        }
+        long.sort_by_key(|l| std::cmp::Reverse(l.1));
+        let items: Vec<String> = long
+            .iter()
+            .map(|(n, e)| {
+                format!(
+                    "{n} {}",
+                    crate::duration::format_duration(std::time::Duration::from_secs(e.as_secs()))
+                )
+            })
+            .collect();
+        Some(format!(
+            "{} running ({}/{} done): {}",
+            self.paint("2", "…"),
+            st.0,
+            self.nodes.len(),
+            items.join(", ")
+        ))
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -101,5 +152,42 @@ impl Display {
     }
 
     /// Called once the run stops.
-    pub fn finish(&self) {}
+    pub fn finish(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::NodeKind;
+
+    #[test]
+    fn the_running_line_names_long_steps_with_their_time() {
+        let node = |n: &str| Node {
+            name: n.into(),
+            kind: NodeKind::Step,
+            deps: vec![],
+            dependents: vec![],
+            when: crate::dsl::When::Success,
+            retries: 0,
+            retry_delay: std::time::Duration::ZERO,
+            timeout: None,
+            group: None,
+        };
+        let d = Display::new(Arc::new(vec![node("a"), node("b")]), false, 0);
+        d.event(&Event::StepStarted {
+            step: "a".into(),
+            attempt: 1,
+        });
+        let line = d.running_line(std::time::Duration::ZERO).unwrap();
+        assert!(line.contains("running (0/2 done): a 0s"), "{line}");
+        d.event(&Event::StepSucceeded {
+            step: "a".into(),
+            attempt: 1,
+            output: serde_json::Value::Null,
+            verified: false,
+        });
+        assert_eq!(d.running_line(std::time::Duration::ZERO), None);
+    }
 }

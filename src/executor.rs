@@ -59,6 +59,7 @@ pub struct RhaiAction {
     pub dry_run: Option<DryRun>,
     rehearsed: Mutex<BTreeSet<usize>>,
     prompts: Arc<Prompts>,
+    waiting_since: Mutex<HashMap<usize, std::time::Instant>>,
 }
 
 impl RhaiAction {
@@ -98,7 +99,23 @@ impl RhaiAction {
             dry_run: None,
             rehearsed: Mutex::new(BTreeSet::new()),
             prompts: Arc::new(Prompts::default()),
+            waiting_since: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// When a gate began waiting in an earlier process (resume), so its `timeout` counts
+    /// from then and not from this resume.
+    pub fn preload_waiting_since(&self, gate: usize, since: std::time::SystemTime) {
+        let waited = std::time::SystemTime::now()
+            .duration_since(since)
+            .unwrap_or_default();
+        let instant = std::time::Instant::now()
+            .checked_sub(waited)
+            .unwrap_or_else(std::time::Instant::now);
+        self.waiting_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gate, instant);
     }
 
     /// Approvals already journaled for a gate (resume).
@@ -375,6 +392,24 @@ impl RhaiAction {
     }
 }
 
+impl RhaiAction {
+    // A rejection waymark itself decides (timeout, failed rehearsal), journaled like a
+    // person's so `status` says who and why.
+    fn reject_by_waymark(&self, node: usize, why: String) -> GateState {
+        let ev = Event::GateRejected {
+            gate: self.plan.steps[node].decl.name.clone(),
+            by: "waymark".into(),
+            host: current_host(),
+            note: Some(why.clone()),
+            plan_fingerprint: self.plan.fingerprint.clone(),
+        };
+        if let Err(e) = self.journal.append_blocking(vec![ev]) {
+            return GateState::Rejected(format!("{why} (and it could not be journaled: {e})"));
+        }
+        GateState::Rejected(why)
+    }
+}
+
 impl Action for RhaiAction {
     fn run(
         &self,
@@ -490,9 +525,24 @@ impl Action for RhaiAction {
             .get(&node)
             .map_or(0, BTreeSet::len);
         if have >= need {
-            GateState::Approved
-        } else {
-            GateState::Waiting
+            return GateState::Approved;
+        }
+        // A gate's `timeout` counts from when this process began waiting on it.
+        let since = *self
+            .waiting_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(node)
+            .or_insert_with(std::time::Instant::now);
+        match decl.timeout {
+            Some(t) if since.elapsed() >= t => self.reject_by_waymark(
+                node,
+                format!(
+                    "no approval within {} ({have} of {need} approvals)",
+                    crate::duration::format_duration(t)
+                ),
+            ),
+            _ => GateState::Waiting,
         }
     }
 }

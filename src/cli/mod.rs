@@ -78,6 +78,9 @@ enum Command {
         state: StateDirArg,
     },
     /// List every run in the state directory.
+    #[command(
+        after_help = "Examples:\n  waymark runs\n  waymark runs --json --state-dir /var/lib/waymark"
+    )]
     Runs {
         /// Machine-readable output.
         #[arg(long)]
@@ -101,9 +104,15 @@ enum Command {
     )]
     Approve(DecideArgs),
     /// Reject a gate of a run: the run fails at that gate.
+    #[command(
+        after_help = "Example:\n  waymark reject 20261123-221500-ab12 sim-upgrade --note \"readiness check failed on ns-emea\""
+    )]
     Reject(DecideArgs),
     /// The rehearsal (lab) estate: show its state and recorded operations, or reset it.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  waymark lab show\n  waymark lab reset"
+    )]
     Lab(LabCommand),
 }
 
@@ -124,6 +133,9 @@ enum LabCommand {
         state: StateDirArg,
     },
     /// Forget the lab estate's state: the next run starts from the inventory's facts.
+    #[command(
+        after_help = "Examples:\n  waymark lab reset\n  waymark lab reset --inventory examples/estates/hierarchy.toml"
+    )]
     Reset {
         /// Inventory of the lab estate (default: the built-in demo estate).
         #[arg(long, value_name = "FILE")]

@@ -214,6 +214,15 @@ pub fn resume(
         for a in &old.approvals {
             resumed.approvals.push((i, a.by.clone()));
         }
+        if old.state == StepState::AwaitingApproval {
+            if let Some(t) = old
+                .started_at
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+            {
+                resumed.waiting_since.push((i, t));
+            }
+        }
         match old.state {
             StepState::Succeeded | StepState::Approved => {
                 prior[i] = Prior::Done(old.output.clone().unwrap_or_default())
@@ -242,6 +251,33 @@ pub fn resume(
             }
             _ => {}
         }
+    }
+    // In a terminal, ask about each undecided step instead of stopping.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !undecided.is_empty() && terminal && !o.non_interactive {
+        let mut still = Vec::new();
+        for name in undecided {
+            let choice = dialoguer::Select::new()
+                .with_prompt(format!(
+                    "`{name}` was running when the run stopped and may or may not have happened; check the servers. Did it happen?"
+                ))
+                .items(["yes: record it as done", "no: run it again", "not sure: stop here"])
+                .default(2)
+                .interact_opt();
+            match choice {
+                Ok(Some(0)) => {
+                    events.push(Event::StepMarkedDone {
+                        step: name.clone(),
+                        by: current_user(),
+                    });
+                    prior[plan.index[&name]] = Prior::Done(serde_json::Value::Null);
+                }
+                Ok(Some(1)) => {}
+                _ => still.push(name),
+            }
+        }
+        undecided = still;
     }
     if !undecided.is_empty() {
         let sd = if state_dir == Path::new(".waymark") {

@@ -141,6 +141,8 @@ pub struct Resumed {
     pub starter: Option<String>,
     /// (gate index, approver) pairs already in the journal.
     pub approvals: Vec<(usize, String)>,
+    /// Gates that began waiting in an earlier process, and when.
+    pub waiting_since: Vec<(usize, std::time::SystemTime)>,
     /// Steps found in flight that have a `check` probe.
     pub probe: Vec<usize>,
 }
@@ -182,6 +184,9 @@ pub fn execute(
     action.estate = Some(estate);
     if let Some(s) = resumed.starter {
         action.starter = s;
+    }
+    for (gate, since) in resumed.waiting_since {
+        action.preload_waiting_since(gate, since);
     }
     for (gate, by) in resumed.approvals {
         action.preload_approver(gate, by);
@@ -225,6 +230,7 @@ pub fn execute(
             .filter(|p| !matches!(p, Prior::Pending))
             .count(),
     ));
+    display.start_ticker(std::time::Duration::from_secs(10));
     let observer_display = display.clone();
     let opts = Options {
         concurrency: o.concurrency.max(1),

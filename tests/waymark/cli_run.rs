@@ -1,22 +1,10 @@
 //! `run`, `status`, `log` and `approve` through the binary: order, outcomes, exit codes.
 
-use crate::harness::Test;
+use crate::harness::{step, Test};
 use std::time::{Duration, Instant};
 
-fn status_json(t: &Test) -> serde_json::Value {
-    let o = t.bare().args(["status", "--json"]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn started_order(t: &Test) -> Vec<String> {
-    let runs = t.path().join(".waymark/runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = t.run_dir();
     let text = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     text.lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -47,7 +35,7 @@ fn a_diamond_runs_each_step_once_in_dependency_order() {
     let order = started_order(&t);
     assert_eq!(order.first().map(String::as_str), Some("a"));
     assert_eq!(order.last().map(String::as_str), Some("d"));
-    let s = status_json(&t);
+    let s = t.status();
     assert_eq!(s["status"], "succeeded");
     let d = s["steps"]
         .as_array()
@@ -89,16 +77,8 @@ fn a_failure_stops_new_steps_but_always_and_failure_steps_run() {
         o.stderr
     );
     assert!(o.stderr.contains("waymark log "), "{}", o.stderr);
-    let s = status_json(&t);
-    let step = |n: &str| {
-        s["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let s = t.status();
+    let step = |n: &str| step(&s, n).clone();
     assert_eq!(step("bad")["state"], "failed");
     assert_eq!(step("bad")["attempts"], 3, "one attempt plus two retries");
     assert!(step("bad")["error"]
@@ -161,17 +141,9 @@ fn a_gate_without_a_terminal_pauses_with_exit_3_and_prints_the_approve_command()
         "{}",
         o.stderr
     );
-    let s = status_json(&t);
+    let s = t.status();
     assert_eq!(s["status"], "paused");
-    let step = |n: &str| {
-        s["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let step = |n: &str| step(&s, n).clone();
     assert_eq!(
         step("independent")["state"],
         "succeeded",
@@ -192,7 +164,7 @@ fn yes_approves_gates_as_the_current_user() {
         )
         .args(&["run", "rb.rhai", "--yes"]);
     assert_eq!(t.run().code, 0);
-    let s = status_json(&t);
+    let s = t.status();
     let sim = &s["steps"][0];
     assert_eq!(sim["state"], "approved");
     assert_eq!(sim["approvals"].as_array().unwrap().len(), 1);
@@ -235,7 +207,7 @@ fn an_approval_from_another_shell_reaches_the_running_process() {
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    let s = status_json(&t);
+    let s = t.status();
     assert_eq!(s["status"], "succeeded");
     assert_eq!(s["steps"][0]["approvals"][0]["by"], "alice");
     assert_eq!(s["steps"][0]["approvals"][0]["note"], "done in SIM");
@@ -270,7 +242,7 @@ fn ctrl_c_cancels_kills_the_step_and_exits_130() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    let s = status_json(&t);
+    let s = t.status();
     assert_eq!(s["status"], "cancelled");
     assert_eq!(
         s["steps"][0]["state"], "unknown",
@@ -283,4 +255,49 @@ fn status_of_an_unknown_run_exits_2() {
     let o = Test::new().args(&["status", "nope"]).run();
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("no run `nope`"), "{}", o.stderr);
+}
+
+#[test]
+fn a_second_process_cannot_drive_a_live_run() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "l", description: "d" });
+           step("slow", #{ run: |ctx| sleep("3s") });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !t.path().join(".waymark/runs").exists()
+        || std::fs::read_dir(t.path().join(".waymark/runs"))
+            .unwrap()
+            .next()
+            .is_none()
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let id = t.run_id();
+    let o = t.bare().args(["resume", &id]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("another waymark process"), "{err}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_timeout_interrupts_a_closure_stuck_in_a_script_loop() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "loop", description: "d" });
+               step("spin", #{ run: |ctx| { let i = 0; loop { i += 1; } }, timeout: "300ms" });"#,
+        )
+        .args(&["run", "rb.rhai"]);
+    let o = t.run();
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains("spin FAILED: timed out after 300ms"),
+        "{}",
+        o.stderr
+    );
 }

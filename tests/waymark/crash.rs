@@ -2,7 +2,7 @@
 //! resume; finished steps' effects must have happened exactly once and the run must end
 //! right. Also: a journal torn at every byte of its last record still resumes.
 
-use crate::harness::Test;
+use crate::harness::{expect_code, Test};
 use std::process::Output;
 
 // Each step appends its name to `effects`; its check probe looks there, so a step caught
@@ -27,13 +27,7 @@ fn run(t: &Test, args: &[&str], crash_after: Option<u64>) -> Output {
 }
 
 fn records(t: &Test) -> usize {
-    let runs = t.path().join(".waymark/runs");
-    let run = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = t.run_dir();
     std::fs::read_to_string(run.join("journal.jsonl"))
         .unwrap()
         .lines()
@@ -124,12 +118,7 @@ fn kill_9_inside_a_running_step_leaves_it_unknown_and_resume_finishes() {
     assert_eq!(v["steps"][1]["state"], "unknown");
     // Not idempotent, no probe: resume must ask, not guess.
     let r = run(&t, &["resume"], None);
-    assert_eq!(
-        r.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    expect_code(&r, 3);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
         err.contains("--mark-done slow") && err.contains("--rerun slow"),
@@ -137,12 +126,7 @@ fn kill_9_inside_a_running_step_leaves_it_unknown_and_resume_finishes() {
     );
     // The operator checked: it did happen.
     let r = run(&t, &["resume", "--mark-done", "slow"], None);
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    expect_code(&r, 0);
     let e = std::fs::read_to_string(t.path().join("effects")).unwrap();
     assert_eq!(
         e.matches("first").count(),
@@ -156,13 +140,7 @@ fn kill_9_inside_a_running_step_leaves_it_unknown_and_resume_finishes() {
 fn a_journal_torn_anywhere_in_its_last_record_still_resumes() {
     let t = Test::new().file("rb.rhai", RUNBOOK);
     assert!(run(&t, &["run", "rb.rhai", "--yes"], None).status.success());
-    let runs = t.path().join(".waymark/runs");
-    let run_dir = std::fs::read_dir(&runs)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = t.run_dir();
     let journal = run_dir.join("journal.jsonl");
     let full = std::fs::read(&journal).unwrap();
     let last_start = full[..full.len() - 1]

@@ -84,3 +84,53 @@ impl Test {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_waymark"))
 }
+
+impl Test {
+    /// The directory of the latest run under `.waymark/runs`.
+    #[allow(dead_code)]
+    pub fn run_dir(&self) -> PathBuf {
+        let runs = self.dir.path().join(".waymark/runs");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        dirs.pop().expect("a run")
+    }
+
+    /// The latest run's id.
+    #[allow(dead_code)]
+    pub fn run_id(&self) -> String {
+        self.run_dir().file_name().unwrap().to_string_lossy().into()
+    }
+
+    /// `waymark status --json` of the latest run.
+    #[allow(dead_code)]
+    pub fn status(&self) -> serde_json::Value {
+        let o = self.bare().args(["status", "--json"]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+/// The step called `name` in a `status --json` document.
+#[allow(dead_code)]
+pub fn step<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {status}"))
+}
+
+/// Assert a finished process exited with `want`, showing its stderr otherwise.
+#[allow(dead_code)]
+pub fn expect_code(o: &std::process::Output, want: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(want),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -8,3 +8,4 @@ mod crash;
 mod harness;
 mod itms;
 mod resume;
+mod scheduler;

@@ -1,7 +1,7 @@
 //! Resume, gates decided from another shell, edited runbooks, rollback and secrets,
 //! through the binary.
 
-use crate::harness::Test;
+use crate::harness::{expect_code, step, Test};
 use std::process::Output;
 
 fn wm(t: &Test, args: &[&str]) -> Output {
@@ -10,29 +10,6 @@ fn wm(t: &Test, args: &[&str]) -> Output {
 
 fn wm_env(t: &Test, args: &[&str], k: &str, v: &str) -> Output {
     t.bare().args(args).env(k, v).output().unwrap()
-}
-
-fn run_id(t: &Test) -> String {
-    let runs = t.path().join(".waymark/runs");
-    let mut ids: Vec<String> = std::fs::read_dir(runs)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into())
-        .collect();
-    ids.sort();
-    ids.pop().unwrap()
-}
-
-fn status(t: &Test) -> serde_json::Value {
-    serde_json::from_slice(&wm(t, &["status", "--json"]).stdout).unwrap()
-}
-
-fn step<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    s["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["name"] == name)
-        .unwrap()
 }
 
 const GATED: &str = r#"runbook(#{ name: "g", description: "d" });
@@ -45,7 +22,7 @@ step("after", #{ after: "sim", run: |ctx| sh("echo after >> effects"), idempoten
 fn two_distinct_approvers_are_needed_and_the_starter_cannot_approve() {
     let t = Test::new().file("rb.rhai", GATED);
     assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(3));
-    let id = run_id(&t);
+    let id = t.run_id();
     let journal = t
         .path()
         .join(".waymark/runs")
@@ -92,13 +69,8 @@ fn two_distinct_approvers_are_needed_and_the_starter_cannot_approve() {
     .status
     .success());
     let r = wm(&t, &["resume"]);
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    let s = status(&t);
+    expect_code(&r, 0);
+    let s = t.status();
     let by: Vec<&str> = step(&s, "sim")["approvals"]
         .as_array()
         .unwrap()
@@ -118,7 +90,7 @@ fn two_distinct_approvers_are_needed_and_the_starter_cannot_approve() {
 fn a_rejected_gate_fails_the_run_with_who_and_why() {
     let t = Test::new().file("rb.rhai", GATED);
     assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(3));
-    let id = run_id(&t);
+    let id = t.run_id();
     assert!(wm(
         &t,
         &[
@@ -134,13 +106,8 @@ fn a_rejected_gate_fails_the_run_with_who_and_why() {
     .status
     .success());
     let r = wm(&t, &["resume"]);
-    assert_eq!(
-        r.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
-    let s = status(&t);
+    expect_code(&r, 1);
+    let s = t.status();
     assert_eq!(s["status"], "failed");
     assert_eq!(step(&s, "sim")["state"], "rejected");
     assert!(step(&s, "sim")["error"].as_str().unwrap().contains("carol"));
@@ -158,17 +125,12 @@ fn a_failed_step_runs_again_on_resume_and_finished_ones_do_not() {
     assert_eq!(wm(&t, &["run", "rb.rhai"]).status.code(), Some(1));
     std::fs::write(t.path().join("fixed"), "").unwrap();
     let r = wm(&t, &["resume"]);
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    expect_code(&r, 0);
     assert_eq!(
         std::fs::read_to_string(t.path().join("effects")).unwrap(),
         "a\nb\nb\n"
     );
-    let s = status(&t);
+    let s = t.status();
     assert_eq!(step(&s, "b")["attempts"], 2);
 }
 
@@ -195,24 +157,14 @@ fn editing_a_finished_step_stops_resume_unless_accepted_and_from_reruns_downstre
     );
     assert!(err.contains("--accept-changes"), "{err}");
     let r = wm(&t, &["resume", "--accept-changes"]);
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    expect_code(&r, 0);
     assert_eq!(
         std::fs::read_to_string(t.path().join("effects")).unwrap(),
         "a\nc\n",
         "a is not re-run"
     );
     let r = wm(&t, &["resume", "--from", "a", "--accept-changes"]);
-    assert_eq!(
-        r.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    expect_code(&r, 0);
     assert_eq!(
         std::fs::read_to_string(t.path().join("effects")).unwrap(),
         "a\nc\nA\nc\n"
@@ -262,19 +214,14 @@ fn rollback_runs_undo_newest_first_and_ends_rolled_back() {
            step("plain", #{ after: "two", run: |ctx| sh("echo do-plain >> effects") });"#,
     );
     assert!(wm(&t, &["run", "rb.rhai"]).status.success());
-    let id = run_id(&t);
+    let id = t.run_id();
     let r = wm(&t, &["rollback", &id]);
     assert_eq!(r.status.code(), Some(2), "rollback asks for --yes");
     let r = wm(&t, &["rollback", &id, "--yes"]);
-    assert_eq!(
-        r.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&r.stderr)
-    );
+    expect_code(&r, 1);
     let e = std::fs::read_to_string(t.path().join("effects")).unwrap();
     assert_eq!(e, "do-one\ndo-two\ndo-plain\nundo-two\nundo-one\n");
-    let s = status(&t);
+    let s = t.status();
     assert_eq!(s["status"], "rolled_back");
     assert_eq!(step(&s, "one")["state"], "rolled_back");
 }
@@ -300,7 +247,7 @@ fn a_secret_never_reaches_the_state_directory_or_any_output() {
         secret,
     );
     assert_eq!(o.status.code(), Some(1));
-    let id = run_id(&t);
+    let id = t.run_id();
     let mut all = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -341,4 +288,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn a_gate_unanswered_within_its_timeout_is_rejected() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "t", description: "d" });
+           gate("sim", #{ instructions: "Do it.", timeout: "500ms" });
+           step("after", #{ after: "sim", run: |ctx| 1 });
+           step("slow", #{ run: |ctx| sleep("2s") });"#,
+    );
+    let o = wm(&t, &["run", "rb.rhai"]);
+    expect_code(&o, 1);
+    let s = t.status();
+    assert_eq!(step(&s, "sim")["state"], "rejected");
+    assert!(
+        step(&s, "sim")["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no approval within 500ms"),
+        "{s}"
+    );
+    assert_eq!(step(&s, "after")["state"], "skipped");
 }

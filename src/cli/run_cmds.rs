@@ -294,9 +294,7 @@ pub fn execute(
                     s.split(' ').next().unwrap_or(s)
                 );
             }
-            eprintln!(
-                "  (`waymark resume` is not in this build yet: start a new run after fixing it)"
-            );
+            eprintln!("  after fixing it:    waymark resume {run_id}{sd}");
             Exit::Failed
         }
         Outcome::Paused(gates) => {

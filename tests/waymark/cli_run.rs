@@ -77,6 +77,11 @@ fn a_failure_stops_new_steps_but_always_and_failure_steps_run() {
         o.stderr
     );
     assert!(o.stderr.contains("waymark log "), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("after fixing it:    waymark resume "),
+        "{}",
+        o.stderr
+    );
     let s = t.status();
     let step = |n: &str| step(&s, n).clone();
     assert_eq!(step("bad")["state"], "failed");

@@ -9,7 +9,7 @@ use crate::inbox::{self, Decision};
 use crate::journal::{current_host, current_user, Event, JournalWriter};
 use crate::plan::Plan;
 use crate::redact::Redactor;
-use crate::scheduler::{Action, FinishedView, GateState};
+use crate::scheduler::{Action, FinishedView, GateState, NodeResult};
 use crate::step_log::{LogEcho, StepLog, StepLogOptions};
 use rhai::{Dynamic, Map};
 use serde_json::Value;
@@ -151,7 +151,7 @@ impl RhaiAction {
             .clone()
     }
 
-    fn ctx(&self, node: usize, attempt: u32, done: &FinishedView) -> Dynamic {
+    fn ctx(&self, node: usize, attempt: u32, done: &dyn Known) -> Dynamic {
         build_ctx(
             &self.plan,
             &self.params,
@@ -170,7 +170,7 @@ impl RhaiAction {
         attempt: u32,
         c: &Callable,
         cancel: &CancelToken,
-        done: &FinishedView,
+        done: &dyn Known,
     ) -> Result<Value, String> {
         let env = Arc::new(StepEnv {
             cancel: cancel.clone(),
@@ -205,6 +205,48 @@ impl RhaiAction {
     }
 }
 
+/// What is known of finished steps when a closure is called: live from the scheduler,
+/// or from the journal (rollback).
+pub trait Known {
+    /// Output of step `i`, if it succeeded.
+    fn output(&self, i: usize) -> Option<Value>;
+    /// Outcome of step `i`, if it finished.
+    fn result(&self, i: usize) -> Option<NodeResult>;
+    /// True when any finished step produced a non-null output.
+    fn any_output(&self) -> bool;
+}
+
+impl Known for FinishedView {
+    fn output(&self, i: usize) -> Option<Value> {
+        FinishedView::output(self, i)
+    }
+    fn result(&self, i: usize) -> Option<NodeResult> {
+        FinishedView::result(self, i)
+    }
+    fn any_output(&self) -> bool {
+        FinishedView::any_output(self)
+    }
+}
+
+/// Outputs of succeeded steps as the journal recorded them, by plan index.
+#[derive(Debug, Default)]
+pub struct JournalOutputs(pub HashMap<usize, Value>);
+
+impl Known for JournalOutputs {
+    fn output(&self, i: usize) -> Option<Value> {
+        self.0.get(&i).cloned()
+    }
+    fn result(&self, i: usize) -> Option<NodeResult> {
+        self.0.contains_key(&i).then_some(NodeResult {
+            state: "succeeded",
+            error: None,
+        })
+    }
+    fn any_output(&self) -> bool {
+        self.0.values().any(|v| !v.is_null())
+    }
+}
+
 /// The `ctx` map a closure receives (SPEC §2).
 pub fn build_ctx(
     plan: &Plan,
@@ -213,7 +255,7 @@ pub fn build_ctx(
     run_id: &str,
     node: usize,
     attempt: u32,
-    done: &FinishedView,
+    done: &dyn Known,
 ) -> Dynamic {
     let step = &plan.steps[node];
     let mut ctx = Map::new();
@@ -226,7 +268,8 @@ pub fn build_ctx(
     if done.any_output() {
         // Every finished ancestor, nearest first.
         let mut seen = vec![false; plan.steps.len()];
-        let mut stack: Vec<usize> = step.deps.clone();
+        // The step itself is included: during a rollback its undo sees what it did.
+        let mut stack: Vec<usize> = vec![node];
         while let Some(a) = stack.pop() {
             if std::mem::replace(&mut seen[a], true) {
                 continue;

@@ -394,6 +394,19 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
     j(Event::RollbackStarted {
         user: current_user(),
     })?;
+    // Undo closures see what the run recorded, as its steps did (e.g. which policies
+    // were enabled before the upgrade turned them off).
+    let known = crate::executor::JournalOutputs(
+        plan.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let old = re.state.step(&s.decl.name)?;
+                matches!(old.state, StepState::Succeeded | StepState::Approved)
+                    .then(|| (i, old.output.clone().unwrap_or_default()))
+            })
+            .collect(),
+    );
     let mut failed = Vec::new();
     for (_, i) in done {
         let d = &plan.steps[i].decl;
@@ -402,13 +415,7 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
             step: d.name.clone(),
         })?;
         eprintln!("↶ undo {}", d.name);
-        match action.call(
-            i,
-            1,
-            undo,
-            &crate::cancel::CancelToken::new(),
-            &Default::default(),
-        ) {
+        match action.call(i, 1, undo, &crate::cancel::CancelToken::new(), &known) {
             Ok(_) => {
                 j(Event::UndoSucceeded {
                     step: d.name.clone(),

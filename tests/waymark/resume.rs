@@ -210,7 +210,8 @@ fn rollback_runs_undo_newest_first_and_ends_rolled_back() {
         "rb.rhai",
         r#"runbook(#{ name: "rb", description: "d" });
            step("one", #{ run: |ctx| sh("echo do-one >> effects"), undo: |ctx| sh("echo undo-one >> effects") });
-           step("two", #{ after: "one", run: |ctx| sh("echo do-two >> effects"), undo: |ctx| sh("echo undo-two >> effects") });
+           step("two", #{ after: "one", run: |ctx| { sh("echo do-two >> effects"); #{ was_enabled: ["p1", "p2"] } },
+               undo: |ctx| sh(`echo undo-two restores ${ctx.outputs.two.was_enabled} >> effects`) });
            step("plain", #{ after: "two", run: |ctx| sh("echo do-plain >> effects") });"#,
     );
     assert!(wm(&t, &["run", "rb.rhai"]).status.success());
@@ -220,7 +221,10 @@ fn rollback_runs_undo_newest_first_and_ends_rolled_back() {
     let r = wm(&t, &["rollback", &id, "--yes"]);
     expect_code(&r, 1);
     let e = std::fs::read_to_string(t.path().join("effects")).unwrap();
-    assert_eq!(e, "do-one\ndo-two\ndo-plain\nundo-two\nundo-one\n");
+    assert_eq!(
+        e,
+        "do-one\ndo-two\ndo-plain\nundo-two restores [p1, p2]\nundo-one\n"
+    );
     let s = t.status();
     assert_eq!(s["status"], "rolled_back");
     assert_eq!(step(&s, "one")["state"], "rolled_back");

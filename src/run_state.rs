@@ -230,6 +230,8 @@ pub struct RunState {
     pub resumes: u32,
     /// Sequence number of the last record replayed.
     pub last_seq: u64,
+    /// Step name → position in `steps`, so lookups stay O(1) on 10,000-step runs.
+    index: HashMap<String, usize>,
 }
 
 impl RunState {
@@ -251,7 +253,7 @@ impl RunState {
 
     /// The step or gate called `name`.
     pub fn step(&self, name: &str) -> Option<&StepStatus> {
-        self.steps.iter().find(|s| s.name == name)
+        self.index.get(name).map(|&i| &self.steps[i])
     }
 
     /// The `status --json` document (SPEC §3).
@@ -551,11 +553,17 @@ impl Replay {
             started_at: self.started_at,
             finished_at: self.finished_at,
             status,
-            steps: self.steps,
             paused_reason: self.paused_reason,
             waiting_on: self.waiting_on,
             resumes: self.resumes,
             last_seq: self.last_seq,
+            index: self
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.name.clone(), i))
+                .collect(),
+            steps: self.steps,
         }
     }
 }

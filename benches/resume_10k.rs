@@ -1,0 +1,63 @@
+//! SPEC §8: resume of a 10,000-step run with one step left: ≤ 200 ms to finish.
+//!
+//! Run with `cargo bench --bench resume_10k`. A generated 100×100 layered runbook runs
+//! until its very last step fails (a file it checks for is missing); the file is then
+//! created and `waymark resume` is timed end to end: load, plan, journal replay and
+//! fingerprint comparison of 10,000 steps, then the one step.
+
+use std::process::Command;
+use std::time::Instant;
+
+const SCRIPT: &str = r#"runbook(#{ name: "resume", description: "10,000 steps, the last one fails once" });
+let prev = [];
+for l in 0..100 {
+    let layer = [];
+    for w in 0..100 {
+        let after = if prev.is_empty() { [] } else { [prev[w], prev[(w + 1) % 100]] };
+        layer.push(step(`s${l}-${w}`, #{ after: after, run: |ctx| () }));
+    }
+    prev = layer;
+}
+step("last", #{ after: prev, run: |ctx| exec("test", ["-f", "ok"]) });
+"#;
+
+fn main() {
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("rb.rhai"), SCRIPT).expect("write runbook");
+        let wm = || {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_waymark"));
+            c.current_dir(dir.path()).env("NO_COLOR", "1");
+            c
+        };
+        let first = wm()
+            .args(["run", "rb.rhai", "--concurrency", "64"])
+            .output()
+            .expect("run");
+        assert_eq!(
+            first.status.code(),
+            Some(1),
+            "the first run must fail at `last`"
+        );
+        std::fs::write(dir.path().join("ok"), "").expect("write flag");
+        let t = Instant::now();
+        let out = wm().args(["resume"]).output().expect("resume");
+        let took = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "round {round}: resume took {:.0} ms",
+            took.as_secs_f64() * 1e3
+        );
+        times.push(took);
+    }
+    times.sort();
+    println!(
+        "resume of a 10,000-step run with one step left: median {:.0} ms (target ≤ 200 ms)",
+        times[times.len() / 2].as_secs_f64() * 1e3
+    );
+}

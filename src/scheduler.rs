@@ -15,10 +15,12 @@
 
 use crate::cancel::{CancelReason, CancelToken};
 use crate::dsl::When;
+use crate::journal::writer::Durable;
 use crate::journal::{Event, FinalStatus, JournalError, JournalWriter, Record};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::future::Future as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -331,6 +333,16 @@ enum Phase {
     RetryDue,
 }
 
+/// One round of records handed to the journal, and what to do once it is durable.
+struct Commit {
+    durable: Durable,
+    ended: Vec<Ended>,
+    /// Retries and first attempts whose `step_started` is in this round.
+    starts: Vec<usize>,
+    /// Last attempts in `ended` that failed (they stop new steps unless `keep_going`).
+    failures: usize,
+}
+
 /// The live part of a node that holds a run slot.
 struct Live {
     phase: Phase,
@@ -443,6 +455,10 @@ struct Run {
     ended_rx: mpsc::UnboundedReceiver<AttemptEnd>,
     /// Outcomes for the next commit.
     ended: Vec<Ended>,
+    /// Rounds handed to the journal and not yet durable, oldest first.
+    in_flight: VecDeque<Commit>,
+    /// Failed last attempts in `in_flight`.
+    failures_in_flight: usize,
     /// Retries whose delay is over: their `step_started` goes in the next commit.
     retries_due: Vec<usize>,
     waiting: Vec<usize>,
@@ -508,6 +524,8 @@ pub async fn run(
         ended_tx,
         ended_rx,
         ended: Vec::new(),
+        in_flight: VecDeque::new(),
+        failures_in_flight: 0,
         retries_due: Vec::new(),
         waiting: Vec::new(),
         failures: Vec::new(),
@@ -532,7 +550,7 @@ impl Run {
 
             // Nothing running and nothing launchable: finished, failed, cancelled, or
             // paused on gates that only a person (another shell, a later resume) can answer.
-            if self.running == 0 {
+            if self.running == 0 && self.in_flight.is_empty() {
                 let stopping = self.stopping();
                 let launchable = self.ready.iter().any(|&i| {
                     !stopping
@@ -548,6 +566,9 @@ impl Run {
             // Wait for actions to end, a timer, a gate poll tick, or an interrupt.
             let next_timer = self.timers.peek().map(|Reverse(t)| t.at);
             tokio::select! {
+                written = front_durable(&mut self.in_flight), if !self.in_flight.is_empty() => {
+                    self.durable(written);
+                }
                 _ = self.ended_rx.recv_many(&mut reports, usize::MAX), if self.executing > 0 => {
                     for end in reports.drain(..) {
                         self.attempt_ended(end);
@@ -585,7 +606,7 @@ impl Run {
                 waiting_on: w.clone(),
             },
         };
-        emit(&shared.journal, &self.announcer, vec![last]).await?;
+        self.emit_now(vec![last]).await?;
         Ok(outcome)
     }
 
@@ -619,79 +640,97 @@ impl Run {
         }
     }
 
-    /// Queue or skip every node of `to_check` whose dependencies have all finished; the
+    /// Queue or skip every node of `to_check` whose dependencies have all finished, in
+    /// the order they were noted (so independent steps start in declaration order); the
     /// skips are journaled (one append) before anything downstream of them can start.
     async fn resolve(&mut self) -> Result<(), JournalError> {
-        let shared = self.shared.clone();
-        let nodes = &shared.nodes;
         let mut skipped = Vec::new();
-        while let Some(i) = self.to_check.pop() {
-            let node = &nodes[i];
-            if self.st[i] != St::Pending || !node.deps.iter().all(|&d| self.st[d].finished()) {
-                continue;
+        // A skip notes more nodes to look at: go round until none are left.
+        while !self.to_check.is_empty() {
+            for i in std::mem::take(&mut self.to_check) {
+                self.check(i, &mut skipped);
             }
-            let go = match node.when {
-                When::Success => node.deps.iter().all(|&d| self.st[d] == St::Succeeded),
-                When::Always => true,
-                When::Failure => node.deps.iter().any(|&d| self.st[d] == St::Failed),
-            };
-            if go {
-                self.st[i] = St::Queued;
-                if node.kind == NodeKind::Gate {
-                    self.ready_gates += 1;
-                }
-                self.ready.push_back(i);
-                continue;
-            }
-            self.st[i] = St::Skipped;
-            let reason = match node.when {
-                When::Failure => "no dependency failed".to_string(),
-                _ => {
-                    let bad: Vec<&str> = node
-                        .deps
-                        .iter()
-                        .filter(|&&d| self.st[d] != St::Succeeded)
-                        .map(|&d| nodes[d].name.as_str())
-                        .collect();
-                    format!("dependency did not succeed: {}", bad.join(", "))
-                }
-            };
-            skipped.push(Event::StepSkipped {
-                step: node.name.clone(),
-                reason,
-            });
-            shared.finished.write().set_result(i, "skipped", None);
-            self.to_check.extend(node.dependents.iter().copied());
         }
         if !skipped.is_empty() {
-            emit(&shared.journal, &self.announcer, skipped).await?;
+            self.emit_now(skipped).await?;
         }
         Ok(())
     }
 
-    /// One round of group commit. Journal, as one append, the outcomes of the attempts
-    /// that ended, the starts of retries that are due and the first starts of what the
-    /// limits let start now; once that is durable, settle the ended steps (so their
-    /// dependents get looked at) and hand the started attempts to blocking threads.
+    /// Queue `i` if its dependencies finished and its `when` holds; skip it if they
+    /// finished and it does not (noting the journal event in `skipped`).
+    fn check(&mut self, i: usize, skipped: &mut Vec<Event>) {
+        let shared = self.shared.clone();
+        let nodes = &shared.nodes;
+        let node = &nodes[i];
+        if self.st[i] != St::Pending || !node.deps.iter().all(|&d| self.st[d].finished()) {
+            return;
+        }
+        let go = match node.when {
+            When::Success => node.deps.iter().all(|&d| self.st[d] == St::Succeeded),
+            When::Always => true,
+            When::Failure => node.deps.iter().any(|&d| self.st[d] == St::Failed),
+        };
+        if go {
+            self.st[i] = St::Queued;
+            if node.kind == NodeKind::Gate {
+                self.ready_gates += 1;
+            }
+            self.ready.push_back(i);
+            return;
+        }
+        self.st[i] = St::Skipped;
+        let reason = match node.when {
+            When::Failure => "no dependency failed".to_string(),
+            _ => {
+                let bad: Vec<&str> = node
+                    .deps
+                    .iter()
+                    .filter(|&&d| self.st[d] != St::Succeeded)
+                    .map(|&d| nodes[d].name.as_str())
+                    .collect();
+                format!("dependency did not succeed: {}", bad.join(", "))
+            }
+        };
+        skipped.push(Event::StepSkipped {
+            step: node.name.clone(),
+            reason,
+        });
+        shared.finished.write().set_result(i, "skipped", None);
+        self.to_check.extend(node.dependents.iter().copied());
+    }
+
+    /// Hand one round to the journal without waiting for it: the outcomes of the
+    /// attempts that ended, the starts of retries that are due and the first starts of
+    /// what the limits let start now, as one append. What a round allows (settling the
+    /// ended steps, so their dependents get looked at; running the started attempts)
+    /// happens in [`Run::durable`], once it is on disk.
     ///
-    /// A step started here never depends on a step ending here: its dependencies were
-    /// settled, so durable, before it was queued.
+    /// Several rounds may be in flight; the writer takes them in order and shares one
+    /// fsync among all that are pending, so the loop never idles on the disk. A step
+    /// started in a round never depends on a step ending in it or in a later one: its
+    /// dependencies were settled, so durable, before it was queued.
     async fn commit(&mut self) -> Result<(), JournalError> {
         let shared = self.shared.clone();
         let nodes = &shared.nodes;
-        // Attempts that ended while the last batch was being written join this one.
+        // Attempts that ended since the last round join this one.
         while let Ok(end) = self.ended_rx.try_recv() {
             self.attempt_ended(end);
         }
         let ended = std::mem::take(&mut self.ended);
-        let retries = std::mem::take(&mut self.retries_due);
-        // A failure about to be journaled stops new steps just as a settled one would.
-        let failing = ended.iter().any(|e| e.result.is_err() && !e.will_retry);
-        let launches = self.pick_launches(failing).await?;
-        if ended.is_empty() && retries.is_empty() && launches.is_empty() {
+        let mut starts = std::mem::take(&mut self.retries_due);
+        let retries = starts.len();
+        let failures = ended
+            .iter()
+            .filter(|e| e.result.is_err() && !e.will_retry)
+            .count();
+        // A failure on its way to the journal stops new steps just as a settled one would.
+        let failing = failures + self.failures_in_flight > 0;
+        starts.extend(self.pick_launches(failing).await?);
+        if ended.is_empty() && starts.is_empty() {
             return Ok(());
         }
-        let mut events = Vec::with_capacity(ended.len() + retries.len() + launches.len());
+        let mut events = Vec::with_capacity(ended.len() + starts.len());
         for e in &ended {
             let step = nodes[e.node].name.clone();
             events.push(match &e.result {
@@ -709,34 +748,65 @@ impl Run {
                 },
             });
         }
-        for &i in &retries {
-            let attempt = self.live[i].as_ref().map_or(1, |l| l.attempt);
+        for (k, &i) in starts.iter().enumerate() {
+            let attempt = if k < retries {
+                self.live[i].as_ref().map_or(1, |l| l.attempt)
+            } else {
+                1
+            };
             events.push(Event::StepStarted {
                 step: nodes[i].name.clone(),
                 attempt,
             });
         }
-        events.extend(launches.iter().map(|&i| Event::StepStarted {
-            step: nodes[i].name.clone(),
-            attempt: 1,
-        }));
-        if let Err(e) = emit(&shared.journal, &self.announcer, events).await {
-            // As when each step journaled for itself: a step whose end or start could not
-            // be journaled fails (the latter without running).
-            let message = format!("journal: {e}");
-            for i in ended.iter().map(|e| e.node).chain(retries).chain(launches) {
-                self.release(i);
-                self.settle(i, Err(message.clone()));
+        let submitted = shared.journal.submit(events);
+        self.failures_in_flight += failures;
+        let durable = match submitted {
+            Ok(d) => d,
+            Err(e) => {
+                self.failures_in_flight -= failures;
+                self.not_durable(ended, starts, &e);
+                return Ok(());
             }
-            return Ok(());
+        };
+        self.in_flight.push_back(Commit {
+            durable,
+            ended,
+            starts,
+            failures,
+        });
+        Ok(())
+    }
+
+    /// Append `events` and wait until they are durable. The rounds in flight are
+    /// settled first, so the display shows every event in journal order.
+    async fn emit_now(&mut self, events: Vec<Event>) -> Result<(), JournalError> {
+        while !self.in_flight.is_empty() {
+            let written = front_durable(&mut self.in_flight).await;
+            self.durable(written);
         }
-        for e in ended {
+        emit(&self.shared.journal, &self.announcer, events).await
+    }
+
+    /// The oldest round in flight was written (or failed): act on it.
+    fn durable(&mut self, written: Result<Vec<Record>, JournalError>) {
+        let Some(commit) = self.in_flight.pop_front() else {
+            return;
+        };
+        self.failures_in_flight -= commit.failures;
+        let records = match written {
+            Ok(records) => records,
+            Err(e) => return self.not_durable(commit.ended, commit.starts, &e),
+        };
+        self.announcer.tell(records);
+        let interrupted = self.shared.interrupt.is_cancelled();
+        for e in commit.ended {
             if !e.will_retry {
                 self.release(e.node);
                 self.settle(e.node, e.result);
                 continue;
             }
-            if shared.interrupt.is_cancelled() {
+            if interrupted {
                 // No retry after an interrupt; the failed attempt is on record.
                 self.release(e.node);
                 self.st[e.node] = St::Pending;
@@ -753,10 +823,19 @@ impl Run {
                 live.retry_delay = live.retry_delay.saturating_mul(2);
             }
         }
-        for i in retries.into_iter().chain(launches) {
+        for i in commit.starts {
             self.start_attempt(i);
         }
-        Ok(())
+    }
+
+    /// A round could not be journaled. As when each step journaled for itself: a step
+    /// whose end or start is not on record fails (the latter without running).
+    fn not_durable(&mut self, ended: Vec<Ended>, starts: Vec<usize>, e: &JournalError) {
+        let message = format!("journal: {e}");
+        for i in ended.iter().map(|e| e.node).chain(starts) {
+            self.release(i);
+            self.settle(i, Err(message.clone()));
+        }
     }
 
     /// Take the ready nodes the limits let start now, reserving their slots; gates among
@@ -783,7 +862,7 @@ impl Run {
                 let ev = Event::GateWaiting {
                     gate: node.name.clone(),
                 };
-                emit(&shared.journal, &self.announcer, vec![ev]).await?;
+                self.emit_now(vec![ev]).await?;
                 self.waiting.push(i);
                 self.poll_gate(i, true).await?;
                 continue;
@@ -1007,7 +1086,7 @@ impl Run {
                     output: Value::Null,
                     verified: false,
                 };
-                emit(&shared.journal, &self.announcer, vec![ev]).await?;
+                self.emit_now(vec![ev]).await?;
                 let mut board = shared.finished.write();
                 board.set_output(i, Value::Null);
                 board.set_result(i, "approved", None);
@@ -1028,6 +1107,15 @@ impl Run {
         }
         Ok(())
     }
+}
+
+/// The oldest round in flight, once durable (pending while there is none).
+async fn front_durable(in_flight: &mut VecDeque<Commit>) -> Result<Vec<Record>, JournalError> {
+    std::future::poll_fn(|cx| match in_flight.front_mut() {
+        Some(c) => std::pin::Pin::new(&mut c.durable).poll(cx),
+        None => std::task::Poll::Pending,
+    })
+    .await
 }
 
 /// The message of a caught panic, when it has one.
@@ -1348,6 +1436,36 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_failure_no_new_step_starts_unless_keep_going() {
+        for keep_going in [false, true] {
+            let nodes = dag(&[("bad", &[]), ("b", &[]), ("c", &[])]);
+            let mut opts = options(1);
+            opts.keep_going = keep_going;
+            let (outcome, records) = run_with(
+                nodes,
+                opts,
+                |node, _, _| {
+                    if node == 0 {
+                        Err("no".into())
+                    } else {
+                        Ok(Value::Null)
+                    }
+                },
+                CancelToken::new(),
+            )
+            .await;
+            assert_eq!(outcome, Outcome::Failed(vec!["bad".into()]));
+            let others = [history(&records, "b"), history(&records, "c")];
+            if keep_going {
+                assert_eq!(others, [["started@1", "succeeded@1"]; 2]);
+            } else {
+                // The failure was still on its way to the disk when the slot came free.
+                assert!(others.iter().all(Vec::is_empty), "{others:?}");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_timeout_cancels_the_attempt_and_fails_it() {
         let mut nodes = dag(&[("slow", &[])]);
         nodes[0].timeout = Some(Duration::from_millis(20));
@@ -1412,22 +1530,54 @@ mod tests {
         nodes[0].retry_delay = Duration::from_secs(3600);
         let interrupt = CancelToken::new();
         let trigger = interrupt.clone();
-        let (outcome, records) = run_with(
-            nodes,
-            options(4),
-            move |_, _, _| {
-                let t = trigger.clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(20));
-                    t.cancel(CancelReason::Interrupted);
-                });
-                Err("transient".into())
-            },
-            interrupt,
-        )
-        .await;
+        let mut opts = options(4);
+        // Ctrl-C once the failed attempt is on disk, while the retry delay runs.
+        opts.observer = Some(Arc::new(move |ev: &Event| {
+            if matches!(
+                ev,
+                Event::StepFailed {
+                    will_retry: true,
+                    ..
+                }
+            ) {
+                trigger.cancel(CancelReason::Interrupted);
+            }
+        }));
+        let (outcome, records) =
+            run_with(nodes, opts, |_, _, _| Err("transient".into()), interrupt).await;
         assert_eq!(outcome, Outcome::Cancelled);
         assert_eq!(history(&records, "flaky"), ["started@1", "failed@1+retry"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_observer_is_told_every_event_in_journal_order_before_run_returns() {
+        let nodes = layered(4, 6);
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let sink = told.clone();
+        let mut opts = options(3);
+        opts.keep_going = true;
+        opts.observer = Some(Arc::new(move |ev: &Event| {
+            sink.lock().unwrap().push(ev.clone());
+        }));
+        let (_, records) = run_with(
+            nodes,
+            opts,
+            // One failure, so skips are told too.
+            |node, _, _| {
+                if node == 7 {
+                    Err("no".into())
+                } else {
+                    Ok(Value::Null)
+                }
+            },
+            CancelToken::new(),
+        )
+        .await;
+        let journaled: Vec<Event> = records[1..].iter().map(|r| r.event.clone()).collect();
+        assert!(journaled
+            .iter()
+            .any(|e| matches!(e, Event::StepSkipped { .. })));
+        assert_eq!(*told.lock().unwrap(), journaled);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,6 +159,26 @@ impl JournalWriter {
         rx.await.map_err(|_| self.stopped())?
     }
 
+    /// Hand `events` to the writer now and return at once; the returned [`Durable`]
+    /// resolves once they are on disk, with their records.
+    ///
+    /// Appends are written in the order they were handed over, so a caller can keep
+    /// several in flight (each waits for its own fsync, possibly shared with the others)
+    /// and still rely on their order in the file. The events are appended even if the
+    /// `Durable` is dropped.
+    pub fn submit(&self, events: Vec<Event>) -> Result<Durable, JournalError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if events.is_empty() {
+            let _ = tx.send(Ok(Vec::new()));
+        } else {
+            self.send(events, Reply::Async(tx))?;
+        }
+        Ok(Durable {
+            rx,
+            path: self.path.clone(),
+        })
+    }
+
     /// Append one event; resolves once it is durable, with its record.
     pub async fn append_one(&self, event: Event) -> Result<Record, JournalError> {
         let mut records = self.append(vec![event]).await?;
@@ -186,6 +206,31 @@ impl JournalWriter {
             path: self.path.to_path_buf(),
             message: "the journal writer thread is gone".into(),
         }
+    }
+}
+
+/// Events handed to [`JournalWriter::submit`]; resolves once they are durable.
+#[derive(Debug)]
+pub struct Durable {
+    rx: tokio::sync::oneshot::Receiver<Outcome>,
+    path: Arc<Path>,
+}
+
+impl std::future::Future for Durable {
+    type Output = Result<Vec<Record>, JournalError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| {
+            r.unwrap_or_else(|_| {
+                Err(JournalError::Failed {
+                    path: self.path.to_path_buf(),
+                    message: "the journal writer thread is gone".into(),
+                })
+            })
+        })
     }
 }
 
@@ -436,6 +481,38 @@ mod tests {
         assert!(w.append(vec![]).await.unwrap().is_empty());
         let got = read_journal(&journal(tmp.path())).unwrap();
         assert_eq!(got.records.last(), Some(&r));
+    }
+
+    #[tokio::test]
+    async fn submitted_appends_land_in_submission_order_while_in_flight_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (w, _) = JournalWriter::create(tmp.path(), started()).unwrap();
+        let first = w
+            .submit(vec![step_started("a", 1), step_started("b", 1)])
+            .unwrap();
+        let second = w.submit(vec![step_started("c", 1)]).unwrap();
+        let nothing = w.submit(vec![]).unwrap();
+        // Waiting on the later one first must not matter: each resolves once durable.
+        let second = second.await.unwrap();
+        let first = first.await.unwrap();
+        assert!(nothing.await.unwrap().is_empty());
+        assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(second.iter().map(|r| r.seq).collect::<Vec<_>>(), [4]);
+        let got = read_journal(&journal(tmp.path())).unwrap();
+        let steps: Vec<_> = got.records.iter().filter_map(|r| r.event.step()).collect();
+        assert_eq!(steps, ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_submission_is_still_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (w, _) = JournalWriter::create(tmp.path(), started()).unwrap();
+        drop(w.submit(vec![step_started("a", 1)]).unwrap());
+        // Appends are taken in order, so once this one is durable the first is too.
+        w.append_one(step_started("b", 1)).await.unwrap();
+        let got = read_journal(&journal(tmp.path())).unwrap();
+        let steps: Vec<_> = got.records.iter().filter_map(|r| r.event.step()).collect();
+        assert_eq!(steps, ["a", "b"]);
     }
 
     #[cfg(unix)]

@@ -68,8 +68,12 @@ struct Inner {
 /// The mutable part, behind the lock so concurrent lines never interleave mid-line.
 struct LogFile {
     path: PathBuf,
-    /// `None` once the file could not be reopened: lines then only reach the echo.
+    /// `None` until the first line (a step that logs nothing leaves no file: a
+    /// 10,000-step run would otherwise spend its time creating inodes), and once the
+    /// file could not be reopened: lines then only reach the echo.
     file: Option<File>,
+    /// Set once the first line tried to open the file.
+    opened: bool,
     written: u64,
     cap: u64,
     /// First write failure, kept so the caller can report it once.
@@ -107,16 +111,15 @@ impl StepLog {
     ) -> io::Result<Self> {
         create_private_dir(logs_dir)?;
         let path = logs_dir.join(log_file_name(step));
-        let file = open_private(&path, false)?;
-        let written = file.metadata()?.len();
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 redactor,
                 echo: options.echo,
                 file: Mutex::new(LogFile {
                     path,
-                    file: Some(file),
-                    written,
+                    file: None,
+                    opened: false,
+                    written: 0,
                     cap: options.cap.max(MIN_LOG_CAP),
                     error: None,
                 }),
@@ -178,6 +181,16 @@ impl StepLog {
 
 impl LogFile {
     fn append(&mut self, stamp: &str, block: &[u8]) {
+        if !self.opened {
+            self.opened = true;
+            match open_private(&self.path, false).and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((len, f)) => {
+                    self.written = len;
+                    self.file = Some(f);
+                }
+                Err(e) => self.fail(format!("opening {}: {e}", self.path.display())),
+            }
+        }
         let mut block = std::borrow::Cow::Borrowed(block);
         if block.len() as u64 > self.cap {
             block = std::borrow::Cow::Owned(self.truncated_entry(stamp, &block));

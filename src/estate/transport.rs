@@ -67,6 +67,28 @@ pub struct PsRemotingTransport;
 
 const PS_ARGS: &[&str] = &["-NoProfile", "-NonInteractive", "-Command", "-"];
 
+// Run `script` with this machine's PowerShell, saying how it reaches `server`.
+fn local_powershell(
+    server: &Server,
+    script: &str,
+    how: &str,
+    cx: &OpContext,
+) -> Result<PsOutput, EstateError> {
+    let ps = find_powershell().ok_or_else(|| no_powershell(&server.name))?;
+    (cx.log)(&format!(
+        "running on {} via {how} ({})",
+        server.name,
+        ps.display()
+    ));
+    run_command(
+        &ps,
+        &strings(PS_ARGS),
+        &stdin_payload(script),
+        &server.name,
+        cx,
+    )
+}
+
 impl Transport for LocalTransport {
     fn run_powershell(
         &self,
@@ -74,19 +96,7 @@ impl Transport for LocalTransport {
         script: &str,
         cx: &OpContext,
     ) -> Result<PsOutput, EstateError> {
-        let ps = find_powershell().ok_or_else(|| no_powershell(&server.name))?;
-        (cx.log)(&format!(
-            "running on {} via local PowerShell ({})",
-            server.name,
-            ps.display()
-        ));
-        run_command(
-            &ps,
-            &strings(PS_ARGS),
-            &stdin_payload(script),
-            &server.name,
-            cx,
-        )
+        local_powershell(server, script, "local PowerShell", cx)
     }
 }
 
@@ -125,17 +135,10 @@ impl Transport for PsRemotingTransport {
         script: &str,
         cx: &OpContext,
     ) -> Result<PsOutput, EstateError> {
-        let ps = find_powershell().ok_or_else(|| no_powershell(&server.name))?;
-        (cx.log)(&format!(
-            "running on {} via PowerShell remoting",
-            server.name
-        ));
-        let wrapped = psremoting_script(&server.name, script);
-        run_command(
-            &ps,
-            &strings(PS_ARGS),
-            &stdin_payload(&wrapped),
-            &server.name,
+        local_powershell(
+            server,
+            &psremoting_script(&server.name, script),
+            "PowerShell remoting",
             cx,
         )
     }

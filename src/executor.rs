@@ -49,7 +49,6 @@ pub struct RhaiAction {
     user: String,
     /// Who started the run (a `separate_approver` gate refuses them).
     pub starter: String,
-    logs: Mutex<HashMap<usize, StepLog>>,
     approvers: Mutex<HashMap<usize, BTreeSet<String>>>,
     /// Echo log lines to the terminal.
     pub echo: Option<LogEcho>,
@@ -92,7 +91,6 @@ impl RhaiAction {
             gate_mode,
             user: current_user(),
             starter: current_user(),
-            logs: Mutex::new(HashMap::new()),
             approvers: Mutex::new(HashMap::new()),
             echo: None,
             estate: None,
@@ -128,27 +126,25 @@ impl RhaiAction {
             .insert(by);
     }
 
+    // A fresh handle per call: the file opens on the first line and closes when the call
+    // ends, so a long run never holds one descriptor per step (1,000 exec steps would
+    // exhaust `ulimit -n`).
     fn step_log(&self, node: usize) -> StepLog {
-        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        logs.entry(node)
-            .or_insert_with(|| {
-                let name = &self.plan.steps[node].decl.name;
-                let opts = StepLogOptions {
-                    echo: self.echo.clone(),
-                    ..Default::default()
-                };
-                StepLog::create(
-                    &self.run_dir.join("logs"),
-                    name,
-                    self.redactor.clone(),
-                    opts,
-                )
-                .unwrap_or_else(|e| {
-                    tracing::warn!("cannot open the log of {name}: {e}");
-                    StepLog::disabled()
-                })
-            })
-            .clone()
+        let name = &self.plan.steps[node].decl.name;
+        let opts = StepLogOptions {
+            echo: self.echo.clone(),
+            ..Default::default()
+        };
+        StepLog::create(
+            &self.run_dir.join("logs"),
+            name,
+            self.redactor.clone(),
+            opts,
+        )
+        .unwrap_or_else(|e| {
+            tracing::warn!("cannot open the log of {name}: {e}");
+            StepLog::disabled()
+        })
     }
 
     fn ctx(&self, node: usize, attempt: u32, done: &dyn Known) -> Dynamic {

@@ -306,3 +306,49 @@ fn a_timeout_interrupts_a_closure_stuck_in_a_script_loop() {
         o.stderr
     );
 }
+
+#[test]
+fn many_logging_steps_do_not_each_keep_a_file_open() {
+    // With a low descriptor limit, one open log per finished step would fail the run.
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "fds", description: "d" });
+           for i in 0..300 { step(`s${i}`, #{ run: |ctx| exec("true", []) }); }"#,
+    );
+    let o = t
+        .bare()
+        .args(["run", "rb.rhai", "--concurrency", "8"])
+        .pre_exec_nofile(128)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("Too many open files"));
+}
+
+trait NoFile {
+    fn pre_exec_nofile(&mut self, n: u64) -> &mut Self;
+}
+
+impl NoFile for std::process::Command {
+    fn pre_exec_nofile(&mut self, n: u64) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and touches only this child.
+        unsafe {
+            self.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        }
+    }
+}

@@ -186,14 +186,17 @@ impl Plan {
     /// the script ran to its end (so a typo in an option and a cycle show up in one go).
     pub fn load(req: &crate::dsl::LoadRequest) -> Result<(Runbook, Plan), crate::dsl::LoadError> {
         match crate::dsl::load(req) {
-            Ok(rb) => match Plan::build(&rb) {
-                Ok(plan) => Ok((rb, plan)),
-                Err(diagnostics) => Err(crate::dsl::LoadError {
-                    diagnostics,
-                    partial: None,
-                    sources: rb.sources.clone(),
-                }),
-            },
+            // The plan takes the declarations rather than copying 10,000 of them.
+            Ok(mut rb) => {
+                match Plan::from_decls(&rb.decl.name, std::mem::take(&mut rb.steps), &rb.params) {
+                    Ok(plan) => Ok((rb, plan)),
+                    Err(diagnostics) => Err(crate::dsl::LoadError {
+                        diagnostics,
+                        partial: None,
+                        sources: rb.sources.clone(),
+                    }),
+                }
+            }
             Err(mut e) => {
                 if let Some((name, decls, params)) = e.partial.take() {
                     if let Err(more) = Plan::from_decls(&name, decls, &params) {
@@ -233,7 +236,13 @@ fn cycle_order(members: &[usize], deps: &[Vec<usize>]) -> Vec<usize> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// The fingerprint of one step: its options, its closures' source and the params.

@@ -75,7 +75,8 @@ pub struct LoadRequest {
 pub struct Runbook {
     /// What `runbook()` declared.
     pub decl: RunbookDecl,
-    /// Steps and gates in declaration order.
+    /// Steps and gates in declaration order; empty after [`crate::plan::Plan::load`],
+    /// which moves them into the plan.
     pub steps: Vec<StepDecl>,
     /// Parameter values: `--param` merged over defaults.
     pub params: BTreeMap<String, String>,

@@ -66,8 +66,9 @@ fn current() -> Option<Arc<StepEnv>> {
 
 /// Why the current step must stop, if it must (checked by the engine's progress hook).
 pub fn cancelled_reason() -> Option<String> {
-    let env = current()?;
-    env.cancel.reason().map(|r| match r {
+    // Called on every script operation: look, don't clone the environment.
+    let reason = CURRENT.with(|c| c.borrow().as_ref().and_then(|env| env.cancel.reason()))?;
+    Some(match reason {
         CancelReason::Timeout => "the step's timeout expired".to_string(),
         CancelReason::Interrupted => "the run was interrupted".to_string(),
     })

@@ -44,6 +44,10 @@ struct Reopened {
 // The latest run that can be resumed (`any`: the latest run at all, for `--from`).
 fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
     let listing = list_runs(state_dir);
+    // A run that cannot be read is not a candidate, but the operator must hear why.
+    for w in &listing.warnings {
+        eprintln!("warning: {w}");
+    }
     listing
         .runs
         .iter()
@@ -69,6 +73,7 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
         Some(r) => r.to_string(),
         None => latest_unfinished(state_dir, any)?,
     };
+    tracing::debug!("resume: chose run {run_id}");
     let run_dir = journal::run_dir(state_dir, &run_id).map_err(bad)?;
     if !run_dir.join(journal::JOURNAL_FILE).exists() {
         return Err(bad(format!(
@@ -77,31 +82,46 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
         )));
     }
     let lock = RunLock::acquire(&run_dir).map_err(|e| bad(format!("error: {e}")))?;
-    let (writer, contents) =
-        JournalWriter::open_existing(&run_dir).map_err(|e| bad(format!("error: {e}")))?;
-    for w in &contents.warnings {
+    // The first record names the runbook, parameters and inventory: load and plan the
+    // runbook on a second core while the whole journal is verified and replayed.
+    let header = journal::read_first(&run_dir.join(journal::JOURNAL_FILE)).ok();
+    let (journal, loaded) = std::thread::scope(|scope| {
+        let loading = header.and_then(|h| match h.event {
+            Event::RunStarted {
+                source,
+                params,
+                inventory,
+                ..
+            } => std::thread::Builder::new()
+                .name("load".into())
+                .stack_size(8 << 20)
+                .spawn_scoped(scope, move || {
+                    load_recorded(&source, &params, inventory.as_deref())
+                })
+                .ok(),
+            _ => None,
+        });
+        let journal = JournalWriter::open_existing(&run_dir).map(|(writer, contents)| {
+            let state = RunState::replay(&contents.records, false);
+            (writer, contents.warnings, state)
+        });
+        tracing::debug!("resume: journal read and replayed");
+        let loaded = loading.map(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(bad("error: loading the runbook failed unexpectedly")))
+        });
+        (journal, loaded)
+    });
+    let (writer, warnings, state) = journal.map_err(|e| bad(format!("error: {e}")))?;
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let state = RunState::replay(&contents.records, false);
-    let runbook = RunbookRef::from_arg(&state.source).map_err(|d| {
-        bad(format!(
-            "error: the run's runbook `{}` cannot be found any more: {}",
-            state.source, d.message
-        ))
-    })?;
-    let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
-    let inv = crate::estate::load_inventory(inventory_path.as_deref())
-        .map_err(|e| bad(format!("error: {e}")))?;
-    let req = LoadRequest {
-        runbook,
-        params: state
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        inventory: inv.to_json(),
+    let (rb, plan) = match loaded {
+        Some(loaded) => loaded?,
+        None => load_recorded(&state.source, &state.params, state.inventory.as_deref())?,
     };
-    let (rb, plan) = Plan::load(&req).map_err(|e| bad(e.render()))?;
+    tracing::debug!("resume: runbook loaded and planned");
+    let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
     let estate = crate::estate::open(inventory_path.as_deref(), state_dir)
         .map_err(|e| bad(format!("error: {e}")))?;
     Ok(Reopened {
@@ -114,6 +134,28 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
         plan,
         estate,
     })
+}
+
+/// Load and plan a run's runbook as its journal recorded it: source, parameters, inventory.
+fn load_recorded(
+    source: &str,
+    params: &std::collections::BTreeMap<String, String>,
+    inventory: Option<&str>,
+) -> Result<(crate::dsl::Runbook, Plan), CliError> {
+    let runbook = RunbookRef::from_arg(source).map_err(|d| {
+        bad(format!(
+            "error: the run's runbook `{source}` cannot be found any more: {}",
+            d.message
+        ))
+    })?;
+    let inv = crate::estate::load_inventory(inventory.map(Path::new))
+        .map_err(|e| bad(format!("error: {e}")))?;
+    let req = LoadRequest {
+        runbook,
+        params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        inventory: inv.to_json(),
+    };
+    Plan::load(&req).map_err(|e| bad(e.render()))
 }
 
 /// `waymark resume`.
@@ -302,6 +344,7 @@ pub fn resume(
         }
         return Ok(Exit::Paused);
     }
+    tracing::debug!("resume: compared with the journal");
     re.writer
         .append_blocking(events)
         .map_err(|e| bad(format!("error: {e}")))?;
@@ -313,7 +356,7 @@ pub fn resume(
     );
     let _lock = re.lock;
     let plan = Arc::new(re.plan);
-    execute(
+    let r = execute(
         &re.rb,
         plan,
         &re.run_id,
@@ -324,7 +367,9 @@ pub fn resume(
         o,
         re.estate,
         resumed,
-    )
+    );
+    super::drop_later((re.rb, re.state));
+    r
 }
 
 fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {

@@ -244,6 +244,7 @@ pub fn execute(
         observer: Some(Arc::new(move |ev: &Event| observer_display.event(ev))),
         ..Options::default()
     };
+    tracing::debug!("run: starting the scheduler");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -279,6 +280,9 @@ pub fn execute(
         .await
     });
     display.finish();
+    tracing::debug!("run: scheduler finished");
+    drop(rt);
+    super::drop_later(plan);
     let outcome = outcome.map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     let sd = state_dir_flag(state_dir);
     Ok(match outcome {
@@ -497,8 +501,7 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
             .runs
             .iter()
             .map(|(id, s)| {
-                let j = s.to_status_json();
-                serde_json::json!({ "run_id": id, "runbook": j["runbook"], "status": j["status"], "started_at": j["started_at"], "finished_at": j["finished_at"] })
+                serde_json::json!({ "run_id": id, "runbook": s.runbook, "status": s.status.as_str(), "started_at": s.started_at, "finished_at": s.finished_at })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -508,12 +511,11 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
         println!("no runs in {}", state_dir.display());
     }
     for (id, s) in &listing.runs {
-        let j = s.to_status_json();
         println!(
             "{id}  {:<11} {}  {}",
             s.status.as_str(),
-            j["started_at"].as_str().unwrap_or(""),
-            j["runbook"].as_str().unwrap_or("")
+            s.started_at.as_deref().unwrap_or(""),
+            s.runbook
         );
     }
     Ok(Exit::Ok)

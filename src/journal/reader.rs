@@ -34,6 +34,28 @@ pub fn read_journal(path: &Path) -> Result<JournalContents, JournalError> {
     })
 }
 
+/// The first record of the journal at `path` (its `run_started`), verified, without
+/// reading the rest: it says which runbook, parameters and inventory the run uses, so
+/// the runbook can be loaded while the rest of the journal is still being read.
+pub fn read_first(path: &Path) -> Result<Record, JournalError> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| JournalError::io(path, "read", e))?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(file)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| JournalError::io(path, "read", e))?;
+    // The same checks as a full read; a missing newline means an empty journal or one
+    // whose only line is torn, which `scan` reports in its own words.
+    scan(path, &line)?
+        .records
+        .into_iter()
+        .next()
+        .ok_or_else(|| JournalError::Empty {
+            path: path.to_path_buf(),
+            detail: None,
+        })
+}
+
 /// The result of verifying a journal's bytes, with where the valid prefix ends.
 #[derive(Debug)]
 pub(crate) struct Scan {
@@ -54,6 +76,35 @@ enum LineProblem {
 
 /// Verify `bytes` as the contents of the journal at `path` (used for messages only).
 pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
+    scan_selected(path, bytes, &|_| true)
+}
+
+/// Read the journal at `path`, verifying every line (checksum and sequence number) but
+/// decoding only the records whose `type` `keep` accepts, and always the first.
+///
+/// This is how a run is summarized without replaying every step: `runs` and choosing the
+/// run to resume look only at run-level records, and a 10,000-step journal is then a
+/// checksum pass rather than 20,000 JSON decodes. Damage is reported exactly as
+/// [`read_journal`] reports it, except that a line whose checksum is right but whose JSON
+/// is wrong goes unnoticed when it is not decoded.
+pub fn read_selected(
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<JournalContents, JournalError> {
+    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
+    let scan = scan_selected(path, &bytes, keep)?;
+    Ok(JournalContents {
+        records: scan.records,
+        warnings: scan.warnings,
+    })
+}
+
+/// [`scan`], decoding only the lines `keep` selects (by record type) and the first one.
+fn scan_selected(
+    path: &Path,
+    bytes: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Scan, JournalError> {
     if bytes.is_empty() {
         return Err(JournalError::Empty {
             path: path.to_path_buf(),
@@ -64,6 +115,7 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
     let mut warnings = Vec::new();
     let mut pos = 0usize;
     let mut line_no = 0usize;
+    let mut lines_ok = 0u64;
     while pos < bytes.len() {
         line_no += 1;
         let rest = &bytes[pos..];
@@ -79,10 +131,17 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
         };
         let line = &rest[..nl];
         let is_last = pos + nl + 1 == bytes.len();
-        let expected_seq = records.len() as u64 + 1;
-        match parse_line(line, expected_seq) {
+        let expected_seq = lines_ok + 1;
+        let checked = match skim_line(line) {
+            Some((seq, kind)) if expected_seq > 1 && !keep(kind) => {
+                check_line(line, seq, expected_seq).map(|()| None)
+            }
+            _ => parse_line(line, expected_seq).map(Some),
+        };
+        match checked {
             Ok(record) => {
-                records.push(record);
+                records.extend(record);
+                lines_ok += 1;
                 pos += nl + 1;
             }
             Err(LineProblem::Torn(problem)) if is_last => {
@@ -102,7 +161,7 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
             }
         }
     }
-    if records.is_empty() {
+    if lines_ok == 0 {
         return Err(JournalError::Empty {
             path: path.to_path_buf(),
             detail: Some(
@@ -119,6 +178,25 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
 
 /// Verify one line (without its newline) that should carry sequence number `expected_seq`.
 fn parse_line(line: &[u8], expected_seq: u64) -> Result<Record, LineProblem> {
+    verify_crc(line)?;
+    let record: Record = serde_json::from_slice(line).map_err(|e| describe_json_error(line, e))?;
+    check_seq(record.seq, expected_seq)?;
+    if expected_seq == 1 && !matches!(record.event, Event::RunStarted { .. }) {
+        return Err(LineProblem::Bad(
+            "the first record is not `run_started`, so this is not the start of a run's journal"
+                .into(),
+        ));
+    }
+    Ok(record)
+}
+
+/// Verify a line that is not decoded: its checksum and the sequence number read off it.
+fn check_line(line: &[u8], seq: u64, expected_seq: u64) -> Result<(), LineProblem> {
+    verify_crc(line)?;
+    check_seq(seq, expected_seq)
+}
+
+fn verify_crc(line: &[u8]) -> Result<(), LineProblem> {
     let stored = stored_crc(line)
         .ok_or_else(|| LineProblem::Torn("it does not end with a checksum".into()))?;
     let body = &line[..line.len() - CRC_SUFFIX_LEN];
@@ -128,32 +206,49 @@ fn parse_line(line: &[u8], expected_seq: u64) -> Result<Record, LineProblem> {
             "checksum mismatch: the line says {stored:08x} but its content gives {computed:08x}"
         )));
     }
-    let record: Record = serde_json::from_slice(line).map_err(|e| describe_json_error(line, e))?;
-    if record.seq != expected_seq {
-        let problem = if expected_seq == 1 {
-            format!("the first record has sequence number {}", record.seq)
-        } else if record.seq > expected_seq {
-            format!(
-                "sequence number jumps from {} to {}: records are missing",
-                expected_seq - 1,
-                record.seq
-            )
-        } else {
-            format!(
-                "sequence number {} follows {}: records are repeated or out of order",
-                record.seq,
-                expected_seq - 1
-            )
-        };
-        return Err(LineProblem::Bad(problem));
+    Ok(())
+}
+
+fn check_seq(seq: u64, expected_seq: u64) -> Result<(), LineProblem> {
+    if seq == expected_seq {
+        return Ok(());
     }
-    if expected_seq == 1 && !matches!(record.event, Event::RunStarted { .. }) {
-        return Err(LineProblem::Bad(
-            "the first record is not `run_started`, so this is not the start of a run's journal"
-                .into(),
-        ));
+    Err(LineProblem::Bad(if expected_seq == 1 {
+        format!("the first record has sequence number {seq}")
+    } else if seq > expected_seq {
+        format!(
+            "sequence number jumps from {} to {seq}: records are missing",
+            expected_seq - 1
+        )
+    } else {
+        format!(
+            "sequence number {seq} follows {}: records are repeated or out of order",
+            expected_seq - 1
+        )
+    }))
+}
+
+/// The sequence number and record type of a line as the writer lays it out
+/// (`{"seq":N,"ts":"…","type":"…",…`), read without decoding the JSON; `None` when the
+/// line is laid out any other way (it is then decoded in full).
+fn skim_line(line: &[u8]) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
     }
-    Ok(record)
+    let seq: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let rest = rest[digits..].strip_prefix(b",\"ts\":\"")?;
+    // A timestamp holds no quote or backslash.
+    let ts_len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    let rest = rest[ts_len..].strip_prefix(b"\",\"type\":\"")?;
+    let kind_len = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_lowercase() || b == b'_'))?;
+    if rest.get(kind_len) != Some(&b'"') {
+        return None;
+    }
+    Some((seq, std::str::from_utf8(&rest[..kind_len]).ok()?))
 }
 
 /// The checksum written at the end of `line`, if the line ends with a well-formed one.
@@ -421,6 +516,73 @@ mod tests {
         for input in inputs {
             assert!(scan_bytes(input).is_err(), "{input:?}");
         }
+    }
+
+    fn scan_none(bytes: &[u8]) -> Result<Scan, JournalError> {
+        scan_selected(Path::new("runs/r1/journal.jsonl"), bytes, &|_| false)
+    }
+
+    #[test]
+    fn the_writers_layout_is_skimmed_for_sequence_and_type() {
+        let records = sample();
+        let bytes = journal_bytes(&records);
+        for (line, r) in bytes.split(|&b| b == b'\n').zip(&records) {
+            let kind = serde_json::to_value(&r.event).unwrap()["type"].clone();
+            assert_eq!(
+                skim_line(line),
+                Some((r.seq, kind.as_str().unwrap())),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    #[test]
+    fn a_selective_scan_decodes_only_what_it_keeps_and_the_first_record() {
+        let records = sample();
+        let bytes = journal_bytes(&records);
+        let got = scan_none(&bytes).unwrap();
+        assert_eq!(got.records, records[..1].to_vec());
+        assert_eq!(got.valid_len, bytes.len());
+        let kept = scan_selected(Path::new("j"), &bytes, &|t| t == "step_succeeded").unwrap();
+        assert_eq!(kept.records, vec![records[0].clone(), records[2].clone()]);
+    }
+
+    #[test]
+    fn a_selective_scan_still_finds_damage_in_lines_it_does_not_decode() {
+        let records = sample();
+        let mut flipped = journal_bytes(&records);
+        let second_line_start = flipped.iter().position(|&b| b == b'\n').unwrap() + 1;
+        flipped[second_line_start + 40] ^= 0x02;
+        match scan_none(&flipped).unwrap_err() {
+            JournalError::Damaged { line, problem, .. } => {
+                assert_eq!(line, 2);
+                assert!(problem.contains("checksum"), "{problem}");
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
+        let mut gap = records.clone();
+        gap[2].seq = 4;
+        let err = scan_none(&journal_bytes(&gap)).unwrap_err();
+        assert!(err.to_string().contains("jumps from 2 to 4"), "{err}");
+        let full = journal_bytes(&records);
+        let torn = scan_none(&full[..full.len() - 5]).unwrap();
+        assert_eq!(torn.warnings.len(), 1, "{:?}", torn.warnings);
+    }
+
+    #[test]
+    fn a_line_laid_out_another_way_is_decoded_in_full() {
+        let records = sample();
+        let mut bytes = journal_bytes(&records[..1]);
+        let body = br#"{"type":"step_started","step":"a","attempt":1,"ts":"2026-11-23T22:15:00.000Z","seq":2"#;
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(
+            format!(",\"crc\":\"{:08x}\"}}\n", crc32fast::hash(body)).as_bytes(),
+        );
+        assert_eq!(skim_line(&bytes[bytes.len() - body.len() - 19..]), None);
+        let got = scan_none(&bytes).unwrap();
+        assert_eq!(got.records.len(), 2, "the reordered line is decoded");
+        assert_eq!(got.records[1], records[1]);
     }
 
     #[test]

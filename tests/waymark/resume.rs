@@ -134,6 +134,84 @@ fn a_failed_step_runs_again_on_resume_and_finished_ones_do_not() {
     assert_eq!(step(&s, "b")["attempts"], 2);
 }
 
+const FAILS_UNTIL_FIXED: &str = r#"runbook(#{ name: "f", description: "d" });
+step("a", #{ run: |ctx| sh("echo a >> effects") });
+step("b", #{ after: "a", run: |ctx| sh("test -f fixed") });"#;
+
+#[test]
+fn resume_takes_the_latest_unfinished_run_not_the_latest_run() {
+    let t = Test::new().file("rb.rhai", FAILS_UNTIL_FIXED).file(
+        "ok.rhai",
+        r#"runbook(#{ name: "ok", description: "d" }); step("x", #{ run: |ctx| () });"#,
+    );
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 1);
+    let failed = t.run_id();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    expect_code(&wm(&t, &["run", "ok.rhai"]), 0);
+    assert_ne!(t.run_id(), failed);
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 0);
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains(&format!("resuming run {failed}")),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 2);
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("no unfinished run"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+#[test]
+fn resume_of_a_journal_damaged_in_the_middle_exits_2_naming_the_line_and_changes_nothing() {
+    let t = Test::new().file("rb.rhai", FAILS_UNTIL_FIXED);
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 1);
+    let journal = t.run_dir().join("journal.jsonl");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    // Inside line 2's step name: the checksum no longer matches.
+    let i = second
+        + bytes[second..]
+            .windows(9)
+            .position(|w| w == b"\"step\":\"a")
+            .unwrap()
+        + 8;
+    bytes[i] = b'z';
+    std::fs::write(&journal, &bytes).unwrap();
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    for args in [&["resume"][..], &["resume", &t.run_id()][..]] {
+        let r = wm(&t, args);
+        expect_code(&r, 2);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains("line 2") && err.contains("checksum"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        bytes,
+        "nothing was rewritten"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "a\n",
+        "no step ran again"
+    );
+}
+
+#[test]
+fn resume_when_the_runbook_file_is_gone_says_which_file() {
+    let t = Test::new().file("rb.rhai", FAILS_UNTIL_FIXED);
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 1);
+    std::fs::remove_file(t.path().join("rb.rhai")).unwrap();
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("rb.rhai` cannot be found any more"), "{err}");
+}
+
 #[test]
 fn editing_a_finished_step_stops_resume_unless_accepted_and_from_reruns_downstream() {
     let t = Test::new().file(

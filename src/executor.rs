@@ -59,6 +59,7 @@ pub struct RhaiAction {
     rehearsed: Mutex<BTreeSet<usize>>,
     prompts: Arc<Prompts>,
     waiting_since: Mutex<HashMap<usize, std::time::Instant>>,
+    outputs: OutputCache,
 }
 
 impl RhaiAction {
@@ -98,6 +99,7 @@ impl RhaiAction {
             rehearsed: Mutex::new(BTreeSet::new()),
             prompts: Arc::new(Prompts::default()),
             waiting_since: Mutex::new(HashMap::new()),
+            outputs: OutputCache::default(),
         }
     }
 
@@ -156,6 +158,7 @@ impl RhaiAction {
             node,
             attempt,
             done,
+            &self.outputs,
         )
     }
 
@@ -243,7 +246,21 @@ impl Known for JournalOutputs {
     }
 }
 
+/// Outputs already turned into Rhai values, by plan index. A step's output never changes
+/// once it succeeded, and in a layered run every output appears in the `ctx.outputs` of
+/// each of its descendants: converting it once instead of once per descendant made a
+/// 10,000-step run whose steps all return a value several times faster.
+#[derive(Debug, Default)]
+pub struct OutputCache(std::sync::RwLock<HashMap<usize, Dynamic>>);
+
+thread_local! {
+    /// Ancestor walks' visited marks: `marks[i] == stamp` means visited in this walk. Kept
+    /// per thread and bumped per walk so a walk costs its ancestors, not the plan's size.
+    static MARKS: std::cell::RefCell<(Vec<u32>, u32)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+}
+
 /// The `ctx` map a closure receives (SPEC §2).
+#[allow(clippy::too_many_arguments)]
 pub fn build_ctx(
     plan: &Plan,
     params: &Map,
@@ -252,6 +269,7 @@ pub fn build_ctx(
     node: usize,
     attempt: u32,
     done: &dyn Known,
+    cache: &OutputCache,
 ) -> Dynamic {
     let step = &plan.steps[node];
     let mut ctx = Map::new();
@@ -262,19 +280,51 @@ pub fn build_ctx(
     ctx.insert("attempt".into(), (attempt as i64).into());
     let mut outputs = Map::new();
     if done.any_output() {
-        // Every finished ancestor, nearest first.
-        let mut seen = vec![false; plan.steps.len()];
-        // The step itself is included: during a rollback its undo sees what it did.
-        let mut stack: Vec<usize> = vec![node];
-        while let Some(a) = stack.pop() {
-            if std::mem::replace(&mut seen[a], true) {
-                continue;
+        // Every finished ancestor. The step itself is included: during a rollback its
+        // undo sees what it did.
+        let ancestors = MARKS.with(|m| {
+            let (marks, stamp) = &mut *m.borrow_mut();
+            if marks.len() < plan.steps.len() {
+                marks.resize(plan.steps.len(), 0);
             }
+            *stamp = stamp.wrapping_add(1);
+            if *stamp == 0 {
+                marks.fill(0);
+                *stamp = 1;
+            }
+            let mut found = Vec::new();
+            let mut stack: Vec<usize> = vec![node];
+            while let Some(a) = stack.pop() {
+                if std::mem::replace(&mut marks[a], *stamp) == *stamp {
+                    continue;
+                }
+                found.push(a);
+                stack.extend(plan.steps[a].deps.iter().copied());
+            }
+            found
+        });
+        let mut missing = Vec::new();
+        {
+            let converted = cache.0.read().unwrap_or_else(|e| e.into_inner());
+            for &a in &ancestors {
+                match converted.get(&a) {
+                    Some(d) => {
+                        outputs.insert(plan.steps[a].decl.name.as_str().into(), d.clone());
+                    }
+                    None => missing.push(a),
+                }
+            }
+        }
+        for a in missing {
             if let Some(v) = done.output(a) {
                 let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
+                cache
+                    .0
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(a, d.clone());
                 outputs.insert(plan.steps[a].decl.name.as_str().into(), d);
             }
-            stack.extend(plan.steps[a].deps.iter().copied());
         }
     }
     ctx.insert("outputs".into(), outputs.into());
@@ -324,6 +374,7 @@ pub fn dry_run_step(
         node,
         1,
         &FinishedView::default(),
+        &OutputCache::default(),
     );
     let r = with_env(env, || c.call(&rb.engine, ctx));
     (dry.take(), r.err().map(|e| e.to_string()))

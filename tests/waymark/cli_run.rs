@@ -57,6 +57,39 @@ fn a_diamond_runs_each_step_once_in_dependency_order() {
 }
 
 #[test]
+fn ctx_outputs_hold_ancestors_only_and_a_step_cannot_change_what_others_see() {
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "o", description: "d" });
+               step("a", #{ run: |ctx| #{ n: 1, list: [1] } });
+               step("side", #{ run: |ctx| "not an ancestor of c" });
+               step("b", #{ after: "a", run: |ctx| {
+                   ctx.outputs.a.n = 99;
+                   ctx.outputs.a.list.push(2);
+                   let mine = ctx.outputs.a;
+                   mine.n = 7;
+                   mine
+               } });
+               step("c", #{ after: "b", run: |ctx| ctx.outputs });"#,
+        )
+        .args(&["run", "rb.rhai", "--concurrency", "1"]);
+    let o = t.run();
+    assert_eq!(o.code, 0, "{o:?}");
+    let s = t.status();
+    assert_eq!(
+        step(&s, "b")["output"],
+        serde_json::json!({"n": 7, "list": [1, 2]}),
+        "b changes its own copy"
+    );
+    assert_eq!(
+        step(&s, "c")["output"],
+        serde_json::json!({"a": {"n": 1, "list": [1]}, "b": {"n": 7, "list": [1, 2]}}),
+        "c sees a as a returned it, b's output, and not `side`"
+    );
+}
+
+#[test]
 fn a_failure_stops_new_steps_but_always_and_failure_steps_run() {
     let t = Test::new()
         .file(

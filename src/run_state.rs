@@ -686,7 +686,6 @@ pub fn list_runs(state_dir: &Path) -> RunListing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::record::PlannedStep;
     use crate::journal::{JournalWriter, RunLock};
 
     /// Builds a journal's records with increasing seqs and timestamps.
@@ -771,25 +770,7 @@ mod tests {
     }
 
     fn started(steps: &[(&str, &str)]) -> Event {
-        Event::RunStarted {
-            run_id: "20261123-221500-ab12".into(),
-            runbook: "Example upgrade".into(),
-            source: "example.rhai".into(),
-            params: BTreeMap::from([("server".to_string(), "ns-hq".to_string())]),
-            inventory: Some("contoso.toml".into()),
-            user: "alice".into(),
-            host: "h".into(),
-            plan_fingerprint: "fp".into(),
-            steps: steps
-                .iter()
-                .map(|(name, kind)| PlannedStep {
-                    name: name.to_string(),
-                    kind: kind.to_string(),
-                    fingerprint: format!("fp-{name}"),
-                })
-                .collect(),
-            version: "0.1.0".into(),
-        }
+        Event::sample_run_started(steps)
     }
 
     fn states(run: &RunState) -> Vec<(&str, StepState)> {

@@ -1133,7 +1133,6 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
     use crate::journal::{read_journal, Record, JOURNAL_FILE};
-    use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
@@ -1211,18 +1210,7 @@ mod tests {
     }
 
     fn journal_in(dir: &Path) -> (JournalWriter, PathBuf) {
-        let first = Event::RunStarted {
-            run_id: "r1".into(),
-            runbook: "test".into(),
-            source: "test.rhai".into(),
-            params: BTreeMap::new(),
-            inventory: None,
-            user: "alice".into(),
-            host: "h".into(),
-            plan_fingerprint: "fp".into(),
-            steps: vec![],
-            version: "0".into(),
-        };
+        let first = Event::sample_run_started(&[]);
         let (w, _) = JournalWriter::create(dir, first).expect("create journal");
         (w, dir.join(JOURNAL_FILE))
     }

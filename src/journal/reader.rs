@@ -294,21 +294,9 @@ fn describe_json_error(line: &[u8], err: serde_json::Error) -> LineProblem {
 mod tests {
     use super::super::writer::encode_line;
     use super::*;
-    use std::collections::BTreeMap;
 
     fn started() -> Event {
-        Event::RunStarted {
-            run_id: "r1".into(),
-            runbook: "demo".into(),
-            source: "demo.rhai".into(),
-            params: BTreeMap::new(),
-            inventory: None,
-            user: "alice".into(),
-            host: "h".into(),
-            plan_fingerprint: "fp".into(),
-            steps: vec![],
-            version: "0.1.0".into(),
-        }
+        Event::sample_run_started(&[])
     }
 
     fn rec(seq: u64, event: Event) -> Record {

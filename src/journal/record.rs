@@ -147,6 +147,33 @@ pub enum Event {
 }
 
 impl Event {
+    /// A `run_started` for tests and benchmarks: run `20261123-221500-ab12` of
+    /// `example.rhai` ("Example upgrade") with `server=ns-hq` and inventory
+    /// `contoso.toml`, started by `alice` on `h`, planning `steps` as `(name, kind)` with
+    /// fingerprints `fp-NAME`.
+    #[doc(hidden)]
+    pub fn sample_run_started(steps: &[(&str, &str)]) -> Event {
+        Event::RunStarted {
+            run_id: "20261123-221500-ab12".into(),
+            runbook: "Example upgrade".into(),
+            source: "example.rhai".into(),
+            params: BTreeMap::from([("server".to_string(), "ns-hq".to_string())]),
+            inventory: Some("contoso.toml".into()),
+            user: "alice".into(),
+            host: "h".into(),
+            plan_fingerprint: "fp".into(),
+            steps: steps
+                .iter()
+                .map(|(name, kind)| PlannedStep {
+                    name: name.to_string(),
+                    kind: kind.to_string(),
+                    fingerprint: format!("fp-{name}"),
+                })
+                .collect(),
+            version: "0.1.0".into(),
+        }
+    }
+
     /// The step or gate this event is about, if any.
     pub fn step(&self) -> Option<&str> {
         match self {

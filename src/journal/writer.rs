@@ -393,21 +393,9 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::journal::read_journal;
-    use std::collections::BTreeMap;
 
     fn started() -> Event {
-        Event::RunStarted {
-            run_id: "r1".into(),
-            runbook: "demo".into(),
-            source: "demo.rhai".into(),
-            params: BTreeMap::from([("server".to_string(), "ns-hq".to_string())]),
-            inventory: None,
-            user: "alice".into(),
-            host: "h".into(),
-            plan_fingerprint: "fp".into(),
-            steps: vec![],
-            version: "0.1.0".into(),
-        }
+        Event::sample_run_started(&[])
     }
 
     fn step_started(step: &str, attempt: u32) -> Event {

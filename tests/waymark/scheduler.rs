@@ -84,18 +84,7 @@ fn dag(n: usize, seed: u64) -> Vec<Node> {
 
 fn journal() -> (tempfile::TempDir, JournalWriter) {
     let dir = tempfile::tempdir().unwrap();
-    let first = Event::RunStarted {
-        run_id: "t".into(),
-        runbook: "t".into(),
-        source: "t".into(),
-        params: Default::default(),
-        inventory: None,
-        user: "u".into(),
-        host: "h".into(),
-        plan_fingerprint: "f".into(),
-        steps: vec![],
-        version: "0".into(),
-    };
+    let first = Event::sample_run_started(&[]);
     let (w, _) = JournalWriter::create(&dir.path().join("run"), first).unwrap();
     (dir, w)
 }

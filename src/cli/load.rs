@@ -5,8 +5,8 @@ use crate::dsl::{self, LoadRequest, RunbookRef};
 use crate::exit::CliError;
 use crate::plan::Plan;
 
-/// Load and plan, or the rendered diagnostics (exit 2).
-pub fn load_and_plan(args: &RunbookArgs) -> Result<(dsl::Runbook, Plan), CliError> {
+/// Load and plan, or the rendered diagnostics (exit 2); also what RUNBOOK named.
+pub fn load_and_plan(args: &RunbookArgs) -> Result<(RunbookRef, dsl::Runbook, Plan), CliError> {
     let runbook = RunbookRef::from_arg(&args.runbook)?;
     let inventory = inventory_value(args)?;
     let req = LoadRequest {
@@ -14,7 +14,8 @@ pub fn load_and_plan(args: &RunbookArgs) -> Result<(dsl::Runbook, Plan), CliErro
         params: args.params.clone(),
         inventory,
     };
-    Plan::load(&req).map_err(|e| CliError::bad_input(e.render()))
+    let (rb, plan) = Plan::load(&req).map_err(|e| CliError::bad_input(e.render()))?;
+    Ok((req.runbook, rb, plan))
 }
 
 /// The `inventory` global: the parsed `--inventory` file, or the built-in demo estate.

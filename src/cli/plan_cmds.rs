@@ -53,7 +53,7 @@ fn describe_statically(src: &str) -> String {
 
 /// `waymark check`: load and validate; print a one-line summary.
 pub fn check(args: &RunbookArgs) -> Result<Exit, CliError> {
-    let (rb, plan) = load_and_plan(args)?;
+    let (_, rb, plan) = load_and_plan(args)?;
     let gates = plan
         .steps
         .iter()
@@ -72,7 +72,7 @@ pub fn check(args: &RunbookArgs) -> Result<Exit, CliError> {
 
 /// `waymark plan`: the validated plan in the chosen format.
 pub fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliError> {
-    let (_rb, plan) = load_and_plan(args)?;
+    let (_, _rb, plan) = load_and_plan(args)?;
     let out = match format {
         PlanFormat::Text => render::plan_text(&plan),
         PlanFormat::Json => {

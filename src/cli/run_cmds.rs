@@ -62,7 +62,7 @@ fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
 
 /// `waymark run`.
 pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
-    let (rb, plan) = load_and_plan(args)?;
+    let (runbook, rb, plan) = load_and_plan(args)?;
     let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)
         .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     if o.dry_run {
@@ -89,12 +89,7 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let first = Event::RunStarted {
         run_id: run_id.clone(),
         runbook: rb.decl.name.clone(),
-        source: match &args.runbook {
-            s if Path::new(s).is_file() => std::fs::canonicalize(s)
-                .map(|p| p.display().to_string())
-                .unwrap_or(s.clone()),
-            s => s.clone(),
-        },
+        source: runbook.journal_source(),
         params: rb.params.clone(),
         inventory: args.inventory.as_ref().map(|p| p.display().to_string()),
         user: current_user(),

@@ -26,6 +26,18 @@ pub enum RunbookRef {
 }
 
 impl RunbookRef {
+    /// What a run's journal records so `resume` finds the same runbook from any working
+    /// directory: a file's absolute path, or the shipped name.
+    pub fn journal_source(&self) -> String {
+        match self {
+            RunbookRef::Path(p) => std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+            RunbookRef::Shipped(name) => name.clone(),
+        }
+    }
+
     /// Interpret a RUNBOOK argument: an existing file wins, then a shipped name.
     pub fn from_arg(arg: &str) -> Result<Self, Diagnostic> {
         let p = Path::new(arg);

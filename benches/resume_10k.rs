@@ -5,27 +5,21 @@
 //! created and `waymark resume` is timed end to end: load, plan, journal replay and
 //! fingerprint comparison of 10,000 steps, then the one step.
 
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
-const SCRIPT: &str = r#"runbook(#{ name: "resume", description: "10,000 steps, the last one fails once" });
-let prev = [];
-for l in 0..100 {
-    let layer = [];
-    for w in 0..100 {
-        let after = if prev.is_empty() { [] } else { [prev[w], prev[(w + 1) % 100]] };
-        layer.push(step(`s${l}-${w}`, #{ after: after, run: |ctx| () }));
-    }
-    prev = layer;
-}
-step("last", #{ after: prev, run: |ctx| exec("test", ["-f", "ok"]) });
-"#;
-
 fn main() {
     let mut times = Vec::new();
+    let script = common::layered_runbook(
+        "resume",
+        "|ctx| ()",
+        r#"step("last", #{ after: prev, run: |ctx| exec("test", ["-f", "ok"]) });"#,
+    );
     for round in 0..5 {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("rb.rhai"), SCRIPT).expect("write runbook");
+        std::fs::write(dir.path().join("rb.rhai"), &script).expect("write runbook");
         let wm = || {
             let mut c = Command::new(env!("CARGO_BIN_EXE_waymark"));
             c.current_dir(dir.path()).env("NO_COLOR", "1");

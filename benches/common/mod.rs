@@ -1,0 +1,20 @@
+//! What the benchmarks share: the generated 100×100 layered runbook of SPEC §8.
+
+/// A runbook named `name` of 100 layers of 100 steps, written as a Rhai loop: step
+/// `s{layer}-{w}` runs `closure` after steps `w` and `w + 1` of the layer above. `tail`
+/// is appended as is (it may use `prev`, the last layer's step names).
+pub fn layered_runbook(name: &str, closure: &str, tail: &str) -> String {
+    format!(
+        r#"runbook(#{{ name: "{name}", description: "10,000 generated steps" }});
+let prev = [];
+for l in 0..100 {{
+    let layer = [];
+    for w in 0..100 {{
+        let after = if prev.is_empty() {{ [] }} else {{ [prev[w], prev[(w + 1) % 100]] }};
+        layer.push(step(`s${{l}}-${{w}}`, #{{ after: after, run: {closure} }}));
+    }}
+    prev = layer;
+}}
+{tail}"#
+    )
+}

@@ -82,24 +82,18 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
         )));
     }
     let lock = RunLock::acquire(&run_dir).map_err(|e| bad(format!("error: {e}")))?;
-    // The first record names the runbook, parameters and inventory: load and plan the
+    // The first line names the runbook, parameters and inventory: load and plan the
     // runbook on a second core while the whole journal is verified and replayed.
-    let header = journal::read_first(&run_dir.join(journal::JOURNAL_FILE)).ok();
+    let origin = journal::read_origin(&run_dir.join(journal::JOURNAL_FILE));
     let (journal, loaded) = std::thread::scope(|scope| {
-        let loading = header.and_then(|h| match h.event {
-            Event::RunStarted {
-                source,
-                params,
-                inventory,
-                ..
-            } => std::thread::Builder::new()
+        let loading = origin.clone().and_then(|o| {
+            std::thread::Builder::new()
                 .name("load".into())
                 .stack_size(8 << 20)
                 .spawn_scoped(scope, move || {
-                    load_recorded(&source, &params, inventory.as_deref())
+                    load_recorded(&o.source, &o.params, o.inventory.as_deref())
                 })
-                .ok(),
-            _ => None,
+                .ok()
         });
         let journal = JournalWriter::open_existing(&run_dir).map(|(writer, contents)| {
             let state = RunState::replay(&contents.records, false);
@@ -116,9 +110,16 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
     for w in &warnings {
         eprintln!("warning: {w}");
     }
+    // The early load used the unverified first line; it stands only if the verified
+    // journal says the same.
+    let recorded = journal::RunOrigin {
+        source: state.source.clone(),
+        params: state.params.clone(),
+        inventory: state.inventory.clone(),
+    };
     let (rb, plan) = match loaded {
-        Some(loaded) => loaded?,
-        None => load_recorded(&state.source, &state.params, state.inventory.as_deref())?,
+        Some(loaded) if origin.as_ref() == Some(&recorded) => loaded?,
+        _ => load_recorded(&state.source, &state.params, state.inventory.as_deref())?,
     };
     tracing::debug!("resume: runbook loaded and planned");
     let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);

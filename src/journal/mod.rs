@@ -19,7 +19,7 @@ pub mod writer;
 pub use error::JournalError;
 pub use identity::{current_host, current_user};
 pub use lock::{is_held, LockError, RunLock};
-pub use reader::{read_first, read_journal, read_selected, JournalContents};
+pub use reader::{read_journal, read_origin, read_selected, JournalContents, RunOrigin};
 pub use record::{Event, FinalStatus, PlannedStep, Record};
 pub use writer::JournalWriter;
 

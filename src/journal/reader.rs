@@ -34,26 +34,44 @@ pub fn read_journal(path: &Path) -> Result<JournalContents, JournalError> {
     })
 }
 
-/// The first record of the journal at `path` (its `run_started`), verified, without
-/// reading the rest: it says which runbook, parameters and inventory the run uses, so
-/// the runbook can be loaded while the rest of the journal is still being read.
-pub fn read_first(path: &Path) -> Result<Record, JournalError> {
+/// Which runbook a run uses, as its first line says: read without verifying or decoding
+/// the rest of that line (the planned steps), so `resume` can start loading the runbook
+/// at once. Unverified: a hint that the caller must check against the replayed journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOrigin {
+    /// What RUNBOOK was (see [`Event::RunStarted`]).
+    pub source: String,
+    /// Parameters as recorded.
+    pub params: std::collections::BTreeMap<String, String>,
+    /// `--inventory`, if one was given.
+    pub inventory: Option<String>,
+}
+
+/// The [`RunOrigin`] in the first line of the journal at `path`, if it has a complete
+/// `run_started` line.
+pub fn read_origin(path: &Path) -> Option<RunOrigin> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|e| JournalError::io(path, "read", e))?;
+    // Plain fields, no `flatten`: the planned steps are skipped, not buffered.
+    #[derive(serde::Deserialize)]
+    struct First {
+        #[serde(rename = "type")]
+        kind: String,
+        source: String,
+        params: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        inventory: Option<String>,
+    }
+    let file = std::fs::File::open(path).ok()?;
     let mut line = Vec::new();
     std::io::BufReader::new(file)
         .read_until(b'\n', &mut line)
-        .map_err(|e| JournalError::io(path, "read", e))?;
-    // The same checks as a full read; a missing newline means an empty journal or one
-    // whose only line is torn, which `scan` reports in its own words.
-    scan(path, &line)?
-        .records
-        .into_iter()
-        .next()
-        .ok_or_else(|| JournalError::Empty {
-            path: path.to_path_buf(),
-            detail: None,
-        })
+        .ok()?;
+    let first: First = serde_json::from_slice(line.strip_suffix(b"\n")?).ok()?;
+    (first.kind == "run_started").then_some(RunOrigin {
+        source: first.source,
+        params: first.params,
+        inventory: first.inventory,
+    })
 }
 
 /// The result of verifying a journal's bytes, with where the valid prefix ends.
@@ -571,6 +589,28 @@ mod tests {
         let got = scan_none(&bytes).unwrap();
         assert_eq!(got.records.len(), 2, "the reordered line is decoded");
         assert_eq!(got.records[1], records[1]);
+    }
+
+    #[test]
+    fn the_origin_is_read_off_a_complete_first_line_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("journal.jsonl");
+        let bytes = journal_bytes(&sample());
+        std::fs::write(&path, &bytes).unwrap();
+        let origin = read_origin(&path).unwrap();
+        assert_eq!(origin.source, "example.rhai");
+        assert_eq!(origin.params["server"], "ns-hq");
+        assert_eq!(origin.inventory.as_deref(), Some("contoso.toml"));
+        let first_len = bytes.iter().position(|&b| b == b'\n').unwrap();
+        std::fs::write(&path, &bytes[..first_len]).unwrap();
+        assert_eq!(read_origin(&path), None, "a torn first line");
+        std::fs::write(&path, &bytes[first_len + 1..]).unwrap();
+        assert_eq!(
+            read_origin(&path),
+            None,
+            "a first line that is not run_started"
+        );
+        assert_eq!(read_origin(&tmp.path().join("missing")), None);
     }
 
     #[test]

@@ -277,17 +277,14 @@ pub fn resume(
                         by: current_user(),
                     });
                     prior[i] = Prior::Done(serde_json::Value::Null);
-                } else if r.rerun.contains(name) || s.decl.idempotent {
-                    eprintln!(
-                        "{name}: was in flight; {}: running it again",
-                        if s.decl.idempotent {
-                            "idempotent"
-                        } else {
-                            "--rerun"
-                        }
-                    );
+                } else if r.rerun.contains(name) {
+                    eprintln!("{name}: was in flight; --rerun: running it again");
                 } else if s.decl.check.is_some() {
+                    // The probe decides first, idempotent or not (SPEC §5): re-running
+                    // an idempotent step is safe but may still cost a restart.
                     resumed.probe.push(i);
+                } else if s.decl.idempotent {
+                    eprintln!("{name}: was in flight; idempotent: running it again");
                 } else {
                     undecided.push(name.clone());
                 }

@@ -249,13 +249,8 @@ fn editing_a_finished_step_stops_resume_unless_accepted_and_from_reruns_downstre
     );
 }
 
-#[test]
-fn rerun_decides_an_in_flight_step_the_other_way() {
-    let t = Test::new().file(
-        "rb.rhai",
-        r#"runbook(#{ name: "r", description: "d" });
-           step("slow", #{ run: |ctx| { sh("echo start >> effects"); sleep("30s"); } });"#,
-    );
+// `waymark run rb.rhai`, killed with SIGKILL once `effects` says `start`.
+fn kill_once_started(t: &Test) {
     let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
     while !std::fs::read_to_string(t.path().join("effects"))
         .unwrap_or_default()
@@ -265,6 +260,16 @@ fn rerun_decides_an_in_flight_step_the_other_way() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
+}
+
+#[test]
+fn rerun_decides_an_in_flight_step_the_other_way() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "r", description: "d" });
+           step("slow", #{ run: |ctx| { sh("echo start >> effects"); sleep("30s"); } });"#,
+    );
+    kill_once_started(&t);
     let mut r = t
         .bare()
         .args(["resume", "--rerun", "slow"])
@@ -393,4 +398,34 @@ fn a_gate_unanswered_within_its_timeout_is_rejected() {
         "{s}"
     );
     assert_eq!(step(&s, "after")["state"], "skipped");
+}
+
+// SPEC §5/§9: for a step caught in flight the check probe decides first, idempotent or
+// not; the probe used to be skipped for idempotent steps, which re-ran them (for the
+// team that reported it: an extra database restart).
+#[test]
+fn check_probe_was_ignored_for_an_interrupted_idempotent_step() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "p", description: "d" });
+           step("slow", #{ idempotent: true,
+               check: |ctx| { sh("echo probed >> effects"); true },
+               run: |ctx| { sh("echo start >> effects"); sleep("3s"); } });
+           step("next", #{ after: "slow", run: |ctx| sh("echo next >> effects") });"#,
+    );
+    kill_once_started(&t);
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 0);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("slow: was in flight; its check probe says it is done"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "start\nprobed\nnext\n",
+        "the probe is asked and the step is not run again"
+    );
+    let s = t.status();
+    assert_eq!(step(&s, "slow")["state"], "succeeded");
 }

@@ -612,7 +612,59 @@ impl Run {
 
     /// After an interrupt, or a failure without `keep_going`, only always/failure nodes start.
     fn stopping(&self) -> bool {
-        self.shared.interrupt.is_cancelled() || (!self.failures.is_empty() && !self.keep_going)
+        self.shared.interrupt.is_cancelled() || self.failing_fast()
+    }
+
+    /// A settled failure stops the run (no `keep_going`) and no interrupt came: `success`
+    /// nodes that never started will not start in this run, so they are finished as
+    /// skipped, and the `always`/`failure` nodes after them can run. After an interrupt
+    /// they stay pending instead: the run did not decide anything about them.
+    fn failing_fast(&self) -> bool {
+        !self.failures.is_empty() && !self.keep_going && !self.shared.interrupt.is_cancelled()
+    }
+
+    /// Why a node is skipped by fail-fast, for the journal and `status`.
+    fn fail_fast_reason(&self) -> String {
+        format!(
+            "not started: the run stopped after {} failed (--keep-going runs independent steps on)",
+            self.failures.join(", ")
+        )
+    }
+
+    /// Finish as skipped every queued `success` node, once a failure stops the run.
+    fn skip_unstarted(&mut self, skipped: &mut Vec<Event>) {
+        if !self.failing_fast() || self.ready.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let nodes = &shared.nodes;
+        let reason = self.fail_fast_reason();
+        let mut keep = VecDeque::with_capacity(self.ready.len());
+        for i in std::mem::take(&mut self.ready) {
+            let node = &nodes[i];
+            if node.when != When::Success {
+                keep.push_back(i);
+                continue;
+            }
+            if node.kind == NodeKind::Gate {
+                self.ready_gates -= 1;
+            }
+            self.skip(i, reason.clone(), skipped);
+        }
+        self.ready = keep;
+    }
+
+    /// Finish `i` as skipped (the event goes in `skipped`) and look at its dependents.
+    fn skip(&mut self, i: usize, reason: String, skipped: &mut Vec<Event>) {
+        let shared = self.shared.clone();
+        let node = &shared.nodes[i];
+        self.st[i] = St::Skipped;
+        skipped.push(Event::StepSkipped {
+            step: node.name.clone(),
+            reason,
+        });
+        shared.finished.write().set_result(i, "skipped", None);
+        self.to_check.extend(node.dependents.iter().copied());
     }
 
     fn outcome(&mut self) -> Outcome {
@@ -645,6 +697,7 @@ impl Run {
     /// skips are journaled (one append) before anything downstream of them can start.
     async fn resolve(&mut self) -> Result<(), JournalError> {
         let mut skipped = Vec::new();
+        self.skip_unstarted(&mut skipped);
         // A skip notes more nodes to look at: go round until none are left.
         while !self.to_check.is_empty() {
             for i in std::mem::take(&mut self.to_check) {
@@ -671,6 +724,10 @@ impl Run {
             When::Always => true,
             When::Failure => node.deps.iter().any(|&d| self.st[d] == St::Failed),
         };
+        if go && node.when == When::Success && self.failing_fast() {
+            let reason = self.fail_fast_reason();
+            return self.skip(i, reason, skipped);
+        }
         if go {
             self.st[i] = St::Queued;
             if node.kind == NodeKind::Gate {
@@ -679,7 +736,6 @@ impl Run {
             self.ready.push_back(i);
             return;
         }
-        self.st[i] = St::Skipped;
         let reason = match node.when {
             When::Failure => "no dependency failed".to_string(),
             _ => {
@@ -692,12 +748,7 @@ impl Run {
                 format!("dependency did not succeed: {}", bad.join(", "))
             }
         };
-        skipped.push(Event::StepSkipped {
-            step: node.name.clone(),
-            reason,
-        });
-        shared.finished.write().set_result(i, "skipped", None);
-        self.to_check.extend(node.dependents.iter().copied());
+        self.skip(i, reason, skipped);
     }
 
     /// Hand one round to the journal without waiting for it: the outcomes of the
@@ -1447,10 +1498,78 @@ mod tests {
             if keep_going {
                 assert_eq!(others, [["started@1", "succeeded@1"]; 2]);
             } else {
-                // The failure was still on its way to the disk when the slot came free.
-                assert!(others.iter().all(Vec::is_empty), "{others:?}");
+                // The failure was still on its way to the disk when the slot came free;
+                // once it settled, the steps that never started were finished as skipped.
+                assert_eq!(others, [["skipped"]; 2]);
             }
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fail_fast_left_unstarted_steps_pending_and_the_always_report_never_ran() {
+        // prep → patch-0..patch-4 → report (always) → after-report (success)
+        let mut spec: Vec<(&str, &[usize])> = vec![("prep", &[])];
+        let names = ["patch-0", "patch-1", "patch-2", "patch-3", "patch-4"];
+        for n in names {
+            spec.push((n, &[0]));
+        }
+        spec.push(("report", &[1, 2, 3, 4, 5]));
+        spec.push(("after-report", &[6]));
+        let mut nodes = dag(&spec);
+        nodes[6].when = When::Always;
+        let (outcome, records) = run_with(
+            nodes,
+            options(1),
+            |node, _, _| {
+                if node == 2 {
+                    Err("patch failed".into())
+                } else {
+                    Ok(Value::Null)
+                }
+            },
+            CancelToken::new(),
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Failed(vec!["patch-1".into()]));
+        assert_eq!(history(&records, "patch-0"), ["started@1", "succeeded@1"]);
+        assert_eq!(history(&records, "patch-1"), ["started@1", "failed@1"]);
+        for n in ["patch-2", "patch-3", "patch-4"] {
+            assert_eq!(history(&records, n), ["skipped"], "{n}");
+        }
+        let reason = records.iter().find_map(|r| match &r.event {
+            Event::StepSkipped { step, reason } if step == "patch-3" => Some(reason.clone()),
+            _ => None,
+        });
+        let reason = reason.expect("skip reason");
+        assert!(
+            reason.contains("patch-1") && reason.contains("--keep-going"),
+            "{reason}"
+        );
+        assert_eq!(history(&records, "report"), ["started@1", "succeeded@1"]);
+        // A `success` step after the report does not start: the run is stopping.
+        assert_eq!(history(&records, "after-report"), ["skipped"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupt_leaves_unstarted_steps_pending_for_resume() {
+        let nodes = dag(&[("a", &[]), ("b", &[0])]);
+        let interrupt = CancelToken::new();
+        let i2 = interrupt.clone();
+        let (outcome, records) = run_with(
+            nodes,
+            options(1),
+            move |_, _, cancel| {
+                i2.cancel(CancelReason::Interrupted);
+                while !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err("interrupted".into())
+            },
+            interrupt,
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Cancelled);
+        assert!(history(&records, "b").is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,9 +131,84 @@ fn a_failure_stops_new_steps_but_always_and_failure_steps_run() {
         .contains("disk full"));
     assert_eq!(
         step("later")["state"],
-        "pending",
-        "fail-fast: no new success-steps after a failure"
+        "skipped",
+        "fail-fast: no new success-steps after a failure; they are finished, not left pending"
     );
+}
+
+#[test]
+fn fail_fast_left_the_always_report_after_a_patch_fan_out_pending_forever() {
+    // An author's fan-out: five patch steps at --concurrency 1, one fails; the report
+    // after all of them must still run, and the patches never started are skipped.
+    let t = Test::new()
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "patch", description: "d" });
+               let patches = [];
+               for s in ["ss-1", "ss-2", "ss-3", "ss-4", "ss-5"] {
+                   patches.push(step("patch:" + s, #{ run: |ctx| {
+                       if ctx.step == "patch:ss-2" { throw "patch refused on ss-2"; }
+                       "patched"
+                   } }));
+               }
+               step("report", #{ after: patches, when: "always", run: |ctx| {
+                   let states = [];
+                   for k in ctx.results.keys() { states.push(k + "=" + ctx.results[k].state); }
+                   states.sort();
+                   states
+               } });"#,
+        )
+        .args(&["run", "rb.rhai", "--concurrency", "1"]);
+    let o = t.run();
+    assert_eq!(o.code, 1, "{o:?}");
+    let s = t.status();
+    assert_eq!(s["status"], "failed");
+    assert_eq!(step(&s, "patch:ss-1")["state"], "succeeded");
+    assert_eq!(step(&s, "patch:ss-2")["state"], "failed");
+    for n in ["patch:ss-3", "patch:ss-4", "patch:ss-5"] {
+        let st = step(&s, n);
+        assert_eq!(st["state"], "skipped", "{n}: {st}");
+    }
+    assert_eq!(step(&s, "report")["state"], "succeeded");
+    assert_eq!(
+        step(&s, "report")["output"],
+        serde_json::json!([
+            "patch:ss-1=succeeded",
+            "patch:ss-2=failed",
+            "patch:ss-3=skipped",
+            "patch:ss-4=skipped",
+            "patch:ss-5=skipped"
+        ])
+    );
+    let journal = std::fs::read_to_string(t.run_dir().join("journal.jsonl")).unwrap();
+    let skip = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "step_skipped" && v["step"] == "patch:ss-4")
+        .expect("patch:ss-4 skipped in the journal");
+    let reason = skip["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("patch:ss-2") && reason.contains("not started"),
+        "{reason}"
+    );
+    // The skipped patches are not lost: resume runs them once the failure is fixed.
+    let text = std::fs::read_to_string(t.path().join("rb.rhai"))
+        .unwrap()
+        .replace(
+            "if ctx.step == \"patch:ss-2\" { throw \"patch refused on ss-2\"; }",
+            "",
+        );
+    std::fs::write(t.path().join("rb.rhai"), text).unwrap();
+    let r = t
+        .bare()
+        .args(["resume", &t.run_id(), "--accept-changes"])
+        .output()
+        .unwrap();
+    crate::harness::expect_code(&r, 0);
+    let s = t.status();
+    for n in ["patch:ss-2", "patch:ss-3", "patch:ss-4", "patch:ss-5"] {
+        assert_eq!(step(&s, n)["state"], "succeeded", "{n}");
+    }
 }
 
 #[test]

@@ -354,10 +354,12 @@ pub fn dry_run_step(
         return (Vec::new(), None);
     };
     let dry = DryRun::default();
+    // Printed, so scrubbed like any other output: `secret()` registers its value here.
+    let redactor = Redactor::new();
     let env = Arc::new(StepEnv {
         cancel: CancelToken::new(),
         log: StepLog::disabled(),
-        redactor: Redactor::new(),
+        redactor: redactor.clone(),
         dry_run: Some(dry.clone()),
         estate,
     });
@@ -377,7 +379,15 @@ pub fn dry_run_step(
         &OutputCache::default(),
     );
     let r = with_env(env, || c.call(&rb.engine, ctx));
-    (dry.take(), r.err().map(|e| e.to_string()))
+    let calls = dry
+        .take()
+        .into_iter()
+        .map(|(what, lines)| {
+            let lines = lines.iter().map(|l| redactor.scrub(l)).collect();
+            (redactor.scrub(&what), lines)
+        })
+        .collect();
+    (calls, r.err().map(|e| redactor.scrub(&e.to_string())))
 }
 
 /// A step output as JSON: unit, bool, int, float, string, array or map of those.

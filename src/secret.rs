@@ -2,7 +2,7 @@
 //! terminal. Values live only in this process's memory; every one is added to the run's
 //! redactor so it is scrubbed from logs, the journal and the terminal.
 
-use crate::redact::Redactor;
+use crate::redact::{Redactor, MIN_SECRET_CHARS};
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::sync::{Mutex, OnceLock};
@@ -52,6 +52,14 @@ pub fn resolve(name: &str, redactor: &Redactor) -> Result<String, String> {
         ))
         }
     };
+    let chars = value.chars().count();
+    if chars < MIN_SECRET_CHARS {
+        return Err(format!(
+            "secret `{name}` is {chars} character{} long; waymark needs at least {MIN_SECRET_CHARS} \
+             to keep it out of logs without scrubbing ordinary text (docs/operator-guide.md, \"Secrets\")",
+            if chars == 1 { "" } else { "s" }
+        ));
+    }
     redactor.add(&value);
     c.insert(name.to_string(), value.clone());
     Ok(value)
@@ -72,6 +80,18 @@ mod tests {
         let r = Redactor::new();
         assert_eq!(resolve("unit_test_pw", &r).unwrap(), "hunter2-xyz");
         assert_eq!(r.scrub("pw=hunter2-xyz"), "pw=[REDACTED]");
+    }
+
+    #[test]
+    fn tiny_secret_would_redact_ordinary_text_so_it_is_refused() {
+        std::env::set_var("WAYMARK_SECRET_UNIT_TEST_TINY", "ab");
+        let r = Redactor::new();
+        let e = resolve("unit_test_tiny", &r).unwrap_err();
+        assert!(
+            e.contains("2 characters") && e.contains("at least 4"),
+            "{e}"
+        );
+        assert!(r.is_empty());
     }
 
     #[test]

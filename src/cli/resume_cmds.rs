@@ -385,7 +385,7 @@ fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {
 
 /// `waymark rollback`: run the `undo` of succeeded steps, newest first.
 pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError> {
-    let re = reopen(state_dir, Some(run), true)?;
+    let mut re = reopen(state_dir, Some(run), true)?;
     let mut done: Vec<(u64, usize)> = re
         .plan
         .steps
@@ -416,6 +416,8 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
             "error: rollback changes the estate: pass --yes to go ahead",
         ));
     }
+    let redactor = crate::redact::Redactor::new();
+    re.writer.set_redactor(redactor.clone());
     let plan = Arc::new(re.plan);
     let mut action = crate::executor::RhaiAction::new(
         plan.clone(),
@@ -424,7 +426,7 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
         re.rb.inventory.clone(),
         re.run_id.clone(),
         re.run_dir.clone(),
-        crate::redact::Redactor::new(),
+        redactor,
         re.writer.clone(),
         crate::executor::GateMode::Inbox,
     );

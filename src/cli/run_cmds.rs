@@ -157,6 +157,11 @@ pub fn execute(
     resumed: Resumed,
 ) -> Result<Exit, CliError> {
     let mut prior = prior;
+    // One redactor for the run: the closures register secrets with it, and the journal
+    // scrubs every record with it before the record becomes durable.
+    let redactor = Redactor::new();
+    let mut writer = writer;
+    writer.set_redactor(redactor.clone());
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let gate_mode = if o.yes {
         GateMode::ApproveAll
@@ -172,7 +177,7 @@ pub fn execute(
         rb.inventory.clone(),
         run_id.to_string(),
         run_dir.to_path_buf(),
-        Redactor::new(),
+        redactor,
         writer.clone(),
         gate_mode,
     );

@@ -61,6 +61,7 @@ fn call(
     let cx = OpContext {
         cancel: &env.cancel,
         log: &log,
+        redactor: &env.redactor,
     };
     match estate.call(op, server, &args, &cx) {
         Ok(v) => {

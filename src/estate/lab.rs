@@ -97,8 +97,9 @@ impl LabEstate {
         server: &str,
         args: &Args,
         cancelled: Option<CancelReason>,
-        log: &dyn Fn(&str),
+        cx: &OpContext,
     ) -> Result<Value, EstateError> {
+        let log = cx.log;
         let _g = self.mutex.lock().unwrap_or_else(|e| e.into_inner());
         self.file.locked(|| {
             let mut st = self.file.load(&self.inv)?;
@@ -137,7 +138,7 @@ impl LabEstate {
                 ev.insert("error_kind".into(), json!(e.kind()));
             }
             st.events.push(Value::Object(ev));
-            self.file.save(&st)?;
+            self.file.save(&st, cx.redactor)?;
             outcome
         })
     }
@@ -162,7 +163,7 @@ impl Estate for LabEstate {
         let (info, srv, a) = prepare(&self.inv, op, server, args)?;
         (cx.log)(&format!("lab: {} on {} (rehearsal)", info.name, srv.name));
         let cancelled = self.simulate_delay(cx).err();
-        let out = self.transact(info, &srv.name, &a, cancelled, cx.log);
+        let out = self.transact(info, &srv.name, &a, cancelled, cx);
         match &out {
             Ok(_) => (cx.log)(&format!("lab: {} on {}: ok", info.name, srv.name)),
             Err(e) => (cx.log)(&format!("lab: {e}")),
@@ -1260,6 +1261,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let map = args.as_object().cloned().unwrap_or_default();
         e.call(op, server, &map, &cx)
@@ -1761,7 +1763,7 @@ products = ["Inventory Solution"]
             .unwrap()
             .products
             .push("Barcode Solution".into());
-        e.file.save(&st).unwrap();
+        e.file.save(&st, &crate::redact::Redactor::new()).unwrap();
         let r = call(
             &e,
             "migration_import",
@@ -1824,6 +1826,7 @@ products = ["Inventory Solution"]
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let err = e.call("backup_ns", "ns-1", &Map::new(), &cx).unwrap_err();
         assert_eq!(err.kind(), "cancelled");
@@ -1882,6 +1885,7 @@ products = ["Inventory Solution"]
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let r = edited
             .call("ns_version", "ns-old", &Map::new(), &cx)

@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::redact::Redactor;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -517,10 +518,18 @@ impl StateFile {
         }
     }
 
-    /// Replace the state atomically and durably.
-    pub fn save(&self, st: &LabState) -> Result<(), EstateError> {
-        let mut bytes =
-            serde_json::to_vec_pretty(st).map_err(|e| self.err(format!("cannot encode: {e}")))?;
+    /// Replace the state atomically and durably, with the run's secrets scrubbed from
+    /// every string (operation arguments, settings a server was given): the file
+    /// outlives the run and is shown by `lab show`.
+    pub fn save(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
+        let encode = |e: serde_json::Error| self.err(format!("cannot encode: {e}"));
+        let mut bytes = if redactor.is_empty() {
+            serde_json::to_vec_pretty(st).map_err(encode)?
+        } else {
+            let mut v = serde_json::to_value(st).map_err(encode)?;
+            redactor.scrub_json(&mut v);
+            serde_json::to_vec_pretty(&v).map_err(encode)?
+        };
         bytes.push(b'\n');
         let mut f = File::create(&self.tmp_path)
             .map_err(|e| self.err(format!("cannot write {}: {e}", self.tmp_path.display())))?;

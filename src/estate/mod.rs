@@ -39,6 +39,9 @@ pub struct OpContext<'a> {
     pub cancel: &'a CancelToken,
     /// Append a line to the step's log.
     pub log: &'a dyn Fn(&str),
+    /// The run's secrets: whatever an estate writes down (the lab's record of each
+    /// operation and its arguments) is scrubbed with it first.
+    pub redactor: &'a crate::redact::Redactor,
 }
 
 /// The servers a runbook acts on.

@@ -275,6 +275,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let e = LocalTransport
             .run_powershell(&Server::new("ns-hq", super::super::Role::Ns), "1", &cx)
@@ -290,6 +291,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let out = run_command(
             Path::new("/bin/sh"),
@@ -313,6 +315,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let canceller = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -336,6 +339,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let e = run_command(Path::new("/nonexistent/ssh"), &[], "", "h", &cx).unwrap_err();
         assert!(

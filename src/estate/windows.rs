@@ -791,6 +791,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         e.call(op, server, args.as_object().unwrap(), &cx)
     }
@@ -1139,6 +1140,7 @@ mod tests {
         let cx = OpContext {
             cancel: &token,
             log: &log,
+            redactor: &crate::redact::Redactor::new(),
         };
         let keys = |v: &Value| -> Vec<String> {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();

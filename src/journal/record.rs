@@ -174,6 +174,32 @@ impl Event {
         }
     }
 
+    /// Scrub secret values from the free text this event carries (errors, reasons,
+    /// notes, outputs). Names (steps, gates, users) are not secrets and stay as they are.
+    pub fn redact(&mut self, redactor: &crate::redact::Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        let scrub = |s: &mut String| {
+            let clean = redactor.scrub(s);
+            if clean != *s {
+                *s = clean;
+            }
+        };
+        match self {
+            Event::StepFailed { error, .. } | Event::UndoFailed { error, .. } => scrub(error),
+            Event::StepSkipped { reason, .. } | Event::RunPaused { reason, .. } => scrub(reason),
+            Event::GateApproved { note, .. } | Event::GateRejected { note, .. } => {
+                if let Some(n) = note {
+                    scrub(n);
+                }
+            }
+            Event::StepSucceeded { output, .. } => redactor.scrub_json(output),
+            Event::RunStarted { params, .. } => params.values_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+
     /// The step or gate this event is about, if any.
     pub fn step(&self) -> Option<&str> {
         match self {

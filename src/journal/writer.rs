@@ -26,6 +26,7 @@ use std::time::SystemTime;
 pub struct JournalWriter {
     tx: mpsc::Sender<Request>,
     path: Arc<Path>,
+    redactor: crate::redact::Redactor,
 }
 
 type Outcome = Result<Vec<Record>, JournalError>;
@@ -195,7 +196,16 @@ impl JournalWriter {
         rx.recv().map_err(|_| self.stopped())?
     }
 
-    fn send(&self, events: Vec<Event>, reply: Reply) -> Result<(), JournalError> {
+    /// Scrub the run's secrets from every event appended through this handle (and its
+    /// clones made afterwards): the last line of defence before text becomes durable.
+    pub fn set_redactor(&mut self, redactor: crate::redact::Redactor) {
+        self.redactor = redactor;
+    }
+
+    fn send(&self, mut events: Vec<Event>, reply: Reply) -> Result<(), JournalError> {
+        if !self.redactor.is_empty() {
+            events.iter_mut().for_each(|e| e.redact(&self.redactor));
+        }
         self.tx
             .send(Request { events, reply })
             .map_err(|_| self.stopped())
@@ -245,6 +255,7 @@ fn spawn(file: File, path: PathBuf, next_seq: u64) -> Result<JournalWriter, Jour
     Ok(JournalWriter {
         tx,
         path: Arc::from(path),
+        redactor: Default::default(),
     })
 }
 
@@ -629,6 +640,7 @@ mod tests {
         let w = JournalWriter {
             tx,
             path: Arc::from(Path::new("/dev/full")),
+            redactor: Default::default(),
         };
         std::thread::spawn(move || WriterThread::new(file, "/dev/full".into(), 1).run(rx));
         let first = w.append_blocking(vec![started()]).unwrap_err();

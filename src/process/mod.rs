@@ -23,4 +23,4 @@ pub use capture::CAPTURE_LIMIT;
 pub use error::{KillOutcome, ProcessError};
 pub use powershell::{find_powershell, find_powershell_in, ps_spec, ps_spec_with};
 pub use run::{run_process, ProcessOutput, DRAIN_GRACE, KILL_GRACE, TICK};
-pub use spec::{describe, quote, sh_spec, ProcessSpec};
+pub use spec::{ansi_c_body, describe, quote, sh_spec, ProcessSpec};

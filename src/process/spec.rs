@@ -84,6 +84,24 @@ pub fn describe(spec: &ProcessSpec) -> String {
     out
 }
 
+/// The inside of bash's `$'...'` form of `word`: control characters, `\\` and `'`
+/// escaped. Shared with the redactor, which must recognise a secret written this way.
+pub fn ansi_c_body(word: &str) -> String {
+    let mut out = String::new();
+    for c in word.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `word` quoted for a POSIX shell only when it needs it.
 ///
 /// Control characters (a multi-line script) use bash's `$'...'` form so the result
@@ -94,20 +112,7 @@ pub fn quote(word: &str) -> String {
         return word.to_string();
     }
     if word.chars().any(char::is_control) {
-        let mut out = String::from("$'");
-        for c in word.chars() {
-            match c {
-                '\n' => out.push_str("\\n"),
-                '\t' => out.push_str("\\t"),
-                '\r' => out.push_str("\\r"),
-                '\\' => out.push_str("\\\\"),
-                '\'' => out.push_str("\\'"),
-                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out.push('\'');
-        return out;
+        return format!("$'{}'", ansi_c_body(word));
     }
     format!("'{}'", word.replace('\'', r"'\''"))
 }

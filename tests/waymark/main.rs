@@ -9,3 +9,4 @@ mod harness;
 mod itms;
 mod resume;
 mod scheduler;
+mod secrets;

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod process;
 pub mod redact;
 pub mod render;
+pub mod report;
 pub mod run_state;
 pub mod scheduler;
 pub mod secret;

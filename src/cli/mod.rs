@@ -98,6 +98,19 @@ enum Command {
         #[command(flatten)]
         state: StateDirArg,
     },
+    /// Write a self-contained HTML report of a run: plan, timeline, approvals, steps, logs.
+    #[command(
+        after_help = "Examples:\n  waymark report 20261123-221500-ab12\n  waymark report 20261123-221500-ab12 --output change-4711.html\n\nThe file needs no network: no script, font or style is fetched. See docs/operator-guide.md."
+    )]
+    Report {
+        /// The run.
+        run_id: String,
+        /// Where to write it (default: report-RUN_ID.html in the current directory; `-` for stdout).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateDirArg,
+    },
     /// Approve a gate of a run (works while the run is paused or still running).
     #[command(
         after_help = "Example:\n  waymark approve 20261123-221500-ab12 sim-upgrade --note \"SIM finished, 7.6 shown\""
@@ -358,6 +371,11 @@ pub fn main() -> i32 {
             step,
             state,
         } => run_cmds::log(&state.state_dir, &run_id, step.as_deref()),
+        Command::Report {
+            run_id,
+            output,
+            state,
+        } => run_cmds::report(&state.state_dir, &run_id, output.as_deref()),
         Command::Approve(a) => run_cmds::decide(
             &a.state.state_dir,
             &a.run_id,

@@ -102,6 +102,11 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
                 name: s.decl.name.clone(),
                 kind: s.decl.kind.as_str().into(),
                 fingerprint: s.fingerprint.clone(),
+                after: s
+                    .deps
+                    .iter()
+                    .map(|&d| plan.steps[d].decl.name.clone())
+                    .collect(),
             })
             .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -568,6 +573,30 @@ pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliE
             }
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// `waymark report RUN [--output FILE]`.
+pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
+    let (id, dir) = resolve_run(state_dir, Some(run))?;
+    let report = crate::report::build(&dir, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let page = crate::report::render(&report);
+    if output == Some(Path::new("-")) {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(page.as_bytes());
+        return Ok(Exit::Ok);
+    }
+    let path = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("report-{id}.html")));
+    std::fs::write(&path, page)
+        .map_err(|e| io_err(&format!("cannot write {}", path.display()), e))?;
+    eprintln!(
+        "report of run {id} ({}) written to {}",
+        report.state.status,
+        path.display()
+    );
     Ok(Exit::Ok)
 }
 

@@ -29,6 +29,10 @@ pub struct PlannedStep {
     pub kind: String,
     /// Fingerprint of options, closure source and params.
     pub fingerprint: String,
+    /// The steps it runs after, so a report can draw the plan as it ran even once the
+    /// runbook is edited (absent in journals written before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
 
 /// Terminal status of a run, as written in [`Event::RunFinished`].
@@ -168,6 +172,7 @@ impl Event {
                     name: name.to_string(),
                     kind: kind.to_string(),
                     fingerprint: format!("fp-{name}"),
+                    after: Vec::new(),
                 })
                 .collect(),
             version: "0.1.0".into(),

@@ -7,6 +7,7 @@ mod closures;
 mod crash;
 mod harness;
 mod itms;
+mod report;
 mod resume;
 mod scheduler;
 mod secrets;

@@ -1,0 +1,464 @@
+//! `waymark report`: one self-contained HTML file about a run, for the change record.
+//!
+//! An upgrade night ends with a document for auditors and change boards: what ran,
+//! when, how long, who approved which gate, what failed and what was retried. The
+//! report is built only from what the run left on disk — the journal (replayed by
+//! [`crate::run_state`] for final states and walked by [`timeline`] for the history),
+//! the step logs, and for a lab rehearsal the lab estate's recorded operations — so it
+//! can be produced at any time, for a live, paused or finished run, on any host that
+//! sees the state directory.
+//!
+//! [`html`] assembles the page, [`svg_plan`] and [`gantt`] draw its two pictures.
+
+pub mod gantt;
+pub mod html;
+pub mod svg_plan;
+pub mod timeline;
+
+use crate::journal::record::Event;
+use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE};
+use crate::redact::Redactor;
+use crate::run_state::{RunState, StepState};
+use std::collections::HashMap;
+use std::path::Path;
+use timeline::Timeline;
+
+/// The end of a step log kept in the report: enough for any failure's story, while a
+/// run of chatty steps still gives a file a browser opens quickly.
+pub const LOG_TAIL_BYTES: usize = 256 * 1024;
+
+/// One node of the drawn plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanNode {
+    /// Step or gate name.
+    pub name: String,
+    /// `"step"` or `"gate"`.
+    pub kind: String,
+    /// Its final state.
+    pub state: StepState,
+    /// Indices (in the node list) of the steps it runs after.
+    pub after: Vec<usize>,
+}
+
+/// A step's log as shown: its end when it is long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLogText {
+    /// The (already redacted) text.
+    pub text: String,
+    /// Earlier lines were left out.
+    pub truncated: bool,
+}
+
+/// The estate a run used, as far as the state directory still tells.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EstateView {
+    /// The estate's name (or the inventory path, when it cannot be read any more).
+    pub name: String,
+    /// `lab`, `windows`, or why it is unknown.
+    pub driver: String,
+    /// Where the inventory came from.
+    pub origin: String,
+    /// A lab estate's recorded operations, in order.
+    pub lab_events: Option<Vec<serde_json::Value>>,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Final states.
+    pub state: RunState,
+    /// History.
+    pub timeline: Timeline,
+    /// The plan as journaled at start, in declaration order.
+    pub plan: Vec<PlanNode>,
+    /// Step logs by step name.
+    pub logs: HashMap<String, StepLogText>,
+    /// The estate.
+    pub estate: EstateView,
+    /// How many journal records the report was built from.
+    pub records: usize,
+    /// When the report was made.
+    pub generated_at: String,
+    /// Scrubs any secret value the reporting process knows of (from the environment)
+    /// out of text that did not pass the run's redactor: parameters, notes, lab details.
+    pub redactor: Redactor,
+}
+
+/// Why a report could not be made.
+#[derive(Debug)]
+pub struct ReportError(pub String);
+
+impl std::fmt::Display for ReportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<JournalError> for ReportError {
+    fn from(e: JournalError) -> Self {
+        ReportError(e.to_string())
+    }
+}
+
+/// The nodes of the plan journaled at the run's start, with their final states; steps
+/// first seen later (added on resume) follow without edges.
+pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<PlanNode> {
+    let planned = records.iter().find_map(|r| match &r.event {
+        Event::RunStarted { steps, .. } => Some(steps),
+        _ => None,
+    });
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut nodes: Vec<PlanNode> = Vec::new();
+    let mut afters: Vec<&[String]> = Vec::new();
+    for p in planned.into_iter().flatten() {
+        if index.contains_key(p.name.as_str()) {
+            continue;
+        }
+        index.insert(&p.name, nodes.len());
+        nodes.push(PlanNode {
+            name: p.name.clone(),
+            kind: p.kind.clone(),
+            state: StepState::Pending,
+            after: Vec::new(),
+        });
+        afters.push(&p.after);
+    }
+    for (node, after) in nodes.iter_mut().zip(afters) {
+        node.after = after
+            .iter()
+            .filter_map(|a| index.get(a.as_str()).copied())
+            .collect();
+    }
+    for s in &state.steps {
+        match index.get(s.name.as_str()) {
+            Some(&i) => nodes[i].state = s.state,
+            None => nodes.push(PlanNode {
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                state: s.state,
+                after: Vec::new(),
+            }),
+        }
+    }
+    nodes
+}
+
+/// The last [`LOG_TAIL_BYTES`] of a step's log (its rotated generation first).
+pub fn read_step_log(logs_dir: &Path, step: &str) -> Option<StepLogText> {
+    let file = crate::step_log::log_file_name(step);
+    let older = std::fs::read(logs_dir.join(format!("{file}.1"))).unwrap_or_default();
+    let newer = std::fs::read(logs_dir.join(&file)).ok();
+    if newer.is_none() && older.is_empty() {
+        return None;
+    }
+    let mut bytes = older;
+    bytes.extend(newer.unwrap_or_default());
+    let truncated = bytes.len() > LOG_TAIL_BYTES;
+    if truncated {
+        let cut = bytes.len() - LOG_TAIL_BYTES;
+        // Start at a line boundary so the first shown line is whole.
+        let start = bytes[cut..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(cut, |p| cut + p + 1);
+        bytes.drain(..start);
+    }
+    Some(StepLogText {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        truncated,
+    })
+}
+
+/// What the state directory tells about the estate of a run with `inventory`.
+pub fn estate_view(inventory: Option<&str>, state_dir: &Path) -> EstateView {
+    let origin = inventory.unwrap_or("the built-in demo estate").to_string();
+    match crate::estate::load_inventory(inventory.map(Path::new)) {
+        Ok(inv) => {
+            let driver = inv.driver.as_str().to_string();
+            let lab_events = (inv.driver == crate::estate::inventory::Driver::Lab).then(|| {
+                let path = state_dir.join("lab").join(format!("{}.json", inv.name));
+                std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v.get("events").and_then(|e| e.as_array()).cloned())
+                    .unwrap_or_default()
+            });
+            EstateView {
+                name: inv.name,
+                driver,
+                origin,
+                lab_events,
+            }
+        }
+        Err(e) => EstateView {
+            name: origin.clone(),
+            driver: format!(
+                "unknown (the inventory cannot be read now: {})",
+                e.to_string().lines().next().unwrap_or("")
+            ),
+            origin,
+            lab_events: None,
+        },
+    }
+}
+
+/// A redactor knowing every secret value this process's environment holds
+/// (`WAYMARK_SECRET_*`), the ones a run started from this shell would have used.
+pub fn env_redactor() -> Redactor {
+    let r = Redactor::new();
+    for (k, v) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("WAYMARK_SECRET_") {
+            if let Some(v) = v.to_str() {
+                r.add(v);
+            }
+        }
+    }
+    r
+}
+
+/// Gather everything about the run in `run_dir` (under `state_dir`).
+pub fn build(run_dir: &Path, state_dir: &Path) -> Result<Report, ReportError> {
+    let contents = read_journal(&run_dir.join(JOURNAL_FILE))?;
+    let state = RunState::replay(&contents.records, journal::is_held(run_dir));
+    let timeline = Timeline::from_records(&contents.records);
+    let plan = plan_nodes(&contents.records, &state);
+    let logs_dir = run_dir.join("logs");
+    let logs = state
+        .steps
+        .iter()
+        .filter_map(|s| read_step_log(&logs_dir, &s.name).map(|l| (s.name.clone(), l)))
+        .collect();
+    let estate = estate_view(state.inventory.as_deref(), state_dir);
+    Ok(Report {
+        records: contents.records.len(),
+        state,
+        timeline,
+        plan,
+        logs,
+        estate,
+        generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        redactor: env_redactor(),
+    })
+}
+
+/// The report as one HTML document.
+pub fn render(report: &Report) -> String {
+    html::page(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::{PlannedStep, Record};
+
+    fn rec(seq: u64, ms: u64, event: Event) -> Record {
+        let ts = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(1_800_000_000)
+            + std::time::Duration::from_millis(ms);
+        Record {
+            seq,
+            ts: humantime::format_rfc3339_millis(ts).to_string(),
+            event,
+        }
+    }
+
+    /// A run with a retried step, an approved gate whose approver wrote markup in the
+    /// note, and a step that failed for good.
+    fn sample() -> Report {
+        let mut start = Event::sample_run_started(&[
+            ("backup", "step"),
+            ("<sign-off>", "gate"),
+            ("upgrade", "step"),
+        ]);
+        if let Event::RunStarted { steps, .. } = &mut start {
+            let after = |s: &mut PlannedStep, a: &str| s.after = vec![a.to_string()];
+            after(&mut steps[1], "backup");
+            after(&mut steps[2], "<sign-off>");
+        }
+        let records = vec![
+            rec(1, 0, start),
+            rec(
+                2,
+                10,
+                Event::StepStarted {
+                    step: "backup".into(),
+                    attempt: 1,
+                },
+            ),
+            rec(
+                3,
+                20,
+                Event::StepFailed {
+                    step: "backup".into(),
+                    attempt: 1,
+                    error: "transient".into(),
+                    will_retry: true,
+                },
+            ),
+            rec(
+                4,
+                1020,
+                Event::StepStarted {
+                    step: "backup".into(),
+                    attempt: 2,
+                },
+            ),
+            rec(
+                5,
+                1030,
+                Event::StepSucceeded {
+                    step: "backup".into(),
+                    attempt: 2,
+                    output: serde_json::Value::Null,
+                    verified: false,
+                },
+            ),
+            rec(
+                6,
+                1040,
+                Event::GateWaiting {
+                    gate: "<sign-off>".into(),
+                },
+            ),
+            rec(
+                7,
+                61_040,
+                Event::GateApproved {
+                    gate: "<sign-off>".into(),
+                    by: "Carol <cab>".into(),
+                    host: "jump-1".into(),
+                    note: Some("<script>alert(1)</script>".into()),
+                    plan_fingerprint: "fp".into(),
+                },
+            ),
+            rec(
+                8,
+                61_050,
+                Event::StepStarted {
+                    step: "upgrade".into(),
+                    attempt: 1,
+                },
+            ),
+            rec(
+                9,
+                62_050,
+                Event::StepFailed {
+                    step: "upgrade".into(),
+                    attempt: 1,
+                    error: "exit 1 <stderr>".into(),
+                    will_retry: false,
+                },
+            ),
+            rec(
+                10,
+                62_060,
+                Event::RunFinished {
+                    status: crate::journal::record::FinalStatus::Failed,
+                },
+            ),
+        ];
+        let state = RunState::replay(&records, false);
+        let plan = plan_nodes(&records, &state);
+        let mut logs = HashMap::new();
+        logs.insert(
+            "upgrade".to_string(),
+            StepLogText {
+                text: "line one\n</pre><img src=x onerror=alert(2)>\n".into(),
+                truncated: false,
+            },
+        );
+        Report {
+            records: records.len(),
+            timeline: Timeline::from_records(&records),
+            state,
+            plan,
+            logs,
+            estate: EstateView {
+                name: "contoso".into(),
+                driver: "lab".into(),
+                origin: "contoso.toml".into(),
+                lab_events: Some(vec![
+                    serde_json::json!({"seq": 1, "op": "backup_cmdb", "server": "ns-hq", "ok": false, "error": "<injected>"}),
+                ]),
+            },
+            generated_at: "2027-01-15T08:00:00Z".into(),
+            redactor: Redactor::new(),
+        }
+    }
+
+    #[test]
+    fn the_page_has_every_section_and_no_external_reference() {
+        let page = render(&sample());
+        for id in ["run", "plan", "timeline", "approvals", "steps", "estate"] {
+            assert!(
+                page.contains(&format!("<section id=\"{id}\">")),
+                "missing {id}"
+            );
+        }
+        assert!(page.contains("id=\"plan-svg\"") && page.contains("id=\"gantt-svg\""));
+        assert!(page.contains("@media print"));
+        assert!(
+            !page.contains("<script"),
+            "a report must not need or carry script"
+        );
+        for external in ["http:", "https:", "src=\"//", "href=\"//", "url(//"] {
+            assert!(!page.contains(external), "{external}");
+        }
+    }
+
+    #[test]
+    fn text_from_the_journal_and_logs_is_escaped() {
+        let page = render(&sample());
+        assert!(!page.contains("<img"), "log escaped");
+        assert!(!page.contains("<sign-off>"), "step name escaped");
+        assert!(!page.contains("<cab>"), "approver escaped");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("&lt;injected&gt;"));
+    }
+
+    #[test]
+    fn the_audit_and_steps_tell_who_approved_and_what_was_retried() {
+        let r = sample();
+        let page = render(&r);
+        assert_eq!(page.matches("<tr class=\"decision\">").count(), 1);
+        assert!(page.contains("<td>jump-1</td>"));
+        assert!(page.contains("not recorded"), "no account in this journal");
+        assert_eq!(page.matches("class=\"attempt retry\"").count(), 1);
+        assert_eq!(page.matches("class=\"wait-bar\"").count(), 1);
+        assert!(page.contains("gate &lt;sign-off&gt; waited 1m from +1.0s, then approved"));
+        // backup: succeeded after 2 attempts
+        assert!(page.contains("<td><code>backup</code></td><td>step</td><td><span class=\"state ok\">succeeded</span></td><td>2</td>"));
+        assert_eq!(r.plan[2].after, vec![1]);
+        assert_eq!(page.matches("<tr class=\"op\">").count(), 1);
+    }
+
+    #[test]
+    fn parameters_and_notes_pass_the_redactor() {
+        let mut r = sample();
+        r.state
+            .params
+            .insert("token".into(), "hunter2-value".into());
+        r.redactor.add("hunter2-value");
+        let page = render(&r);
+        assert!(!page.contains("hunter2-value"));
+        assert!(page.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn a_log_is_cut_to_its_end_at_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = crate::step_log::log_file_name("s");
+        let line = "x".repeat(99) + "\n";
+        std::fs::write(dir.path().join(format!("{name}.1")), "first\n").unwrap();
+        std::fs::write(
+            dir.path().join(&name),
+            line.repeat(LOG_TAIL_BYTES / 100 + 10),
+        )
+        .unwrap();
+        let l = read_step_log(dir.path(), "s").unwrap();
+        assert!(l.truncated);
+        assert!(l.text.len() <= LOG_TAIL_BYTES);
+        assert!(l.text.starts_with('x') && !l.text.contains("first"));
+        assert!(read_step_log(dir.path(), "none").is_none());
+    }
+}

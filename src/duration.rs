@@ -1,6 +1,24 @@
 //! Human durations used by runbooks and the command line: `"500ms"`, `"30s"`, `"1h30m"`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The longest duration waymark accepts anywhere (a year). Longer values are typos or
+/// attacks, and adding them to a clock overflows: `"3000000000000000h"` used to parse
+/// and then panic mid-run when a timeout deadline was computed.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// `now + d`, never panicking: a sum past what the clock can hold becomes the latest
+/// deadline it can (`MAX_DURATION` from now, or failing that `now`).
+pub fn deadline_from(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(MAX_DURATION))
+        .unwrap_or(now)
+}
+
+/// [`deadline_from`] the current instant.
+pub fn deadline_after(d: Duration) -> Instant {
+    deadline_from(Instant::now(), d)
+}
 
 /// Parse a duration made of one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`.
 ///
@@ -44,6 +62,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         total = total.checked_add(part).ok_or_else(bad)?;
+        if total > MAX_DURATION {
+            return Err(format!(
+                "`{text}` is longer than the longest duration waymark accepts ({})",
+                format_duration(MAX_DURATION)
+            ));
+        }
     }
     Ok(total)
 }
@@ -99,6 +123,16 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn huge_duration_overflowed_instant_arithmetic() {
+        let e = parse_duration("3000000000000000h").unwrap_err();
+        assert!(e.contains("longest duration waymark accepts (365d)"), "{e}");
+        assert!(parse_duration("366d").is_err());
+        assert_eq!(parse_duration("365d").unwrap(), MAX_DURATION);
+        let now = Instant::now();
+        assert_eq!(deadline_from(now, Duration::MAX), now + MAX_DURATION);
     }
 
     #[test]

@@ -866,12 +866,15 @@ impl Run {
             if let Some(live) = self.live[e.node].as_mut() {
                 live.phase = Phase::RetryWait;
                 self.timers.push(Reverse(Timer {
-                    at: tokio::time::Instant::now() + live.retry_delay,
+                    at: crate::duration::deadline_after(live.retry_delay).into(),
                     node: e.node,
                     attempt: live.attempt,
                     kind: TimerKind::Retry,
                 }));
-                live.retry_delay = live.retry_delay.saturating_mul(2);
+                live.retry_delay = live
+                    .retry_delay
+                    .saturating_mul(2)
+                    .min(crate::duration::MAX_DURATION);
             }
         }
         for i in commit.starts {
@@ -971,7 +974,7 @@ impl Run {
         self.executing += 1;
         if let Some(d) = self.shared.nodes[i].timeout {
             self.timers.push(Reverse(Timer {
-                at: tokio::time::Instant::now() + d,
+                at: crate::duration::deadline_after(d).into(),
                 node: i,
                 attempt,
                 kind: TimerKind::Timeout,

@@ -6,6 +6,13 @@ use std::cell::Cell;
 
 /// Operations a script may run while loading before it is stopped as runaway.
 pub const LOAD_OPERATION_LIMIT: u64 = 20_000_000;
+/// Wall-clock time a script may spend loading. Operations alone do not bound it: an
+/// operation can cost time proportional to the data it touches (`a.push(i)` a million
+/// times took ~200 s within the operation budget).
+pub const LOAD_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The clock is read once per this many operations (a power of two), keeping the hook
+/// cheap; at worst an operation costs ~0.1 ms, so the limit is overshot by milliseconds.
+const CLOCK_EVERY_OPS: u64 = 256;
 /// Largest string a script may build (exponential growth is stopped here).
 pub const MAX_STRING: usize = 16 * 1024 * 1024;
 /// Largest array or map.
@@ -13,6 +20,8 @@ pub const MAX_COLLECTION: usize = 1_000_000;
 
 thread_local! {
     static LOADING: Cell<bool> = const { Cell::new(false) };
+    /// When the current load began (set by [`LoadGuard::run`]).
+    static LOAD_STARTED: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
 }
 
 /// Marks the current thread as loading a runbook for the duration of a closure, which
@@ -23,8 +32,10 @@ impl LoadGuard {
     /// Run `f` with the load-time budget on.
     pub fn run<T>(f: impl FnOnce() -> T) -> T {
         let before = LOADING.with(|l| l.replace(true));
+        let started = LOAD_STARTED.with(|s| s.replace(Some(std::time::Instant::now())));
         let out = f();
         LOADING.with(|l| l.set(before));
+        LOAD_STARTED.with(|s| s.set(started));
         out
     }
 }
@@ -47,10 +58,22 @@ pub fn new_engine() -> Engine {
         if let Some(reason) = super::primitives::cancelled_reason() {
             return Some(Dynamic::from(reason));
         }
-        if ops > LOAD_OPERATION_LIMIT && LOADING.with(Cell::get) {
+        if !LOADING.with(Cell::get) {
+            return None;
+        }
+        if ops > LOAD_OPERATION_LIMIT {
             return Some(Dynamic::from(format!(
                 "the runbook was stopped after {LOAD_OPERATION_LIMIT} operations while loading"
             )));
+        }
+        if ops % CLOCK_EVERY_OPS == 0 {
+            let started = LOAD_STARTED.with(Cell::get)?;
+            if started.elapsed() > LOAD_TIME_LIMIT {
+                return Some(Dynamic::from(format!(
+                    "the runbook was stopped after {} of loading ({ops} operations)",
+                    crate::duration::format_duration(LOAD_TIME_LIMIT)
+                )));
+            }
         }
         None
     });

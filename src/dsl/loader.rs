@@ -194,7 +194,7 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     });
 
     let mut engine = super::engine::new_engine();
-    engine.set_module_resolver(Resolver::new(base, sources.clone()));
+    engine.set_module_resolver(Resolver::new(base, sources.clone()).with_root(&file));
     register_declarations(&mut engine, &shared);
     let engine = Arc::new(engine);
 

@@ -102,7 +102,7 @@ pub fn interruptible_sleep(
     d: Duration,
     pos: Position,
 ) -> Result<(), Box<EvalAltResult>> {
-    let end = Instant::now() + d;
+    let end = crate::duration::deadline_after(d);
     loop {
         if let Some(r) = cancelled_reason() {
             return Err(Box::new(EvalAltResult::ErrorTerminated(r.into(), pos)));
@@ -205,13 +205,13 @@ fn wait_until(
         Some(v) => duration_arg(v, "wait_until every", pos)?,
         None => Duration::from_secs(5),
     };
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::duration::deadline_after(timeout);
     loop {
         let ok = probe.call_within_context::<Dynamic>(ctx, ())?;
         if ok.as_bool().unwrap_or(false) {
             return Ok(true);
         }
-        if Instant::now() + every > deadline {
+        if crate::duration::deadline_after(every) > deadline {
             return Err(rt_err(
                 format!(
                     "wait_until: condition still false after {}",

@@ -16,6 +16,12 @@ pub struct Resolver {
     base: Option<PathBuf>,
     sources: Arc<Mutex<SourceMap>>,
     cache: Mutex<HashMap<String, SharedModule>>,
+    /// The runbook's own file, as diagnostics name it: importing it is a cycle too.
+    root: Option<String>,
+    /// Per thread, the modules being evaluated, outermost first. A module found here
+    /// again is an import cycle; without this check `a` → `b` → `a` recursed until the
+    /// stack overflowed and the process aborted.
+    in_progress: Mutex<HashMap<std::thread::ThreadId, Vec<String>>>,
 }
 
 impl Resolver {
@@ -25,6 +31,52 @@ impl Resolver {
             base,
             sources,
             cache: Mutex::new(HashMap::new()),
+            root: None,
+            in_progress: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Name the runbook's own file (as diagnostics show it), so importing it is a cycle.
+    pub fn with_root(mut self, file: &str) -> Self {
+        self.root = Some(file.to_string());
+        self
+    }
+
+    /// Note that `name` is being evaluated on this thread, or say which cycle it closes.
+    fn enter(&self, name: &str, pos: Position) -> Result<(), Box<EvalAltResult>> {
+        let mut map = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let stack = map.entry(std::thread::current().id()).or_default();
+        let start = stack.iter().position(|m| m == name);
+        if start.is_some() || self.root.as_deref() == Some(name) {
+            let mut chain: Vec<&str> = Vec::new();
+            match start {
+                Some(i) => chain.extend(stack[i..].iter().map(String::as_str)),
+                None => {
+                    chain.push(name);
+                    chain.extend(stack.iter().map(String::as_str));
+                }
+            }
+            chain.push(name);
+            return Err(err(
+                format!(
+                    "import cycle: {} (a module cannot import itself, directly or through others)",
+                    chain.join(" → ")
+                ),
+                pos,
+            ));
+        }
+        stack.push(name.to_string());
+        Ok(())
+    }
+
+    fn leave(&self) {
+        let mut map = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        let id = std::thread::current().id();
+        if let Some(stack) = map.get_mut(&id) {
+            stack.pop();
+            if stack.is_empty() {
+                map.remove(&id);
+            }
         }
     }
 
@@ -122,8 +174,11 @@ impl rhai::ModuleResolver for Resolver {
             ))
         })?;
         ast.set_source(name.as_str());
-        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
-            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(name.clone(), e, pos)))?;
+        self.enter(&name, pos)?;
+        let evaluated = Module::eval_ast_as_new(Scope::new(), &ast, engine);
+        self.leave();
+        let mut module =
+            evaluated.map_err(|e| Box::new(EvalAltResult::ErrorInModule(name.clone(), e, pos)))?;
         module.set_id(name.as_str());
         let shared: SharedModule = module.into();
         self.cache

@@ -6,6 +6,7 @@ mod cli_run;
 mod closures;
 mod crash;
 mod harness;
+mod hostile;
 mod itms;
 mod report;
 mod resume;

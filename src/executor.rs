@@ -3,6 +3,7 @@
 
 use crate::cancel::CancelToken;
 use crate::dsl::primitives::{with_env, DryRun, StepEnv};
+use crate::dsl::strict::{Holds, StrictMap};
 use crate::dsl::{Callable, StepKind};
 use crate::estate::Estate;
 use crate::inbox::{self, Decision};
@@ -80,6 +81,8 @@ impl RhaiAction {
             .iter()
             .map(|(k, v)| (k.as_str().into(), v.clone().into()))
             .collect();
+        let plan_for_cache = plan.clone();
+        let declared = params_keys(&params);
         Self {
             plan,
             engine,
@@ -99,8 +102,14 @@ impl RhaiAction {
             rehearsed: Mutex::new(BTreeSet::new()),
             prompts: Arc::new(Prompts::default()),
             waiting_since: Mutex::new(HashMap::new()),
-            outputs: OutputCache::default(),
+            outputs: OutputCache::new(plan_for_cache, declared),
         }
+    }
+
+    /// The parameters the runbook declares (reading one without a value gives `()`;
+    /// reading any other name fails the step). Defaults to those with values.
+    pub fn declare_params(&mut self, names: impl IntoIterator<Item = String>) {
+        self.outputs = OutputCache::new(self.plan.clone(), names.into_iter().collect());
     }
 
     /// When a gate began waiting in an earlier process (resume), so its `timeout` counts
@@ -187,7 +196,20 @@ impl RhaiAction {
             .unwrap_or_else(|| "".into());
         let result = with_env(env.clone(), || c.call(&self.engine, ctx));
         match result {
-            Ok(v) => to_json(&v, &self.redactor),
+            Ok(v) => to_json(&v, &self.redactor).map_err(|e| {
+                let decl = &self.plan.steps[node].decl;
+                let at = decl
+                    .pos
+                    .as_ref()
+                    .map(|p| format!(", declared at {p}"))
+                    .unwrap_or_default();
+                let msg = format!(
+                    "step `{}` returned a value that cannot be stored: {e} (its closure{at}; return plain data, e.g. a map of strings and numbers)",
+                    decl.name
+                );
+                env.log.line("error", &msg);
+                msg
+            }),
             Err(e) => {
                 let msg = match crate::dsl::loader::eval_diagnostic(&file, &e) {
                     Some(d) => match &d.primary {
@@ -250,8 +272,33 @@ impl Known for JournalOutputs {
 /// once it succeeded, and in a layered run every output appears in the `ctx.outputs` of
 /// each of its descendants: converting it once instead of once per descendant made a
 /// 10,000-step run whose steps all return a value several times faster.
-#[derive(Debug, Default)]
-pub struct OutputCache(std::sync::RwLock<HashMap<usize, Dynamic>>);
+///
+/// It also carries what `ctx`'s strict maps need to explain a name they lack: the plan
+/// (is a missing output's step an ancestor?) and the declared parameters.
+#[derive(Default)]
+pub struct OutputCache {
+    converted: std::sync::RwLock<HashMap<usize, Dynamic>>,
+    plan: Option<Arc<Plan>>,
+    declared: Option<Arc<[String]>>,
+}
+
+impl OutputCache {
+    /// A cache for a run of `plan` whose runbook declares the parameters `declared`.
+    pub fn new(plan: Arc<Plan>, declared: Vec<String>) -> Self {
+        OutputCache {
+            converted: Default::default(),
+            plan: Some(plan),
+            declared: Some(declared.into()),
+        }
+    }
+
+    fn declared_params(&self, values: &Map) -> Arc<[String]> {
+        match &self.declared {
+            Some(d) => d.clone(),
+            None => values.keys().map(|k| k.to_string()).collect(),
+        }
+    }
+}
 
 thread_local! {
     /// Ancestor walks' visited marks: `marks[i] == stamp` means visited in this walk. Kept
@@ -273,7 +320,10 @@ pub fn build_ctx(
 ) -> Dynamic {
     let step = &plan.steps[node];
     let mut ctx = Map::new();
-    ctx.insert("params".into(), Dynamic::from_map(params.clone()));
+    ctx.insert(
+        "params".into(),
+        StrictMap::dynamic(params.clone(), Holds::Params(cache.declared_params(params))),
+    );
     ctx.insert("inventory".into(), inventory.clone());
     ctx.insert("step".into(), step.decl.name.clone().into());
     ctx.insert("run_id".into(), run_id.into());
@@ -305,7 +355,7 @@ pub fn build_ctx(
         });
         let mut missing = Vec::new();
         {
-            let converted = cache.0.read().unwrap_or_else(|e| e.into_inner());
+            let converted = cache.converted.read().unwrap_or_else(|e| e.into_inner());
             for &a in &ancestors {
                 match converted.get(&a) {
                     Some(d) => {
@@ -319,7 +369,7 @@ pub fn build_ctx(
             if let Some(v) = done.output(a) {
                 let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
                 cache
-                    .0
+                    .converted
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(a, d.clone());
@@ -327,7 +377,16 @@ pub fn build_ctx(
             }
         }
     }
-    ctx.insert("outputs".into(), outputs.into());
+    ctx.insert(
+        "outputs".into(),
+        StrictMap::dynamic(
+            outputs,
+            Holds::Outputs {
+                plan: cache.plan.clone(),
+                node,
+            },
+        ),
+    );
     let mut results = Map::new();
     for &d in &step.deps {
         if let Some(r) = done.result(d) {
@@ -337,8 +396,11 @@ pub fn build_ctx(
             results.insert(plan.steps[d].decl.name.as_str().into(), m.into());
         }
     }
-    ctx.insert("results".into(), results.into());
-    ctx.into()
+    ctx.insert(
+        "results".into(),
+        StrictMap::dynamic(results, Holds::Results(step.decl.name.as_str().into())),
+    );
+    StrictMap::dynamic(ctx, Holds::Ctx)
 }
 
 /// `--dry-run` of one step: call its closure with primitives that only record what they
@@ -390,6 +452,10 @@ pub fn dry_run_step(
     (calls, r.err().map(|e| redactor.scrub(&e.to_string())))
 }
 
+fn params_keys(params: &Map) -> Vec<String> {
+    params.keys().map(|k| k.to_string()).collect()
+}
+
 /// A step output as JSON: unit, bool, int, float, string, array or map of those.
 pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
     if v.is_unit() {
@@ -417,6 +483,11 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
+    if let Some(m) = v.read_lock::<StrictMap>() {
+        let map = Dynamic::from_map(m.map.clone());
+        drop(m);
+        return to_json(&map, redactor);
+    }
     if v.is_map() {
         let m = v.clone().cast::<Map>();
         let mut out = serde_json::Map::new();
@@ -425,9 +496,12 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
         }
         return Ok(Value::Object(out));
     }
+    let what = match v.type_name() {
+        "Fn" => "a closure (Fn)".to_string(),
+        other => other.to_string(),
+    };
     Err(format!(
-        "a step's output must be (), a bool, number, string, array or map of those, not {}",
-        v.type_name()
+        "a step's output must be (), a bool, number, string, array or map of those, not {what}"
     ))
 }
 

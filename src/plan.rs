@@ -212,6 +212,22 @@ impl Plan {
     pub fn step(&self, name: &str) -> Option<&PlanStep> {
         self.index.get(name).map(|&i| &self.steps[i])
     }
+
+    /// True when step `a` is `b` or one of its ancestors (a walk of `b`'s ancestors:
+    /// meant for error paths, not for every step).
+    pub fn is_ancestor(&self, a: usize, b: usize) -> bool {
+        let mut seen = vec![false; self.steps.len()];
+        let mut stack = vec![b];
+        while let Some(i) = stack.pop() {
+            if i == a {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(self.steps[i].deps.iter().copied());
+            }
+        }
+        false
+    }
 }
 
 // Order the members of a strongly connected component along an actual cycle.

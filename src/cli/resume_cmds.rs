@@ -431,6 +431,7 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
         crate::executor::GateMode::Inbox,
     );
     action.estate = Some(re.estate);
+    action.declare_params(re.rb.decl.params.keys().cloned());
     let j = |ev: Event| {
         re.writer
             .append_blocking(vec![ev])

@@ -187,6 +187,7 @@ pub fn execute(
         gate_mode,
     );
     action.estate = Some(estate);
+    action.declare_params(rb.decl.params.keys().cloned());
     if let Some(s) = resumed.starter {
         action.starter = s;
     }

@@ -80,5 +80,6 @@ pub fn new_engine() -> Engine {
     engine.on_print(|s| super::primitives::print_line("print", s));
     engine.on_debug(|s, _, _| super::primitives::print_line("debug", s));
     super::primitives::register(&mut engine);
+    super::strict::register(&mut engine);
     engine
 }

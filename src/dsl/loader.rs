@@ -442,6 +442,7 @@ impl MakeCallable for Maker<'_, '_> {
         for v in fp.curry() {
             source.push_str(&format!("\n// captured: {v:?}"));
         }
+        self.check_names(&fp);
         Callable {
             fn_ptr: fp,
             env,
@@ -451,6 +452,39 @@ impl MakeCallable for Maker<'_, '_> {
 }
 
 impl Maker<'_, '_> {
+    /// Report the literal names a closure reads that cannot exist (`ctx.parms`,
+    /// `ctx.params.sevrer`), at their positions, so `check` finds them before a run.
+    fn check_names(&self, fp: &FnPtr) {
+        let name = fp.fn_name();
+        let captured = fp.curry().len();
+        for m in self.ctx.iter_namespaces() {
+            let Some(def) = m
+                .iter_script_fn_info()
+                .find_map(|(_, _, n, _, def)| (n == name).then_some(def))
+            else {
+                continue;
+            };
+            // Captured variables come first; the closure's own `ctx` follows.
+            let Some(ctx) = def.params.get(captured) else {
+                return;
+            };
+            let mut st = self.shared.state();
+            let declared: Vec<String> = st
+                .runbook
+                .as_ref()
+                .map(|r| r.params.keys().cloned().collect())
+                .unwrap_or_default();
+            let file: Arc<str> = m
+                .id()
+                .map(Arc::from)
+                .unwrap_or_else(|| st.main_file.clone());
+            for (msg, pos) in super::strict::check_closure(ctx, def, &declared) {
+                st.diags.push(Diagnostic::at(to_pos(&file, pos), msg));
+            }
+            return;
+        }
+    }
+
     fn closure_source(&self, fp: &FnPtr) -> Option<String> {
         let name = fp.fn_name();
         let mut st = self.shared.state();

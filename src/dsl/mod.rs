@@ -10,6 +10,7 @@ pub mod loader;
 pub mod options;
 pub mod primitives;
 pub mod resolver;
+pub mod strict;
 
 pub use declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When};
 pub use loader::{load, LoadError, LoadRequest, Runbook, RunbookRef};

@@ -8,6 +8,7 @@ mod crash;
 mod harness;
 mod hostile;
 mod itms;
+mod misspellings;
 mod report;
 mod resume;
 mod scheduler;

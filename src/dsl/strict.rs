@@ -1,0 +1,266 @@
+//! Maps of the step context that refuse names they do not hold.
+//!
+//! A Rhai map answers `()` for a key it lacks, so `ctx.params.sevrer` deployed to nothing
+//! and `ctx.parms.server` failed with Rhai's own words about getters. `ctx`, `ctx.params`,
+//! `ctx.outputs` and `ctx.results` are [`StrictMap`]s instead: reading a name they do not
+//! hold fails the step with the name, a did-you-mean and (through the caller's error
+//! rendering) the closure's position. They still look like maps to scripts: `type_of` says
+//! `"map"`, and `in`, `keys`, `values`, `len`, property and index access work as on a map.
+//! `check` catches the literal cases earlier: see [`check_closure`].
+
+use crate::diagnostic::did_you_mean;
+use crate::plan::Plan;
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
+use std::sync::Arc;
+
+/// The fields of `ctx` (SPEC §2), for did-you-mean hints at `check` time.
+pub const CTX_FIELDS: &[&str] = &[
+    "params",
+    "inventory",
+    "step",
+    "run_id",
+    "attempt",
+    "outputs",
+    "results",
+    "dry_run",
+];
+
+/// What a [`StrictMap`] holds, which decides what a missing name means.
+#[derive(Clone)]
+pub enum Holds {
+    /// `ctx` itself.
+    Ctx,
+    /// `ctx.params`: declared parameters that have no value read as `()`.
+    Params(Arc<[String]>),
+    /// `ctx.outputs` of step `node`: ancestors without an output read as `()`.
+    Outputs {
+        /// The plan, to tell a non-ancestor from a step that does not exist.
+        plan: Option<Arc<Plan>>,
+        /// The step whose context this is.
+        node: usize,
+    },
+    /// `ctx.results` of `step`: one entry per direct dependency that finished.
+    Results(Arc<str>),
+}
+
+/// A read-only map that fails on names it does not hold (see the module docs).
+#[derive(Clone)]
+pub struct StrictMap {
+    /// The entries.
+    pub map: Map,
+    /// What the entries are.
+    pub holds: Holds,
+}
+
+impl StrictMap {
+    /// Wrap `map` as a value scripts can read like a map.
+    pub fn dynamic(map: Map, holds: Holds) -> Dynamic {
+        Dynamic::from(StrictMap { map, holds })
+    }
+
+    fn get(&self, key: &str) -> Result<Dynamic, String> {
+        if let Some(v) = self.map.get(key) {
+            return Ok(v.clone());
+        }
+        let present = || self.map.keys().map(|k| k.as_str());
+        match &self.holds {
+            Holds::Ctx => Err(format!(
+                "`ctx` has no field `{key}`{}",
+                hint(key, CTX_FIELDS.iter().copied(), CTX_FIELDS.join(", "))
+            )),
+            Holds::Params(declared) => {
+                if declared.iter().any(|d| d == key) {
+                    return Ok(Dynamic::UNIT);
+                }
+                Err(format!(
+                    "the runbook declares no parameter `{key}` (ctx.params.{key}){}",
+                    hint(
+                        key,
+                        declared.iter().map(String::as_str),
+                        if declared.is_empty() {
+                            "none".to_string()
+                        } else {
+                            declared.join(", ")
+                        }
+                    )
+                ))
+            }
+            Holds::Outputs { plan, node } => {
+                let Some(plan) = plan else {
+                    return Err(format!(
+                        "ctx.outputs has no `{key}`: it holds the outputs of this step's finished ancestors{}",
+                        hint(key, present(), list(present()))
+                    ));
+                };
+                let me = &plan.steps[*node].decl.name;
+                match plan.index.get(key) {
+                    Some(&i) if plan.is_ancestor(i, *node) => Ok(Dynamic::UNIT),
+                    Some(_) => Err(format!(
+                        "ctx.outputs.{key}: step `{key}` is not an ancestor of `{me}`, so its output is never in `{me}`'s ctx.outputs; add `after: \"{key}\"` (directly or through a step after it)"
+                    )),
+                    None => Err(format!(
+                        "ctx.outputs.{key}: the runbook has no step `{key}`{}",
+                        hint(
+                            key,
+                            plan.steps.iter().map(|s| s.decl.name.as_str()),
+                            list(present())
+                        )
+                    )),
+                }
+            }
+            Holds::Results(me) => Err(format!(
+                "ctx.results has no `{key}`: it holds the finished direct dependencies of `{me}`{}",
+                hint(key, present(), list(present()))
+            )),
+        }
+    }
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// " (did you mean `x`?)" where a candidate is close, else the list of what there is.
+fn hint<'a>(key: &str, candidates: impl IntoIterator<Item = &'a str>, all: String) -> String {
+    match did_you_mean(key, candidates) {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => format!(" (there are: {all})"),
+    }
+}
+
+fn err(msg: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(msg.into(), Position::NONE))
+}
+
+/// Make [`StrictMap`] readable like a map in `engine`.
+pub fn register(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<StrictMap>("map")
+        .register_indexer_get(
+            |m: &mut StrictMap, k: ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+                m.get(&k).map_err(err)
+            },
+        )
+        // A step may change its own copy (`ctx.outputs.a.list.push(2)` writes back
+        // through here); only names the map holds can be written.
+        .register_indexer_set(
+            |m: &mut StrictMap, k: ImmutableString, v: Dynamic| -> Result<(), Box<EvalAltResult>> {
+                match m.map.get_mut(k.as_str()) {
+                    Some(slot) => {
+                        *slot = v;
+                        Ok(())
+                    }
+                    None => {
+                        let _known = m.get(&k).map_err(err)?;
+                        m.map.insert(k.as_str().into(), v);
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .register_fn("contains", |m: &mut StrictMap, k: ImmutableString| {
+            m.map.contains_key(k.as_str())
+        })
+        .register_fn("keys", |m: &mut StrictMap| -> rhai::Array {
+            m.map
+                .keys()
+                .map(|k| Dynamic::from(ImmutableString::from(k.as_str())))
+                .collect()
+        })
+        .register_fn("values", |m: &mut StrictMap| -> rhai::Array {
+            m.map.values().cloned().collect()
+        })
+        .register_fn("len", |m: &mut StrictMap| m.map.len() as rhai::INT)
+        .register_fn("is_empty", |m: &mut StrictMap| m.map.is_empty())
+        .register_fn("to_map", |m: &mut StrictMap| m.map.clone())
+        .register_fn("to_string", |m: &mut StrictMap| {
+            Dynamic::from_map(m.map.clone()).to_string()
+        })
+        .register_fn("to_debug", |m: &mut StrictMap| {
+            format!("{:?}", Dynamic::from_map(m.map.clone()))
+        });
+}
+
+/// Names a closure reads as literals that cannot exist: `ctx.FIELD` with an unknown field,
+/// `ctx.params.NAME` with an undeclared parameter. `ctx` is the closure's first own
+/// parameter (after its captured variables); `body` is walked for property chains
+/// rooted at it. Returns (message, position) for each.
+pub fn check_closure(
+    ctx: &str,
+    def: &rhai::Shared<rhai::ScriptFuncDef>,
+    declared: &[String],
+) -> Vec<(String, Position)> {
+    use rhai::{ASTNode, Expr};
+    let mut found = Vec::new();
+    // Rhai exposes a function body only to a walk of an AST: make one of the closure.
+    let mut lib = rhai::Module::new();
+    lib.set_script_fn(def.clone());
+    let ast = rhai::AST::new(std::iter::empty(), lib);
+    {
+        ast.walk(&mut |nodes: &[ASTNode]| {
+            let Some(ASTNode::Expr(Expr::Dot(x, _, _))) = nodes.last() else {
+                return true;
+            };
+            let Expr::Variable(v, _, _) = &x.lhs else {
+                return true;
+            };
+            if v.1.as_str() != ctx || !v.2.is_empty() {
+                return true;
+            }
+            let (field, pos, rest) = head(&x.rhs);
+            let Some(field) = field else {
+                return true;
+            };
+            if !CTX_FIELDS.contains(&field.as_str()) {
+                found.push((
+                    format!(
+                        "`{ctx}` has no field `{field}`{}",
+                        hint(&field, CTX_FIELDS.iter().copied(), CTX_FIELDS.join(", "))
+                    ),
+                    pos,
+                ));
+            } else if field == "params" {
+                if let Some(rest) = rest {
+                    if let (Some(p), ppos, _) = head(rest) {
+                        if !declared.contains(&p) {
+                            let all = if declared.is_empty() {
+                                "none".to_string()
+                            } else {
+                                declared.join(", ")
+                            };
+                            found.push((
+                                format!(
+                                    "the runbook declares no parameter `{p}` ({ctx}.params.{p}){}",
+                                    hint(&p, declared.iter().map(String::as_str), all)
+                                ),
+                                ppos,
+                            ));
+                        }
+                    }
+                }
+            }
+            true
+        });
+    }
+    found
+}
+
+/// The first name of a property chain (`a`, `a.b…`, `a[…]`, or a literal string index),
+/// its position, and the rest of the chain.
+fn head(e: &rhai::Expr) -> (Option<String>, Position, Option<&rhai::Expr>) {
+    use rhai::Expr;
+    match e {
+        Expr::Property(p, pos) => (Some(p.2.to_string()), *pos, None),
+        Expr::StringConstant(s, pos) => (Some(s.to_string()), *pos, None),
+        Expr::Dot(x, _, _) | Expr::Index(x, _, _) => {
+            let (name, pos, _) = head(&x.lhs);
+            (name, pos, Some(&x.rhs))
+        }
+        _ => (None, Position::NONE, None),
+    }
+}

@@ -650,6 +650,19 @@ pub struct RunListing {
     pub warnings: Vec<String>,
 }
 
+impl RunListing {
+    /// The warnings to print when run `chosen` is about to be opened, which prints its
+    /// own journal's warnings: everything else, so each is shown once.
+    pub fn warnings_besides<'a>(
+        &'a self,
+        chosen: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        self.warnings
+            .iter()
+            .filter(move |w| chosen.is_none_or(|id| !w.contains(id)))
+    }
+}
+
 /// Every run under `STATE_DIR/runs/`, sorted by start time; unreadable runs become warnings.
 pub fn list_runs(state_dir: &Path) -> RunListing {
     let runs_dir = state_dir.join(RUNS_DIR);

@@ -44,11 +44,7 @@ struct Reopened {
 // The latest run that can be resumed (`any`: the latest run at all, for `--from`).
 fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
     let listing = list_runs(state_dir);
-    // A run that cannot be read is not a candidate, but the operator must hear why.
-    for w in &listing.warnings {
-        eprintln!("warning: {w}");
-    }
-    listing
+    let chosen = listing
         .runs
         .iter()
         .rev()
@@ -58,13 +54,18 @@ fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
                 RunStatus::Paused | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Crashed
             )
         })
-        .map(|(id, _)| id.clone())
-        .ok_or_else(|| {
-            bad(format!(
-                "error: no unfinished run in {} (see `waymark runs`)",
-                state_dir.display()
-            ))
-        })
+        .map(|(id, _)| id.clone());
+    // A run that cannot be read is not a candidate, but the operator must hear why. The
+    // chosen run's own warnings are printed when its journal is reopened, not twice.
+    for w in listing.warnings_besides(chosen.as_deref()) {
+        eprintln!("warning: {w}");
+    }
+    chosen.ok_or_else(|| {
+        bad(format!(
+            "error: no unfinished run in {} (see `waymark runs`)",
+            state_dir.display()
+        ))
+    })
 }
 
 // Lock the run, replay its journal and load its runbook with the recorded parameters.

@@ -429,6 +429,12 @@ fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf),
         }
         None => {
             let listing = list_runs(state_dir);
+            // A damaged latest run is skipped by the listing: say so rather than show an
+            // older run as if it were the latest.
+            let latest = listing.runs.last().map(|(id, _)| id.as_str());
+            for w in listing.warnings_besides(latest) {
+                eprintln!("warning: {w}");
+            }
             let (id, _) = listing.runs.last().ok_or_else(|| {
                 CliError::bad_input(format!(
                     "error: no runs in {}",

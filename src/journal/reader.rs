@@ -84,13 +84,10 @@ pub(crate) struct Scan {
     pub valid_len: usize,
 }
 
-/// Why a line was refused: `Torn` problems are forgiven on the last line, `Bad` never are.
-enum LineProblem {
-    /// The line's bytes are incomplete or corrupt (checksum missing or wrong).
-    Torn(String),
-    /// The line is intact (its checksum matches) but its content is not acceptable.
-    Bad(String),
-}
+/// Why a newline-terminated line was refused. Only a line *without* its newline is a
+/// torn write (the writer appends the newline last); any refused complete line is damage,
+/// even the last one — a bit-rotted or edited last record must not vanish as "torn".
+type LineProblem = String;
 
 /// Verify `bytes` as the contents of the journal at `path` (used for messages only).
 pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
@@ -148,7 +145,6 @@ fn scan_selected(
             break;
         };
         let line = &rest[..nl];
-        let is_last = pos + nl + 1 == bytes.len();
         let expected_seq = lines_ok + 1;
         let checked = match skim_line(line) {
             Some((seq, kind)) if expected_seq > 1 && !keep(kind) => {
@@ -162,15 +158,7 @@ fn scan_selected(
                 lines_ok += 1;
                 pos += nl + 1;
             }
-            Err(LineProblem::Torn(problem)) if is_last => {
-                warnings.push(format!(
-                    "journal {}: ignoring a damaged last line {line_no} ({problem}); \
-                     it is taken to be a write cut short by a crash",
-                    path.display()
-                ));
-                break;
-            }
-            Err(LineProblem::Torn(problem) | LineProblem::Bad(problem)) => {
+            Err(problem) => {
                 return Err(JournalError::Damaged {
                     path: path.to_path_buf(),
                     line: line_no,
@@ -200,9 +188,8 @@ fn parse_line(line: &[u8], expected_seq: u64) -> Result<Record, LineProblem> {
     let record: Record = serde_json::from_slice(line).map_err(|e| describe_json_error(line, e))?;
     check_seq(record.seq, expected_seq)?;
     if expected_seq == 1 && !matches!(record.event, Event::RunStarted { .. }) {
-        return Err(LineProblem::Bad(
-            "the first record is not `run_started`, so this is not the start of a run's journal"
-                .into(),
+        return Err(LineProblem::from(
+            "the first record is not `run_started`, so this is not the start of a run's journal",
         ));
     }
     Ok(record)
@@ -215,12 +202,12 @@ fn check_line(line: &[u8], seq: u64, expected_seq: u64) -> Result<(), LineProble
 }
 
 fn verify_crc(line: &[u8]) -> Result<(), LineProblem> {
-    let stored = stored_crc(line)
-        .ok_or_else(|| LineProblem::Torn("it does not end with a checksum".into()))?;
+    let stored =
+        stored_crc(line).ok_or_else(|| LineProblem::from("it does not end with a checksum"))?;
     let body = &line[..line.len() - CRC_SUFFIX_LEN];
     let computed = crc32fast::hash(body);
     if computed != stored {
-        return Err(LineProblem::Torn(format!(
+        return Err(LineProblem::from(format!(
             "checksum mismatch: the line says {stored:08x} but its content gives {computed:08x}"
         )));
     }
@@ -231,7 +218,7 @@ fn check_seq(seq: u64, expected_seq: u64) -> Result<(), LineProblem> {
     if seq == expected_seq {
         return Ok(());
     }
-    Err(LineProblem::Bad(if expected_seq == 1 {
+    Err(LineProblem::from(if expected_seq == 1 {
         format!("the first record has sequence number {seq}")
     } else if seq > expected_seq {
         format!(
@@ -296,16 +283,16 @@ fn describe_json_error(line: &[u8], err: serde_json::Error) -> LineProblem {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
         if let Some(kind) = value.get("type").and_then(|t| t.as_str()) {
             if err.to_string().contains("unknown variant") {
-                return LineProblem::Bad(format!(
+                return LineProblem::from(format!(
                     "unknown record type `{kind}`: this journal was written by a newer waymark; \
                      use that version to read it"
                 ));
             }
-            return LineProblem::Bad(format!("invalid `{kind}` record: {err}"));
+            return LineProblem::from(format!("invalid `{kind}` record: {err}"));
         }
-        return LineProblem::Bad("the record has no `type`".into());
+        return LineProblem::from("the record has no `type`");
     }
-    LineProblem::Bad(format!("not valid JSON: {err}"))
+    LineProblem::from(format!("not valid JSON: {err}"))
 }
 
 #[cfg(test)]
@@ -390,18 +377,25 @@ mod tests {
     }
 
     #[test]
-    fn flipped_byte_in_the_last_line_is_ignored_with_a_warning() {
+    fn bad_checksum_on_a_complete_last_line_was_taken_for_a_torn_tail() {
         let records = sample();
         let mut bytes = journal_bytes(&records);
         let len = bytes.len();
         bytes[len - 30] ^= 0x01;
-        let got = scan_bytes(&bytes).unwrap();
+        match scan_bytes(&bytes).unwrap_err() {
+            JournalError::Damaged { line, problem, .. } => {
+                assert_eq!(line, 3);
+                assert!(problem.contains("checksum mismatch"), "{problem}");
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
+        // The same line without its newline is what a crash leaves: forgiven.
+        let got = scan_bytes(&bytes[..len - 1]).unwrap();
         assert_eq!(got.records, records[..2].to_vec());
-        assert_eq!(got.warnings.len(), 1);
         assert!(
-            got.warnings[0].contains("last line 3"),
-            "{}",
-            got.warnings[0]
+            got.warnings[0].contains("torn last line 3"),
+            "{:?}",
+            got.warnings
         );
     }
 

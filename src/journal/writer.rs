@@ -125,12 +125,16 @@ impl JournalWriter {
             file.set_len(scan.valid_len as u64)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| JournalError::io(&path, "truncate the torn last line of", e))?;
-            let message = format!(
-                "journal {}: removed the torn last line ({torn} bytes) before appending",
-                path.display()
-            );
-            tracing::warn!("{message}");
-            warnings.push(message);
+            // One message per torn line: the reader's, saying also what was done about it.
+            // The caller prints it; logging it here too showed it twice.
+            let removed = format!("cut it off ({torn} bytes) before appending");
+            match warnings.last_mut() {
+                Some(w) => *w = format!("{w}; {removed}"),
+                None => warnings.push(format!(
+                    "journal {}: a torn last line: {removed}",
+                    path.display()
+                )),
+            }
         }
         let next_seq = scan.records.len() as u64 + 1;
         let writer = spawn(file, path, next_seq)?;
@@ -680,7 +684,7 @@ mod tests {
             contents
                 .warnings
                 .iter()
-                .any(|w| w.contains("removed the torn last line")),
+                .any(|w| w.contains("torn last line") && w.contains("cut it off")),
             "{:?}",
             contents.warnings
         );

@@ -176,3 +176,66 @@ fn a_journal_torn_anywhere_in_its_last_record_still_resumes() {
         );
     }
 }
+
+// The last line of a finished run, and where it starts.
+fn last_line(t: &Test) -> (std::path::PathBuf, Vec<u8>, usize) {
+    let journal = t.run_dir().join("journal.jsonl");
+    let full = std::fs::read(&journal).unwrap();
+    let start = full[..full.len() - 1]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    (journal, full, start)
+}
+
+#[test]
+fn complete_last_line_with_a_bad_checksum_was_truncated_as_a_torn_tail() {
+    let t = Test::new().file("rb.rhai", RUNBOOK);
+    assert!(run(&t, &["run", "rb.rhai", "--yes"], None).status.success());
+    let (journal, mut bytes, start) = last_line(&t);
+    // Bit rot inside the last record; its newline is intact.
+    bytes[start + 5] ^= 0x01;
+    std::fs::write(&journal, &bytes).unwrap();
+    let id = t.run_id();
+    for args in [
+        &["status"][..],
+        &["status", &id],
+        &["resume", "--yes"],
+        &["resume", &id],
+    ] {
+        let o = run(&t, args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        expect_code(&o, 2);
+        assert!(err.contains("checksum mismatch"), "{args:?}: {err}");
+        assert!(!err.contains("torn"), "{args:?}: {err}");
+    }
+    let o = run(&t, &["runs"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("checksum mismatch"),
+        "the listing names the damage: {err}"
+    );
+    assert_eq!(std::fs::read(&journal).unwrap(), bytes, "nothing rewritten");
+}
+
+#[test]
+fn torn_tail_warning_was_printed_twice_and_with_ansi_codes_into_a_pipe() {
+    let t = Test::new().file("rb.rhai", RUNBOOK);
+    assert!(run(&t, &["run", "rb.rhai", "--yes"], Some(8))
+        .status
+        .code()
+        .is_none());
+    let (journal, bytes, start) = last_line(&t);
+    std::fs::write(&journal, &bytes[..start + 10]).unwrap();
+    let st = run(&t, &["status"], None);
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert_eq!(err.matches("torn").count(), 1, "{err}");
+    assert!(!err.contains('\u{1b}'), "escape codes into a pipe: {err:?}");
+    let r = run(&t, &["resume", "--yes"], None);
+    expect_code(&r, 0);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(err.matches("torn").count(), 1, "{err}");
+    assert!(err.contains("cut it off"), "{err}");
+    assert!(!err.contains('\u{1b}'), "escape codes into a pipe: {err:?}");
+}

@@ -15,6 +15,7 @@ pub mod executor;
 pub mod exit;
 pub mod inbox;
 pub mod journal;
+pub mod notify;
 pub mod plan;
 pub mod process;
 pub mod redact;

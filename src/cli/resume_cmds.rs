@@ -168,6 +168,8 @@ pub fn resume(
     r: &ResumeOptions,
 ) -> Result<Exit, CliError> {
     let re = reopen(state_dir, run, r.from.is_some())?;
+    // A mistake in the hooks is reported before anything is journaled.
+    super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
     let (state, plan) = (&re.state, &re.plan);
     if matches!(state.status, RunStatus::Succeeded | RunStatus::RolledBack) && r.from.is_none() {
         println!(

@@ -10,6 +10,7 @@ use crate::inbox::{self, Decision, InboxItem};
 use crate::journal::{
     self, current_host, current_user, Event, JournalWriter, PlannedStep, RunLock,
 };
+use crate::notify::{self, Delivery, GateInfo, Hooks, Kind, Notifier, RunInfo};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::run_state::{list_runs, RunState, RunStatus};
@@ -68,6 +69,8 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     if o.dry_run {
         return dry_run(&rb, &plan, estate);
     }
+    // A mistake in the hooks is reported before the run exists, not after it started.
+    notify_hooks(&rb, estate.inventory())?;
     if estate.is_rehearsal() {
         eprintln!(
             "REHEARSAL against the lab estate `{}` ({}); nothing real is touched",
@@ -147,6 +150,59 @@ pub struct Resumed {
     pub probe: Vec<usize>,
 }
 
+/// The run's notification hooks: each key from the environment, else the inventory's
+/// `[notify]`, else the runbook's `notify`.
+pub fn notify_hooks(
+    rb: &crate::dsl::Runbook,
+    inventory: &crate::estate::inventory::Inventory,
+) -> Result<Hooks, CliError> {
+    let env = Hooks::from_env().map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    Ok(env.or(&inventory.notify.clone().or(&rb.decl.notify)))
+}
+
+fn gate_info(plan: &Plan, gate: &str) -> GateInfo {
+    let decl = plan.step(gate).map(|s| &s.decl);
+    GateInfo {
+        name: gate.to_string(),
+        title: decl.and_then(|d| d.title.clone()),
+        instructions: decl.and_then(|d| d.instructions.clone()),
+    }
+}
+
+/// Watches the run's events to call a gate's approvers when it starts waiting, and to
+/// call them off when it is decided before [`Delivery::gate_delay`] passes.
+fn gate_caller(n: Arc<Notifier>, plan: Arc<Plan>, run: RunInfo) -> impl Fn(&Event) {
+    // A gate written waiting again (an approval short of `approvals: N`) is one call.
+    let called = std::sync::Mutex::new(std::collections::HashSet::<String>::new());
+    let first_call = move |gate: &str| {
+        called
+            .lock()
+            .map(|mut c| c.insert(gate.to_string()))
+            .unwrap_or(false)
+    };
+    move |ev: &Event| match ev {
+        Event::GateWaiting { gate } if first_call(gate) => {
+            let info = [gate_info(&plan, gate)];
+            n.gate_waiting(gate, notify::payload(&run, Kind::GateWaiting, &info, &[]));
+        }
+        // The executor journals approvals itself; the scheduler then finishes the gate
+        // like a step, which is what the observer sees. Deciding an uncalled gate or a
+        // step is a no-op for the notifier.
+        Event::GateApproved { gate: name, .. }
+        | Event::GateRejected { gate: name, .. }
+        | Event::StepSucceeded { step: name, .. }
+        | Event::StepFailed { step: name, .. }
+        | Event::StepSkipped { step: name, .. }
+            if plan
+                .step(name)
+                .is_some_and(|s| s.decl.kind == StepKind::Gate) =>
+        {
+            n.gate_decided(name)
+        }
+        _ => {}
+    }
+}
+
 /// Run `plan` from `prior` to its end with the live display; the exit code of SPEC §3.
 #[allow(clippy::too_many_arguments)]
 pub fn execute(
@@ -167,6 +223,17 @@ pub fn execute(
     let redactor = Redactor::new();
     let mut writer = writer;
     writer.set_redactor(redactor.clone());
+    let notifier = Notifier::start(
+        notify_hooks(rb, estate.inventory())?,
+        redactor.clone(),
+        Delivery::default(),
+    )
+    .map(Arc::new);
+    let run_info = RunInfo {
+        run_id: run_id.to_string(),
+        runbook: rb.decl.name.clone(),
+        state_dir_flag: state_dir_flag(state_dir),
+    };
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let gate_mode = if o.yes {
         GateMode::ApproveAll
@@ -238,6 +305,17 @@ pub fn execute(
     ));
     display.start_ticker(std::time::Duration::from_secs(10));
     let observer_display = display.clone();
+    // With --yes nobody needs to be called to a gate: it is approved at once.
+    let gate_calls = notifier
+        .clone()
+        .filter(|_| !o.yes)
+        .map(|n| gate_caller(n, plan.clone(), run_info.clone()));
+    let observer = move |ev: &Event| {
+        observer_display.event(ev);
+        if let Some(call) = &gate_calls {
+            call(ev);
+        }
+    };
     let opts = Options {
         concurrency: o.concurrency.max(1),
         keep_going: o.keep_going,
@@ -247,7 +325,7 @@ pub fn execute(
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect(),
-        observer: Some(Arc::new(move |ev: &Event| observer_display.event(ev))),
+        observer: Some(Arc::new(observer)),
         ..Options::default()
     };
     tracing::debug!("run: starting the scheduler");
@@ -288,8 +366,22 @@ pub fn execute(
     display.finish();
     tracing::debug!("run: scheduler finished");
     drop(rt);
-    super::drop_later(plan);
     let outcome = outcome.map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    if let Some(n) = &notifier {
+        let (kind, gates, failed) = match &outcome {
+            Outcome::Succeeded => (Kind::RunSucceeded, vec![], vec![]),
+            Outcome::Failed(steps) => (Kind::RunFailed, vec![], steps.clone()),
+            Outcome::Paused(gates) => (
+                Kind::RunPaused,
+                gates.iter().map(|g| gate_info(&plan, g)).collect(),
+                vec![],
+            ),
+            Outcome::Cancelled => (Kind::RunCancelled, vec![], vec![]),
+        };
+        n.send(notify::payload(&run_info, kind, &gates, &failed));
+        n.finish(std::time::Duration::from_secs(20));
+    }
+    super::drop_later(plan);
     let sd = state_dir_flag(state_dir);
     Ok(match outcome {
         Outcome::Succeeded => {

@@ -107,6 +107,8 @@ pub struct RunbookDecl {
     pub params: BTreeMap<String, ParamDecl>,
     /// Concurrency limit per group.
     pub limits: BTreeMap<String, usize>,
+    /// Notification hooks (`notify: #{ webhook, command }`).
+    pub notify: crate::notify::Hooks,
     /// Where `runbook(` was called.
     pub pos: Option<SrcPos>,
 }

@@ -38,7 +38,10 @@ pub const GATE_OPTIONS: &[&str] = &[
 ];
 
 /// Options `runbook()` accepts.
-pub const RUNBOOK_OPTIONS: &[&str] = &["name", "description", "params", "limits"];
+pub const RUNBOOK_OPTIONS: &[&str] = &["name", "description", "params", "limits", "notify"];
+
+/// Options of `runbook(#{ notify: #{ ... } })`.
+pub const NOTIFY_OPTIONS: &[&str] = &["webhook", "command"];
 
 /// Options of one declared parameter.
 pub const PARAM_OPTIONS: &[&str] = &["help", "required", "default_value"];
@@ -373,5 +376,60 @@ pub fn parse_runbook(
             }
         }
     }
+    if let Some(v) = opts.get("notify") {
+        decl.notify = parse_notify(v, &mut cx);
+    }
     decl
+}
+
+/// `notify: #{ webhook: "http://…", command: ["program", "arg", …] }`.
+fn parse_notify(v: &Dynamic, cx: &mut Cx) -> crate::notify::Hooks {
+    let mut hooks = crate::notify::Hooks::default();
+    let Some(map) = v.clone().try_cast::<Map>() else {
+        let d = cx.err("notify", "`notify` must be a map".into());
+        d.help = Some("write `notify: #{ webhook: \"http://host:port/path\", command: [\"notify-send\", \"waymark\"] }`".into());
+        return hooks;
+    };
+    let mut ncx = Cx {
+        what: "notify",
+        call: cx.call,
+        keys: cx.keys,
+        diags: cx.diags,
+    };
+    ncx.unknown_keys(&map, NOTIFY_OPTIONS, &[]);
+    if let Some(url) = ncx.string(&map, "webhook") {
+        match crate::notify::http::parse_url(&url) {
+            Ok(_) => hooks.webhook = Some(url),
+            Err(e) => {
+                ncx.err("webhook", e);
+            }
+        }
+    }
+    if let Some(c) = map.get("command") {
+        let argv: Option<Vec<String>> = c.clone().try_cast::<rhai::Array>().and_then(|a| {
+            a.into_iter()
+                .map(|x| x.into_string().ok())
+                .collect::<Option<Vec<String>>>()
+        });
+        match argv {
+            Some(argv) => match crate::notify::check_command(&argv) {
+                Ok(()) => hooks.command = Some(argv),
+                Err(e) => {
+                    ncx.err("command", format!("`command`: {e}"));
+                }
+            },
+            None => {
+                let d = ncx.err(
+                    "command",
+                    "`command` must be an array of strings (program, then arguments; no shell)"
+                        .into(),
+                );
+                d.help = Some(
+                    "for example: command: [\"/usr/local/bin/page-oncall\", \"--team\", \"itms\"]"
+                        .into(),
+                );
+            }
+        }
+    }
+    hooks
 }

@@ -19,6 +19,7 @@ pub fn inventory() -> Inventory {
         lab_delay: std::time::Duration::ZERO,
         servers: Vec::new(),
         origin: format!("<demo: invalid: {e}>"),
+        notify: Default::default(),
     })
 }
 

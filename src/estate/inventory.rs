@@ -216,6 +216,8 @@ pub struct Inventory {
     pub servers: Vec<Server>,
     /// Where it came from (a path, or `<demo>`).
     pub origin: String,
+    /// Notification hooks of `[notify]`.
+    pub notify: crate::notify::Hooks,
 }
 
 /// One problem in an inventory file.
@@ -269,6 +271,15 @@ struct RawInventory {
     lab_delay: Option<Spanned<String>>,
     #[serde(default)]
     server: Vec<Spanned<RawServer>>,
+    notify: Option<RawNotify>,
+}
+
+/// `[notify]`: where this estate's runs send notifications (see `crate::notify`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    webhook: Option<Spanned<String>>,
+    command: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -577,6 +588,21 @@ impl Inventory {
         }
 
         let servers = validate_servers(&raw.server, driver, &mut c);
+        let mut notify = crate::notify::Hooks::default();
+        if let Some(n) = &raw.notify {
+            if let Some(w) = &n.webhook {
+                match crate::notify::http::parse_url(w.get_ref()) {
+                    Ok(_) => notify.webhook = Some(w.get_ref().clone()),
+                    Err(m) => c.at(w.span().start, format!("[notify] {m}"), None),
+                }
+            }
+            if let Some(cmd) = &n.command {
+                match crate::notify::check_command(cmd.get_ref()) {
+                    Ok(()) => notify.command = Some(cmd.get_ref().clone()),
+                    Err(m) => c.at(cmd.span().start, format!("[notify] command: {m}"), None),
+                }
+            }
+        }
 
         if !c.diags.is_empty() {
             c.diags.sort_by_key(|(o, _)| *o);
@@ -591,6 +617,7 @@ impl Inventory {
             lab_delay,
             servers,
             origin: file.to_string(),
+            notify,
         })
     }
 

@@ -9,6 +9,7 @@ mod harness;
 mod hostile;
 mod itms;
 mod misspellings;
+mod notify;
 mod report;
 mod resume;
 mod scheduler;

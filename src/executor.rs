@@ -61,6 +61,8 @@ pub struct RhaiAction {
     prompts: Arc<Prompts>,
     waiting_since: Mutex<HashMap<usize, std::time::Instant>>,
     outputs: OutputCache,
+    /// Steps whose last attempt failed in a way asking again cannot change.
+    final_failures: Mutex<BTreeSet<usize>>,
 }
 
 impl RhaiAction {
@@ -103,6 +105,7 @@ impl RhaiAction {
             prompts: Arc::new(Prompts::default()),
             waiting_since: Mutex::new(HashMap::new()),
             outputs: OutputCache::new(plan_for_cache, declared),
+            final_failures: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -211,17 +214,49 @@ impl RhaiAction {
                 msg
             }),
             Err(e) => {
-                let msg = match crate::dsl::loader::eval_diagnostic(&file, &e) {
+                let kind = final_kind(&e);
+                let mut msg = match crate::dsl::loader::eval_diagnostic(&file, &e) {
                     Some(d) => match &d.primary {
                         Some(p) => format!("{} (at {})", d.message, p.pos),
                         None => d.message,
                     },
                     None => e.to_string(),
                 };
+                let mut finals = self.final_failures.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(kind) = kind {
+                    finals.insert(node);
+                    if self.plan.steps[node].decl.retries >= attempt {
+                        msg.push_str(&format!(
+                            "\n(not retried: a `{kind}` estate error does not pass by asking again)"
+                        ));
+                    }
+                } else {
+                    finals.remove(&node);
+                }
+                drop(finals);
                 let msg = self.redactor.scrub(&msg);
                 env.log.line("error", &msg);
                 Err(msg)
             }
+        }
+    }
+}
+
+/// The kind of the estate error a closure failed with, when asking again cannot change
+/// it (a refusal, a manual-only operation, bad arguments, ...).
+fn final_kind(e: &rhai::EvalAltResult) -> Option<String> {
+    let mut e = e;
+    loop {
+        match e {
+            rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | rhai::EvalAltResult::ErrorInModule(_, inner, _) => e = inner,
+            rhai::EvalAltResult::ErrorRuntime(v, _) => {
+                let kind = crate::dsl::estate_ops::thrown_kind(v)?;
+                return crate::dsl::estate_ops::FINAL_KINDS
+                    .contains(&kind.as_str())
+                    .then_some(kind);
+            }
+            _ => return None,
         }
     }
 }
@@ -596,6 +631,14 @@ impl Action for RhaiAction {
             Some(c) => self.call(node, attempt, c, cancel, done),
             None => Ok(Value::Null),
         }
+    }
+
+    fn may_retry(&self, node: usize) -> bool {
+        !self
+            .final_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&node)
     }
 
     fn keep_waiting(&self) -> bool {

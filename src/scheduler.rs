@@ -162,6 +162,12 @@ pub trait Action: Send + Sync + 'static {
     ) -> Result<Value, String>;
     /// Called when gate `node` becomes ready, then every poll until it is decided.
     fn gate(&self, node: usize, first: bool) -> GateState;
+    /// Whether the failed last attempt of `node` may pass if tried again (asked only when
+    /// retries are left; a timeout is always retried). An action answers false for
+    /// failures that asking again cannot change, such as an estate refusal.
+    fn may_retry(&self, _node: usize) -> bool {
+        true
+    }
     /// Whether to keep polling waiting gates when nothing else can run (a prompt is open).
     fn keep_waiting(&self) -> bool {
         false
@@ -1025,7 +1031,9 @@ impl Run {
             return;
         }
         live.phase = Phase::Ending;
-        let will_retry = result.is_err() && live.attempt <= node.retries;
+        let will_retry = result.is_err()
+            && live.attempt <= node.retries
+            && (live.timed_out || self.shared.action.may_retry(i));
         if will_retry {
             live.attempt += 1;
             // A fresh token: the old one may carry this attempt's timeout.

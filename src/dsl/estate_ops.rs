@@ -4,7 +4,7 @@
 //! except by asking (`estate_driver()`, `is_rehearsal()`).
 
 use super::primitives::{require, StepEnv};
-use crate::estate::{OpContext, OPS};
+use crate::estate::{EstateError, OpContext, OPS};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 
 fn err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
@@ -76,9 +76,48 @@ fn call(
                     pos,
                 )));
             }
-            Err(err(e.to_string(), pos))
+            Err(Box::new(EvalAltResult::ErrorRuntime(
+                thrown(op, server, &e),
+                pos,
+            )))
         }
     }
+}
+
+/// An estate error as scripts catch it: `#{ kind, op, server, message, fixes }`, so a
+/// runbook tells a refusal from a transient fault by its `kind`, not by its wording.
+/// `message` is the whole readable text (what an uncaught error shows); `fixes` lists
+/// what to do, one entry per problem of a refusal.
+pub fn thrown(op: &str, server: &str, e: &EstateError) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("kind".into(), e.kind().into());
+    m.insert("op".into(), op.into());
+    m.insert("server".into(), server.into());
+    m.insert("message".into(), e.to_string().into());
+    m.insert(
+        "fixes".into(),
+        Dynamic::from_array(e.fixes().into_iter().map(Dynamic::from).collect()),
+    );
+    Dynamic::from_map(m)
+}
+
+/// The kinds of estate error that asking again cannot change: a step failing with one of
+/// these is not retried, whatever its `retries`.
+pub const FINAL_KINDS: &[&str] = &[
+    "refused",
+    "manual",
+    "bad_args",
+    "wrong_role",
+    "unknown_op",
+    "unknown_server",
+    "inventory",
+];
+
+/// The `kind` of a thrown estate error (or of a map a script threw in the same shape).
+pub fn thrown_kind(v: &Dynamic) -> Option<String> {
+    let m = v.read_lock::<Map>()?;
+    m.get("message")?;
+    m.get("kind")?.clone().into_string().ok()
 }
 
 /// Register every estate operation plus `estate_driver()` and `is_rehearsal()`.

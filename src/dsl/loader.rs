@@ -305,7 +305,11 @@ pub fn eval_diagnostic(file: &Arc<str>, err: &EvalAltResult) -> Option<Diagnosti
     }
     let (msg, help) = match e {
         EvalAltResult::ErrorRuntime(v, _) => {
-            let s = v.to_string();
+            // A thrown estate error is a map; uncaught, it reads as its message.
+            let s = match v.read_lock::<Map>().and_then(|m| m.get("message").cloned()) {
+                Some(m) if super::estate_ops::thrown_kind(v).is_some() => m.to_string(),
+                _ => v.to_string(),
+            };
             if s == ABORT {
                 return None;
             }

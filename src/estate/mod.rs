@@ -203,6 +203,26 @@ impl EstateError {
         }
     }
 
+    /// What to do about it: the fix of each problem of a refusal, else what the
+    /// message itself says to do (empty when it says nothing more).
+    pub fn fixes(&self) -> Vec<String> {
+        match self {
+            EstateError::Refused { problems, .. } => {
+                problems.iter().map(|p| p.fix.clone()).collect()
+            }
+            EstateError::Manual { reason, .. } => vec![reason.clone()],
+            EstateError::UnknownOp {
+                suggestion: Some(s),
+                ..
+            }
+            | EstateError::UnknownServer {
+                suggestion: Some(s),
+                ..
+            } => vec![format!("did you mean `{s}`?")],
+            _ => Vec::new(),
+        }
+    }
+
     /// True when retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, EstateError::Transient { .. })

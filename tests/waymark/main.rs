@@ -5,6 +5,7 @@ mod cli_plan;
 mod cli_run;
 mod closures;
 mod crash;
+mod estate_errors;
 mod harness;
 mod hostile;
 mod itms;

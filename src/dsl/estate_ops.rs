@@ -84,21 +84,81 @@ fn call(
     }
 }
 
-/// An estate error as scripts catch it: `#{ kind, op, server, message, fixes }`, so a
-/// runbook tells a refusal from a transient fault by its `kind`, not by its wording.
-/// `message` is the whole readable text (what an uncaught error shows); `fixes` lists
-/// what to do, one entry per problem of a refusal.
+/// An estate error as scripts catch it: an `estate_error` object with `kind`, `op`,
+/// `server`, `message` and `fixes`, so a runbook tells a refusal from a transient fault
+/// by its `kind`, not by its wording. `message` is the whole readable text, and what the
+/// object reads as in a string (`${e}`, `log(e)`) or when nobody catches it (a map would
+/// print as `#{...}`, with quotes escaped past the secret redactor); `fixes` lists what
+/// to do, one entry per problem of a refusal.
+#[derive(Debug, Clone)]
+pub struct ThrownError {
+    /// `EstateError::kind()`.
+    pub kind: String,
+    /// The operation.
+    pub op: String,
+    /// The server it was called on.
+    pub server: String,
+    /// The readable text.
+    pub message: String,
+    /// What to do.
+    pub fixes: Vec<String>,
+}
+
+impl ThrownError {
+    fn get(&self, field: &str) -> Option<Dynamic> {
+        Some(match field {
+            "kind" => self.kind.clone().into(),
+            "op" => self.op.clone().into(),
+            "server" => self.server.clone().into(),
+            "message" => self.message.clone().into(),
+            "fixes" => Dynamic::from_array(self.fixes.iter().cloned().map(Dynamic::from).collect()),
+            _ => return None,
+        })
+    }
+}
+
+/// The value thrown for `e` raised by `op` on `server`.
 pub fn thrown(op: &str, server: &str, e: &EstateError) -> Dynamic {
-    let mut m = Map::new();
-    m.insert("kind".into(), e.kind().into());
-    m.insert("op".into(), op.into());
-    m.insert("server".into(), server.into());
-    m.insert("message".into(), e.to_string().into());
-    m.insert(
-        "fixes".into(),
-        Dynamic::from_array(e.fixes().into_iter().map(Dynamic::from).collect()),
-    );
-    Dynamic::from_map(m)
+    Dynamic::from(ThrownError {
+        kind: e.kind().to_string(),
+        op: op.to_string(),
+        server: server.to_string(),
+        message: e.to_string(),
+        fixes: e.fixes(),
+    })
+}
+
+/// The message of a thrown estate error, for rendering one nobody caught.
+pub fn thrown_message(v: &Dynamic) -> Option<String> {
+    if let Some(t) = v.read_lock::<ThrownError>() {
+        return Some(t.message.clone());
+    }
+    None
+}
+
+fn register_thrown(engine: &mut Engine) {
+    engine.register_type_with_name::<ThrownError>("estate_error");
+    for field in ["kind", "op", "server", "message", "fixes"] {
+        engine.register_get(field, move |t: &mut ThrownError| {
+            t.get(field).unwrap_or(Dynamic::UNIT)
+        });
+    }
+    engine
+        .register_indexer_get(
+            |t: &mut ThrownError, k: rhai::ImmutableString| -> Result<Dynamic, Box<EvalAltResult>> {
+                t.get(&k).ok_or_else(|| {
+                    err(
+                        format!("an estate_error has no `{k}` (it has kind, op, server, message, fixes)"),
+                        Position::NONE,
+                    )
+                })
+            },
+        )
+        .register_fn("contains", |t: &mut ThrownError, k: rhai::ImmutableString| {
+            t.get(&k).is_some()
+        })
+        .register_fn("to_string", |t: &mut ThrownError| t.message.clone())
+        .register_fn("to_debug", |t: &mut ThrownError| t.message.clone());
 }
 
 /// The kinds of estate error that asking again cannot change: a step failing with one of
@@ -115,6 +175,9 @@ pub const FINAL_KINDS: &[&str] = &[
 
 /// The `kind` of a thrown estate error (or of a map a script threw in the same shape).
 pub fn thrown_kind(v: &Dynamic) -> Option<String> {
+    if let Some(t) = v.read_lock::<ThrownError>() {
+        return Some(t.kind.clone());
+    }
     let m = v.read_lock::<Map>()?;
     m.get("message")?;
     m.get("kind")?.clone().into_string().ok()
@@ -122,6 +185,7 @@ pub fn thrown_kind(v: &Dynamic) -> Option<String> {
 
 /// Register every estate operation plus `estate_driver()` and `is_rehearsal()`.
 pub fn register(engine: &mut Engine) {
+    register_thrown(engine);
     for info in OPS {
         let op = info.name;
         engine.register_fn(op, move |ctx: NativeCallContext, server: &str| {

@@ -306,9 +306,12 @@ pub fn eval_diagnostic(file: &Arc<str>, err: &EvalAltResult) -> Option<Diagnosti
     let (msg, help) = match e {
         EvalAltResult::ErrorRuntime(v, _) => {
             // A thrown estate error is a map; uncaught, it reads as its message.
-            let s = match v.read_lock::<Map>().and_then(|m| m.get("message").cloned()) {
-                Some(m) if super::estate_ops::thrown_kind(v).is_some() => m.to_string(),
-                _ => v.to_string(),
+            let s = match super::estate_ops::thrown_message(v) {
+                Some(m) => m,
+                None => match v.read_lock::<Map>().and_then(|m| m.get("message").cloned()) {
+                    Some(m) if super::estate_ops::thrown_kind(v).is_some() => m.to_string(),
+                    _ => v.to_string(),
+                },
             };
             if s == ABORT {
                 return None;

@@ -29,7 +29,7 @@ fn estate_errors_reached_scripts_as_text_matched_on_refused() {
                step("refusal", #{ run: |ctx| {
                    let r = "no error";
                    try { verify_version("ns-hq", #{ expected: "7.6" }); }
-                   catch (e) { r = [e.kind, e.op, e.server, e.fixes.len() > 0, e.message.contains("7.6")]; }
+                   catch (e) { r = [e.kind, e.op, e.server, e.fixes.len() > 0, `${e}` == e.message, type_of(e)]; }
                    r
                } });
                step("transient", #{ run: |ctx| {
@@ -57,7 +57,14 @@ fn estate_errors_reached_scripts_as_text_matched_on_refused() {
     let s = status(&t);
     assert_eq!(
         step(&s, "refusal")["output"],
-        serde_json::json!(["refused", "verify_version", "ns-hq", true, true])
+        serde_json::json!([
+            "refused",
+            "verify_version",
+            "ns-hq",
+            true,
+            true,
+            "estate_error"
+        ])
     );
     assert_eq!(
         step(&s, "transient")["output"],

@@ -13,6 +13,7 @@ pub mod duration;
 pub mod estate;
 pub mod executor;
 pub mod exit;
+pub mod follow;
 pub mod inbox;
 pub mod journal;
 pub mod notify;

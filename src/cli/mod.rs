@@ -88,13 +88,18 @@ enum Command {
         #[command(flatten)]
         state: StateDirArg,
     },
-    /// Print a run's step logs (one step, or all).
-    #[command(after_help = "Example:\n  waymark log 20261123-221500-ab12 backup-cmdb")]
+    /// Print a run's step logs (one step, or all); --follow keeps printing until the run ends.
+    #[command(
+        after_help = "Examples:\n  waymark log 20261123-221500-ab12 backup-cmdb\n  waymark log 20261123-221500-ab12 onbox:ns-hq:backup-cmdb --follow"
+    )]
     Log {
         /// The run.
         run_id: String,
         /// One step (default: every step).
         step: Option<String>,
+        /// Keep printing new lines until the run stops (succeeds, fails, pauses or is cancelled).
+        #[arg(long, short)]
+        follow: bool,
         #[command(flatten)]
         state: StateDirArg,
     },
@@ -374,8 +379,9 @@ pub fn main() -> i32 {
         Command::Log {
             run_id,
             step,
+            follow,
             state,
-        } => run_cmds::log(&state.state_dir, &run_id, step.as_deref()),
+        } => run_cmds::log(&state.state_dir, &run_id, step.as_deref(), follow),
         Command::Report {
             run_id,
             output,

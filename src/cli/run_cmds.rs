@@ -626,7 +626,12 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
 }
 
 /// `waymark log RUN [STEP]`.
-pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliError> {
+pub fn log(
+    state_dir: &Path,
+    run: &str,
+    step: Option<&str>,
+    follow: bool,
+) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
     let (state, _) =
         RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
@@ -656,6 +661,9 @@ pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliE
             .filter_map(|x| x["name"].as_str().map(String::from))
             .collect(),
     };
+    if follow {
+        return follow_logs(&dir, run, names, step.is_some());
+    }
     for name in names {
         let path = dir.join("logs").join(crate::step_log::log_file_name(&name));
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -672,6 +680,61 @@ pub fn log(state_dir: &Path, run: &str, step: Option<&str>) -> Result<Exit, CliE
             }
         }
     }
+    Ok(Exit::Ok)
+}
+
+/// `waymark log --follow`: print new lines of `names`' logs (prefixed with the step's
+/// name when there are several) until the run's process lets go of it.
+fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
+    use std::io::Write as _;
+    let logs = dir.join("logs");
+    let mut tails: Vec<(String, crate::follow::LogTail)> = names
+        .into_iter()
+        .map(|n| {
+            let path = logs.join(crate::step_log::log_file_name(&n));
+            (n, crate::follow::LogTail::new(path))
+        })
+        .collect();
+    if !journal::is_held(dir) {
+        eprintln!("run {run} is not running: printing its logs as they are");
+    }
+    let stdout = std::io::stdout();
+    loop {
+        // Checked before reading, so the last read after the run stopped sees everything.
+        let live = journal::is_held(dir);
+        let mut out = stdout.lock();
+        for (name, tail) in &mut tails {
+            let lines = if live { tail.poll() } else { tail.rest() };
+            for line in lines {
+                let written = if one {
+                    writeln!(out, "{line}")
+                } else {
+                    writeln!(out, "[{name}] {line}")
+                };
+                if written.is_err() {
+                    // The reader went away (`| head`): nothing left to do.
+                    return Ok(Exit::Ok);
+                }
+            }
+        }
+        let _ = out.flush();
+        drop(out);
+        if !live {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (state, _) = RunState::load(dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    if one {
+        if let Some(e) = tails
+            .first()
+            .and_then(|(n, _)| state.step(n))
+            .and_then(|s| s.error.as_ref())
+        {
+            println!("error: {e}");
+        }
+    }
+    eprintln!("run {run} {}", state.status);
     Ok(Exit::Ok)
 }
 

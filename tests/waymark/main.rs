@@ -6,6 +6,7 @@ mod cli_run;
 mod closures;
 mod crash;
 mod estate_errors;
+mod follow;
 mod harness;
 mod hostile;
 mod itms;

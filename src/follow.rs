@@ -1,0 +1,141 @@
+//! `waymark log RUN [STEP] --follow`: print a step's log as it grows, until the run ends.
+//!
+//! The running process is the only writer of a step log and rotates it (renames it to
+//! `<step>.log.1` and starts a new file) when it reaches its cap, so a follower keeps
+//! its place by file identity and offset: when the file at the path is a new one, the
+//! rest of the old one is read from `.log.1` first, then the new one from its start.
+//! Only whole lines are handed out; a line still being written waits for its newline.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// The reading position in one step's log.
+#[derive(Debug)]
+pub struct LogTail {
+    path: PathBuf,
+    /// Identity of the file read so far (`None` before it exists).
+    id: Option<(u64, u64)>,
+    offset: u64,
+    /// Bytes after the last newline.
+    partial: Vec<u8>,
+}
+
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    // Without inode numbers, a file shorter than what was read is taken as new.
+    let _ = meta;
+    (0, 0)
+}
+
+fn read_from(path: &Path, offset: u64, out: &mut Vec<u8>) -> u64 {
+    let Ok(mut f) = File::open(path) else {
+        return offset;
+    };
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return offset;
+    }
+    let before = out.len();
+    let _ = f.read_to_end(out);
+    offset + (out.len() - before) as u64
+}
+
+impl LogTail {
+    /// Follow the log at `path` (it may not exist yet), from its start.
+    pub fn new(path: PathBuf) -> LogTail {
+        LogTail {
+            path,
+            id: None,
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The whole lines written since the last call.
+    pub fn poll(&mut self) -> Vec<String> {
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return Vec::new();
+        };
+        let id = file_id(&meta);
+        let mut bytes = std::mem::take(&mut self.partial);
+        let replaced = match self.id {
+            Some(old) => old != id || meta.len() < self.offset,
+            None => false,
+        };
+        if replaced {
+            // Rotated: finish the old file, now `.log.1`, then start the new one.
+            let mut older = self.path.clone().into_os_string();
+            older.push(".1");
+            read_from(Path::new(&older), self.offset, &mut bytes);
+            self.offset = 0;
+        }
+        self.id = Some(id);
+        self.offset = read_from(&self.path, self.offset, &mut bytes);
+        let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        self.partial = bytes.split_off(cut);
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// What is left after the writer stopped: the last line even without its newline.
+    pub fn rest(&mut self) -> Vec<String> {
+        let mut lines = self.poll();
+        if !self.partial.is_empty() {
+            lines.push(String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned());
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    #[test]
+    fn whole_lines_only_and_a_missing_file_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut t = LogTail::new(path.clone());
+        assert!(t.poll().is_empty());
+        append(&path, "one\ntw");
+        assert_eq!(t.poll(), ["one"]);
+        append(&path, "o\nthree");
+        assert_eq!(t.poll(), ["two"]);
+        assert_eq!(t.rest(), ["three"]);
+        assert!(t.rest().is_empty());
+    }
+
+    #[test]
+    fn a_rotation_loses_no_line_and_repeats_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.log");
+        let mut t = LogTail::new(path.clone());
+        append(&path, "a\nb\n");
+        assert_eq!(t.poll(), ["a", "b"]);
+        append(&path, "c\n");
+        std::fs::rename(&path, dir.path().join("s.log.1")).unwrap();
+        append(&path, "d\n");
+        assert_eq!(t.poll(), ["c", "d"]);
+        append(&path, "e\n");
+        assert_eq!(t.poll(), ["e"]);
+    }
+}

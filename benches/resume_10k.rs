@@ -5,6 +5,9 @@
 //! created and `waymark resume` is timed end to end: load, plan, journal replay and
 //! fingerprint comparison of 10,000 steps, then the one step.
 
+// Benchmarks report on the terminal, and a closed stdout there is a real error.
+#![allow(clippy::disallowed_macros)]
+
 mod common;
 
 use std::process::Command;

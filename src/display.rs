@@ -6,7 +6,6 @@
 use crate::journal::Event;
 use crate::scheduler::Node;
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,27 +15,44 @@ pub struct Display {
     started: Instant,
     state: Mutex<(usize, HashMap<String, Instant>)>,
     color: bool,
+    /// stderr is a terminal: worth a "still running" line now and then.
+    terminal: bool,
     stop: std::sync::atomic::AtomicBool,
+    /// `warn()` lines raised during the run, as (step, line), for the recap.
+    warnings: Mutex<Vec<(String, String)>>,
+    /// Output waiting while a gate prompt owns the terminal (`Some` while it does).
+    held: Mutex<Option<Vec<String>>>,
+}
+
+/// `-v` given: `log()` lines of steps are shown live too (`warn()` lines always are).
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Show steps' `log()` lines live (set from `-v`).
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Display {
-    /// A display for these nodes; `color` when stderr is a terminal; `already_done`
+    /// A display for these nodes; `terminal` when stderr is one; `already_done`
     /// counts nodes finished before this process (resume).
-    pub fn new(nodes: Arc<Vec<Node>>, color: bool, already_done: usize) -> Self {
-        let color = color && std::env::var_os("NO_COLOR").is_none();
+    pub fn new(nodes: Arc<Vec<Node>>, terminal: bool, already_done: usize) -> Self {
+        let color = crate::term::color(terminal);
         Self {
+            terminal,
             nodes,
             started: Instant::now(),
             state: Mutex::new((already_done, HashMap::new())),
             color,
             stop: std::sync::atomic::AtomicBool::new(false),
+            warnings: Mutex::new(Vec::new()),
+            held: Mutex::new(None),
         }
     }
 
     /// In a terminal, every `every` say what has been running a while and for how long,
     /// so a long step never looks like a hung tool.
     pub fn start_ticker(self: &Arc<Self>, every: std::time::Duration) {
-        if !self.color {
+        if !self.terminal {
             return;
         }
         let me = Arc::downgrade(self);
@@ -47,7 +63,9 @@ impl Display {
                 return;
             }
             if let Some(line) = d.running_line(every) {
-                eprintln!("{line}");
+                let mut line = line;
+                line.push('\n');
+                d.write(line);
             }
         });
     }
@@ -94,8 +112,6 @@ impl Display {
     pub fn event(&self, ev: &Event) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let total = self.nodes.len();
-        let t = self.started.elapsed().as_secs();
-        let clock = format!("[{:02}:{:02}:{:02}]", t / 3600, t / 60 % 60, t % 60);
         let line = match ev {
             Event::StepStarted { step, attempt } => {
                 st.1.insert(step.clone(), Instant::now());
@@ -138,31 +154,144 @@ impl Display {
                     st.0
                 )
             }
-            Event::GateWaiting { gate } => {
-                format!("{} gate {gate} waits for approval", self.paint("35", "⏸"))
+            // Shown by the executor ([`Display::gate_waits`]) in order with the decisions
+            // it journals; the scheduler's copy of the event arrives on another thread.
+            Event::GateWaiting { .. } => return,
+            Event::GateApproved {
+                gate,
+                by,
+                account,
+                host,
+                note,
+                ..
+            } => {
+                let how = if note.as_deref() == Some("--yes") {
+                    " (--yes)".to_string()
+                } else {
+                    decider(by, account.as_deref(), host)
+                };
+                let by = account.as_deref().unwrap_or(by);
+                format!(
+                    "{} gate {gate} approved by {by}{how}",
+                    self.paint("32", "✓")
+                )
             }
-            Event::GateApproved { gate, by, .. } => {
-                format!("{} gate {gate} approved by {by}", self.paint("32", "✓"))
-            }
-            Event::GateRejected { gate, by, .. } => {
-                format!("{} gate {gate} rejected by {by}", self.paint("31", "✗"))
+            Event::GateRejected {
+                gate,
+                by,
+                account,
+                host,
+                ..
+            } => {
+                let how = decider(by, account.as_deref(), host);
+                let by = account.as_deref().unwrap_or(by);
+                format!(
+                    "{} gate {gate} rejected by {by}{how}",
+                    self.paint("31", "✗")
+                )
             }
             _ => return,
         };
+        drop(st);
+        self.line(&line);
+    }
+
+    /// Write `[hh:mm:ss] text`.
+    fn line(&self, text: &str) {
+        let t = self.started.elapsed().as_secs();
+        let clock = format!("[{:02}:{:02}:{:02}]", t / 3600, t / 60 % 60, t % 60);
         // One write per line: stderr is unbuffered, and `eprintln!` would issue a write
         // for every formatted piece (four per line), which showed in 10,000-step runs.
-        let mut out = String::with_capacity(clock.len() + line.len() + 2);
+        let mut out = String::with_capacity(clock.len() + text.len() + 2);
         out.push_str(&clock);
         out.push(' ');
-        out.push_str(&line);
+        out.push_str(text);
         out.push('\n');
-        // Like `eprintln!` but without its panic: a closed stderr must not stop the run.
-        let _ = std::io::stderr().lock().write_all(out.as_bytes());
+        self.write(out);
+    }
+
+    /// The one way output reaches the terminal: held while a prompt owns it.
+    fn write(&self, text: String) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.as_mut() {
+            Some(buf) => buf.push(text),
+            // A closed stderr must not stop the run.
+            None => crate::term::write_err(&text),
+        }
+    }
+
+    /// A prompt takes the terminal: lines are kept until [`Display::release`].
+    pub fn hold(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.get_or_insert_with(Vec::new);
+    }
+
+    /// The prompt is gone: show what was held, in order, and write directly again.
+    pub fn release(&self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(buf) = held.take() {
+            if !buf.is_empty() {
+                crate::term::write_err(&buf.concat());
+            }
+        }
+    }
+
+    /// One line a step wrote to its log: `warn()` lines are shown (and kept for the
+    /// recap), `log()` lines with `-v`; process output stays in the step's log file.
+    pub fn step_line(&self, step: &str, stream: &str, line: &str) {
+        match stream {
+            "warn" => {
+                self.warnings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((step.to_string(), line.to_string()));
+                self.notice(&format!("{step}: {line}"));
+            }
+            "log" if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) => {
+                self.line(&format!("{} {step}: {line}", self.paint("2", "·")));
+            }
+            _ => {}
+        }
+    }
+
+    /// `⏸ gate G waits for approval`.
+    pub fn gate_waits(&self, gate: &str) {
+        self.line(&format!(
+            "{} gate {gate} waits for approval",
+            self.paint("35", "⏸")
+        ));
+    }
+
+    /// The `warn()` lines raised so far, as (step, line).
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How long this display has been running.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// A line that is not an event: what a gate decided beyond the journal, a warning.
+    pub fn notice(&self, line: &str) {
+        self.line(&format!("{} {line}", self.paint("33", "!")));
     }
 
     /// Called once the run stops.
     pub fn finish(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// ` (as NAME, from HOST)`: the display name when it differs from the account, and the host,
+/// so an operator sees who decided and where.
+fn decider(by: &str, account: Option<&str>, host: &str) -> String {
+    match account {
+        Some(a) if a != by => format!(" (as {by}, on {host})"),
+        _ => format!(" (on {host})"),
     }
 }
 

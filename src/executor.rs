@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 /// How gates are answered in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateMode {
-    /// `--yes`: approve every gate as the current user.
+    /// `--yes`: one approval of every gate by the account running waymark.
     ApproveAll,
     /// Wait for approvals through the inbox (`waymark approve` from another shell).
     Inbox,
@@ -58,6 +58,10 @@ pub struct RhaiAction {
     /// Set for `--dry-run`: primitives record instead of acting.
     pub dry_run: Option<DryRun>,
     rehearsed: Mutex<BTreeSet<usize>>,
+    /// Gates `--yes` has already given its one approval to (or declined to).
+    yes_given: Mutex<BTreeSet<usize>>,
+    /// The live display, told of what gates decide beyond the journal's events.
+    pub display: Option<Arc<crate::display::Display>>,
     prompts: Arc<Prompts>,
     waiting_since: Mutex<HashMap<usize, std::time::Instant>>,
     outputs: OutputCache,
@@ -102,6 +106,8 @@ impl RhaiAction {
             estate: None,
             dry_run: None,
             rehearsed: Mutex::new(BTreeSet::new()),
+            yes_given: Mutex::new(BTreeSet::new()),
+            display: None,
             prompts: Arc::new(Prompts::default()),
             waiting_since: Mutex::new(HashMap::new()),
             outputs: OutputCache::new(plan_for_cache, declared),
@@ -130,7 +136,7 @@ impl RhaiAction {
             .insert(gate, instant);
     }
 
-    /// Approvals already journaled for a gate (resume).
+    /// An approving account already journaled for a gate (resume).
     pub fn preload_approver(&self, gate: usize, by: String) {
         self.approvers
             .lock()
@@ -145,8 +151,19 @@ impl RhaiAction {
     // exhaust `ulimit -n`).
     fn step_log(&self, node: usize) -> StepLog {
         let name = &self.plan.steps[node].decl.name;
+        let echo = match (&self.echo, &self.display) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Some(d)) => {
+                let (d, step) = (d.clone(), name.clone());
+                Some(
+                    Arc::new(move |stream: &str, line: &str| d.step_line(&step, stream, line))
+                        as LogEcho,
+                )
+            }
+            (None, None) => None,
+        };
         let opts = StepLogOptions {
-            echo: self.echo.clone(),
+            echo,
             ..Default::default()
         };
         StepLog::create(
@@ -547,11 +564,10 @@ impl RhaiAction {
         use std::sync::atomic::Ordering;
         static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
         let decl = self.plan.steps[node].decl.clone();
-        let (run_dir, fp, prompts, user) = (
+        let (run_dir, fp, prompts) = (
             self.run_dir.clone(),
             self.plan.fingerprint.clone(),
             self.prompts.clone(),
-            self.user.clone(),
         );
         prompts.open.fetch_add(1, Ordering::SeqCst);
         std::thread::spawn(move || {
@@ -589,7 +605,7 @@ impl RhaiAction {
                         .interact_text_on(&term)
                         .ok()
                         .filter(|n| !n.trim().is_empty());
-                    let item = inbox::InboxItem::new(d, decl.name.clone(), user, note, fp);
+                    let item = inbox::InboxItem::new(d, decl.name.clone(), None, note, fp);
                     if let Err(e) = inbox::submit(&run_dir, &item) {
                         let _ = term.write_line(&format!("could not record the decision: {e}"));
                     }
@@ -601,7 +617,76 @@ impl RhaiAction {
     }
 }
 
+/// `by` as shown to people: the display name, with the account when they differ.
+fn who(item: &inbox::InboxItem) -> String {
+    if item.by == item.account {
+        item.by.clone()
+    } else {
+        format!("{} (account {})", item.by, item.account)
+    }
+}
+
 impl RhaiAction {
+    fn has_approved(&self, node: usize, account: &str) -> bool {
+        self.approvers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node)
+            .is_some_and(|a| a.contains(account))
+    }
+
+    // Decisions are journaled here, not by the scheduler, so the display hears of them
+    // from here too: who approved is what the operator most needs to see.
+    fn journal_decision(&self, ev: Event) -> Result<(), crate::journal::JournalError> {
+        self.journal.append_blocking(vec![ev.clone()])?;
+        if let Some(d) = &self.display {
+            d.event(&ev);
+        }
+        Ok(())
+    }
+
+    fn notice(&self, line: &str) {
+        match &self.display {
+            Some(d) => d.notice(line),
+            None => tracing::warn!("{line}"),
+        }
+    }
+
+    // `--yes` is one approval by the account running waymark, nothing more: a gate that
+    // needs someone else, or more people, goes on waiting for them.
+    fn approve_with_yes(&self, node: usize) -> Result<(), crate::journal::JournalError> {
+        let decl = &self.plan.steps[node].decl;
+        let need = decl.approvals.max(1) as usize;
+        if decl.separate_approver && self.user == self.starter {
+            self.notice(&format!(
+                "gate {} needs an approver other than {}, who started the run: --yes does not approve it",
+                decl.name, self.user
+            ));
+            return Ok(());
+        }
+        if self.has_approved(node, &self.user) {
+            return Ok(());
+        }
+        let ev = Event::GateApproved {
+            gate: decl.name.clone(),
+            by: self.user.clone(),
+            host: current_host(),
+            note: Some("--yes".into()),
+            plan_fingerprint: self.plan.fingerprint.clone(),
+            account: Some(self.user.clone()),
+            at: None,
+        };
+        self.journal_decision(ev)?;
+        self.preload_approver(node, self.user.clone());
+        if need > 1 {
+            self.notice(&format!(
+                "gate {} needs {need} approvals from distinct accounts: --yes gave {}'s, the others must approve",
+                decl.name, self.user
+            ));
+        }
+        Ok(())
+    }
+
     // A rejection waymark itself decides (timeout, failed rehearsal), journaled like a
     // person's so `status` says who and why.
     fn reject_by_waymark(&self, node: usize, why: String) -> GateState {
@@ -611,8 +696,10 @@ impl RhaiAction {
             host: current_host(),
             note: Some(why.clone()),
             plan_fingerprint: self.plan.fingerprint.clone(),
+            account: None,
+            at: None,
         };
-        if let Err(e) = self.journal.append_blocking(vec![ev]) {
+        if let Err(e) = self.journal_decision(ev) {
             return GateState::Rejected(format!("{why} (and it could not be journaled: {e})"));
         }
         GateState::Rejected(why)
@@ -652,6 +739,9 @@ impl Action for RhaiAction {
         let decl = &self.plan.steps[node].decl;
         debug_assert_eq!(decl.kind, StepKind::Gate);
         let need = decl.approvals.max(1) as usize;
+        if let (true, Some(d)) = (_first, &self.display) {
+            d.gate_waits(&decl.name);
+        }
         // In a rehearsal the `rehearse` closure plays the operator's part, once.
         let rehearsal = self.estate.as_ref().is_some_and(|e| e.is_rehearsal());
         if let (true, Some(r)) = (rehearsal, &decl.rehearse) {
@@ -667,18 +757,16 @@ impl Action for RhaiAction {
                 }
             }
         }
-        if self.gate_mode == GateMode::ApproveAll {
-            let ev = Event::GateApproved {
-                gate: decl.name.clone(),
-                by: self.user.clone(),
-                host: current_host(),
-                note: Some("--yes".into()),
-                plan_fingerprint: self.plan.fingerprint.clone(),
-            };
-            return match self.journal.append_blocking(vec![ev]) {
-                Ok(_) => GateState::Approved,
-                Err(e) => GateState::Rejected(format!("could not journal the approval: {e}")),
-            };
+        if self.gate_mode == GateMode::ApproveAll
+            && self
+                .yes_given
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node)
+        {
+            if let Err(e) = self.approve_with_yes(node) {
+                return GateState::Rejected(format!("could not journal the approval: {e}"));
+            }
         }
         if self.gate_mode == GateMode::Prompt
             && _first
@@ -702,17 +790,24 @@ impl Action for RhaiAction {
             if g != node {
                 continue; // another gate's: it is decided when that gate is polled
             }
-            if item.decision == Decision::Approve && decl.separate_approver && item.by == self.user
-            {
-                let _ = p.remove();
-                tracing::warn!(
-                    "gate {}: {} started this run and cannot approve it (separate_approver)",
-                    decl.name,
-                    item.by
-                );
-                continue;
+            if item.decision == Decision::Approve {
+                // `waymark approve` refuses both; a hand-made or duplicate item still must
+                // not count.
+                if decl.separate_approver && item.account == self.starter {
+                    let _ = p.remove();
+                    self.notice(&format!(
+                        "gate {}: {} started this run and cannot approve it (separate_approver); approval ignored",
+                        decl.name, item.account
+                    ));
+                    continue;
+                }
+                if self.has_approved(node, &item.account) {
+                    // Delivered again after a crash between journaling and removal.
+                    let _ = p.remove();
+                    continue;
+                }
             }
-            if self.journal.append_blocking(vec![item.to_event()]).is_err() {
+            if self.journal_decision(item.to_event()).is_err() {
                 return GateState::Waiting;
             }
             let _ = p.remove();
@@ -723,16 +818,9 @@ impl Action for RhaiAction {
                         .clone()
                         .map(|n| format!(": {n}"))
                         .unwrap_or_default();
-                    return GateState::Rejected(format!("rejected by {}{note}", item.by));
+                    return GateState::Rejected(format!("rejected by {}{note}", who(item)));
                 }
-                Decision::Approve => {
-                    self.approvers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .entry(node)
-                        .or_default()
-                        .insert(item.by.clone());
-                }
+                Decision::Approve => self.preload_approver(node, item.account.clone()),
             }
         }
         let have = self

@@ -9,6 +9,10 @@
 //!
 //! Each file is written to a hidden temporary name, fsynced and renamed into place, so a
 //! reader never sees half an approval.
+//!
+//! Who decided is not taken from the file's contents: on Unix the account is the owner of
+//! the file, which only the approver's own process (or root) can have created. A
+//! hand-written item claiming to be someone else is therefore recorded as its real author.
 
 use crate::journal::record::Event;
 use serde::{Deserialize, Serialize};
@@ -42,8 +46,11 @@ pub struct InboxItem {
     pub decision: Decision,
     /// The gate decided on.
     pub gate: String,
-    /// Who decided (`--by`, else the OS user).
+    /// Display name of who decided (`--by`, else the account).
     pub by: String,
+    /// The OS account that decided; on Unix replaced on reading by the file's owner.
+    #[serde(default)]
+    pub account: String,
     /// Host the decision was made on.
     pub host: String,
     /// `--note`, if given.
@@ -56,18 +63,21 @@ pub struct InboxItem {
 }
 
 impl InboxItem {
-    /// A decision made now, on this host.
+    /// A decision made now, on this host, by this process's account; `by` is the display
+    /// name (`None`: the account).
     pub fn new(
         decision: Decision,
         gate: impl Into<String>,
-        by: impl Into<String>,
+        by: Option<String>,
         note: Option<String>,
         plan_fingerprint: impl Into<String>,
     ) -> Self {
+        let account = crate::journal::current_user();
         InboxItem {
             decision,
             gate: gate.into(),
-            by: by.into(),
+            by: by.unwrap_or_else(|| account.clone()),
+            account,
             host: crate::journal::current_host(),
             note,
             plan_fingerprint: plan_fingerprint.into(),
@@ -84,6 +94,8 @@ impl InboxItem {
                 host: self.host.clone(),
                 note: self.note.clone(),
                 plan_fingerprint: self.plan_fingerprint.clone(),
+                account: Some(self.account.clone()),
+                at: Some(self.at.clone()),
             },
             Decision::Reject => Event::GateRejected {
                 gate: self.gate.clone(),
@@ -91,6 +103,8 @@ impl InboxItem {
                 host: self.host.clone(),
                 note: self.note.clone(),
                 plan_fingerprint: self.plan_fingerprint.clone(),
+                account: Some(self.account.clone()),
+                at: Some(self.at.clone()),
             },
         }
     }
@@ -261,12 +275,23 @@ fn read_item(path: &Path) -> Result<InboxItem, ReadProblem> {
             ReadProblem::Bad(e.to_string())
         }
     };
-    let len = fs::metadata(path).map_err(bad)?.len();
+    let meta = fs::metadata(path).map_err(bad)?;
+    let len = meta.len();
     if len > MAX_ITEM_BYTES {
         return Err(ReadProblem::Bad(format!("{len} bytes is too large")));
     }
     let bytes = fs::read(path).map_err(bad)?;
-    serde_json::from_slice(&bytes).map_err(|e| ReadProblem::Bad(format!("not an approval: {e}")))
+    let mut item: InboxItem = serde_json::from_slice(&bytes)
+        .map_err(|e| ReadProblem::Bad(format!("not an approval: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        item.account = crate::journal::identity::account_name(meta.uid());
+    }
+    if item.account.trim().is_empty() {
+        return Err(ReadProblem::Bad("names no account".into()));
+    }
+    Ok(item)
 }
 
 /// A file name stem that sorts in submission order: `NANOS-PID-COUNTER`.
@@ -292,7 +317,7 @@ mod tests {
         InboxItem::new(
             Decision::Approve,
             gate,
-            by,
+            Some(by.into()),
             Some("looks good".into()),
             "fp1",
         )
@@ -391,13 +416,28 @@ mod tests {
     }
 
     #[test]
+    fn an_items_account_is_its_files_owner_not_what_it_claims() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut item = approval("g", "bob");
+        item.account = "someone-else".into();
+        submit(tmp.path(), &item).unwrap();
+        let drained = drain(tmp.path()).unwrap();
+        #[cfg(unix)]
+        assert_eq!(
+            drained.items[0].item.account,
+            crate::journal::current_user()
+        );
+        assert_eq!(drained.items[0].item.by, "bob");
+    }
+
+    #[test]
     fn items_become_gate_events() {
         let approve = approval("g", "bob");
         assert!(matches!(
             approve.to_event(),
             Event::GateApproved { ref gate, ref by, .. } if gate == "g" && by == "bob"
         ));
-        let reject = InboxItem::new(Decision::Reject, "g", "carol", None, "fp1");
+        let reject = InboxItem::new(Decision::Reject, "g", Some("carol".into()), None, "fp1");
         assert!(matches!(
             reject.to_event(),
             Event::GateRejected { ref by, note: None, .. } if by == "carol"

@@ -4,6 +4,8 @@
 //! → [`plan`] (validated DAG, waves, fingerprints) → scheduler (run opaque actions
 //! over the DAG) with every state change written to the [`journal`]. See ARCHITECTURE.md.
 
+#[macro_use]
+pub mod term;
 pub mod cancel;
 pub mod cli;
 pub mod diagnostic;

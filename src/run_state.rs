@@ -6,7 +6,7 @@
 //! holds the run's lock. That fact separates a live run (`running`, its in-flight steps
 //! `running`) from a dead one (`crashed`, its in-flight steps `unknown`).
 
-use crate::journal::record::{Event, FinalStatus, Record};
+use crate::journal::record::{Event, FinalStatus, GateInfo, Record};
 use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE, RUNS_DIR};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -119,9 +119,11 @@ impl fmt::Display for StepState {
 /// One person's approval (or rejection) of a gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
-    /// Who decided.
+    /// Display name of who decided (`--by`, else the account).
     pub by: String,
-    /// When it was journaled.
+    /// The OS account that decided (`by` in journals older than the field).
+    pub account: String,
+    /// When it was given (for older journals: when it was journaled).
     pub at: String,
     /// Their note, if any.
     pub note: Option<String>,
@@ -154,6 +156,8 @@ pub struct StepStatus {
     pub approvals: Vec<Approval>,
     /// Rejections of a gate, in the order journaled.
     pub rejections: Vec<Approval>,
+    /// A gate's declaration as last recorded (absent in older journals).
+    pub gate: Option<GateInfo>,
     /// Success was established by a `check` probe on resume, not by running it.
     pub verified: bool,
     /// An operator declared it done (`--mark-done`); who, if so.
@@ -180,6 +184,7 @@ impl StepStatus {
             output: None,
             approvals: Vec::new(),
             rejections: Vec::new(),
+            gate: None,
             verified: false,
             marked_done: None,
             skip_reason: None,
@@ -265,9 +270,11 @@ impl RunState {
                 let approvals: Vec<Value> = s
                     .approvals
                     .iter()
-                    .map(|a| json!({ "by": a.by, "at": a.at, "note": a.note }))
+                    .map(|a| {
+                        json!({ "by": a.by, "account": a.account, "host": a.host, "at": a.at, "note": a.note })
+                    })
                     .collect();
-                json!({
+                let mut step = json!({
                     "name": s.name,
                     "kind": s.kind,
                     "state": s.state.as_str(),
@@ -277,7 +284,21 @@ impl RunState {
                     "error": s.error,
                     "output": s.output.clone().unwrap_or(Value::Null),
                     "approvals": approvals,
-                })
+                });
+                if let Some(g) = &s.gate {
+                    step["title"] = json!(g.title);
+                    step["instructions"] = json!(g.instructions);
+                    step["approvals_needed"] = json!(g.approvals.max(1));
+                    step["separate_approver"] = json!(g.separate_approver);
+                }
+                if !s.rejections.is_empty() {
+                    step["rejections"] = s
+                        .rejections
+                        .iter()
+                        .map(|a| json!({ "by": a.by, "account": a.account, "host": a.host, "at": a.at, "note": a.note }))
+                        .collect();
+                }
+                step
             })
             .collect();
         json!({
@@ -435,20 +456,30 @@ impl Replay {
                 for planned in steps {
                     if !self.index.contains_key(&planned.name) {
                         self.index.insert(planned.name.clone(), self.steps.len());
-                        self.steps.push(StepStatus::new(
+                        let mut s = StepStatus::new(
                             &planned.name,
                             &planned.kind,
                             Some(planned.fingerprint.clone()),
-                        ));
+                        );
+                        s.gate = planned.gate.clone();
+                        self.steps.push(s);
                     }
                 }
             }
             Event::RunResumed {
-                plan_fingerprint, ..
+                plan_fingerprint,
+                gates,
+                ..
             } => {
                 self.live_again();
                 self.resumes += 1;
                 self.plan_fingerprint = plan_fingerprint.clone();
+                if !self.run_level_only {
+                    for planned in gates {
+                        let s = self.step(&planned.name, "gate");
+                        s.gate = planned.gate.clone();
+                    }
+                }
             }
             Event::StepStarted { step, .. } => {
                 let s = self.step(step, "step");
@@ -517,36 +548,41 @@ impl Replay {
                 s.finished_at = None;
                 s.started_at.get_or_insert_with(|| ts.to_string());
             }
+            // One approval is not the gate passing (it may need more, or a resume may find
+            // it was given by the wrong account): only the `step_succeeded` the scheduler
+            // writes once the gate is satisfied marks it approved.
             Event::GateApproved {
                 gate,
                 by,
                 host,
                 note,
+                account,
+                at,
                 ..
             } => {
-                let seq = record.seq;
                 let s = self.step(gate, "gate");
                 s.approvals.push(Approval {
                     by: by.clone(),
-                    at: ts.to_string(),
+                    account: account.clone().unwrap_or_else(|| by.clone()),
+                    at: at.clone().unwrap_or_else(|| ts.to_string()),
                     note: note.clone(),
                     host: host.clone(),
                 });
-                s.finish(StepState::Approved, ts);
-                s.error = None;
-                s.completed_seq = Some(seq);
             }
             Event::GateRejected {
                 gate,
                 by,
                 host,
                 note,
+                account,
+                at,
                 ..
             } => {
                 let s = self.step(gate, "gate");
                 s.rejections.push(Approval {
                     by: by.clone(),
-                    at: ts.to_string(),
+                    account: account.clone().unwrap_or_else(|| by.clone()),
+                    at: at.clone().unwrap_or_else(|| ts.to_string()),
                     note: note.clone(),
                     host: host.clone(),
                 });
@@ -753,6 +789,17 @@ mod tests {
                 host: "h".into(),
                 note: Some(format!("ok from {by}")),
                 plan_fingerprint: "fp".into(),
+                account: Some(format!("{by}-account")),
+                at: Some("2026-11-23T22:00:00.000Z".into()),
+            })
+        }
+
+        fn gate_passed(&mut self, gate: &str) -> &mut Self {
+            self.push(Event::StepSucceeded {
+                step: gate.into(),
+                attempt: 1,
+                output: serde_json::Value::Null,
+                verified: false,
             })
         }
 
@@ -762,6 +809,7 @@ mod tests {
                 host: "h".into(),
                 plan_fingerprint: "fp".into(),
                 changes: vec![],
+                gates: vec![],
             })
         }
 
@@ -904,12 +952,23 @@ mod tests {
             "an approval does not resume"
         );
         let gate = approved.step("sim-upgrade").unwrap();
-        assert_eq!(gate.state, StepState::Approved);
+        assert_eq!(
+            gate.state,
+            StepState::AwaitingApproval,
+            "an approval counts once the resumed run finds it enough"
+        );
         assert_eq!(gate.approvals.len(), 1);
         assert_eq!(gate.approvals[0].by, "bob");
+        assert_eq!(gate.approvals[0].account, "bob-account");
+        assert_eq!(gate.approvals[0].at, "2026-11-23T22:00:00.000Z");
         assert_eq!(gate.approvals[0].note.as_deref(), Some("ok from bob"));
 
-        j.resumed().started_step("after", 1).succeeded("after", 1);
+        j.resumed().gate_passed("sim-upgrade");
+        assert_eq!(
+            j.replay(true).step("sim-upgrade").unwrap().state,
+            StepState::Approved
+        );
+        j.started_step("after", 1).succeeded("after", 1);
         j.finished(FinalStatus::Succeeded);
         let done = j.replay(false);
         assert_eq!(done.status, RunStatus::Succeeded);
@@ -945,11 +1004,33 @@ mod tests {
         );
 
         j.resumed().approved("g", "carol");
+        assert_eq!(
+            j.replay(true).step("g").unwrap().state,
+            StepState::AwaitingApproval
+        );
+        j.gate_passed("g");
         let run = j.replay(true);
         let g = run.step("g").unwrap();
         assert_eq!(g.state, StepState::Approved);
         let by: Vec<&str> = g.approvals.iter().map(|a| a.by.as_str()).collect();
         assert_eq!(by, ["bob", "carol"]);
+    }
+
+    #[test]
+    fn an_approval_journaled_before_accounts_existed_counts_its_by_as_the_account() {
+        let line =
+            r#"{"type":"gate_approved","gate":"g","by":"bob","host":"h","plan_fingerprint":"fp"}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        let mut j = Journal::start(&[("g", "gate")]);
+        j.push(Event::GateWaiting { gate: "g".into() });
+        j.push(event);
+        let run = j.replay(false);
+        let a = &run.step("g").unwrap().approvals[0];
+        assert_eq!((a.by.as_str(), a.account.as_str()), ("bob", "bob"));
+        assert!(
+            !a.at.is_empty(),
+            "the journal time stands in for when it was given"
+        );
     }
 
     #[test]
@@ -962,6 +1043,8 @@ mod tests {
             host: "h".into(),
             note: Some("replication still on".into()),
             plan_fingerprint: "fp".into(),
+            account: None,
+            at: None,
         });
         j.finished(FinalStatus::Failed);
         let run = j.replay(false);
@@ -1109,7 +1192,7 @@ mod tests {
         let mut j = Journal::start(&[("a", "step"), ("g", "gate")]);
         j.started_step("a", 1).succeeded("a", 1);
         j.push(Event::GateWaiting { gate: "g".into() });
-        j.approved("g", "bob");
+        j.approved("g", "bob").gate_passed("g");
         let doc = j.replay(true).to_status_json();
         let keys = |v: &Value| -> Vec<String> {
             let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
@@ -1150,8 +1233,10 @@ mod tests {
         assert_eq!(steps[1]["kind"], "gate");
         assert_eq!(steps[1]["state"], "approved");
         let approval = &steps[1]["approvals"][0];
-        assert_eq!(keys(approval), ["at", "by", "note"]);
+        // SPEC §9 extends the §3 shape with the account and host.
+        assert_eq!(keys(approval), ["account", "at", "by", "host", "note"]);
         assert_eq!(approval["by"], "bob");
+        assert_eq!(approval["account"], "bob-account");
     }
 
     #[test]
@@ -1204,6 +1289,7 @@ mod tests {
                 host: s(),
                 plan_fingerprint: s(),
                 changes: vec![],
+                gates: vec![],
             },
             Event::StepStarted {
                 step: s(),
@@ -1237,6 +1323,8 @@ mod tests {
                 host: s(),
                 note: None,
                 plan_fingerprint: s(),
+                account: None,
+                at: None,
             },
             Event::GateRejected {
                 gate: s(),
@@ -1244,6 +1332,8 @@ mod tests {
                 host: s(),
                 note: None,
                 plan_fingerprint: s(),
+                account: None,
+                at: None,
             },
             Event::RunPaused {
                 reason: s(),

@@ -2,10 +2,14 @@
 //! one function per command. Every command returns `Result<Exit, CliError>`; only
 //! [`main`] prints errors and picks the exit code.
 
+mod decide_cmds;
+pub mod hint;
 mod load;
 mod plan_cmds;
+mod recap;
 mod resume_cmds;
 mod run_cmds;
+mod status_cmds;
 
 use crate::exit::Exit;
 use clap::{Args, Parser, Subcommand};
@@ -188,7 +192,8 @@ struct RunArgs {
     /// After a failure, keep running branches that do not depend on it.
     #[arg(long)]
     keep_going: bool,
-    /// Approve every gate as the current user (for rehearsals).
+    /// Give every gate one approval by your account (for rehearsals); a gate that needs a
+    /// separate approver or several accounts still waits for them.
     #[arg(long)]
     yes: bool,
     /// Never prompt: a gate pauses the run (implied when stdin is not a terminal).
@@ -205,7 +210,7 @@ struct ResumeArgs {
     run_id: Option<String>,
     #[command(flatten)]
     state: StateDirArg,
-    /// Approve every gate as the current user (for rehearsals).
+    /// Give every gate one approval by your account (for rehearsals).
     #[arg(long)]
     yes: bool,
     /// Never prompt: a gate pauses the run.
@@ -237,8 +242,8 @@ struct DecideArgs {
     run_id: String,
     /// The gate.
     gate: String,
-    /// Who decides (default: the OS user).
-    #[arg(long)]
+    /// Display name recorded beside your OS account (which is what gates count).
+    #[arg(long, value_name = "NAME")]
     by: Option<String>,
     /// Why, or what was checked.
     #[arg(long)]
@@ -334,6 +339,7 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.verbose);
+    crate::display::set_verbose(cli.verbose > 0);
     let result = match cli.command {
         Command::List => plan_cmds::list(),
         Command::Check(a) => plan_cmds::check(&a),
@@ -374,7 +380,7 @@ pub fn main() -> i32 {
             run_id,
             json,
             state,
-        } => run_cmds::status(&state.state_dir, run_id.as_deref(), json),
+        } => status_cmds::status(&state.state_dir, run_id.as_deref(), json),
         Command::Runs { json, state } => run_cmds::runs(&state.state_dir, json),
         Command::Log {
             run_id,
@@ -387,7 +393,7 @@ pub fn main() -> i32 {
             output,
             state,
         } => run_cmds::report(&state.state_dir, &run_id, output.as_deref()),
-        Command::Approve(a) => run_cmds::decide(
+        Command::Approve(a) => decide_cmds::decide(
             &a.state.state_dir,
             &a.run_id,
             &a.gate,
@@ -403,7 +409,7 @@ pub fn main() -> i32 {
         Command::Lab(LabCommand::Reset { inventory, state }) => {
             run_cmds::lab_reset(inventory.as_deref(), &state.state_dir)
         }
-        Command::Reject(a) => run_cmds::decide(
+        Command::Reject(a) => decide_cmds::decide(
             &a.state.state_dir,
             &a.run_id,
             &a.gate,
@@ -416,9 +422,9 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code as i32,
         Err(e) => {
-            eprint!("{}", e.message);
+            err!("{}", e.message);
             if !e.message.ends_with('\n') {
-                eprintln!();
+                errln!();
             }
             e.exit as i32
         }

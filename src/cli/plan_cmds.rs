@@ -11,7 +11,7 @@ use crate::shipped;
 pub fn list() -> Result<Exit, CliError> {
     let names = shipped::runbook_names();
     if names.is_empty() {
-        println!("no runbooks are shipped in this build");
+        outln!("no runbooks are shipped in this build");
         return Ok(Exit::Ok);
     }
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
@@ -28,7 +28,7 @@ pub fn list() -> Result<Exit, CliError> {
             Ok(rb) => format!("{} — {}", rb.decl.name, rb.decl.description),
             Err(_) => describe_statically(shipped::runbook(name).unwrap_or_default()),
         };
-        println!("{name:width$}  {desc}");
+        outln!("{name:width$}  {desc}");
     }
     Ok(Exit::Ok)
 }
@@ -59,7 +59,7 @@ pub fn check(args: &RunbookArgs) -> Result<Exit, CliError> {
         .iter()
         .filter(|s| s.decl.kind == StepKind::Gate)
         .count();
-    println!(
+    outln!(
         "ok: {} ({}) — {} steps, {} gates, {} waves",
         rb.decl.name,
         rb.file,
@@ -81,6 +81,6 @@ pub fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliError> {
         PlanFormat::Mermaid => render::plan_mermaid(&plan),
         PlanFormat::Dot => render::plan_dot(&plan),
     };
-    print!("{out}");
+    out!("{out}");
     Ok(Exit::Ok)
 }

@@ -58,7 +58,7 @@ fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
     // A run that cannot be read is not a candidate, but the operator must hear why. The
     // chosen run's own warnings are printed when its journal is reopened, not twice.
     for w in listing.warnings_besides(chosen.as_deref()) {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     chosen.ok_or_else(|| {
         bad(format!(
@@ -109,7 +109,7 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
     });
     let (writer, warnings, state) = journal.map_err(|e| bad(format!("error: {e}")))?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     // The early load used the unverified first line; it stands only if the verified
     // journal says the same.
@@ -172,9 +172,10 @@ pub fn resume(
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
     let (state, plan) = (&re.state, &re.plan);
     if matches!(state.status, RunStatus::Succeeded | RunStatus::RolledBack) && r.from.is_none() {
-        println!(
+        outln!(
             "run {} already {}: nothing to resume",
-            re.run_id, state.status
+            re.run_id,
+            state.status
         );
         return Ok(Exit::Ok);
     }
@@ -219,16 +220,16 @@ pub fn resume(
         }
     }
     if !changes.is_empty() {
-        eprintln!("the runbook changed since this run started:");
+        errln!("the runbook changed since this run started:");
         for c in &changes {
-            eprintln!("  - {c}");
+            errln!("  - {c}");
         }
     }
     if !blocking.is_empty() && !r.accept_changes {
         return Err(bad(format!(
-            "error: steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: waymark resume {} --accept-changes",
+            "error: steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: {} --accept-changes",
             blocking.join(", "),
-            re.run_id
+            super::hint::resume(&re.run_id, state_dir)
         )));
     }
 
@@ -248,6 +249,12 @@ pub fn resume(
         host: current_host(),
         plan_fingerprint: plan.fingerprint.clone(),
         changes: changes.clone(),
+        gates: plan
+            .steps
+            .iter()
+            .filter(|s| s.decl.kind == StepKind::Gate)
+            .map(|s| super::run_cmds::planned_step(plan, s))
+            .collect(),
     }];
     for (i, s) in plan.steps.iter().enumerate() {
         let name = &s.decl.name;
@@ -258,7 +265,7 @@ pub fn resume(
             continue;
         }
         for a in &old.approvals {
-            resumed.approvals.push((i, a.by.clone()));
+            resumed.approvals.push((i, a.account.clone()));
         }
         if old.state == StepState::AwaitingApproval {
             if let Some(t) = old
@@ -281,13 +288,13 @@ pub fn resume(
                     });
                     prior[i] = Prior::Done(serde_json::Value::Null);
                 } else if r.rerun.contains(name) {
-                    eprintln!("{name}: was in flight; --rerun: running it again");
+                    errln!("{name}: was in flight; --rerun: running it again");
                 } else if s.decl.check.is_some() {
                     // The probe decides first, idempotent or not (SPEC §5): re-running
                     // an idempotent step is safe but may still cost a restart.
                     resumed.probe.push(i);
                 } else if s.decl.idempotent {
-                    eprintln!("{name}: was in flight; idempotent: running it again");
+                    errln!("{name}: was in flight; idempotent: running it again");
                 } else {
                     undecided.push(name.clone());
                 }
@@ -323,22 +330,18 @@ pub fn resume(
         undecided = still;
     }
     if !undecided.is_empty() {
-        let sd = if state_dir == Path::new(".waymark") {
-            String::new()
-        } else {
-            format!(" --state-dir {}", state_dir.display())
-        };
-        eprintln!("these steps were running when the run stopped, are not idempotent and have no check probe:");
+        let sd = super::hint::state_dir_flag(state_dir);
+        errln!("these steps were running when the run stopped, are not idempotent and have no check probe:");
         for u in &undecided {
-            eprintln!("  - {u}");
+            errln!("  - {u}");
         }
-        eprintln!("check on the servers whether each one happened, then tell waymark:");
+        errln!("check on the servers whether each one happened, then tell waymark:");
         for u in &undecided {
-            eprintln!(
+            errln!(
                 "  it happened:       waymark resume {} --mark-done {u}{sd}",
                 re.run_id
             );
-            eprintln!(
+            errln!(
                 "  it did not happen: waymark resume {} --rerun {u}{sd}",
                 re.run_id
             );
@@ -349,7 +352,7 @@ pub fn resume(
     re.writer
         .append_blocking(events)
         .map_err(|e| bad(format!("error: {e}")))?;
-    eprintln!(
+    errln!(
         "resuming run {}: {} ({} steps)",
         re.run_id,
         re.rb.decl.name,
@@ -404,15 +407,15 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
         .collect();
     done.sort_by_key(|d| std::cmp::Reverse(d.0));
     if done.is_empty() {
-        println!(
+        outln!(
             "run {}: no succeeded step has an undo; nothing to roll back",
             re.run_id
         );
         return Ok(Exit::Ok);
     }
-    println!("rollback of run {} will undo, in this order:", re.run_id);
+    outln!("rollback of run {} will undo, in this order:", re.run_id);
     for (_, i) in &done {
-        println!("  - {}", re.plan.steps[*i].decl.name);
+        outln!("  - {}", re.plan.steps[*i].decl.name);
     }
     if !yes {
         return Err(bad(
@@ -463,7 +466,7 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
         j(Event::UndoStarted {
             step: d.name.clone(),
         })?;
-        eprintln!("↶ undo {}", d.name);
+        errln!("↶ undo {}", d.name);
         match action.call(i, 1, undo, &crate::cancel::CancelToken::new(), &known) {
             Ok(_) => {
                 j(Event::UndoSucceeded {
@@ -471,7 +474,7 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
                 })?;
             }
             Err(e) => {
-                eprintln!("✗ undo {} failed: {e}", d.name);
+                errln!("✗ undo {} failed: {e}", d.name);
                 j(Event::UndoFailed {
                     step: d.name.clone(),
                     error: e,
@@ -484,13 +487,13 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
         j(Event::RunFinished {
             status: FinalStatus::RolledBack,
         })?;
-        println!("run {} rolled back", re.run_id);
+        outln!("run {} rolled back", re.run_id);
         Ok(Exit::Failed)
     } else {
         j(Event::RunFinished {
             status: FinalStatus::Failed,
         })?;
-        println!(
+        outln!(
             "rollback of run {} incomplete: {} failed to undo",
             re.run_id,
             failed.join(", ")

@@ -6,14 +6,13 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::dsl::StepKind;
 use crate::executor::{GateMode, RhaiAction};
 use crate::exit::{CliError, Exit};
-use crate::inbox::{self, Decision, InboxItem};
 use crate::journal::{
     self, current_host, current_user, Event, JournalWriter, PlannedStep, RunLock,
 };
 use crate::notify::{self, Delivery, GateInfo, Hooks, Kind, Notifier, RunInfo};
 use crate::plan::Plan;
 use crate::redact::Redactor;
-use crate::run_state::{list_runs, RunState, RunStatus};
+use crate::run_state::{list_runs, RunState};
 use crate::scheduler::{self, Node, NodeKind, Options, Outcome, Prior};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -57,6 +56,26 @@ pub fn nodes_of(plan: &Plan) -> Vec<Node> {
         .collect()
 }
 
+/// How the journal records a step of the plan (gates with what an approver must see).
+pub fn planned_step(plan: &Plan, s: &crate::plan::PlanStep) -> PlannedStep {
+    PlannedStep {
+        name: s.decl.name.clone(),
+        kind: s.decl.kind.as_str().into(),
+        fingerprint: s.fingerprint.clone(),
+        after: s
+            .deps
+            .iter()
+            .map(|&d| plan.steps[d].decl.name.clone())
+            .collect(),
+        gate: (s.decl.kind == StepKind::Gate).then(|| crate::journal::GateInfo {
+            title: s.decl.title.clone(),
+            instructions: s.decl.instructions.clone().unwrap_or_default(),
+            approvals: s.decl.approvals.max(1),
+            separate_approver: s.decl.separate_approver,
+        }),
+    }
+}
+
 fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::bad_input(format!("error: {what}: {e}"))
 }
@@ -72,7 +91,7 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     // A mistake in the hooks is reported before the run exists, not after it started.
     notify_hooks(&rb, estate.inventory())?;
     if estate.is_rehearsal() {
-        eprintln!(
+        errln!(
             "REHEARSAL against the lab estate `{}` ({}); nothing real is touched",
             estate.inventory().name,
             if args.inventory.is_some() {
@@ -98,25 +117,12 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         user: current_user(),
         host: current_host(),
         plan_fingerprint: plan.fingerprint.clone(),
-        steps: plan
-            .steps
-            .iter()
-            .map(|s| PlannedStep {
-                name: s.decl.name.clone(),
-                kind: s.decl.kind.as_str().into(),
-                fingerprint: s.fingerprint.clone(),
-                after: s
-                    .deps
-                    .iter()
-                    .map(|&d| plan.steps[d].decl.name.clone())
-                    .collect(),
-            })
-            .collect(),
+        steps: plan.steps.iter().map(|s| planned_step(&plan, s)).collect(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let (writer, _) = JournalWriter::create(&run_dir, first)
         .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    eprintln!(
+    errln!(
         "run {run_id}: {} ({} steps)",
         rb.decl.name,
         plan.steps.len()
@@ -232,7 +238,7 @@ pub fn execute(
     let run_info = RunInfo {
         run_id: run_id.to_string(),
         runbook: rb.decl.name.clone(),
-        state_dir_flag: state_dir_flag(state_dir),
+        state_dir_flag: super::hint::state_dir_flag(state_dir),
     };
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let gate_mode = if o.yes {
@@ -272,7 +278,7 @@ pub fn execute(
         let done = crate::scheduler::FinishedView::default();
         match action.call(i, 1, &check, &CancelToken::new(), &done) {
             Ok(v) if v.as_bool() == Some(true) => {
-                eprintln!(
+                errln!(
                     "{name}: was in flight; its check probe says it is done (recorded as verified)"
                 );
                 let ev = Event::StepSucceeded {
@@ -286,11 +292,11 @@ pub fn execute(
                     .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
                 prior[i] = Prior::Done(serde_json::Value::Null);
             }
-            Ok(_) => eprintln!(
+            Ok(_) => errln!(
                 "{name}: was in flight; its check probe says it is not done: running it again"
             ),
             Err(e) => {
-                eprintln!("{name}: was in flight; its check probe failed ({e}): running it again")
+                errln!("{name}: was in flight; its check probe failed ({e}): running it again")
             }
         }
     }
@@ -304,6 +310,7 @@ pub fn execute(
             .count(),
     ));
     display.start_ticker(std::time::Duration::from_secs(10));
+    action.display = Some(display.clone());
     let observer_display = display.clone();
     // With --yes nobody needs to be called to a gate: it is approved at once.
     let gate_calls = notifier
@@ -350,7 +357,7 @@ pub fn execute(
             }
             #[cfg(not(unix))]
             let _ = ctrl_c.await;
-            eprintln!("\ninterrupted: stopping running steps and killing their processes…");
+            errln!("\ninterrupted: stopping running steps and killing their processes…");
             int.cancel(CancelReason::Interrupted);
         });
         scheduler::run(
@@ -382,48 +389,32 @@ pub fn execute(
         n.finish(std::time::Duration::from_secs(20));
     }
     super::drop_later(plan);
-    let sd = state_dir_flag(state_dir);
-    Ok(match outcome {
+    let exit = match &outcome {
         Outcome::Succeeded => {
-            eprintln!("run {run_id} succeeded");
+            errln!("run {run_id} succeeded");
             Exit::Ok
         }
         Outcome::Failed(steps) => {
-            eprintln!("run {run_id} failed: {}", steps.join(", "));
-            if let Some(s) = steps.first() {
-                eprintln!(
-                    "  see what happened:  waymark log {run_id} {}{sd}",
-                    s.split(' ').next().unwrap_or(s)
-                );
-            }
-            eprintln!("  after fixing it:    waymark resume {run_id}{sd}");
+            errln!("run {run_id} failed: {}", steps.join(", "));
             Exit::Failed
         }
         Outcome::Paused(gates) => {
-            eprintln!(
+            errln!(
                 "run {run_id} paused: waiting for approval of {}",
                 gates.join(", ")
             );
-            for g in &gates {
-                eprintln!("  approve:  waymark approve {run_id} {g}{sd}");
-            }
-            eprintln!("  then:     waymark resume {run_id}{sd}");
             Exit::Paused
         }
         Outcome::Cancelled => {
-            eprintln!("run {run_id} cancelled; steps that were running are left as unknown");
-            eprintln!("  continue: waymark resume {run_id}{sd}");
+            errln!("run {run_id} cancelled; steps that were running are left as unknown");
             Exit::Cancelled
         }
-    })
-}
-
-fn state_dir_flag(state_dir: &Path) -> String {
-    if state_dir == Path::new(".waymark") || std::env::var_os("WAYMARK_STATE_DIR").is_some() {
-        String::new()
-    } else {
-        format!(" --state-dir {}", state_dir.display())
-    }
+    };
+    err!(
+        "{}",
+        super::recap::recap(run_dir, state_dir, &display.warnings(), display.elapsed())
+    );
+    Ok(exit)
 }
 
 fn dry_run(
@@ -431,7 +422,7 @@ fn dry_run(
     plan: &Plan,
     estate: Arc<dyn crate::estate::Estate>,
 ) -> Result<Exit, CliError> {
-    println!(
+    outln!(
         "dry run of {} against `{}` ({} driver): nothing will be executed",
         plan.name,
         estate.inventory().name,
@@ -439,22 +430,22 @@ fn dry_run(
     );
     let mut n = 0;
     for (w, members) in plan.waves.iter().enumerate() {
-        println!("\nwave {}:", w + 1);
+        outln!("\nwave {}:", w + 1);
         for &i in members {
             n += 1;
             let d = &plan.steps[i].decl;
             if d.kind == StepKind::Gate {
-                println!(
+                outln!(
                     "  {n}. gate {} — a person approves: {}",
                     d.name,
                     d.title.as_deref().unwrap_or("")
                 );
                 for line in d.instructions.as_deref().unwrap_or("").lines() {
-                    println!("       > {line}");
+                    outln!("       > {line}");
                 }
                 continue;
             }
-            println!(
+            outln!(
                 "  {n}. {}{}",
                 d.name,
                 d.title
@@ -464,13 +455,13 @@ fn dry_run(
             );
             let (calls, stopped) = crate::executor::dry_run_step(rb, plan, i, Some(estate.clone()));
             for (what, lines) in calls {
-                println!("       {what}:");
+                outln!("       {what}:");
                 for l in lines.iter().flat_map(|l| l.lines()) {
-                    println!("         {l}");
+                    outln!("         {l}");
                 }
             }
             if let Some(why) = stopped {
-                println!(
+                outln!(
                     "       (what follows depends on results only known at run time: {})",
                     why.lines().next().unwrap_or("")
                 );
@@ -485,9 +476,9 @@ pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Resul
     let doc = crate::estate::lab::show(inventory, state_dir)
         .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!("{}", crate::estate::lab::show_text(&doc));
+        out!("{}", crate::estate::lab::show_text(&doc));
     }
     Ok(Exit::Ok)
 }
@@ -496,7 +487,7 @@ pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Resul
 pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
     let removed = crate::estate::lab::reset(inventory, state_dir)
         .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    println!(
+    outln!(
         "{}",
         if removed {
             "lab estate reset to the inventory's facts"
@@ -507,7 +498,10 @@ pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, Cli
     Ok(Exit::Ok)
 }
 
-fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf), CliError> {
+pub(super) fn resolve_run(
+    state_dir: &Path,
+    run: Option<&str>,
+) -> Result<(String, PathBuf), CliError> {
     match run {
         Some(id) => {
             let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
@@ -525,7 +519,7 @@ fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf),
             // older run as if it were the latest.
             let latest = listing.runs.last().map(|(id, _)| id.as_str());
             for w in listing.warnings_besides(latest) {
-                eprintln!("warning: {w}");
+                errln!("warning: {w}");
             }
             let (id, _) = listing.runs.last().ok_or_else(|| {
                 CliError::bad_input(format!(
@@ -539,66 +533,11 @@ fn resolve_run(state_dir: &Path, run: Option<&str>) -> Result<(String, PathBuf),
     }
 }
 
-/// `waymark status`.
-pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
-    let (_, dir) = resolve_run(state_dir, run)?;
-    let (state, warnings) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    for w in warnings {
-        eprintln!("warning: {w}");
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&state.to_status_json()).unwrap_or_default()
-        );
-        return Ok(Exit::Ok);
-    }
-    let v = state.to_status_json();
-    println!(
-        "run {}  {}  {}",
-        v["run_id"].as_str().unwrap_or(""),
-        v["runbook"].as_str().unwrap_or(""),
-        state.status
-    );
-    println!(
-        "started {}  finished {}",
-        v["started_at"].as_str().unwrap_or("-"),
-        v["finished_at"].as_str().unwrap_or("-")
-    );
-    for s in v["steps"].as_array().into_iter().flatten() {
-        let mut line = format!(
-            "  {:<18} {:<4} {}",
-            s["state"].as_str().unwrap_or(""),
-            s["kind"].as_str().unwrap_or(""),
-            s["name"].as_str().unwrap_or("")
-        );
-        let attempts = s["attempts"].as_u64().unwrap_or(0);
-        if attempts > 1 {
-            line.push_str(&format!("  ({attempts} attempts)"));
-        }
-        if let Some(e) = s["error"].as_str() {
-            line.push_str(&format!("  — {e}"));
-        }
-        for a in s["approvals"].as_array().into_iter().flatten() {
-            line.push_str(&format!(
-                "  approved by {}",
-                a["by"].as_str().unwrap_or("?")
-            ));
-        }
-        println!("{line}");
-    }
-    if state.status == RunStatus::Crashed {
-        println!("the run's process died; steps shown `unknown` were in flight. Continue with: waymark resume {}", v["run_id"].as_str().unwrap_or(""));
-    }
-    Ok(Exit::Ok)
-}
-
 /// `waymark runs`.
 pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
     let listing = list_runs(state_dir);
     for w in &listing.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if json {
         let v: Vec<_> = listing
@@ -608,14 +547,14 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
                 serde_json::json!({ "run_id": id, "runbook": s.runbook, "status": s.status.as_str(), "started_at": s.started_at, "finished_at": s.finished_at })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(Exit::Ok);
     }
     if listing.runs.is_empty() {
-        println!("no runs in {}", state_dir.display());
+        outln!("no runs in {}", state_dir.display());
     }
     for (id, s) in &listing.runs {
-        println!(
+        outln!(
             "{id}  {:<11} {}  {}",
             s.status.as_str(),
             s.started_at.as_deref().unwrap_or(""),
@@ -668,15 +607,15 @@ pub fn log(
         let path = dir.join("logs").join(crate::step_log::log_file_name(&name));
         if let Ok(text) = std::fs::read_to_string(&path) {
             if step.is_none() {
-                println!("== {name}");
+                outln!("== {name}");
             }
-            print!("{text}");
+            out!("{text}");
         } else if step.is_some() {
-            println!("(no log lines for {name})");
+            outln!("(no log lines for {name})");
         }
         if let Some(s) = state.step(&name) {
             if let Some(e) = &s.error {
-                println!("error: {e}");
+                outln!("error: {e}");
             }
         }
     }
@@ -754,59 +693,10 @@ pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit
         .unwrap_or_else(|| PathBuf::from(format!("report-{id}.html")));
     std::fs::write(&path, page)
         .map_err(|e| io_err(&format!("cannot write {}", path.display()), e))?;
-    eprintln!(
+    errln!(
         "report of run {id} ({}) written to {}",
         report.state.status,
         path.display()
     );
-    Ok(Exit::Ok)
-}
-
-/// `waymark approve` / `waymark reject`.
-pub fn decide(
-    state_dir: &Path,
-    run: &str,
-    gate: &str,
-    by: Option<String>,
-    note: Option<String>,
-    decision: Decision,
-) -> Result<Exit, CliError> {
-    let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    let Some(s) = state.step(gate) else {
-        return Err(CliError::bad_input(format!(
-            "error: run {run} has no gate `{gate}`"
-        )));
-    };
-    if s.kind != "gate" {
-        return Err(CliError::bad_input(format!(
-            "error: `{gate}` is a step, not a gate"
-        )));
-    }
-    let by = by.unwrap_or_else(current_user);
-    let item = InboxItem::new(
-        decision,
-        gate,
-        by.clone(),
-        note,
-        state.plan_fingerprint.clone(),
-    );
-    let verb = if decision == Decision::Approve {
-        "approval"
-    } else {
-        "rejection"
-    };
-    match RunLock::acquire(&dir) {
-        Err(_) => {
-            inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-            println!("{verb} of {gate} by {by} handed to the running process (it picks it up within a second)");
-        }
-        Ok(_lock) => {
-            // Nobody drives the run: the inbox keeps it until `resume` journals it.
-            inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-            println!("{verb} of {gate} by {by} recorded; continue with: waymark resume {run}");
-        }
-    }
     Ok(Exit::Ok)
 }

@@ -78,7 +78,7 @@ pub fn cancelled_reason() -> Option<String> {
 pub fn print_line(stream: &str, text: &str) {
     match current() {
         Some(env) => env.log.line(stream, text),
-        None => eprintln!("{text}"),
+        None => errln!("{text}"),
     }
 }
 

@@ -20,7 +20,7 @@ pub use error::JournalError;
 pub use identity::{current_host, current_user};
 pub use lock::{is_held, LockError, RunLock};
 pub use reader::{read_journal, read_origin, read_selected, JournalContents, RunOrigin};
-pub use record::{Event, FinalStatus, PlannedStep, Record};
+pub use record::{Event, FinalStatus, GateInfo, PlannedStep, Record};
 pub use writer::JournalWriter;
 
 use std::io;

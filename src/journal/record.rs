@@ -33,6 +33,26 @@ pub struct PlannedStep {
     /// runbook is edited (absent in journals written before it was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// For a gate: what an approver in another shell must see and what the gate needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateInfo>,
+}
+
+/// A gate's declaration as recorded in the journal, so `status` can show an approver what
+/// they approve and `approve` can refuse what would never count, without the runbook.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GateInfo {
+    /// The gate's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// What to do and check before approving.
+    #[serde(default)]
+    pub instructions: String,
+    /// Distinct approving accounts needed.
+    pub approvals: u32,
+    /// The account that started the run cannot approve.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub separate_approver: bool,
 }
 
 /// Terminal status of a run, as written in [`Event::RunFinished`].
@@ -84,6 +104,9 @@ pub enum Event {
         /// Steps added or changed since the previous plan, as accepted.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         changes: Vec<String>,
+        /// The gates of the plan as resumed (their declarations may have been edited).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        gates: Vec<PlannedStep>,
     },
     /// An attempt is about to run; durable before the action starts.
     StepStarted { step: String, attempt: u32 },
@@ -116,12 +139,22 @@ pub enum Event {
     /// One approval of a gate.
     GateApproved {
         gate: String,
+        /// Display name (`--by`, else the account).
         by: String,
         host: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
         /// The plan fingerprint the approver saw.
         plan_fingerprint: String,
+        /// The OS account that approved: what distinct-approver counting and
+        /// `separate_approver` judge. Absent in journals written before it existed, where
+        /// `by` is all there is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// When the approver gave it (RFC 3339), which may be long before it was journaled
+        /// (an advance approval waits in the inbox until its gate is reached).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
     },
     /// A gate was rejected; the run fails.
     GateRejected {
@@ -131,6 +164,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
         plan_fingerprint: String,
+        /// The OS account that rejected (see `GateApproved`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// When it was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
     },
     /// The run stopped and waits for a person (gate approval or decision).
     RunPaused {
@@ -173,6 +212,10 @@ impl Event {
                     kind: kind.to_string(),
                     fingerprint: format!("fp-{name}"),
                     after: Vec::new(),
+                    gate: (*kind == "gate").then(|| GateInfo {
+                        approvals: 1,
+                        ..GateInfo::default()
+                    }),
                 })
                 .collect(),
             version: "0.1.0".into(),

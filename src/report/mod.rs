@@ -329,6 +329,8 @@ mod tests {
                     host: "jump-1".into(),
                     note: Some("<script>alert(1)</script>".into()),
                     plan_fingerprint: "fp".into(),
+                    account: None,
+                    at: None,
                 },
             ),
             rec(

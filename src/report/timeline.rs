@@ -331,6 +331,7 @@ mod tests {
                     host: "h".into(),
                     plan_fingerprint: "fp".into(),
                     changes: vec![],
+                    gates: vec![],
                 },
             ),
             rec(5, 5010, Event::GateWaiting { gate: "g".into() }),
@@ -343,6 +344,8 @@ mod tests {
                     host: "h2".into(),
                     note: Some("ok".into()),
                     plan_fingerprint: "fp".into(),
+                    account: None,
+                    at: None,
                 },
             ),
         ];

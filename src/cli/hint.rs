@@ -1,0 +1,70 @@
+//! The commands waymark tells an operator to type next.
+//!
+//! A hint is copied into another shell, often by another person (the approver), where
+//! `WAYMARK_STATE_DIR` may be unset and the working directory different: every hint names
+//! the state directory unless it is the default, and quotes what a shell would split.
+
+use std::path::Path;
+
+/// The default `--state-dir`, which hints leave out.
+pub const DEFAULT_STATE_DIR: &str = ".waymark";
+
+/// ` --state-dir DIR` when `state_dir` is not the default, else nothing.
+pub fn state_dir_flag(state_dir: &Path) -> String {
+    if state_dir == Path::new(DEFAULT_STATE_DIR) {
+        String::new()
+    } else {
+        format!(" --state-dir {}", quote(&state_dir.display().to_string()))
+    }
+}
+
+/// `s` as one shell word: unchanged when it is plain, else single-quoted.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=+,%".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// `waymark approve RUN GATE` with the flags it needs.
+pub fn approve(run_id: &str, gate: &str, state_dir: &Path) -> String {
+    format!(
+        "waymark approve {run_id} {}{} --note \"what you checked\"",
+        quote(gate),
+        state_dir_flag(state_dir)
+    )
+}
+
+/// `waymark reject RUN GATE` with the flags it needs.
+pub fn reject(run_id: &str, gate: &str, state_dir: &Path) -> String {
+    format!(
+        "waymark reject {run_id} {}{} --note \"why\"",
+        quote(gate),
+        state_dir_flag(state_dir)
+    )
+}
+
+/// `waymark resume RUN` with the flags it needs.
+pub fn resume(run_id: &str, state_dir: &Path) -> String {
+    format!("waymark resume {run_id}{}", state_dir_flag(state_dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_state_dir_is_left_out_and_others_are_quoted() {
+        assert_eq!(state_dir_flag(Path::new(".waymark")), "");
+        assert_eq!(state_dir_flag(Path::new("/srv/wm")), " --state-dir /srv/wm");
+        assert_eq!(
+            state_dir_flag(Path::new("/srv/my runs")),
+            " --state-dir '/srv/my runs'"
+        );
+        assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+}

@@ -1,0 +1,188 @@
+//! `status`: where a run stands, and for each gate that waits, what an approver in another
+//! shell must read and type.
+//!
+//! The approver is often not the operator who started the run: `status RUN` is where they
+//! read the gate's instructions, so it shows them with the exact `approve` / `reject`
+//! commands (gate details come from the journal, not the runbook, which may be elsewhere).
+
+use super::hint;
+use super::run_cmds::resolve_run;
+use crate::exit::{CliError, Exit};
+use crate::run_state::{RunState, RunStatus, StepState, StepStatus};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// `waymark status`.
+pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
+    let (_, dir) = resolve_run(state_dir, run)?;
+    let (state, warnings) =
+        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    for w in warnings {
+        errln!("warning: {w}");
+    }
+    let mut v = state.to_status_json();
+    for (i, s) in state.steps.iter().enumerate() {
+        if s.state == StepState::AwaitingApproval {
+            v["steps"][i]["commands"] = json!({
+                "approve": hint::approve(&state.run_id, &s.name, state_dir),
+                "reject": hint::reject(&state.run_id, &s.name, state_dir),
+            });
+        }
+    }
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    out!("{}", text(&state, &v, state_dir));
+    Ok(Exit::Ok)
+}
+
+fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
+    let mut out = String::new();
+    let mut line = |l: String| {
+        out.push_str(&l);
+        out.push('\n');
+    };
+    line(format!(
+        "run {}  {}  {}",
+        state.run_id, state.runbook, state.status
+    ));
+    line(format!(
+        "started {} by {} on {}  finished {}",
+        state.started_at.as_deref().unwrap_or("-"),
+        state.user,
+        state.host,
+        state.finished_at.as_deref().unwrap_or("-")
+    ));
+    for s in v["steps"].as_array().into_iter().flatten() {
+        let mut l = format!(
+            "  {:<18} {:<4} {}",
+            s["state"].as_str().unwrap_or(""),
+            s["kind"].as_str().unwrap_or(""),
+            s["name"].as_str().unwrap_or("")
+        );
+        let attempts = s["attempts"].as_u64().unwrap_or(0);
+        if attempts > 1 {
+            l.push_str(&format!("  ({attempts} attempts)"));
+        }
+        if let Some(e) = s["error"].as_str() {
+            l.push_str(&format!("  — {e}"));
+        }
+        line(l);
+        for a in s["approvals"].as_array().into_iter().flatten() {
+            line(format!("      {}", decision_line("approved", a)));
+        }
+    }
+    let waiting: Vec<&StepStatus> = state
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::AwaitingApproval)
+        .collect();
+    if !waiting.is_empty() {
+        line(String::new());
+        line("waiting for approval:".into());
+    }
+    for s in waiting {
+        line(String::new());
+        for l in waiting_gate(state, s, state_dir) {
+            line(l);
+        }
+    }
+    for l in next_commands(state, state_dir) {
+        line(l);
+    }
+    out
+}
+
+/// `approved by alice (account alice, on host h) at T: note`.
+pub fn decision_line(verb: &str, a: &Value) -> String {
+    let by = a["by"].as_str().unwrap_or("?");
+    let account = a["account"].as_str().unwrap_or(by);
+    let host = a["host"].as_str().unwrap_or("?");
+    let who = if account == by {
+        format!("{by} on {host}")
+    } else {
+        format!("{by} (account {account}) on {host}")
+    };
+    let note = a["note"]
+        .as_str()
+        .map(|n| format!(": {n}"))
+        .unwrap_or_default();
+    format!(
+        "{verb} by {who} at {}{note}",
+        a["at"].as_str().unwrap_or("?")
+    )
+}
+
+/// What an approver needs to see of a waiting gate: title, instructions, what it still
+/// needs, and the commands to decide it.
+pub fn waiting_gate(state: &RunState, s: &StepStatus, state_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let title = s
+        .gate
+        .as_ref()
+        .and_then(|g| g.title.clone())
+        .unwrap_or_else(|| "manual step".into());
+    out.push(format!("  gate {} — {title}", s.name));
+    if let Some(g) = &s.gate {
+        for l in g.instructions.lines() {
+            out.push(format!("    │ {l}"));
+        }
+        let need = g.approvals.max(1) as usize;
+        let mut accounts: Vec<&str> = s.approvals.iter().map(|a| a.account.as_str()).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut needs = format!("    {} of {need} approvals", accounts.len());
+        if need > 1 {
+            needs.push_str(" from distinct accounts");
+        }
+        if g.separate_approver {
+            needs.push_str(&format!(
+                "; not by {}, who started the run (separate_approver)",
+                state.user
+            ));
+        }
+        out.push(needs);
+    }
+    out.push(format!(
+        "    approve: {}",
+        hint::approve(&state.run_id, &s.name, state_dir)
+    ));
+    out.push(format!(
+        "    reject:  {}",
+        hint::reject(&state.run_id, &s.name, state_dir)
+    ));
+    out
+}
+
+/// The commands that move a stopped run on, as lines to print.
+pub fn next_commands(state: &RunState, state_dir: &Path) -> Vec<String> {
+    let id = &state.run_id;
+    let sd = hint::state_dir_flag(state_dir);
+    match state.status {
+        RunStatus::Crashed => vec![format!(
+            "the run's process died; steps shown `unknown` were in flight. Continue with: {}",
+            hint::resume(id, state_dir)
+        )],
+        RunStatus::Paused => vec![format!(
+            "once approved, continue with: {}",
+            hint::resume(id, state_dir)
+        )],
+        RunStatus::Failed => {
+            let mut v = Vec::new();
+            if let Some(f) = state.steps.iter().find(|s| s.state == StepState::Failed) {
+                v.push(format!(
+                    "see what happened:  waymark log {id} {}{sd}",
+                    hint::quote(&f.name)
+                ));
+            }
+            v.push(format!(
+                "after fixing it:    {}",
+                hint::resume(id, state_dir)
+            ));
+            v
+        }
+        RunStatus::Cancelled => vec![format!("continue with: {}", hint::resume(id, state_dir))],
+        RunStatus::Running | RunStatus::Succeeded | RunStatus::RolledBack => Vec::new(),
+    }
+}

@@ -635,7 +635,7 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
         })
         .collect();
     if !journal::is_held(dir) {
-        eprintln!("run {run} is not running: printing its logs as they are");
+        errln!("run {run} is not running: printing its logs as they are");
     }
     let stdout = std::io::stdout();
     loop {
@@ -670,10 +670,10 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
             .and_then(|(n, _)| state.step(n))
             .and_then(|s| s.error.as_ref())
         {
-            println!("error: {e}");
+            outln!("error: {e}");
         }
     }
-    eprintln!("run {run} {}", state.status);
+    errln!("run {run} {}", state.status);
     Ok(Exit::Ok)
 }
 

@@ -144,6 +144,7 @@ pub fn page(r: &Report) -> String {
         "<section id=\"timeline\"><h2>Timeline</h2>\n<p class=\"muted\">Every attempt of every step and every stretch a gate waited for a person, from the run's start. A failed attempt that was retried is light red.</p>\n{}</section>\n",
         gantt::render(&r.timeline, &r.plan)
     );
+    stages_section(&mut h, r);
     approvals_section(&mut h, r);
     steps_section(&mut h, r);
     estate_section(&mut h, r);
@@ -264,6 +265,92 @@ fn run_section(h: &mut String, r: &Report) {
             .join(" ")
     };
     row("Steps", format!("{} in all: {counts}", s.steps.len()));
+    h.push_str("</table>\n</section>\n");
+}
+
+/// Steps grouped by their name up to the last `:` (`upgrade:ns-emea:backup-cmdb` is in
+/// `upgrade:ns-emea`): how long each server's (or stage's) part of the run took, from
+/// its first attempt or gate wait to its last end. Shown when names are grouped so.
+fn stages_section(h: &mut String, r: &Report) {
+    struct Stage {
+        name: String,
+        steps: usize,
+        start: Duration,
+        end: Duration,
+        attempts: usize,
+        failed: usize,
+        waited: Duration,
+    }
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let prefix = |name: &str| name.rsplit_once(':').map(|(p, _)| p.to_string());
+    let mut stage_of = |name: &str, stages: &mut Vec<Stage>| -> Option<usize> {
+        let p = prefix(name)?;
+        Some(*index.entry(p.clone()).or_insert_with(|| {
+            stages.push(Stage {
+                name: p,
+                steps: 0,
+                start: Duration::MAX,
+                end: Duration::ZERO,
+                attempts: 0,
+                failed: 0,
+                waited: Duration::ZERO,
+            });
+            stages.len() - 1
+        }))
+    };
+    for s in &r.state.steps {
+        if let Some(i) = stage_of(&s.name, &mut stages) {
+            stages[i].steps += 1;
+        }
+    }
+    for a in &r.timeline.attempts {
+        if let Some(i) = stage_of(&a.step, &mut stages) {
+            let st = &mut stages[i];
+            st.start = st.start.min(a.start);
+            st.end = st.end.max(a.end);
+            st.attempts += 1;
+            if matches!(
+                a.outcome,
+                super::timeline::AttemptEnd::Failed | super::timeline::AttemptEnd::Retried
+            ) {
+                st.failed += 1;
+            }
+        }
+    }
+    for w in &r.timeline.waits {
+        if let Some(i) = stage_of(&w.gate, &mut stages) {
+            let st = &mut stages[i];
+            st.start = st.start.min(w.start);
+            st.end = st.end.max(w.end);
+            st.waited += w.end.saturating_sub(w.start);
+        }
+    }
+    stages.retain(|s| s.steps >= 2);
+    if stages.len() < 2 {
+        return;
+    }
+    h.push_str("<section id=\"stages\"><h2>Stages</h2>\n<p class=\"muted\">Steps grouped by their name up to the last <code>:</code> (for the ITMS runbooks: one stage per server). Duration runs from the stage's first attempt or gate wait to its last end, waiting for people included.</p>\n<table>\n<tr><th>Stage</th><th>Steps</th><th>From</th><th>To</th><th>Duration</th><th>Waiting at gates</th><th>Attempts</th><th>Failed attempts</th></tr>\n");
+    for st in &stages {
+        let (from, to, took) = if st.start == Duration::MAX {
+            ("—".to_string(), "—".to_string(), "not started".to_string())
+        } else {
+            (
+                format!("+{}", dur(st.start)),
+                format!("+{}", dur(st.end)),
+                dur(st.end.saturating_sub(st.start)),
+            )
+        };
+        let _ = writeln!(
+            h,
+            "<tr class=\"stage\"><td><code>{}</code></td><td>{}</td><td>{from}</td><td>{to}</td><td>{took}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&st.name),
+            st.steps,
+            dur(st.waited),
+            st.attempts,
+            st.failed,
+        );
+    }
     h.push_str("</table>\n</section>\n");
 }
 

@@ -435,6 +435,42 @@ mod tests {
     }
 
     #[test]
+    fn stages_group_steps_by_name_prefix_with_their_span() {
+        let mut r = sample();
+        // Without grouped names there is no stages table.
+        assert!(!render(&r).contains("id=\"stages\""));
+        for s in &mut r.state.steps {
+            s.name = format!("srv-{}:{}", s.name.len() % 2, s.name);
+        }
+        for a in &mut r.timeline.attempts {
+            a.step = format!("srv-{}:{}", a.step.len() % 2, a.step);
+        }
+        for w in &mut r.timeline.waits {
+            w.gate = format!("srv-{}:{}", w.gate.len() % 2, w.gate);
+        }
+        // backup (6) and <sign-off> (10) are in srv-0, upgrade (7) alone in srv-1: one
+        // stage of two steps is not worth a table.
+        assert!(!render(&r).contains("id=\"stages\""));
+        r.state.steps[2].name = "srv-0:upgrade".into();
+        r.timeline.attempts[2].step = "srv-0:upgrade".into();
+        r.state.steps.push(r.state.steps[0].clone());
+        r.state.steps[3].name = "srv-1:a".into();
+        r.state.steps.push(r.state.steps[0].clone());
+        r.state.steps[4].name = "srv-1:b".into();
+        let page = render(&r);
+        assert!(page.contains("<section id=\"stages\">"), "{page}");
+        // srv-0: from backup's first attempt (+10ms) to upgrade's failure (+1m2.0s),
+        // a minute of it waiting at the gate, 3 attempts of which 2 failed.
+        assert!(
+            page.contains("<tr class=\"stage\"><td><code>srv-0</code></td><td>3</td><td>+10ms</td><td>+62.0s</td><td>62.0s</td><td>1m</td><td>3</td><td>2</td></tr>"),
+            "{page}"
+        );
+        assert!(page.contains(
+            "<td><code>srv-1</code></td><td>2</td><td>—</td><td>—</td><td>not started</td>"
+        ));
+    }
+
+    #[test]
     fn parameters_and_notes_pass_the_redactor() {
         let mut r = sample();
         r.state

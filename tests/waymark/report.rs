@@ -62,12 +62,27 @@ fn reported_run() -> (Test, String, PathBuf) {
 fn report_of_a_failed_retried_and_approved_onbox_run_tells_the_whole_story() {
     let (_t, id, out) = reported_run();
     let page = std::fs::read_to_string(&out).unwrap();
-    for id in ["run", "plan", "timeline", "approvals", "steps", "estate"] {
+    for id in [
+        "run",
+        "plan",
+        "timeline",
+        "stages",
+        "approvals",
+        "steps",
+        "estate",
+    ] {
         assert!(
             page.contains(&format!("<section id=\"{id}\">")),
             "no {id} section"
         );
     }
+    // The server's on-box stage: 14 steps; of the backup-cmdb attempts four failed.
+    let stage = page
+        .lines()
+        .find(|l| l.starts_with("<tr class=\"stage\"><td><code>onbox:ns-hq</code>"))
+        .expect("a stage row for onbox:ns-hq");
+    assert!(stage.contains("<td>14</td>"), "{stage}");
+    assert!(stage.ends_with("<td>4</td></tr>"), "{stage}");
     assert!(page.contains(&format!("<code>{id}</code>")));
     assert!(page.contains("ITMS 7.6 on-box upgrade"));
     assert!(page.contains("transient-fault — driver <b>lab</b>"));
@@ -208,7 +223,15 @@ fn report_renders_in_headless_chromium_with_every_section_and_no_external_url() 
         String::from_utf8_lossy(&dom.stderr)
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
-    for id in ["run", "plan", "timeline", "approvals", "steps", "estate"] {
+    for id in [
+        "run",
+        "plan",
+        "timeline",
+        "stages",
+        "approvals",
+        "steps",
+        "estate",
+    ] {
         assert!(
             dom.contains(&format!("<section id=\"{id}\">")),
             "DOM lacks {id}"

@@ -239,6 +239,7 @@ mod tests {
             kind: "step".into(),
             state: StepState::Succeeded,
             after: vec![],
+            title: None,
         }];
         let svg = render(&t, &plan);
         assert_eq!(svg.matches("class=\"attempt ").count(), 2, "{svg}");

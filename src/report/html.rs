@@ -360,7 +360,16 @@ fn approvals_section(h: &mut String, r: &Report) {
         h.push_str("<p>No gate was approved or rejected in this run.</p>\n");
     } else {
         h.push_str("<table>\n<tr><th>Gate</th><th>Decision</th><th>Account</th><th>Name</th><th>Host</th><th>Time</th><th>Note</th><th>Plan fingerprint</th></tr>\n");
+        let titles: std::collections::HashMap<&str, &str> = r
+            .plan
+            .iter()
+            .filter_map(|n| Some((n.name.as_str(), n.title.as_deref()?)))
+            .collect();
         for d in &r.timeline.decisions {
+            let title = titles
+                .get(d.gate.as_str())
+                .map(|t| format!("<br><span class=\"muted\">{}</span>", esc(t)))
+                .unwrap_or_default();
             let (class, word) = if d.approved {
                 ("ok", "approved")
             } else {
@@ -368,7 +377,7 @@ fn approvals_section(h: &mut String, r: &Report) {
             };
             let _ = writeln!(
                 h,
-                "<tr class=\"decision\"><td>{}</td><td><span class=\"state {class}\">{word}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                "<tr class=\"decision\"><td>{}{title}</td><td><span class=\"state {class}\">{word}</span></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
                 esc(&d.gate),
                 d.account.as_deref().map(esc).unwrap_or_else(|| "<span class=\"muted\">not recorded</span>".into()),
                 esc(&d.by),

@@ -38,6 +38,8 @@ pub struct PlanNode {
     pub state: StepState,
     /// Indices (in the node list) of the steps it runs after.
     pub after: Vec<usize>,
+    /// A gate's title, where the journal recorded it.
+    pub title: Option<String>,
 }
 
 /// A step's log as shown: its end when it is long.
@@ -120,6 +122,7 @@ pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<P
             kind: p.kind.clone(),
             state: StepState::Pending,
             after: Vec::new(),
+            title: p.gate.as_ref().and_then(|g| g.title.clone()),
         });
         afters.push(&p.after);
     }
@@ -137,6 +140,7 @@ pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<P
                 kind: s.kind.clone(),
                 state: s.state,
                 after: Vec::new(),
+                title: None,
             }),
         }
     }
@@ -273,6 +277,10 @@ mod tests {
         if let Event::RunStarted { steps, .. } = &mut start {
             let after = |s: &mut PlannedStep, a: &str| s.after = vec![a.to_string()];
             after(&mut steps[1], "backup");
+            steps[1].gate = Some(crate::journal::record::GateInfo {
+                title: Some("Sign <off>".into()),
+                ..Default::default()
+            });
             after(&mut steps[2], "<sign-off>");
         }
         let records = vec![
@@ -424,6 +432,10 @@ mod tests {
         let page = render(&r);
         assert_eq!(page.matches("<tr class=\"decision\">").count(), 1);
         assert!(page.contains("<td>jump-1</td>"));
+        assert!(
+            page.contains("<br><span class=\"muted\">Sign &lt;off&gt;</span>"),
+            "gate title"
+        );
         assert!(page.contains("not recorded"), "no account in this journal");
         assert_eq!(page.matches("class=\"attempt retry\"").count(), 1);
         assert_eq!(page.matches("class=\"wait-bar\"").count(), 1);

@@ -173,6 +173,7 @@ mod tests {
             kind: kind.into(),
             state,
             after: after.to_vec(),
+            title: None,
         }
     }
 

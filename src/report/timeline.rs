@@ -239,7 +239,9 @@ fn decision(r: &Record, approved: bool) -> Decision {
         by: text("by").unwrap_or_default(),
         account: text("account"),
         host: text("host").unwrap_or_default(),
-        at: r.ts.clone(),
+        // When the approver gave it, which for an advance approval is before it was
+        // journaled; older journals only have the journal time.
+        at: text("at").unwrap_or_else(|| r.ts.clone()),
         note: text("note"),
         plan_fingerprint: text("plan_fingerprint").unwrap_or_default(),
     }

@@ -58,10 +58,7 @@ fn reported_run() -> (Test, String, PathBuf) {
     (t, id, out)
 }
 
-#[test]
-fn report_of_a_failed_retried_and_approved_onbox_run_tells_the_whole_story() {
-    let (_t, id, out) = reported_run();
-    let page = std::fs::read_to_string(&out).unwrap();
+fn assert_has_every_section(html: &str, what: &str) {
     for id in [
         "run",
         "plan",
@@ -72,10 +69,17 @@ fn report_of_a_failed_retried_and_approved_onbox_run_tells_the_whole_story() {
         "estate",
     ] {
         assert!(
-            page.contains(&format!("<section id=\"{id}\">")),
-            "no {id} section"
+            html.contains(&format!("<section id=\"{id}\">")),
+            "{what} lacks the {id} section"
         );
     }
+}
+
+#[test]
+fn report_of_a_failed_retried_and_approved_onbox_run_tells_the_whole_story() {
+    let (_t, id, out) = reported_run();
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert_has_every_section(&page, "the report");
     // The server's on-box stage: 14 steps; of the backup-cmdb attempts four failed.
     let stage = page
         .lines()
@@ -223,20 +227,7 @@ fn report_renders_in_headless_chromium_with_every_section_and_no_external_url() 
         String::from_utf8_lossy(&dom.stderr)
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
-    for id in [
-        "run",
-        "plan",
-        "timeline",
-        "stages",
-        "approvals",
-        "steps",
-        "estate",
-    ] {
-        assert!(
-            dom.contains(&format!("<section id=\"{id}\">")),
-            "DOM lacks {id}"
-        );
-    }
+    assert_has_every_section(&dom, "the rendered DOM");
     for element in [
         "id=\"plan-svg\"",
         "id=\"gantt-svg\"",

@@ -114,6 +114,11 @@ impl SourceMap {
             .insert(file, Arc::new(SourceFile { text, line_starts }));
     }
 
+    /// Every file read, with its text.
+    pub fn files(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>)> {
+        self.files.iter().map(|(k, f)| (k, &f.text))
+    }
+
     /// The content of `file`, if it was read.
     pub fn get(&self, file: &str) -> Option<&Arc<str>> {
         self.files.get(file).map(|f| &f.text)

@@ -151,10 +151,7 @@ impl Plan {
                 dependents[j].push(i);
             }
         }
-        let params_text = params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect::<String>();
+        let params_text = params_text(params);
         let mut plan_hash = Sha256::new();
         let steps: Vec<PlanStep> = decls
             .into_iter()
@@ -261,48 +258,97 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The fingerprint of one step: its options, its closures' source and the params.
+/// Marks fingerprints that cover the functions a step's closures can call; a journal
+/// written before them holds bare hex, compared with [`fingerprint_v1`] instead.
+pub const FINGERPRINT_V2: &str = "v2-";
+
+/// The fingerprint of one step: its options, its closures' source, the source of every
+/// script function they can call (see [`crate::dsl::callees`]) and the params.
 pub fn fingerprint(d: &StepDecl, params_text: &str) -> String {
     let mut h = Sha256::new();
+    hash_decl(&mut h, d, params_text);
+    for c in closures(d).into_iter().flatten() {
+        for callee in c.callees.iter() {
+            h.update(b"fn\0");
+            h.update(callee.name.as_bytes());
+            h.update([0]);
+            h.update(callee.source.as_bytes());
+            h.update([0]);
+        }
+    }
+    format!("{FINGERPRINT_V2}{}", hex(&h.finalize()[..8]))
+}
+
+/// The fingerprint as journals written before [`FINGERPRINT_V2`] recorded it: options,
+/// closure source and params only. Kept so a run started by an older waymark resumes
+/// without every finished step looking changed.
+pub fn fingerprint_v1(d: &StepDecl, params_text: &str) -> String {
+    let mut h = Sha256::new();
+    hash_decl(&mut h, d, params_text);
+    hex(&h.finalize()[..8])
+}
+
+/// `key=value` lines of the params, as fingerprints cover them.
+pub fn params_text(params: &std::collections::BTreeMap<String, String>) -> String {
+    params.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+fn closures(d: &StepDecl) -> [Option<&crate::dsl::Callable>; 4] {
+    [
+        d.run.as_ref(),
+        d.check.as_ref(),
+        d.undo.as_ref(),
+        d.rehearse.as_ref(),
+    ]
+}
+
+fn hash_decl(h: &mut Sha256, d: &StepDecl, params_text: &str) {
     let mut field = |k: &str, v: &str| {
         h.update(k.as_bytes());
         h.update([0]);
         h.update(v.as_bytes());
         h.update([0]);
     };
-    field("kind", d.kind.as_str());
-    field("title", d.title.as_deref().unwrap_or(""));
-    let mut after: Vec<&str> = d.after.iter().map(|x| x.name.as_str()).collect();
-    after.sort_unstable();
-    field("after", &after.join(","));
-    field("retries", &d.retries.to_string());
-    field("retry_delay", &d.retry_delay.as_millis().to_string());
-    field(
-        "timeout",
-        &d.timeout
-            .map(|t| t.as_millis().to_string())
-            .unwrap_or_default(),
-    );
-    field("idempotent", if d.idempotent { "1" } else { "0" });
-    field("group", d.group.as_deref().unwrap_or(""));
-    field("when", d.when.as_str());
-    field("tags", &d.tags.join(","));
-    if d.kind == StepKind::Gate {
-        field("instructions", d.instructions.as_deref().unwrap_or(""));
-        field("approvals", &d.approvals.to_string());
-        field(
-            "separate_approver",
-            if d.separate_approver { "1" } else { "0" },
-        );
+    for (k, v) in option_values(d) {
+        field(k, &v);
     }
-    for (k, c) in [
-        ("run", &d.run),
-        ("check", &d.check),
-        ("undo", &d.undo),
-        ("rehearse", &d.rehearse),
-    ] {
-        field(k, c.as_ref().map(|c| c.source.as_str()).unwrap_or(""));
+    for (k, c) in ["run", "check", "undo", "rehearse"]
+        .into_iter()
+        .zip(closures(d))
+    {
+        field(k, c.map(|c| c.source.as_str()).unwrap_or(""));
     }
     field("params", params_text);
-    hex(&h.finalize()[..8])
+}
+
+/// A step's options as the fingerprint covers them, by name (also what a diff shows).
+pub fn option_values(d: &StepDecl) -> Vec<(&'static str, String)> {
+    let mut after: Vec<&str> = d.after.iter().map(|x| x.name.as_str()).collect();
+    after.sort_unstable();
+    let mut v = vec![
+        ("kind", d.kind.as_str().to_string()),
+        ("title", d.title.clone().unwrap_or_default()),
+        ("after", after.join(",")),
+        ("retries", d.retries.to_string()),
+        ("retry_delay", d.retry_delay.as_millis().to_string()),
+        (
+            "timeout",
+            d.timeout
+                .map(|t| t.as_millis().to_string())
+                .unwrap_or_default(),
+        ),
+        ("idempotent", if d.idempotent { "1" } else { "0" }.into()),
+        ("group", d.group.clone().unwrap_or_default()),
+        ("when", d.when.as_str().into()),
+        ("tags", d.tags.join(",")),
+    ];
+    if d.kind == StepKind::Gate {
+        v.push(("instructions", d.instructions.clone().unwrap_or_default()));
+        v.push(("approvals", d.approvals.to_string()));
+        v.push((
+            "separate_approver",
+            if d.separate_approver { "1" } else { "0" }.into(),
+        ));
+    }
+    v
 }

@@ -166,8 +166,19 @@ pub struct StepStatus {
     pub skip_reason: Option<String>,
     /// Sequence number of the record that completed it (rollback undoes newest first).
     pub completed_seq: Option<u64>,
+    /// Every run of its `undo`, oldest first: when, and the error if it failed.
+    pub undo_attempts: Vec<UndoAttempt>,
     /// The last failure said another attempt follows.
     retry_pending: bool,
+}
+
+/// One run of a step's `undo` by `waymark rollback`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndoAttempt {
+    /// When it ended.
+    pub at: String,
+    /// Why it failed; `None`: it succeeded.
+    pub error: Option<String>,
 }
 
 impl StepStatus {
@@ -189,6 +200,7 @@ impl StepStatus {
             marked_done: None,
             skip_reason: None,
             completed_seq: None,
+            undo_attempts: Vec::new(),
             retry_pending: false,
         }
     }
@@ -235,6 +247,8 @@ pub struct RunState {
     pub resumes: u32,
     /// Sequence number of the last record replayed.
     pub last_seq: u64,
+    /// The latest source snapshot: (main file, file → text), for diffs of changed steps.
+    pub sources: Option<(String, BTreeMap<String, String>)>,
     /// Step name → position in `steps`, so lookups stay O(1) on 10,000-step runs.
     index: HashMap<String, usize>,
 }
@@ -296,6 +310,20 @@ impl RunState {
                         .rejections
                         .iter()
                         .map(|a| json!({ "by": a.by, "account": a.account, "host": a.host, "at": a.at, "note": a.note }))
+                        .collect();
+                }
+                // Only rolled-back runs have them; other steps keep the contract's shape.
+                if !s.undo_attempts.is_empty() {
+                    step["undo_attempts"] = s
+                        .undo_attempts
+                        .iter()
+                        .map(|u| {
+                            json!({
+                                "at": u.at,
+                                "outcome": if u.error.is_some() { "failed" } else { "succeeded" },
+                                "error": u.error,
+                            })
+                        })
                         .collect();
                 }
                 step
@@ -404,6 +432,7 @@ struct Replay {
     resumes: u32,
     last_seq: u64,
     seen_start: bool,
+    sources: Option<(String, BTreeMap<String, String>)>,
 }
 
 impl Replay {
@@ -464,6 +493,17 @@ impl Replay {
                         s.gate = planned.gate.clone();
                         self.steps.push(s);
                     }
+                }
+            }
+            Event::RunSources { main, files, steps } => {
+                if self.run_level_only {
+                    return;
+                }
+                self.sources = Some((main.clone(), files.clone()));
+                // Accepted changes: the new definition is what later resumes compare with.
+                for planned in steps {
+                    self.step(&planned.name, &planned.kind).fingerprint =
+                        Some(planned.fingerprint.clone());
                 }
             }
             Event::RunResumed {
@@ -610,10 +650,22 @@ impl Replay {
             Event::RollbackStarted { .. } => self.live_again(),
             Event::UndoStarted { .. } => {}
             Event::UndoSucceeded { step } => {
-                self.step(step, "step").finish(StepState::RolledBack, ts);
+                // The final outcome replaces an earlier failed undo; the attempts keep it.
+                let s = self.step(step, "step");
+                s.finish(StepState::RolledBack, ts);
+                s.error = None;
+                s.undo_attempts.push(UndoAttempt {
+                    at: ts.to_string(),
+                    error: None,
+                });
             }
             Event::UndoFailed { step, error } => {
-                self.step(step, "step").error = Some(format!("undo failed: {error}"));
+                let s = self.step(step, "step");
+                s.error = Some(format!("undo failed: {error}"));
+                s.undo_attempts.push(UndoAttempt {
+                    at: ts.to_string(),
+                    error: Some(error.clone()),
+                });
             }
             Event::RunFinished { status } => {
                 self.stopped = Some((*status).into());
@@ -666,6 +718,7 @@ impl Replay {
             waiting_on: self.waiting_on,
             resumes: self.resumes,
             last_seq: self.last_seq,
+            sources: self.sources,
             index: self
                 .steps
                 .iter()
@@ -1164,6 +1217,42 @@ mod tests {
         let a = run.step("a").unwrap();
         assert_eq!(a.state, StepState::Succeeded);
         assert_eq!(a.error.as_deref(), Some("undo failed: file locked"));
+    }
+
+    // After a failed undo was retried successfully, status still said "undo failed".
+    #[test]
+    fn a_retried_undo_shows_its_final_outcome_and_every_attempt() {
+        let mut j = Journal::start(&[("a", "step")]);
+        j.started_step("a", 1).succeeded("a", 1);
+        j.finished(FinalStatus::Succeeded);
+        for outcome in [Some("file locked"), None] {
+            j.push(Event::RollbackStarted {
+                user: "alice".into(),
+            });
+            j.push(Event::UndoStarted { step: "a".into() });
+            match outcome {
+                Some(e) => {
+                    j.push(Event::UndoFailed {
+                        step: "a".into(),
+                        error: e.into(),
+                    });
+                    j.finished(FinalStatus::Failed);
+                }
+                None => {
+                    j.push(Event::UndoSucceeded { step: "a".into() });
+                    j.finished(FinalStatus::RolledBack);
+                }
+            }
+        }
+        let run = j.replay(false);
+        assert_eq!(run.status, RunStatus::RolledBack);
+        let a = run.step("a").unwrap();
+        assert_eq!((a.state, a.error.as_deref()), (StepState::RolledBack, None));
+        let outcomes: Vec<_> = a.undo_attempts.iter().map(|u| u.error.as_deref()).collect();
+        assert_eq!(outcomes, [Some("file locked"), None]);
+        let json = run.to_status_json();
+        assert_eq!(json["steps"][0]["undo_attempts"][0]["outcome"], "failed");
+        assert_eq!(json["steps"][0]["undo_attempts"][1]["outcome"], "succeeded");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! one function per command. Every command returns `Result<Exit, CliError>`; only
 //! [`main`] prints errors and picks the exit code.
 
+mod changes;
 mod decide_cmds;
 pub mod hint;
 mod load;
@@ -58,13 +59,22 @@ enum Command {
     )]
     Resume(ResumeArgs),
     /// Run the `undo` of every succeeded step, newest first; the run ends rolled_back.
-    #[command(after_help = "Example:\n  waymark rollback 20261123-221500-ab12 --yes")]
+    #[command(
+        after_help = "Rollback stops at the first failed undo unless --keep-going; an undo edited since its step ran is refused unless --accept-changes. See docs/operator-guide.md.\n\nExample:\n  waymark rollback 20261123-221500-ab12 --yes"
+    )]
     Rollback {
         /// The run.
         run_id: String,
         /// Go ahead without asking.
         #[arg(long)]
         yes: bool,
+        /// Run `undo` closures edited since their steps ran (shown as a diff first).
+        #[arg(long)]
+        accept_changes: bool,
+        /// Carry on after a failed undo (by default rollback stops there, since earlier
+        /// steps' undos may rely on it).
+        #[arg(long)]
+        keep_going: bool,
         #[command(flatten)]
         state: StateDirArg,
     },
@@ -373,9 +383,21 @@ pub fn main() -> i32 {
                 accept_changes: a.accept_changes,
             },
         ),
-        Command::Rollback { run_id, yes, state } => {
-            resume_cmds::rollback(&state.state_dir, &run_id, yes)
-        }
+        Command::Rollback {
+            run_id,
+            yes,
+            accept_changes,
+            keep_going,
+            state,
+        } => resume_cmds::rollback(
+            &state.state_dir,
+            &run_id,
+            &resume_cmds::RollbackOptions {
+                yes,
+                accept_changes,
+                keep_going,
+            },
+        ),
         Command::Status {
             run_id,
             json,

@@ -188,15 +188,19 @@ pub fn resume(
     // Edited runbook: compare fingerprints with what the journal recorded.
     let mut changes = Vec::new();
     let mut blocking = Vec::new();
+    let mut redefined = Vec::new();
     for s in &plan.steps {
         let name = &s.decl.name;
         match state.step(name) {
-            None => changes.push(format!("new step `{name}`")),
+            None => {
+                changes.push(format!("new step `{name}`"));
+                redefined.push(super::run_cmds::planned_step(plan, s));
+            }
             Some(old)
                 if old
                     .fingerprint
                     .as_deref()
-                    .is_some_and(|f| f != s.fingerprint) =>
+                    .is_some_and(|f| super::changes::differs(f, s, &state.params)) =>
             {
                 let done = matches!(old.state, StepState::Succeeded | StepState::Approved);
                 if done {
@@ -207,6 +211,7 @@ pub fn resume(
                     s.decl.kind.as_str(),
                     if done { " (already succeeded)" } else { "" }
                 ));
+                redefined.push(super::run_cmds::planned_step(plan, s));
             }
             Some(_) => {}
         }
@@ -224,6 +229,12 @@ pub fn resume(
         for c in &changes {
             errln!("  - {c}");
         }
+    }
+    if !blocking.is_empty() {
+        err!(
+            "{}",
+            diffs(state, plan, &blocking, super::changes::step_diff)
+        );
     }
     if !blocking.is_empty() && !r.accept_changes {
         return Err(bad(format!(
@@ -256,6 +267,10 @@ pub fn resume(
             .map(|s| super::run_cmds::planned_step(plan, s))
             .collect(),
     }];
+    // Accepted changes become the definition later resumes and diffs compare with.
+    if !redefined.is_empty() {
+        events.push(super::changes::sources_event(&re.rb, redefined));
+    }
     for (i, s) in plan.steps.iter().enumerate() {
         let name = &s.decl.name;
         let Some(old) = state.step(name) else {
@@ -376,6 +391,65 @@ pub fn resume(
     r
 }
 
+// For each step in `names`: what `diff` finds between the recorded and current definition.
+fn diffs(
+    state: &RunState,
+    plan: &Plan,
+    names: &[String],
+    diff: fn(&crate::dsl::StepDecl, &crate::dsl::StepDecl) -> String,
+) -> String {
+    let recorded = match super::changes::recorded_plan(state) {
+        Ok(p) => p,
+        Err(why) => return format!("  (no diff: {why})\n"),
+    };
+    let mut out = String::new();
+    for name in names {
+        let (Some(old), Some(new)) = (recorded.step(name), plan.step(name)) else {
+            continue;
+        };
+        let d = diff(&old.decl, &new.decl);
+        out.push_str(&format!("  `{name}` changed:\n"));
+        out.push_str(if d.is_empty() {
+            "    (no difference in the text)\n"
+        } else {
+            &d
+        });
+    }
+    out
+}
+
+// Steps among `names` whose undo (or what it can call) differs from the recorded
+// definition, each with its diff. Without a source snapshot (an older journal), the
+// step's fingerprint decides, and there is no diff to show.
+fn edited_undos(state: &RunState, plan: &Plan, names: &[String]) -> Vec<(String, String)> {
+    let recorded = super::changes::recorded_plan(state);
+    let mut out = Vec::new();
+    for name in names {
+        let Some(new) = plan.step(name) else { continue };
+        let text = match &recorded {
+            Ok(old) => match old.step(name) {
+                Some(old) => super::changes::undo_diff(&old.decl, &new.decl),
+                None => String::new(),
+            },
+            Err(why) => {
+                let changed = state
+                    .step(name)
+                    .and_then(|s| s.fingerprint.as_deref())
+                    .is_some_and(|f| super::changes::differs(f, new, &state.params));
+                if changed {
+                    format!("    (the step changed; no diff: {why})\n")
+                } else {
+                    String::new()
+                }
+            }
+        };
+        if !text.is_empty() {
+            out.push((name.clone(), format!("  `{name}`:\n{text}")));
+        }
+    }
+    out
+}
+
 fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {
     let mut seen = HashSet::from([start]);
     let mut stack = vec![start];
@@ -389,8 +463,19 @@ fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {
     seen
 }
 
+/// Options of `waymark rollback`.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// Go ahead (rollback changes the estate).
+    pub yes: bool,
+    /// Run undo closures edited since their steps ran.
+    pub accept_changes: bool,
+    /// Carry on after a failed undo.
+    pub keep_going: bool,
+}
+
 /// `waymark rollback`: run the `undo` of succeeded steps, newest first.
-pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError> {
+pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
     let mut re = reopen(state_dir, Some(run), true)?;
     let mut done: Vec<(u64, usize)> = re
         .plan
@@ -417,10 +502,34 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
     for (_, i) in &done {
         outln!("  - {}", re.plan.steps[*i].decl.name);
     }
-    if !yes {
-        return Err(bad(
-            "error: rollback changes the estate: pass --yes to go ahead",
-        ));
+    // An undo edited since its step ran compensates for something that did not happen.
+    let names: Vec<String> = done
+        .iter()
+        .map(|(_, i)| re.plan.steps[*i].decl.name.clone())
+        .collect();
+    let edited = edited_undos(&re.state, &re.plan, &names);
+    if !edited.is_empty() {
+        errln!("the undo of these steps changed since they ran:");
+        err!(
+            "{}",
+            edited.iter().map(|(_, d)| d.as_str()).collect::<String>()
+        );
+        if !o.accept_changes {
+            let names: Vec<&str> = edited.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(bad(format!(
+                "error: the undo of {} was edited since the step ran: it may not undo what the step did.\n  to run the edited undo anyway: waymark rollback {} --yes --accept-changes{}",
+                names.join(", "),
+                re.run_id,
+                super::hint::state_dir_flag(state_dir)
+            )));
+        }
+    }
+    if !o.yes {
+        return Err(bad(format!(
+            "error: rollback changes the estate: pass --yes to go ahead (waymark rollback {} --yes{})",
+            re.run_id,
+            super::hint::state_dir_flag(state_dir)
+        )));
     }
     let redactor = crate::redact::Redactor::new();
     re.writer.set_redactor(redactor.clone());
@@ -480,6 +589,9 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
                     error: e,
                 })?;
                 failed.push(d.name.clone());
+                if !o.keep_going {
+                    break;
+                }
             }
         }
     }
@@ -494,9 +606,20 @@ pub fn rollback(state_dir: &Path, run: &str, yes: bool) -> Result<Exit, CliError
             status: FinalStatus::Failed,
         })?;
         outln!(
-            "rollback of run {} incomplete: {} failed to undo",
+            "rollback of run {} incomplete: {} failed to undo{}",
             re.run_id,
-            failed.join(", ")
+            failed.join(", "),
+            if o.keep_going {
+                ""
+            } else {
+                "; it stopped there, since the undos after it may rely on it"
+            }
+        );
+        outln!(
+            "fix the cause, then run the rest again: waymark rollback {} --yes{}{}",
+            re.run_id,
+            super::hint::state_dir_flag(state_dir),
+            if o.keep_going { " --keep-going" } else { "" }
         );
         Ok(Exit::Failed)
     }

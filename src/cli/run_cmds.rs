@@ -122,6 +122,9 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     };
     let (writer, _) = JournalWriter::create(&run_dir, first)
         .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    writer
+        .append_blocking(vec![super::changes::sources_event(&rb, Vec::new())])
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     errln!(
         "run {run_id}: {} ({} steps)",
         rb.decl.name,
@@ -614,7 +617,13 @@ pub fn log(
             outln!("(no log lines for {name})");
         }
         if let Some(s) = state.step(&name) {
-            if let Some(e) = &s.error {
+            for u in &s.undo_attempts {
+                match &u.error {
+                    Some(e) => outln!("undo failed at {}: {e}", u.at),
+                    None => outln!("undo succeeded at {}", u.at),
+                }
+            }
+            if let Some(e) = s.error.as_ref().filter(|_| s.undo_attempts.is_empty()) {
                 outln!("error: {e}");
             }
         }

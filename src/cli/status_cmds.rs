@@ -68,6 +68,10 @@ fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
         if let Some(e) = s["error"].as_str() {
             l.push_str(&format!("  — {e}"));
         }
+        let undos = s["undo_attempts"].as_array().map_or(&[][..], Vec::as_slice);
+        if undos.len() > 1 {
+            l.push_str(&format!("  (undo attempts: {})", undo_history(undos)));
+        }
         line(l);
         for a in s["approvals"].as_array().into_iter().flatten() {
             line(format!("      {}", decision_line("approved", a)));
@@ -92,6 +96,22 @@ fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
         line(l);
     }
     out
+}
+
+// "failed 14:02:11: file locked; succeeded 14:05:40", from status JSON undo attempts.
+fn undo_history(undos: &[Value]) -> String {
+    undos
+        .iter()
+        .map(|u| {
+            let at = u["at"].as_str().unwrap_or("");
+            let time = at.get(11..19).unwrap_or(at);
+            match u["error"].as_str() {
+                Some(e) => format!("failed {time}: {e}"),
+                None => format!("succeeded {time}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `approved by alice (account alice, on host h) at T: note`.

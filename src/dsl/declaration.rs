@@ -64,6 +64,8 @@ pub struct Callable {
     pub env: Arc<rhai::NativeCallContextStore>,
     /// The closure's source text, for fingerprints and `--dry-run`.
     pub source: String,
+    /// The script functions the closure can call, for fingerprints and their diffs.
+    pub callees: Arc<[super::callees::Callee]>,
 }
 
 impl std::fmt::Debug for Callable {

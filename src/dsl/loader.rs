@@ -23,6 +23,15 @@ pub enum RunbookRef {
     Path(PathBuf),
     /// A runbook shipped inside the binary (`itms-7.6/onbox`).
     Shipped(String),
+    /// The sources a run's journal recorded: `main` among `files` (file → text). Imports
+    /// resolve among `files` only, so the definitions a run started with can be rebuilt
+    /// after the files (or the binary's stdlib) changed, to show what changed.
+    Recorded {
+        /// The runbook's own file, a key of `files`.
+        main: String,
+        /// Every file the run's load read.
+        files: Arc<BTreeMap<String, String>>,
+    },
 }
 
 impl RunbookRef {
@@ -35,6 +44,7 @@ impl RunbookRef {
                 .display()
                 .to_string(),
             RunbookRef::Shipped(name) => name.clone(),
+            RunbookRef::Recorded { main, .. } => main.clone(),
         }
     }
 
@@ -68,6 +78,7 @@ impl RunbookRef {
         match self {
             RunbookRef::Path(p) => p.display().to_string(),
             RunbookRef::Shipped(n) => n.clone(),
+            RunbookRef::Recorded { main, .. } => format!("{main} (as recorded)"),
         }
     }
 }
@@ -135,6 +146,7 @@ struct State {
     params: BTreeMap<String, String>,
     // Closure bodies per function library, found once per library.
     spans: HashMap<usize, HashMap<String, BodySpan>>,
+    callees: super::callees::CalleeCache,
 }
 
 struct Shared {
@@ -176,6 +188,10 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
             let text = shipped::runbook(n).unwrap_or_default().to_string();
             (format!("runbooks/{n}.rhai").into(), text, None)
         }
+        RunbookRef::Recorded { main, files } => {
+            let text = files.get(main).cloned().unwrap_or_default();
+            (main.as_str().into(), text, None)
+        }
     };
     sources
         .lock()
@@ -194,7 +210,11 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     });
 
     let mut engine = super::engine::new_engine();
-    engine.set_module_resolver(Resolver::new(base, sources.clone()).with_root(&file));
+    let mut resolver = Resolver::new(base, sources.clone()).with_root(&file);
+    if let RunbookRef::Recorded { main, files } = &req.runbook {
+        resolver = resolver.recorded(main, files.clone());
+    }
+    engine.set_module_resolver(resolver);
     register_declarations(&mut engine, &shared);
     let engine = Arc::new(engine);
 
@@ -450,10 +470,22 @@ impl MakeCallable for Maker<'_, '_> {
             source.push_str(&format!("\n// captured: {v:?}"));
         }
         self.check_names(&fp);
+        let callees = {
+            let sources = self
+                .shared
+                .sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut st = self.shared.state();
+            let main = st.main_file.clone();
+            st.callees.callees(&env, &fp, &main, &sources).into()
+        };
         Callable {
             fn_ptr: fp,
             env,
             source,
+            callees,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! primitives available inside steps. Loading evaluates a script once and yields typed
 //! declarations; nothing here schedules or persists anything.
 
+pub mod callees;
 pub mod declaration;
 pub mod engine;
 pub mod estate_ops;

@@ -6,7 +6,7 @@ use crate::shipped;
 use rhai::{Engine, EvalAltResult, Module, Position, Scope, Shared};
 
 type SharedModule = Shared<Module>;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +22,9 @@ pub struct Resolver {
     /// again is an import cycle; without this check `a` → `b` → `a` recursed until the
     /// stack overflowed and the process aborted.
     in_progress: Mutex<HashMap<std::thread::ThreadId, Vec<String>>>,
+    /// Resolve among a run's recorded sources instead: (directory of the recorded
+    /// runbook, file → text).
+    recorded: Option<(PathBuf, Arc<BTreeMap<String, String>>)>,
 }
 
 impl Resolver {
@@ -33,6 +36,7 @@ impl Resolver {
             cache: Mutex::new(HashMap::new()),
             root: None,
             in_progress: Mutex::new(HashMap::new()),
+            recorded: None,
         }
     }
 
@@ -80,7 +84,54 @@ impl Resolver {
         }
     }
 
+    /// Resolve imports among `files`, recorded with `main` as the runbook, and nowhere else.
+    pub fn recorded(mut self, main: &str, files: Arc<BTreeMap<String, String>>) -> Self {
+        let dir = Path::new(main)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        self.recorded = Some((dir, files));
+        self
+    }
+
+    // The recorded file an import names: the stdlib name, else the path beside the
+    // recorded runbook (compared lexically: the files may no longer exist).
+    fn locate_recorded(
+        dir: &Path,
+        files: &BTreeMap<String, String>,
+        path: &str,
+        pos: Position,
+    ) -> Result<(String, String), Box<EvalAltResult>> {
+        let name = path.strip_suffix(".rhai").unwrap_or(path);
+        let mut rel = PathBuf::from(path);
+        if rel.extension().is_none() {
+            rel.set_extension("rhai");
+        }
+        let mut beside = PathBuf::new();
+        for c in dir.join(&rel).components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    beside.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => beside.push(c),
+            }
+        }
+        [format!("stdlib/{name}.rhai"), beside.display().to_string()]
+            .into_iter()
+            .find_map(|k| files.get(&k).map(|t| (k, t.clone())))
+            .ok_or_else(|| {
+                err(
+                    format!("the run's recorded sources have no module `{path}`"),
+                    pos,
+                )
+            })
+    }
+
     fn locate(&self, path: &str, pos: Position) -> Result<(String, String), Box<EvalAltResult>> {
+        if let Some((dir, files)) = &self.recorded {
+            return Self::locate_recorded(dir, files, path, pos);
+        }
         if let Some(text) = shipped::stdlib(path) {
             let name = path.strip_suffix(".rhai").unwrap_or(path);
             return Ok((format!("stdlib/{name}.rhai"), text.to_string()));

@@ -96,6 +96,19 @@ pub enum Event {
         /// waymark version that wrote the journal.
         version: String,
     },
+    /// The source text the run's definitions come from (the runbook and every module it
+    /// read), written after `run_started` and again when a resume accepts changes: a
+    /// changed step is shown as a diff against it. `steps` carries the fingerprints the
+    /// accepted changes gave new and changed steps (empty at run start, where
+    /// `run_started` has them).
+    RunSources {
+        /// The runbook's own file among `files`.
+        main: String,
+        /// File name (as diagnostics show it) → text.
+        files: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<PlannedStep>,
+    },
     /// A process (re)attached to the run: `waymark resume`.
     RunResumed {
         user: String,

@@ -13,6 +13,7 @@ mod cli_run;
 mod closures;
 mod crash;
 mod estate_errors;
+mod fingerprints;
 mod follow;
 mod harness;
 mod hostile;

@@ -105,7 +105,7 @@ fn resume_of_a_journal_damaged_in_the_middle_exits_2_naming_the_line_and_changes
     let journal = t.run_dir().join("journal.jsonl");
     let mut bytes = std::fs::read(&journal).unwrap();
     let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
-    // Inside line 2's step name: the checksum no longer matches.
+    // Inside the first step record's step name: the checksum no longer matches.
     let i = second
         + bytes[second..]
             .windows(9)
@@ -113,13 +113,17 @@ fn resume_of_a_journal_damaged_in_the_middle_exits_2_naming_the_line_and_changes
             .unwrap()
         + 8;
     bytes[i] = b'z';
+    let line = format!(
+        "line {}",
+        bytes[..i].iter().filter(|&&b| b == b'\n').count() + 1
+    );
     std::fs::write(&journal, &bytes).unwrap();
     std::fs::write(t.path().join("fixed"), "").unwrap();
     for args in [&["resume"][..], &["resume", &t.run_id()][..]] {
         let r = wm(&t, args);
         expect_code(&r, 2);
         let err = String::from_utf8_lossy(&r.stderr);
-        assert!(err.contains("line 2") && err.contains("checksum"), "{err}");
+        assert!(err.contains(&line) && err.contains("checksum"), "{err}");
     }
     assert_eq!(
         std::fs::read(&journal).unwrap(),
@@ -360,4 +364,209 @@ fn check_probe_was_ignored_for_an_interrupted_idempotent_step() {
     );
     let s = t.status();
     assert_eq!(step(&s, "slow")["state"], "succeeded");
+}
+
+// SPEC §9: a step's fingerprint covers the functions its closures can call. An edit to
+// an imported helper used by a finished step went unnoticed, and the refusal showed no
+// diff; accepting it once makes it the definition later resumes compare with.
+#[test]
+fn an_edited_imported_helper_of_a_finished_step_went_unnoticed_on_resume() {
+    let t = Test::new()
+        .file(
+            "lib/sql.rhai",
+            "fn backup(db) { `echo backup ${db} >> effects` }\nfn unused() { 1 }\n",
+        )
+        .file(
+            "rb.rhai",
+            r#"import "lib/sql" as sql;
+runbook(#{ name: "e", description: "d" });
+step("a", #{ run: |ctx| sh(sql::backup("cmdb")) });
+step("b", #{ after: "a", run: |ctx| sh("test -f fixed") });
+"#,
+        );
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 1);
+    // Editing a function no step calls is not a change to any step.
+    std::fs::write(
+        t.path().join("lib/sql.rhai"),
+        "fn backup(db) { `echo backup ${db} >> effects` }\nfn unused() { 2 }\n",
+    )
+    .unwrap();
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    std::fs::remove_file(t.path().join("fixed")).unwrap();
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 1);
+    assert!(!String::from_utf8_lossy(&r.stderr).contains("changed step"));
+
+    std::fs::write(
+        t.path().join("lib/sql.rhai"),
+        "fn backup(db) { `echo backup ${db} WITH COMPRESSION >> effects` }\nfn unused() { 2 }\n",
+    )
+    .unwrap();
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("changed step `a` (already succeeded)"),
+        "{err}"
+    );
+    assert!(err.contains("fn backup/1 (lib/sql.rhai):"), "{err}");
+    assert!(
+        err.contains("-fn backup(db) { `echo backup ${db} >> effects` }")
+            && err.contains("+fn backup(db) { `echo backup ${db} WITH COMPRESSION >> effects` }"),
+        "a unified diff of the helper: {err}"
+    );
+    assert!(err.contains("--accept-changes"), "{err}");
+
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    expect_code(&wm(&t, &["resume", "--accept-changes"]), 0);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "backup cmdb\n",
+        "a is not re-run"
+    );
+}
+
+// Changed option values are shown as values, closures as a diff.
+#[test]
+fn a_changed_finished_step_shows_its_option_values_and_closure_diff() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "e", description: "d" });
+step("a", #{ timeout: "5m",
+    run: |ctx| {
+        sh("echo a >> effects");
+    } });
+step("b", #{ after: "a", run: |ctx| sh("false") });
+"#,
+    );
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 1);
+    std::fs::write(
+        t.path().join("rb.rhai"),
+        r#"runbook(#{ name: "e", description: "d" });
+step("a", #{ timeout: "10m",
+    run: |ctx| {
+        sh("echo A >> effects");
+    } });
+step("b", #{ after: "a", run: |ctx| sh("false") });
+"#,
+    )
+    .unwrap();
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains(r#"timeout: "300000" → "600000""#), "{err}");
+    assert!(
+        err.contains(r#"-        sh("echo a >> effects");"#)
+            && err.contains(r#"+        sh("echo A >> effects");"#),
+        "{err}"
+    );
+}
+
+const UNDOABLE: &str = r#"runbook(#{ name: "rb", description: "d" });
+step("one", #{ run: |ctx| sh("echo do-one >> effects"), undo: |ctx| sh("echo undo-one >> effects") });
+step("two", #{ after: "one", run: |ctx| sh("echo do-two >> effects"),
+    undo: |ctx| sh("test -f fixed && echo undo-two >> effects") });
+"#;
+
+// Rollback carried on after a failed undo (the reporting team's standbys stayed down
+// while it went on to the primary); a retried undo left status saying it failed.
+#[test]
+fn rollback_went_on_after_a_failed_undo_and_a_retry_still_showed_the_failure() {
+    let t = Test::new().file("rb.rhai", UNDOABLE);
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 0);
+    let id = t.run_id();
+    let r = wm(&t, &["rollback", &id, "--yes"]);
+    expect_code(&r, 1);
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        out.contains("incomplete: two failed to undo; it stopped there"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("waymark rollback {id} --yes")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "do-one\ndo-two\n",
+        "one's undo did not run after two's failed"
+    );
+    assert_eq!(t.status()["status"], "failed");
+
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    expect_code(&wm(&t, &["rollback", &id, "--yes"]), 1);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "do-one\ndo-two\nundo-two\nundo-one\n"
+    );
+    let s = t.status();
+    assert_eq!(s["status"], "rolled_back");
+    let two = step(&s, "two");
+    assert_eq!(two["state"], "rolled_back");
+    assert_eq!(
+        two["error"],
+        serde_json::Value::Null,
+        "the final outcome, not the old error"
+    );
+    assert_eq!(two["undo_attempts"][0]["outcome"], "failed");
+    assert_eq!(two["undo_attempts"][1]["outcome"], "succeeded");
+    let text = String::from_utf8_lossy(&wm(&t, &["status", &id]).stdout).to_string();
+    assert!(text.contains("undo attempts: failed"), "{text}");
+    assert!(!text.contains("— undo failed"), "{text}");
+    let log = String::from_utf8_lossy(&wm(&t, &["log", &id, "two"]).stdout).to_string();
+    assert!(
+        log.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("undo succeeded at"),
+        "{log}"
+    );
+}
+
+#[test]
+fn keep_going_runs_every_undo_despite_a_failure() {
+    let t = Test::new().file("rb.rhai", UNDOABLE);
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 0);
+    let id = t.run_id();
+    expect_code(&wm(&t, &["rollback", &id, "--yes", "--keep-going"]), 1);
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "do-one\ndo-two\nundo-one\n"
+    );
+}
+
+// Rollback ran an `undo` edited since its step ran, without a word.
+#[test]
+fn rollback_ran_an_undo_edited_since_the_step_ran() {
+    let t = Test::new().file("rb.rhai", UNDOABLE);
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 0);
+    let id = t.run_id();
+    std::fs::write(
+        t.path().join("rb.rhai"),
+        UNDOABLE.replace("echo undo-one", "echo UNDO-ONE"),
+    )
+    .unwrap();
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    let r = wm(&t, &["rollback", &id, "--yes"]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("the undo of these steps changed since they ran"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"-sh("echo undo-one >> effects") });"#)
+            && err.contains(r#"+sh("echo UNDO-ONE >> effects") });"#),
+        "{err}"
+    );
+    assert!(err.contains("--accept-changes"), "{err}");
+    assert!(!err.contains("`two`"), "two's undo is unchanged: {err}");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "do-one\ndo-two\n",
+        "nothing was undone"
+    );
+    expect_code(&wm(&t, &["rollback", &id, "--yes", "--accept-changes"]), 1);
+    assert_eq!(t.status()["status"], "rolled_back");
 }

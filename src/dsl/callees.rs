@@ -1,0 +1,186 @@
+//! What a step's closure can call: the script functions (of the runbook and of every
+//! module it imports) reachable from the closure's body, with their source text.
+//!
+//! A step's fingerprint covers these (SPEC §9), so an edit to an imported helper used by
+//! a finished step is caught on resume like an edit to the closure itself. Reachability
+//! is by name: every function call, method call, string literal (`Fn("name")`,
+//! `call("name")`) and function-pointer constant in a body names the functions it may
+//! reach, in any module in scope, whatever their arity — an over-approximation, so an
+//! edit is never missed, while an edit to a helper that only other steps use leaves this
+//! step's fingerprint alone (fixing the helper of a failed step must not block resume).
+
+use crate::diagnostic::SourceMap;
+use rhai::{ASTNode, Expr, ScriptFuncDef, Stmt};
+use rhai::{FnPtr, Module, Shared};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// One script function a closure can call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callee {
+    /// `name/arity`: what the fingerprint covers besides the text (the file is left out,
+    /// since its display form depends on the working directory).
+    pub name: Arc<str>,
+    /// The file it is defined in, for messages.
+    pub file: Arc<str>,
+    /// `fn name(params) { body }` as written.
+    pub source: Arc<str>,
+}
+
+struct Def {
+    file: Arc<str>,
+    def: Shared<ScriptFuncDef>,
+}
+
+/// Function-name index of one set of modules in scope, built once and shared by every
+/// closure declared with that scope (a 10,000-step script has one).
+#[derive(Default)]
+struct Index {
+    by_name: HashMap<String, Vec<Def>>,
+    text: HashMap<usize, Option<Arc<str>>>,
+    names: HashMap<usize, Arc<[String]>>,
+}
+
+/// Per-load cache of indexes, keyed by the identity of the modules in scope.
+#[derive(Default)]
+pub(crate) struct CalleeCache {
+    indexes: HashMap<Vec<usize>, Index>,
+}
+
+// Every module in scope: function libraries, imports, and their imports in turn.
+#[allow(deprecated)]
+fn modules_in_scope(env: &rhai::NativeCallContextStore) -> Vec<Shared<Module>> {
+    let mut out: Vec<Shared<Module>> = env.global.lib.iter().cloned().collect();
+    out.extend(env.global.iter_imports_raw().map(|(_, m)| m.clone()));
+    let mut seen = HashSet::new();
+    let mut i = 0;
+    out.retain(|m| seen.insert(Shared::as_ptr(m) as usize));
+    while i < out.len() {
+        let subs: Vec<Shared<Module>> = out[i].iter_sub_modules().map(|(_, m)| m.clone()).collect();
+        for m in subs {
+            if seen.insert(Shared::as_ptr(&m) as usize) {
+                out.push(m);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+impl CalleeCache {
+    /// The functions the closure `fp` (declared with runtime state `env`, in `main_file`)
+    /// can reach, sorted by name. The closure itself is not among them.
+    #[allow(deprecated)]
+    pub(crate) fn callees(
+        &mut self,
+        env: &rhai::NativeCallContextStore,
+        fp: &FnPtr,
+        main_file: &Arc<str>,
+        sources: &SourceMap,
+    ) -> Vec<Callee> {
+        let modules = modules_in_scope(env);
+        let key: Vec<usize> = modules.iter().map(|m| Shared::as_ptr(m) as usize).collect();
+        let index = self.indexes.entry(key).or_insert_with(|| {
+            let mut by_name: HashMap<String, Vec<Def>> = HashMap::new();
+            for m in &modules {
+                let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main_file.clone());
+                for (_, _, name, _, def) in m.iter_script_fn_info() {
+                    by_name.entry(name.to_string()).or_default().push(Def {
+                        file: file.clone(),
+                        def: def.clone(),
+                    });
+                }
+            }
+            Index {
+                by_name,
+                text: HashMap::new(),
+                names: HashMap::new(),
+            }
+        });
+        let mut found: BTreeMap<(String, usize), Callee> = BTreeMap::new();
+        let mut walked: HashSet<usize> = HashSet::new();
+        let mut todo: Vec<String> = vec![fp.fn_name().to_string()];
+        let mut queued: HashSet<String> = todo.iter().cloned().collect();
+        while let Some(name) = todo.pop() {
+            let Some(defs) = index.by_name.get(&name) else {
+                continue; // a native function or primitive
+            };
+            for d in defs {
+                let ptr = Shared::as_ptr(&d.def) as usize;
+                if !walked.insert(ptr) {
+                    continue;
+                }
+                let names = index
+                    .names
+                    .entry(ptr)
+                    .or_insert_with(|| names_used(&d.def).into())
+                    .clone();
+                for n in names.iter() {
+                    if queued.insert(n.clone()) {
+                        todo.push(n.clone());
+                    }
+                }
+                // Anonymous functions (closures) are part of the text that encloses them.
+                if name.starts_with("anon$") {
+                    continue;
+                }
+                let text = index
+                    .text
+                    .entry(ptr)
+                    .or_insert_with(|| function_text(sources, &d.file, &d.def).map(Arc::from))
+                    .clone();
+                let arity = d.def.params.len();
+                found.insert(
+                    (name.clone(), arity),
+                    Callee {
+                        name: format!("{name}/{arity}").into(),
+                        file: d.file.clone(),
+                        source: text.unwrap_or_else(|| Arc::from("")),
+                    },
+                );
+            }
+        }
+        found.into_values().collect()
+    }
+}
+
+// Every name a function body may call: calls, method calls, string literals, function
+// pointer constants. (Rhai exposes a body's statements only through an AST's walk.)
+fn names_used(def: &Shared<ScriptFuncDef>) -> Vec<String> {
+    let mut one = Module::new();
+    one.set_script_fn(def.clone());
+    let mut names = Vec::new();
+    rhai::AST::new_from_module(one).walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(x, _) | Expr::MethodCall(x, _)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(x, _))) => names.push(x.name.to_string()),
+            Some(ASTNode::Expr(Expr::StringConstant(s, _))) => names.push(s.to_string()),
+            Some(ASTNode::Expr(Expr::DynamicConstant(v, _))) => {
+                if let Some(fp) = v.read_lock::<FnPtr>() {
+                    names.push(fp.fn_name().to_string());
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    names
+}
+
+/// `fn name(params) body` as written in `file`, from the body's positions.
+pub(crate) fn function_text(
+    sources: &SourceMap,
+    file: &str,
+    def: &ScriptFuncDef,
+) -> Option<String> {
+    let s = def.body.start_position();
+    let e = def.body.end_position();
+    let start = (s.line()?, s.position().unwrap_or(1));
+    let end = match e.line() {
+        Some(l) => (l, e.position().unwrap_or(1)),
+        None => (start.0, sources.line(file, start.0)?.chars().count()),
+    };
+    let body = sources.slice(file, start, end)?;
+    let params: Vec<&str> = def.params.iter().map(|p| p.as_str()).collect();
+    Some(format!("fn {}({}) {body}", def.name, params.join(", ")))
+}

@@ -342,6 +342,10 @@ pub fn option_values(d: &StepDecl) -> Vec<(&'static str, String)> {
         ("when", d.when.as_str().into()),
         ("tags", d.tags.join(",")),
     ];
+    if d.fresh {
+        // Only when set, so steps without it keep the fingerprints journaled before it existed.
+        v.insert(7, ("fresh", "1".into()));
+    }
     if d.kind == StepKind::Gate {
         v.push(("instructions", d.instructions.clone().unwrap_or_default()));
         v.push(("approvals", d.approvals.to_string()));

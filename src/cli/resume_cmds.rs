@@ -317,6 +317,12 @@ pub fn resume(
             _ => {}
         }
     }
+    for i in fresh_again(plan, &mut prior) {
+        eprintln!(
+            "{}: fresh (it only reads): running it again so what follows sees today's facts",
+            plan.steps[i].decl.name
+        );
+    }
     // In a terminal, ask about each undecided step instead of stopping.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin())
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -448,6 +454,29 @@ fn edited_undos(state: &RunState, plan: &Plan, names: &[String]) -> Vec<(String,
         }
     }
     out
+}
+
+/// Make every succeeded `fresh` step pending again when a step after it still has to run
+/// (a fixed blocker is then seen by the probe, not judged on the recorded result);
+/// returns them. Later waves first, so a fresh step before another one is seen too.
+fn fresh_again(plan: &Plan, prior: &mut [Prior]) -> Vec<usize> {
+    let mut again = Vec::new();
+    for wave in plan.waves.iter().rev() {
+        for &i in wave {
+            if !plan.steps[i].decl.fresh || !matches!(prior[i], Prior::Done(_)) {
+                continue;
+            }
+            let pending_after = downstream(plan, i)
+                .into_iter()
+                .any(|d| d != i && matches!(prior[d], Prior::Pending));
+            if pending_after {
+                prior[i] = Prior::Pending;
+                again.push(i);
+            }
+        }
+    }
+    again.sort_unstable();
+    again
 }
 
 fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {

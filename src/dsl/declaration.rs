@@ -145,6 +145,9 @@ pub struct StepDecl {
     pub timeout: Option<Duration>,
     /// Safe to re-run when interrupted mid-flight.
     pub idempotent: bool,
+    /// Only reads: `resume` runs it again even though it succeeded, when a step after it
+    /// still has to run, so decisions are made on today's facts (a fixed blocker).
+    pub fresh: bool,
     /// "Already done?" probe used on resume.
     pub check: Option<Callable>,
     /// Compensation run by `waymark rollback`.
@@ -180,6 +183,7 @@ impl StepDecl {
             retry_delay: Duration::from_secs(5),
             timeout: None,
             idempotent: false,
+            fresh: false,
             check: None,
             undo: None,
             group: None,

@@ -17,6 +17,7 @@ pub const STEP_OPTIONS: &[&str] = &[
     "retry_delay",
     "timeout",
     "idempotent",
+    "fresh",
     "check",
     "undo",
     "group",
@@ -254,6 +255,16 @@ pub fn parse_step(
                 decl.retry_delay = d;
             }
             decl.idempotent = cx.bool(opts, "idempotent").unwrap_or(false);
+            decl.fresh = cx.bool(opts, "fresh").unwrap_or(false);
+            if decl.fresh && decl.undo.is_some() {
+                let d = cx.err(
+                    "fresh",
+                    format!("{what} is `fresh` (it only reads) but has an `undo`"),
+                );
+                d.help = Some(
+                    "a step that changes something must not run again on resume: drop `fresh`, or the `undo` if it only reads".into(),
+                );
+            }
             decl.group = cx.string(opts, "group");
         }
         StepKind::Gate => {

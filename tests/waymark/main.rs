@@ -7,6 +7,7 @@
 mod accounts;
 #[cfg(unix)]
 mod approvals;
+mod blockers;
 mod cases;
 mod cli_plan;
 mod cli_run;

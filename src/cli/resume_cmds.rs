@@ -318,7 +318,7 @@ pub fn resume(
         }
     }
     for i in fresh_again(plan, &mut prior) {
-        eprintln!(
+        errln!(
             "{}: fresh (it only reads): running it again so what follows sees today's facts",
             plan.steps[i].decl.name
         );

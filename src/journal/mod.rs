@@ -112,6 +112,7 @@ fn random_u16() -> u16 {
 /// process kills itself with SIGKILL right after the batch holding record N is durable,
 /// before anyone is told — the harshest moment a real crash can pick. Tests use it to
 /// stop a run at every journal boundary; it is inert when the variable is unset.
+#[cfg(feature = "test-hooks")]
 pub(crate) fn crash_point(last_durable_seq: u64) {
     static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| {
@@ -131,9 +132,40 @@ pub(crate) fn crash_point(last_durable_seq: u64) {
     }
 }
 
+/// Without the `test-hooks` feature (every release build) there is no crash point: an
+/// environment variable must not be able to kill a production run.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub(crate) fn crash_point(_last_durable_seq: u64) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_build_honoured_the_crash_hook() {
+        // `cargo test` turns the hooks on through the dev-dependency on this package;
+        // nothing a release build uses may: not the default features, not a dependency.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let manifest: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+        let features = manifest["features"].as_table().unwrap();
+        let default = features.get("default").and_then(|d| d.as_array());
+        assert!(
+            default.is_none_or(|d| d.iter().all(|f| f.as_str() != Some("test-hooks"))),
+            "{features:?}"
+        );
+        for (name, f) in features {
+            let enables = f.as_array().unwrap().iter();
+            assert!(
+                name == "test-hooks" || enables.clone().all(|e| e.as_str() != Some("test-hooks")),
+                "feature {name} turns the test hooks on"
+            );
+        }
+        let deps = manifest["dependencies"].as_table().unwrap();
+        assert!(!deps.contains_key("waymark"), "{deps:?}");
+        let dev = &manifest["dev-dependencies"]["waymark"]["features"];
+        assert_eq!(dev.as_array().unwrap()[0].as_str(), Some("test-hooks"));
+    }
 
     #[test]
     fn run_ids_have_the_documented_shape() {

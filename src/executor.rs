@@ -214,7 +214,10 @@ impl RhaiAction {
             .as_ref()
             .map(|p| p.file.clone())
             .unwrap_or_else(|| "".into());
-        let result = with_env(env.clone(), || c.call(&self.engine, ctx));
+        let hook = self.process_recorder(node, attempt);
+        let result = with_env(env.clone(), || {
+            crate::process::with_spawn_hook(hook, || c.call(&self.engine, ctx))
+        });
         match result {
             Ok(v) => to_json(&v, &self.redactor).map_err(|e| {
                 let decl = &self.plan.steps[node].decl;
@@ -275,6 +278,27 @@ fn final_kind(e: &rhai::EvalAltResult) -> Option<String> {
             }
             _ => return None,
         }
+    }
+}
+
+impl RhaiAction {
+    // Every process group a closure starts is journaled before its program runs, so a
+    // group that outlives a crash of waymark can be found (`crate::orphans`).
+    fn process_recorder(&self, node: usize, attempt: u32) -> crate::process::SpawnHook {
+        let journal = self.journal.clone();
+        let step = self.plan.steps[node].decl.name.clone();
+        Arc::new(move |g: &crate::process::SpawnedGroup| {
+            let ev = Event::ProcessStarted {
+                step: step.clone(),
+                attempt,
+                pgid: g.pgid,
+                start_time: g.start_time,
+            };
+            journal
+                .append_blocking(vec![ev])
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 

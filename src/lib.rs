@@ -19,6 +19,7 @@ pub mod follow;
 pub mod inbox;
 pub mod journal;
 pub mod notify;
+pub mod orphans;
 pub mod plan;
 pub mod process;
 pub mod redact;

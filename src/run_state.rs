@@ -168,6 +168,9 @@ pub struct StepStatus {
     pub completed_seq: Option<u64>,
     /// Every run of its `undo`, oldest first: when, and the error if it failed.
     pub undo_attempts: Vec<UndoAttempt>,
+    /// Process groups its latest attempt started, `(pgid, leader start time)`: after a
+    /// crash, the ones still alive are orphans (`crate::orphans`).
+    pub processes: Vec<(u32, u64)>,
     /// The last failure said another attempt follows.
     retry_pending: bool,
 }
@@ -201,6 +204,7 @@ impl StepStatus {
             skip_reason: None,
             completed_seq: None,
             undo_attempts: Vec::new(),
+            processes: Vec::new(),
             retry_pending: false,
         }
     }
@@ -532,6 +536,15 @@ impl Replay {
                 s.marked_done = None;
                 s.skip_reason = None;
                 s.retry_pending = false;
+                s.processes.clear();
+            }
+            Event::ProcessStarted {
+                step,
+                pgid,
+                start_time,
+                ..
+            } => {
+                self.step(step, "step").processes.push((*pgid, *start_time));
             }
             Event::StepSucceeded {
                 step,

@@ -238,6 +238,12 @@ struct ResumeArgs {
     /// Continue even though steps that already succeeded were edited.
     #[arg(long)]
     accept_changes: bool,
+    /// Processes a crashed run left running: kill their process groups first.
+    #[arg(long, conflicts_with = "wait_orphans")]
+    kill_orphans: bool,
+    /// Processes a crashed run left running: wait for them to end first.
+    #[arg(long)]
+    wait_orphans: bool,
     /// Most steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
@@ -381,6 +387,13 @@ pub fn main() -> i32 {
                 mark_done: a.mark_done,
                 from: a.from,
                 accept_changes: a.accept_changes,
+                orphans: if a.kill_orphans {
+                    Some(resume_cmds::OrphanChoice::Kill)
+                } else if a.wait_orphans {
+                    Some(resume_cmds::OrphanChoice::Wait)
+                } else {
+                    None
+                },
             },
         ),
         Command::Rollback {

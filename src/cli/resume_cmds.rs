@@ -24,6 +24,95 @@ pub struct ResumeOptions {
     pub from: Option<String>,
     /// Accept changes to steps that already succeeded.
     pub accept_changes: bool,
+    /// What to do with process groups a crashed run left running (`None`: ask in a
+    /// terminal, else stop with exit 3).
+    pub orphans: Option<OrphanChoice>,
+}
+
+/// `--kill-orphans` / `--wait-orphans`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrphanChoice {
+    /// Stop the groups (SIGTERM, then SIGKILL).
+    Kill,
+    /// Wait until they end by themselves.
+    Wait,
+}
+
+// Before anything is decided about an in-flight step, its processes that outlived the
+// crash must be gone: otherwise a step re-run while its first attempt still acts would
+// do its effect twice, and a probe could look before the effect happened.
+fn settle_orphans(
+    re: &Reopened,
+    choice: Option<OrphanChoice>,
+    state_dir: &Path,
+) -> Result<(), CliError> {
+    let orphans = crate::orphans::find(&re.state);
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    for line in crate::orphans::describe(&orphans) {
+        errln!("{line}");
+    }
+    use std::io::IsTerminal as _;
+    let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let choice = match choice {
+        Some(c) => c,
+        None if terminal => {
+            let picked = dialoguer::Select::new()
+                .with_prompt("the run crashed while these were running; before resuming")
+                .items([
+                    "kill them (SIGTERM, then SIGKILL)",
+                    "wait for them to end",
+                    "stop here",
+                ])
+                .default(1)
+                .interact_opt();
+            match picked {
+                Ok(Some(0)) => OrphanChoice::Kill,
+                Ok(Some(1)) => OrphanChoice::Wait,
+                _ => return Err(orphans_pending(re, &orphans, state_dir)),
+            }
+        }
+        None => return Err(orphans_pending(re, &orphans, state_dir)),
+    };
+    let left = match choice {
+        OrphanChoice::Kill => {
+            errln!("killing {} process group(s)…", orphans.len());
+            crate::orphans::kill(&orphans, crate::process::KILL_GRACE)
+        }
+        OrphanChoice::Wait => {
+            errln!("waiting for {} process group(s) to end…", orphans.len());
+            crate::orphans::wait(&orphans, None)
+        }
+    };
+    if !left.is_empty() {
+        let lines = crate::orphans::describe(&left).join("\n  ");
+        return Err(CliError {
+            exit: Exit::Paused,
+            message: format!("error: these could not be stopped:\n  {lines}"),
+        });
+    }
+    Ok(())
+}
+
+fn orphans_pending(
+    re: &Reopened,
+    orphans: &[crate::orphans::Orphan],
+    state_dir: &Path,
+) -> CliError {
+    let sd = super::hint::state_dir_flag(state_dir);
+    let id = &re.run_id;
+    let by_hand: Vec<String> = orphans.iter().map(crate::orphans::kill_command).collect();
+    CliError {
+        exit: Exit::Paused,
+        message: format!(
+            "run {id}: processes of the crashed run are still running; decide before resuming:\n  \
+             kill them:      waymark resume {id} --kill-orphans{sd}\n  \
+             wait for them:  waymark resume {id} --wait-orphans{sd}\n  \
+             (or by hand:    {})",
+            by_hand.join("; ")
+        ),
+    }
 }
 
 fn bad(msg: impl Into<String>) -> CliError {
@@ -170,6 +259,7 @@ pub fn resume(
     let re = reopen(state_dir, run, r.from.is_some())?;
     // A mistake in the hooks is reported before anything is journaled.
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
+    settle_orphans(&re, r.orphans, state_dir)?;
     let (state, plan) = (&re.state, &re.plan);
     if matches!(state.status, RunStatus::Succeeded | RunStatus::RolledBack) && r.from.is_none() {
         outln!(

@@ -29,11 +29,27 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
             });
         }
     }
+    let orphans = crate::orphans::find(&state);
     if json {
+        v["orphans"] = orphans
+            .iter()
+            .map(|o| json!({ "step": o.step, "pgid": o.pgid }))
+            .collect();
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(Exit::Ok);
     }
     out!("{}", text(&state, &v, state_dir));
+    if !orphans.is_empty() {
+        outln!("processes of the crashed run are still running:");
+        for line in crate::orphans::describe(&orphans) {
+            outln!("  {line}");
+        }
+        let sd = hint::state_dir_flag(state_dir);
+        outln!(
+            "  deal with them first: waymark resume {} --kill-orphans{sd}  (or --wait-orphans)",
+            state.run_id
+        );
+    }
     Ok(Exit::Ok)
 }
 

@@ -123,6 +123,19 @@ pub enum Event {
     },
     /// An attempt is about to run; durable before the action starts.
     StepStarted { step: String, attempt: u32 },
+    /// A process of an attempt was started, as the leader of its own process group;
+    /// durable before the program runs, so after a crash `status` and `resume` can find
+    /// the group if it outlived waymark.
+    ProcessStarted {
+        step: String,
+        attempt: u32,
+        /// Process group id (the leader's pid).
+        pgid: u32,
+        /// The leader's start time (Linux: clock ticks since boot, `/proc/PID/stat`
+        /// field 22; 0 where unknown), so a reused pid is not taken for the group.
+        #[serde(default)]
+        start_time: u64,
+    },
     /// An attempt succeeded; durable before any dependent starts.
     StepSucceeded {
         step: String,
@@ -265,6 +278,7 @@ impl Event {
     pub fn step(&self) -> Option<&str> {
         match self {
             Event::StepStarted { step, .. }
+            | Event::ProcessStarted { step, .. }
             | Event::StepSucceeded { step, .. }
             | Event::StepFailed { step, .. }
             | Event::StepSkipped { step, .. }

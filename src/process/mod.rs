@@ -13,7 +13,8 @@
 mod capture;
 mod child_io;
 mod error;
-mod group;
+mod gate;
+pub mod group;
 mod lookup;
 pub mod powershell;
 mod run;
@@ -21,6 +22,7 @@ mod spec;
 
 pub use capture::CAPTURE_LIMIT;
 pub use error::{KillOutcome, ProcessError};
+pub use gate::{with_spawn_hook, SpawnHook, SpawnedGroup};
 pub use powershell::{find_powershell, find_powershell_in, ps_spec, ps_spec_with};
 pub use run::{run_process, ProcessOutput, DRAIN_GRACE, KILL_GRACE, TICK};
 pub use spec::{ansi_c_body, describe, quote, sh_spec, ProcessSpec};

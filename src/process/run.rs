@@ -90,16 +90,35 @@ pub fn run_process(
         }
     }
     let program = resolve_program(spec)?;
-    let mut cmd = build_command(spec, &program);
+    let hook = super::gate::current_hook();
     let io_error = |action: &'static str, source: io::Error| ProcessError::Io {
         command: command.clone(),
         action,
         source,
     };
+    #[cfg(unix)]
+    let gate = match &hook {
+        Some(_) => {
+            Some(super::gate::Gate::new().map_err(|e| io_error("creating the start gate of", e))?)
+        }
+        None => None,
+    };
+    #[cfg(unix)]
+    let mut cmd = match &gate {
+        Some(g) => {
+            let mut cmd = gated_command(spec, &program);
+            g.install(&mut cmd);
+            cmd
+        }
+        None => build_command(spec, &program),
+    };
+    #[cfg(not(unix))]
+    let mut cmd = build_command(spec, &program);
+    super::gate::die_with_parent(&mut cmd);
 
     log.line("exec", &format!("$ {command}"));
     let started = Instant::now();
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             let err = spawn_error(spec, &program, &command, e);
@@ -108,6 +127,27 @@ pub fn run_process(
         }
     };
     let pgid = child.id();
+    if let Some(hook) = &hook {
+        // On record before the program runs (see `gate`); on failure it never runs.
+        let group = super::gate::SpawnedGroup {
+            pgid,
+            start_time: group::start_time(pgid).unwrap_or(0),
+        };
+        let released = hook(&group).map_err(io::Error::other).and_then(|()| {
+            #[cfg(unix)]
+            if let Some(gate) = gate {
+                gate.open()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = released {
+            group::kill(pgid);
+            let _ = child.wait();
+            let err = io_error("recording the process before it runs", e);
+            log.line("exec", &err.to_string());
+            return Err(err);
+        }
+    }
     let mut io = match ChildIo::start(child, spec.stdin.clone().map(String::into_bytes), log) {
         Ok(io) => io,
         Err((mut child, e)) => {
@@ -363,6 +403,21 @@ fn exit_code(status: ExitStatus) -> (i32, Option<i32>) {
     (status.code().unwrap_or(-1), None)
 }
 
+/// The command for `spec` behind the start gate: `/bin/sh -c TRAMPOLINE` with the
+/// resolved program and its arguments as `"$@"` (see `gate`).
+#[cfg(unix)]
+fn gated_command(spec: &ProcessSpec, program: &Path) -> Command {
+    let mut gated = spec.clone();
+    gated.program = "/bin/sh".into();
+    gated.args = ["-c", super::gate::TRAMPOLINE, "sh"]
+        .into_iter()
+        .map(String::from)
+        .chain(std::iter::once(program.to_string_lossy().into_owned()))
+        .chain(spec.args.iter().cloned())
+        .collect();
+    build_command(&gated, Path::new("/bin/sh"))
+}
+
 fn build_command(spec: &ProcessSpec, program: &Path) -> Command {
     let mut cmd = Command::new(program);
     #[cfg(unix)]
@@ -440,6 +495,7 @@ mod tests {
     use crate::redact::Redactor;
     use crate::step_log::StepLogOptions;
     use std::path::PathBuf;
+    use std::sync::Arc;
     use std::thread;
 
     /// Hang guard for waits on the system: generous, never a performance assertion.
@@ -494,6 +550,66 @@ mod tests {
             thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn orphan_group_ran_before_it_was_on_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let (m, s) = (marker.clone(), seen.clone());
+        let hook: super::super::SpawnHook = Arc::new(move |g: &super::super::SpawnedGroup| {
+            // Give a program that was not held back every chance to run first.
+            thread::sleep(Duration::from_millis(200));
+            assert!(!m.exists(), "the program ran before its group was recorded");
+            *s.lock().unwrap() = Some(*g);
+            Ok(())
+        });
+        let spec = sh_with_arg("echo $$ > \"$1\"", &marker);
+        let out = super::super::with_spawn_hook(hook, || run(&spec)).unwrap();
+        assert!(out.success(), "{out:?}");
+        let g = seen.lock().unwrap().expect("the hook saw the group");
+        // The program ran in the recorded process, as its group's leader.
+        assert_eq!(wait_for_pid(&marker) as u32, g.pgid);
+        if cfg!(target_os = "linux") {
+            assert_ne!(g.start_time, 0);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_group_that_cannot_be_recorded_never_runs_its_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let hook: super::super::SpawnHook =
+            Arc::new(|_: &super::super::SpawnedGroup| Err("the disk is full".to_string()));
+        let spec = sh_with_arg("touch \"$1\"", &marker);
+        let e = super::super::with_spawn_hook(hook, || run(&spec)).unwrap_err();
+        assert!(e.to_string().contains("the disk is full"), "{e}");
+        thread::sleep(Duration::from_millis(200));
+        assert!(!marker.exists());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn reused_pid_is_not_taken_for_the_recorded_group() {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let started = group::start_time(pid).unwrap();
+        assert!(group::is_alive(pid, started));
+        assert!(
+            !group::is_alive(pid, started + 1),
+            "another process with this pid"
+        );
+        group::kill(pid);
+        let _ = child.wait();
+        assert!(!group::is_alive(pid, started));
     }
 
     #[test]

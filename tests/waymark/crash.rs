@@ -239,3 +239,96 @@ fn torn_tail_warning_was_printed_twice_and_with_ansi_codes_into_a_pipe() {
     assert!(err.contains("cut it off"), "{err}");
     assert!(!err.contains('\u{1b}'), "escape codes into a pipe: {err:?}");
 }
+
+#[test]
+fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
+    // The direct child dies with waymark (Linux); the subshell in its group does not,
+    // and would write `f` seconds after the crash: the double effect of the issue.
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "orphans", description: "d" });
+           step("slow", #{ run: |ctx| sh("touch started; (sleep 4; echo x >> f) & sleep 4; echo x >> f") });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let pgid = loop {
+        let journal = t
+            .path()
+            .join(".waymark/runs")
+            .read_dir()
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("journal.jsonl"));
+        let text = journal
+            .and_then(|j| std::fs::read_to_string(j).ok())
+            .unwrap_or_default();
+        let started = t.path().join("started").exists();
+        if let Some(line) = text
+            .lines()
+            .find(|l| started && l.contains("\"process_started\""))
+        {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            break v["pgid"].as_i64().unwrap() as i32;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    // A member that is not a zombie (this machine's init may never reap them).
+    let group_alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z"
+        })
+    };
+    assert!(group_alive(), "the step's processes outlived waymark");
+
+    let st = run(&t, &["status"], None);
+    let out = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        out.contains(&format!("step slow: process group {pgid} is still running")),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&t, &["status", "--json"], None).stdout).unwrap();
+    assert_eq!(v["orphans"][0]["pgid"], pgid, "{v}");
+
+    // No terminal, no flag: stop before any decision, with the exact commands.
+    let r = run(&t, &["resume"], None);
+    expect_code(&r, 3);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("--kill-orphans") && err.contains("--wait-orphans"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("kill -TERM -- -{pgid}")), "{err}");
+    assert!(
+        !err.contains("--mark-done"),
+        "no decision about the step yet: {err}"
+    );
+    assert!(group_alive());
+
+    let r = run(&t, &["resume", "--kill-orphans"], None);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !group_alive(),
+        "resume --kill-orphans left the group: {err}"
+    );
+    // Only now is the operator asked about the step itself.
+    expect_code(&r, 3);
+    assert!(err.contains("--mark-done slow"), "{err}");
+    assert!(
+        !t.path().join("f").exists(),
+        "the orphan wrote after the crash"
+    );
+    let st = run(&t, &["status"], None);
+    assert!(!String::from_utf8_lossy(&st.stdout).contains("still running"));
+}

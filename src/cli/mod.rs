@@ -75,6 +75,12 @@ enum Command {
         /// steps' undos may rely on it).
         #[arg(long)]
         keep_going: bool,
+        /// Processes a crashed run left running: kill their process groups first.
+        #[arg(long, conflicts_with = "wait_orphans")]
+        kill_orphans: bool,
+        /// Processes a crashed run left running: wait for them to end first.
+        #[arg(long)]
+        wait_orphans: bool,
         #[command(flatten)]
         state: StateDirArg,
     },
@@ -387,13 +393,7 @@ pub fn main() -> i32 {
                 mark_done: a.mark_done,
                 from: a.from,
                 accept_changes: a.accept_changes,
-                orphans: if a.kill_orphans {
-                    Some(resume_cmds::OrphanChoice::Kill)
-                } else if a.wait_orphans {
-                    Some(resume_cmds::OrphanChoice::Wait)
-                } else {
-                    None
-                },
+                orphans: resume_cmds::OrphanChoice::from_flags(a.kill_orphans, a.wait_orphans),
             },
         ),
         Command::Rollback {
@@ -401,6 +401,8 @@ pub fn main() -> i32 {
             yes,
             accept_changes,
             keep_going,
+            kill_orphans,
+            wait_orphans,
             state,
         } => resume_cmds::rollback(
             &state.state_dir,
@@ -409,6 +411,7 @@ pub fn main() -> i32 {
                 yes,
                 accept_changes,
                 keep_going,
+                orphans: resume_cmds::OrphanChoice::from_flags(kill_orphans, wait_orphans),
             },
         ),
         Command::Status {

@@ -38,13 +38,26 @@ pub enum OrphanChoice {
     Wait,
 }
 
+impl OrphanChoice {
+    /// From `--kill-orphans` / `--wait-orphans` (clap makes them exclusive).
+    pub fn from_flags(kill: bool, wait: bool) -> Option<Self> {
+        match (kill, wait) {
+            (true, _) => Some(OrphanChoice::Kill),
+            (false, true) => Some(OrphanChoice::Wait),
+            (false, false) => None,
+        }
+    }
+}
+
 // Before anything is decided about an in-flight step, its processes that outlived the
 // crash must be gone: otherwise a step re-run while its first attempt still acts would
 // do its effect twice, and a probe could look before the effect happened.
+// `again` is the command to repeat with a flag (`resume RUN`, `rollback RUN --yes`).
 fn settle_orphans(
     re: &Reopened,
     choice: Option<OrphanChoice>,
     state_dir: &Path,
+    again: &str,
 ) -> Result<(), CliError> {
     let orphans = crate::orphans::find(&re.state);
     if orphans.is_empty() {
@@ -59,7 +72,7 @@ fn settle_orphans(
         Some(c) => c,
         None if terminal => {
             let picked = dialoguer::Select::new()
-                .with_prompt("the run crashed while these were running; before resuming")
+                .with_prompt("the run crashed while these were running; before going on")
                 .items([
                     "kill them (SIGTERM, then SIGKILL)",
                     "wait for them to end",
@@ -70,10 +83,10 @@ fn settle_orphans(
             match picked {
                 Ok(Some(0)) => OrphanChoice::Kill,
                 Ok(Some(1)) => OrphanChoice::Wait,
-                _ => return Err(orphans_pending(re, &orphans, state_dir)),
+                _ => return Err(orphans_pending(re, &orphans, state_dir, again)),
             }
         }
-        None => return Err(orphans_pending(re, &orphans, state_dir)),
+        None => return Err(orphans_pending(re, &orphans, state_dir, again)),
     };
     let left = match choice {
         OrphanChoice::Kill => {
@@ -99,6 +112,7 @@ fn orphans_pending(
     re: &Reopened,
     orphans: &[crate::orphans::Orphan],
     state_dir: &Path,
+    again: &str,
 ) -> CliError {
     let sd = super::hint::state_dir_flag(state_dir);
     let id = &re.run_id;
@@ -106,9 +120,9 @@ fn orphans_pending(
     CliError {
         exit: Exit::Paused,
         message: format!(
-            "run {id}: processes of the crashed run are still running; decide before resuming:\n  \
-             kill them:      waymark resume {id} --kill-orphans{sd}\n  \
-             wait for them:  waymark resume {id} --wait-orphans{sd}\n  \
+            "run {id}: processes of the crashed run are still running; decide before going on:\n  \
+             kill them:      waymark {again} --kill-orphans{sd}\n  \
+             wait for them:  waymark {again} --wait-orphans{sd}\n  \
              (or by hand:    {})",
             by_hand.join("; ")
         ),
@@ -259,7 +273,7 @@ pub fn resume(
     let re = reopen(state_dir, run, r.from.is_some())?;
     // A mistake in the hooks is reported before anything is journaled.
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
-    settle_orphans(&re, r.orphans, state_dir)?;
+    settle_orphans(&re, r.orphans, state_dir, &format!("resume {}", re.run_id))?;
     let (state, plan) = (&re.state, &re.plan);
     if matches!(state.status, RunStatus::Succeeded | RunStatus::RolledBack) && r.from.is_none() {
         outln!(
@@ -591,11 +605,15 @@ pub struct RollbackOptions {
     pub accept_changes: bool,
     /// Carry on after a failed undo.
     pub keep_going: bool,
+    /// What to do with process groups a crash left running (as for resume).
+    pub orphans: Option<OrphanChoice>,
 }
 
 /// `waymark rollback`: run the `undo` of succeeded steps, newest first.
 pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
     let mut re = reopen(state_dir, Some(run), true)?;
+    // An undo must not race the attempt it would undo, or any other left running.
+    settle_orphans(&re, o.orphans, state_dir, &format!("rollback {run} --yes"))?;
     let mut done: Vec<(u64, usize)> = re
         .plan
         .steps

@@ -301,6 +301,16 @@ fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
         serde_json::from_slice(&run(&t, &["status", "--json"], None).stdout).unwrap();
     assert_eq!(v["orphans"][0]["pgid"], pgid, "{v}");
 
+    // Rollback must not race the attempt either.
+    let id = t.run_id();
+    let r = run(&t, &["rollback", &id, "--yes"], None);
+    expect_code(&r, 3);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(&format!("waymark rollback {id} --yes --kill-orphans")),
+        "{err}"
+    );
+
     // No terminal, no flag: stop before any decision, with the exact commands.
     let r = run(&t, &["resume"], None);
     expect_code(&r, 3);
@@ -331,4 +341,35 @@ fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
     );
     let st = run(&t, &["status"], None);
     assert!(!String::from_utf8_lossy(&st.stdout).contains("still running"));
+}
+
+#[test]
+fn resume_wait_orphans_lets_the_first_attempt_finish_before_any_decision() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "orphans", description: "d" });
+           step("slow", #{ run: |ctx| sh("touch started; (sleep 1; echo x >> f) & sleep 5") });"#,
+    );
+    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !t.path().join("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let r = run(&t, &["resume", "--wait-orphans"], None);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("waiting for 1 process group(s) to end"),
+        "{err}"
+    );
+    // The first attempt's effect happened, once, before the operator is asked.
+    let f = std::fs::read_to_string(t.path().join("f")).unwrap_or_default();
+    assert_eq!(f, "x\n", "{err}");
+    expect_code(&r, 3);
+    assert!(err.contains("--mark-done slow"), "{err}");
 }

@@ -82,6 +82,8 @@ fn hostile_secret_leaked_through_exec_line_errors_dry_run_and_lab_state() {
     sh(&["log", &id, "fail"], 0);
     sh(&["lab", "show"], 0);
     sh(&["lab", "show", "--json"], 0);
+    sh(&["report", &id, "--output", "-"], 0);
+    sh(&["report", &id, "--output", ".waymark/report.html"], 0);
     // The redaction really happened: the places that held the values say so.
     assert!(printed.contains("[REDACTED]"), "{printed}");
     assert!(printed.contains("exited with code 3"), "{printed}");

@@ -244,10 +244,11 @@ fn torn_tail_warning_was_printed_twice_and_with_ansi_codes_into_a_pipe() {
 fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
     // The direct child dies with waymark (Linux); the subshell in its group does not,
     // and would write `f` seconds after the crash: the double effect of the issue.
+    // `started` is touched once the subshell exists.
     let t = Test::new().file(
         "rb.rhai",
         r#"runbook(#{ name: "orphans", description: "d" });
-           step("slow", #{ run: |ctx| sh("touch started; (sleep 4; echo x >> f) & sleep 4; echo x >> f") });"#,
+           step("slow", #{ run: |ctx| sh("(sleep 4; echo x >> f) & touch started; sleep 4; echo x >> f") });"#,
     );
     let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -348,7 +349,7 @@ fn resume_wait_orphans_lets_the_first_attempt_finish_before_any_decision() {
     let t = Test::new().file(
         "rb.rhai",
         r#"runbook(#{ name: "orphans", description: "d" });
-           step("slow", #{ run: |ctx| sh("touch started; (sleep 1; echo x >> f) & sleep 5") });"#,
+           step("slow", #{ run: |ctx| sh("(sleep 2; echo x >> f) & touch started; wait") });"#,
     );
     let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

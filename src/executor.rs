@@ -404,6 +404,7 @@ pub fn build_ctx(
     ctx.insert("step".into(), step.decl.name.clone().into());
     ctx.insert("run_id".into(), run_id.into());
     ctx.insert("attempt".into(), (attempt as i64).into());
+    ctx.insert("dry_run".into(), false.into());
     let mut outputs = Map::new();
     if done.any_output() {
         // Every finished ancestor. The step itself is included: during a rollback its
@@ -479,15 +480,25 @@ pub fn build_ctx(
     StrictMap::dynamic(ctx, Holds::Ctx)
 }
 
+/// Where a step's `--dry-run` description stopped short of its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DryStop {
+    /// It decided on a value known only at run time: "depends on run time: …".
+    DependsOn(String),
+    /// It failed for a reason of its own (a bad argument, `fail()`, …).
+    Failed(String),
+}
+
 /// `--dry-run` of one step: call its closure with primitives that only record what they
-/// would do; returns the recorded commands and, if the closure stopped early (a value it
-/// needed is only known at run time), why.
+/// would do and give unknown values for anything only running something would tell
+/// (results, earlier steps' outputs); returns the recorded commands and, if the closure
+/// stopped early, why.
 pub fn dry_run_step(
     rb: &crate::dsl::Runbook,
     plan: &Plan,
     node: usize,
     estate: Option<Arc<dyn Estate>>,
-) -> (Vec<crate::dsl::primitives::DryCall>, Option<String>) {
+) -> (Vec<crate::dsl::primitives::DryCall>, Option<DryStop>) {
     let Some(c) = &plan.steps[node].decl.run else {
         return (Vec::new(), None);
     };
@@ -506,7 +517,7 @@ pub fn dry_run_step(
         .iter()
         .map(|(k, v)| (k.as_str().into(), v.clone().into()))
         .collect();
-    let ctx = build_ctx(
+    let mut ctx = build_ctx(
         plan,
         &params,
         &rb.inventory,
@@ -516,6 +527,8 @@ pub fn dry_run_step(
         &FinishedView::default(),
         &OutputCache::default(),
     );
+    dry_run_ctx(&mut ctx, plan, node);
+    crate::dsl::unknown::reset();
     let r = with_env(env, || c.call(&rb.engine, ctx));
     let calls = dry
         .take()
@@ -525,7 +538,50 @@ pub fn dry_run_step(
             (redactor.scrub(&what), lines)
         })
         .collect();
-    (calls, r.err().map(|e| redactor.scrub(&e.to_string())))
+    let stop = r.err().map(|e| {
+        let e = redactor.scrub(&e.to_string());
+        match crate::dsl::unknown::explain(&e) {
+            Some(why) => DryStop::DependsOn(redactor.scrub(&why)),
+            None => DryStop::Failed(e),
+        }
+    });
+    (calls, stop)
+}
+
+// `ctx` as a dry-run sees it: `dry_run` is true, and every ancestor's output and every
+// dependency's result is unknown (nothing ran), rather than absent.
+fn dry_run_ctx(ctx: &mut Dynamic, plan: &Plan, node: usize) {
+    let Some(mut c) = ctx.write_lock::<StrictMap>() else {
+        return;
+    };
+    c.map.insert("dry_run".into(), true.into());
+    let mut ancestors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = plan.steps[node].deps.clone();
+    while let Some(a) = stack.pop() {
+        if seen.insert(a) {
+            ancestors.push(a);
+            stack.extend(plan.steps[a].deps.iter().copied());
+        }
+    }
+    for (key, what) in [("outputs", "output"), ("results", "result")] {
+        let Some(field) = c.map.get_mut(key) else {
+            continue;
+        };
+        let Some(mut m) = field.write_lock::<StrictMap>() else {
+            continue;
+        };
+        let steps = if key == "outputs" {
+            &ancestors
+        } else {
+            &plan.steps[node].deps
+        };
+        for &a in steps {
+            let name = &plan.steps[a].decl.name;
+            let value = crate::dsl::unknown::Unknown::value(format!("the {what} of step {name}"));
+            m.map.insert(name.as_str().into(), value);
+        }
+    }
 }
 
 fn params_keys(params: &Map) -> Vec<String> {

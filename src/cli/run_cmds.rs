@@ -91,8 +91,9 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     // A mistake in the hooks is reported before the run exists, not after it started.
     notify_hooks(&rb, estate.inventory())?;
     if estate.is_rehearsal() {
+        // Only estate operations are simulated: a runbook's own commands are real.
         errln!(
-            "REHEARSAL against the lab estate `{}` ({}); nothing real is touched",
+            "REHEARSAL: estate operations act on the lab estate `{}` ({}); exec, sh and ps in steps run for real on this machine",
             estate.inventory().name,
             if args.inventory.is_some() {
                 "from --inventory"
@@ -426,11 +427,25 @@ fn dry_run(
     estate: Arc<dyn crate::estate::Estate>,
 ) -> Result<Exit, CliError> {
     outln!(
-        "dry run of {} against `{}` ({} driver): nothing will be executed",
+        "dry run of {} against `{}` ({} driver{}): nothing is executed, nothing waits; values only a run would give are shown as <…>",
         plan.name,
         estate.inventory().name,
-        estate.driver()
+        estate.driver(),
+        if estate.is_rehearsal() {
+            ", a rehearsal estate"
+        } else {
+            ""
+        }
     );
+    if estate.driver() == "windows" {
+        if rb.params.get("expected_build").map(String::as_str) == Some("UNVERIFIED") {
+            outln!("warning: expected_build is still UNVERIFIED: a real run refuses it. Read the Altiris.NS file version on a server known to be at 7.5 SP1 HF5 and pass --param expected_build=VERSION");
+        }
+        outln!("each server's scripts run through:");
+        for server in &estate.inventory().servers {
+            outln!("  {}", crate::estate::transport::describe(server));
+        }
+    }
     let mut n = 0;
     for (w, members) in plan.waves.iter().enumerate() {
         outln!("\nwave {}:", w + 1);
@@ -458,16 +473,24 @@ fn dry_run(
             );
             let (calls, stopped) = crate::executor::dry_run_step(rb, plan, i, Some(estate.clone()));
             for (what, lines) in calls {
+                if lines.is_empty() {
+                    outln!("       {what}");
+                    continue;
+                }
                 outln!("       {what}:");
                 for l in lines.iter().flat_map(|l| l.lines()) {
                     outln!("         {l}");
                 }
             }
-            if let Some(why) = stopped {
-                outln!(
-                    "       (what follows depends on results only known at run time: {})",
-                    why.lines().next().unwrap_or("")
-                );
+            match stopped {
+                Some(crate::executor::DryStop::DependsOn(why)) => {
+                    outln!("       (the rest of this step {why})")
+                }
+                Some(crate::executor::DryStop::Failed(e)) => outln!(
+                    "       (the description stops here: {})",
+                    e.lines().next().unwrap_or("")
+                ),
+                None => {}
             }
         }
     }

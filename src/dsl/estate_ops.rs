@@ -51,7 +51,7 @@ fn call(
                 vec![format!("(cannot describe: {e})")],
             ),
         }
-        return Ok(Dynamic::from_map(Map::new()));
+        return Ok(dry.unknown(format!("the result of {op} on {server}")));
     }
     env.log.line(
         "estate",

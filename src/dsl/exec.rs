@@ -66,18 +66,23 @@ fn apply(
     }
 }
 
+// `script`: what `sh`/`ps` were given, which names their result better than the shell
+// command line wrapped around it.
 fn run(
     ctx: &NativeCallContext,
     what: &str,
+    script: Option<&str>,
     mut spec: ProcessSpec,
     opts: &Map,
-) -> Result<Map, Box<EvalAltResult>> {
+) -> Result<rhai::Dynamic, Box<EvalAltResult>> {
     let pos = ctx.call_position();
     let env = require(ctx, what)?;
     let check = apply(&mut spec, opts, what, pos)?;
     if let Some(dry) = &env.dry_run {
-        dry.record(what.to_string(), vec![process::describe(&spec)]);
-        return Ok(empty_result());
+        let command = process::describe(&spec);
+        let named = brief(script.unwrap_or(&command));
+        dry.record(what.to_string(), vec![command]);
+        return Ok(dry.unknown(format!("the result of {what} {named}")));
     }
     let out = process::run_process(&spec, &env.cancel, &env.log).map_err(|e| {
         if matches!(
@@ -117,15 +122,17 @@ fn run(
     m.insert("code".into(), (out.code as i64).into());
     m.insert("stdout".into(), out.stdout.into());
     m.insert("stderr".into(), out.stderr.into());
-    Ok(m)
+    Ok(m.into())
 }
 
-fn empty_result() -> Map {
-    let mut m = Map::new();
-    m.insert("code".into(), 0_i64.into());
-    m.insert("stdout".into(), "".into());
-    m.insert("stderr".into(), "".into());
-    m
+// A command shortened to name it in "depends on the result of …".
+fn brief(command: &str) -> String {
+    let first = command.lines().next().unwrap_or("");
+    let mut s: String = first.chars().take(60).collect();
+    if s.len() < first.len() || command.contains('\n') {
+        s.push('…');
+    }
+    s
 }
 
 fn args_of(a: Array, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
@@ -152,29 +159,36 @@ pub fn register(engine: &mut Engine) {
         "exec",
         |ctx: NativeCallContext, program: &str, args: Array| {
             let spec = ProcessSpec::new(program, args_of(args, ctx.call_position())?);
-            run(&ctx, "exec", spec, &Map::new())
+            run(&ctx, "exec", None, spec, &Map::new())
         },
     );
     engine.register_fn(
         "exec",
         |ctx: NativeCallContext, program: &str, args: Array, opts: Map| {
             let spec = ProcessSpec::new(program, args_of(args, ctx.call_position())?);
-            run(&ctx, "exec", spec, &opts)
+            run(&ctx, "exec", None, spec, &opts)
         },
     );
     engine.register_fn("sh", |ctx: NativeCallContext, script: &str| {
-        run(&ctx, "sh", process::sh_spec(script), &Map::new())
+        run(
+            &ctx,
+            "sh",
+            Some(script),
+            process::sh_spec(script),
+            &Map::new(),
+        )
     });
     engine.register_fn("sh", |ctx: NativeCallContext, script: &str, opts: Map| {
-        run(&ctx, "sh", process::sh_spec(script), &opts)
+        run(&ctx, "sh", Some(script), process::sh_spec(script), &opts)
     });
-    let ps =
-        |ctx: &NativeCallContext, script: &str, opts: &Map| -> Result<Map, Box<EvalAltResult>> {
-            require(ctx, "ps")?;
-            let spec =
-                process::ps_spec(script).map_err(|e| err(e.to_string(), ctx.call_position()))?;
-            run(ctx, "ps", spec, opts)
-        };
+    let ps = |ctx: &NativeCallContext,
+              script: &str,
+              opts: &Map|
+     -> Result<rhai::Dynamic, Box<EvalAltResult>> {
+        require(ctx, "ps")?;
+        let spec = process::ps_spec(script).map_err(|e| err(e.to_string(), ctx.call_position()))?;
+        run(ctx, "ps", Some(script), spec, opts)
+    };
     engine.register_fn("ps", move |ctx: NativeCallContext, script: &str| {
         ps(&ctx, script, &Map::new())
     });

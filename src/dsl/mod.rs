@@ -12,6 +12,7 @@ pub mod options;
 pub mod primitives;
 pub mod resolver;
 pub mod strict;
+pub mod unknown;
 
 pub use declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When};
 pub use loader::{load, LoadError, LoadRequest, Runbook, RunbookRef};

@@ -46,6 +46,13 @@ impl DryRun {
     pub fn take(&self) -> Vec<DryCall> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
+
+    /// The result of something that would have run: unknown, standing for `what`.
+    pub fn unknown(&self, what: impl Into<Arc<str>>) -> Dynamic {
+        let what = what.into();
+        super::unknown::touch(&what);
+        super::unknown::Unknown::value(what)
+    }
 }
 
 thread_local! {
@@ -133,6 +140,11 @@ pub fn register(engine: &mut Engine) {
         "log",
         |ctx: NativeCallContext, msg: Dynamic| -> Result<(), Box<EvalAltResult>> {
             let env = require(&ctx, "log")?;
+            // What a closure says in a dry-run (`if ctx.dry_run { log(...) }`) is part
+            // of its description.
+            if let Some(dry) = &env.dry_run {
+                dry.record(format!("log: {msg}"), Vec::new());
+            }
             env.log.line("log", &msg.to_string());
             Ok(())
         },
@@ -156,6 +168,14 @@ pub fn register(engine: &mut Engine) {
         |ctx: NativeCallContext, d: Dynamic| -> Result<(), Box<EvalAltResult>> {
             let env = require(&ctx, "sleep")?;
             let d = duration_arg(&d, "sleep", ctx.call_position())?;
+            // A dry-run never waits: it says it would.
+            if let Some(dry) = &env.dry_run {
+                dry.record(
+                    format!("sleep {}", crate::duration::format_duration(d)),
+                    Vec::new(),
+                );
+                return Ok(());
+            }
             interruptible_sleep(&env, d, ctx.call_position())
         },
     );
@@ -180,6 +200,7 @@ pub fn register(engine: &mut Engine) {
     );
     super::exec::register(engine);
     super::estate_ops::register(engine);
+    super::unknown::register(engine);
 }
 
 fn wait_until(
@@ -205,6 +226,20 @@ fn wait_until(
         Some(v) => duration_arg(v, "wait_until every", pos)?,
         None => Duration::from_secs(5),
     };
+    if let Some(dry) = &env.dry_run {
+        // Describe one poll and move on: the condition's answer is only known at run
+        // time, and what follows runs only once it holds.
+        dry.record(
+            format!(
+                "wait until the condition below holds (every {}, at most {}; the step fails after that)",
+                crate::duration::format_duration(every),
+                crate::duration::format_duration(timeout)
+            ),
+            Vec::new(),
+        );
+        let _ = probe.call_within_context::<Dynamic>(ctx, ());
+        return Ok(true);
+    }
     let deadline = crate::duration::deadline_after(timeout);
     loop {
         let ok = probe.call_within_context::<Dynamic>(ctx, ())?;

@@ -144,6 +144,26 @@ impl Transport for PsRemotingTransport {
     }
 }
 
+/// How a script reaches `server`, as a dry-run shows it once per server: the wrapper
+/// every script for that server runs inside.
+pub fn describe(server: &Server) -> String {
+    let name = &server.name;
+    match server.transport {
+        TransportKind::Local => format!(
+            "{name}: PowerShell on this machine (powershell.exe or pwsh {}; the script on stdin)",
+            PS_ARGS.join(" ")
+        ),
+        TransportKind::Ssh => format!(
+            "{name}: ssh -o BatchMode=yes -- {name} pwsh {} (the script on stdin)",
+            PS_ARGS.join(" ")
+        ),
+        TransportKind::PsRemoting => format!(
+            "{name}: this machine's PowerShell runs Invoke-Command -ComputerName {} -ErrorAction Stop -ScriptBlock {{ <script> }}",
+            quote::ps(name)
+        ),
+    }
+}
+
 /// The local script that runs `script` on `host` through PowerShell remoting.
 pub fn psremoting_script(host: &str, script: &str) -> String {
     format!(

@@ -22,6 +22,7 @@ mod hostile;
 mod itms;
 mod misspellings;
 mod notify;
+mod pipes;
 mod report;
 mod resume;
 mod scheduler;

@@ -29,13 +29,6 @@ pub enum GateMode {
     Prompt,
 }
 
-/// Prompts shown in the terminal: at most one at a time, answers go through the inbox.
-#[derive(Debug, Default)]
-struct Prompts {
-    open: std::sync::atomic::AtomicUsize,
-    paused: std::sync::atomic::AtomicBool,
-}
-
 /// Runs Rhai steps for one run.
 pub struct RhaiAction {
     plan: Arc<Plan>,
@@ -62,7 +55,8 @@ pub struct RhaiAction {
     yes_given: Mutex<BTreeSet<usize>>,
     /// The live display, told of what gates decide beyond the journal's events.
     pub display: Option<Arc<crate::display::Display>>,
-    prompts: Arc<Prompts>,
+    /// Asks gates in this terminal (`GateMode::Prompt`).
+    pub prompter: Option<Arc<crate::prompt::GatePrompter>>,
     waiting_since: Mutex<HashMap<usize, std::time::Instant>>,
     outputs: OutputCache,
     /// Steps whose last attempt failed in a way asking again cannot change.
@@ -108,7 +102,7 @@ impl RhaiAction {
             rehearsed: Mutex::new(BTreeSet::new()),
             yes_given: Mutex::new(BTreeSet::new()),
             display: None,
-            prompts: Arc::new(Prompts::default()),
+            prompter: None,
             waiting_since: Mutex::new(HashMap::new()),
             outputs: OutputCache::new(plan_for_cache, declared),
             final_failures: Mutex::new(BTreeSet::new()),
@@ -637,66 +631,6 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
     ))
 }
 
-impl RhaiAction {
-    // Show the gate in the terminal on a thread of its own, so independent branches keep
-    // running; the answer is submitted to the inbox like any other approval.
-    fn open_prompt(&self, node: usize) {
-        use std::sync::atomic::Ordering;
-        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-        let decl = self.plan.steps[node].decl.clone();
-        let (run_dir, fp, prompts) = (
-            self.run_dir.clone(),
-            self.plan.fingerprint.clone(),
-            self.prompts.clone(),
-        );
-        prompts.open.fetch_add(1, Ordering::SeqCst);
-        std::thread::spawn(move || {
-            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-            let done = || prompts.open.fetch_sub(1, Ordering::SeqCst);
-            if prompts.paused.load(Ordering::SeqCst) {
-                done();
-                return;
-            }
-            let term = console::Term::stderr();
-            let _ = term.write_line("");
-            let _ = term.write_line(&format!(
-                "━━ gate {} — {}",
-                decl.name,
-                decl.title.as_deref().unwrap_or("manual step")
-            ));
-            for line in decl.instructions.as_deref().unwrap_or("").lines() {
-                let _ = term.write_line(&format!("   {line}"));
-            }
-            let choice = dialoguer::Select::new()
-                .with_prompt(format!("{}: done and checked?", decl.name))
-                .items(["approve", "reject", "pause (resume later)"])
-                .default(0)
-                .interact_on_opt(&term);
-            let decision = match choice {
-                Ok(Some(0)) => Some(Decision::Approve),
-                Ok(Some(1)) => Some(Decision::Reject),
-                _ => None,
-            };
-            match decision {
-                Some(d) => {
-                    let note = dialoguer::Input::<String>::new()
-                        .with_prompt("note (optional)")
-                        .allow_empty(true)
-                        .interact_text_on(&term)
-                        .ok()
-                        .filter(|n| !n.trim().is_empty());
-                    let item = inbox::InboxItem::new(d, decl.name.clone(), None, note, fp);
-                    if let Err(e) = inbox::submit(&run_dir, &item) {
-                        let _ = term.write_line(&format!("could not record the decision: {e}"));
-                    }
-                }
-                None => prompts.paused.store(true, Ordering::SeqCst),
-            }
-            done();
-        });
-    }
-}
-
 /// `by` as shown to people: the display name, with the account when they differ.
 fn who(item: &inbox::InboxItem) -> String {
     if item.by == item.account {
@@ -767,6 +701,37 @@ impl RhaiAction {
         Ok(())
     }
 
+    fn ask(&self, node: usize) -> crate::prompt::Ask {
+        let decl = &self.plan.steps[node].decl;
+        let need = decl.approvals.max(1);
+        let mut needs = Vec::new();
+        if need > 1 {
+            needs.push(format!("needs {need} approvals from distinct accounts"));
+        }
+        if decl.separate_approver {
+            needs.push(format!(
+                "not by {}, who started the run: approve from another account with `waymark approve`",
+                self.starter
+            ));
+        }
+        crate::prompt::Ask {
+            gate: decl.name.clone(),
+            title: decl.title.clone().unwrap_or_else(|| "manual step".into()),
+            instructions: decl.instructions.clone().unwrap_or_default(),
+            needs: (!needs.is_empty()).then(|| needs.join("; ")),
+        }
+    }
+
+    // The gate is decided: an open prompt for it closes, saying so.
+    fn close_prompt(&self, node: usize, why: String) {
+        if let Some(p) = &self.prompter {
+            p.decided(
+                &self.plan.steps[node].decl.name,
+                format!("{why}: this prompt is closed"),
+            );
+        }
+    }
+
     // A rejection waymark itself decides (timeout, failed rehearsal), journaled like a
     // person's so `status` says who and why.
     fn reject_by_waymark(&self, node: usize, why: String) -> GateState {
@@ -779,6 +744,13 @@ impl RhaiAction {
             account: None,
             at: None,
         };
+        self.close_prompt(
+            node,
+            format!(
+                "gate {} was rejected: {why}",
+                self.plan.steps[node].decl.name
+            ),
+        );
         if let Err(e) = self.journal_decision(ev) {
             return GateState::Rejected(format!("{why} (and it could not be journaled: {e})"));
         }
@@ -809,10 +781,7 @@ impl Action for RhaiAction {
     }
 
     fn keep_waiting(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        self.gate_mode == GateMode::Prompt
-            && !self.prompts.paused.load(Ordering::SeqCst)
-            && self.prompts.open.load(Ordering::SeqCst) > 0
+        self.gate_mode == GateMode::Prompt && self.prompter.as_ref().is_some_and(|p| p.busy())
     }
 
     fn gate(&self, node: usize, _first: bool) -> GateState {
@@ -848,19 +817,14 @@ impl Action for RhaiAction {
                 return GateState::Rejected(format!("could not journal the approval: {e}"));
             }
         }
-        if self.gate_mode == GateMode::Prompt
-            && _first
-            && !self
-                .prompts
-                .paused
-                .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            self.open_prompt(node);
+        if let (GateMode::Prompt, true, Some(p)) = (self.gate_mode, _first, &self.prompter) {
+            p.ask(self.ask(node));
         }
         let drained = match inbox::drain(&self.run_dir) {
             Ok(d) => d,
             Err(_) => return GateState::Waiting,
         };
+        let mut decided_by = None;
         for p in drained.items {
             let item = &p.item;
             let Some(&g) = self.plan.index.get(&item.gate) else {
@@ -898,9 +862,17 @@ impl Action for RhaiAction {
                         .clone()
                         .map(|n| format!(": {n}"))
                         .unwrap_or_default();
-                    return GateState::Rejected(format!("rejected by {}{note}", who(item)));
+                    let why = format!("rejected by {}{note}", who(item));
+                    self.close_prompt(
+                        node,
+                        format!("gate {} was {why} on {}", decl.name, item.host),
+                    );
+                    return GateState::Rejected(why);
                 }
-                Decision::Approve => self.preload_approver(node, item.account.clone()),
+                Decision::Approve => {
+                    self.preload_approver(node, item.account.clone());
+                    decided_by = Some(format!("{} on {}", who(item), item.host));
+                }
             }
         }
         let have = self
@@ -910,6 +882,8 @@ impl Action for RhaiAction {
             .get(&node)
             .map_or(0, BTreeSet::len);
         if have >= need {
+            let by = decided_by.map(|b| format!(" by {b}")).unwrap_or_default();
+            self.close_prompt(node, format!("gate {} was approved{by}", decl.name));
             return GateState::Approved;
         }
         // A gate's `timeout` counts from when this process began waiting on it.

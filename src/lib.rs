@@ -22,6 +22,7 @@ pub mod notify;
 pub mod orphans;
 pub mod plan;
 pub mod process;
+pub mod prompt;
 pub mod redact;
 pub mod render;
 pub mod report;

@@ -315,6 +315,26 @@ pub fn execute(
     ));
     display.start_ticker(std::time::Duration::from_secs(10));
     action.display = Some(display.clone());
+    let prompter = (gate_mode == GateMode::Prompt).then(|| {
+        let (dir, fp) = (run_dir.to_path_buf(), plan.fingerprint.clone());
+        crate::prompt::GatePrompter::new(
+            display.clone(),
+            Box::new(move |answer| {
+                if let crate::prompt::Answer::Decide {
+                    gate,
+                    decision,
+                    note,
+                } = answer
+                {
+                    let item = crate::inbox::InboxItem::new(decision, gate, None, note, fp.clone());
+                    if let Err(e) = crate::inbox::submit(&dir, &item) {
+                        errln!("could not record the decision: {e}");
+                    }
+                }
+            }),
+        )
+    });
+    action.prompter = prompter.clone();
     let observer_display = display.clone();
     // With --yes nobody needs to be called to a gate: it is approved at once.
     let gate_calls = notifier
@@ -374,6 +394,9 @@ pub fn execute(
         )
         .await
     });
+    if let Some(p) = &prompter {
+        p.close("the run stopped");
+    }
     display.finish();
     tracing::debug!("run: scheduler finished");
     drop(rt);

@@ -23,6 +23,8 @@ mod itms;
 mod misspellings;
 mod notify;
 mod pipes;
+#[cfg(unix)]
+mod pty;
 mod report;
 mod resume;
 mod scheduler;

@@ -48,6 +48,11 @@ pub fn reject(run_id: &str, gate: &str, state_dir: &Path) -> String {
     )
 }
 
+/// `waymark runs` with the flags it needs.
+pub fn runs(state_dir: &Path) -> String {
+    format!("waymark runs{}", state_dir_flag(state_dir))
+}
+
 /// `waymark resume RUN` with the flags it needs.
 pub fn resume(run_id: &str, state_dir: &Path) -> String {
     format!("waymark resume {run_id}{}", state_dir_flag(state_dir))

@@ -165,8 +165,9 @@ fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
     }
     chosen.ok_or_else(|| {
         bad(format!(
-            "error: no unfinished run in {} (see `waymark runs`)",
-            state_dir.display()
+            "error: no unfinished run in {} (see `{}`)",
+            state_dir.display(),
+            super::hint::runs(state_dir)
         ))
     })
 }
@@ -181,8 +182,9 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
     let run_dir = journal::run_dir(state_dir, &run_id).map_err(bad)?;
     if !run_dir.join(journal::JOURNAL_FILE).exists() {
         return Err(bad(format!(
-            "error: no run `{run_id}` in {} (see `waymark runs`)",
-            state_dir.display()
+            "error: no run `{run_id}` in {} (see `{}`)",
+            state_dir.display(),
+            super::hint::runs(state_dir)
         )));
     }
     let lock = RunLock::acquire(&run_dir).map_err(|e| bad(format!("error: {e}")))?;

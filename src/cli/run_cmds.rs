@@ -556,8 +556,9 @@ pub(super) fn resolve_run(
             let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
             if !dir.join(journal::JOURNAL_FILE).exists() {
                 return Err(CliError::bad_input(format!(
-                    "error: no run `{id}` in {} (see `waymark runs`)",
-                    state_dir.display()
+                    "error: no run `{id}` in {} (see `{}`)",
+                    state_dir.display(),
+                    super::hint::runs(state_dir)
                 )));
             }
             Ok((id.to_string(), dir))

@@ -25,6 +25,7 @@ mod notify;
 mod pipes;
 #[cfg(unix)]
 mod pty;
+mod recap;
 mod report;
 mod resume;
 mod scheduler;

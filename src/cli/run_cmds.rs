@@ -336,10 +336,10 @@ pub fn execute(
     });
     action.prompter = prompter.clone();
     let observer_display = display.clone();
-    // With --yes nobody needs to be called to a gate: it is approved at once.
+    // With --yes too: a gate needing a separate approver or several accounts still waits,
+    // and one it approves at once is decided before the call is due.
     let gate_calls = notifier
         .clone()
-        .filter(|_| !o.yes)
         .map(|n| gate_caller(n, plan.clone(), run_info.clone()));
     let observer = move |ev: &Event| {
         observer_display.event(ev);

@@ -62,7 +62,10 @@ impl Display {
             if d.stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
-            if let Some(line) = d.running_line(every) {
+            // While a prompt holds the terminal a "still running" line would be stale by
+            // the time it is shown: skip it rather than pile them up.
+            let held = d.held.lock().is_ok_and(|h| h.is_some());
+            if let (false, Some(line)) = (held, d.running_line(every)) {
                 let mut line = line;
                 line.push('\n');
                 d.write(line);

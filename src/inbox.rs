@@ -193,7 +193,10 @@ pub fn submit(run_dir: &Path, item: &InboxItem) -> Result<PathBuf, InboxError> {
     let dir = run_dir.join(INBOX_DIR);
     // `create_dir`, not `_all`: a mistyped run id must not conjure up a run directory.
     match fs::create_dir(&dir) {
-        Ok(()) => sync_dir(run_dir).map_err(|e| InboxError::new(run_dir, "sync", e))?,
+        Ok(()) => {
+            share_like(run_dir, &dir);
+            sync_dir(run_dir).map_err(|e| InboxError::new(run_dir, "sync", e))?
+        }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(InboxError::new(&dir, "create", e)),
     }
@@ -225,6 +228,22 @@ pub fn submit(run_dir: &Path, item: &InboxItem) -> Result<PathBuf, InboxError> {
     }
     sync_dir(&dir).map_err(|e| InboxError::new(&dir, "sync", e))?;
     Ok(path)
+}
+
+// The first approver creates the inbox with their umask, which would lock out the next
+// approver of a run dir shared through a group: give it the run dir's permissions, plus
+// the sticky bit so no approver can remove another's item.
+fn share_like(run_dir: &Path, dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = fs::metadata(run_dir) {
+            let mode = (m.permissions().mode() & 0o777) | 0o1000;
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (run_dir, dir);
 }
 
 /// The items pending in the inbox of the run in `run_dir`, oldest first; nothing is removed.

@@ -87,7 +87,7 @@ fn by_is_a_display_name_and_two_approvals_need_two_os_accounts() {
     assert_eq!(a["by"], bob.name.as_str(), "--by stays the display name");
     assert!(!a["host"].as_str().unwrap().is_empty());
 
-    share(t.path());
+    // No second `share`: the inbox alice created lets bob in too.
     let o = bob
         .waymark(t.path())
         .args(["approve", &id, "sim", "--note", "checked the console"])
@@ -215,6 +215,13 @@ fn yes_is_one_approval_by_the_starter_and_cannot_pass_a_two_person_or_separate_g
     assert_eq!(step(&s, "other")["state"], "awaiting_approval");
     assert!(accounts(&s, "other").is_empty());
     assert_eq!(step(&s, "after-two")["state"], "pending");
+
+    let id = s["run_id"].as_str().unwrap().to_string();
+    refused(
+        &t,
+        &["approve", &id, "plain", "--state-dir", "st"],
+        "already approved",
+    );
 
     // Resuming with --yes again adds nothing: the starter has given their one approval.
     let o = wm(&t, &["resume", "--yes", "--state-dir", "st"]);

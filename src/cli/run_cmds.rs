@@ -415,6 +415,12 @@ pub fn execute(
         n.send(notify::payload(&run_info, kind, &gates, &failed));
         n.finish(std::time::Duration::from_secs(20));
     }
+    let undoable: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| s.decl.undo.is_some() && s.decl.kind == StepKind::Step)
+        .map(|s| s.decl.name.clone())
+        .collect();
     super::drop_later(plan);
     let exit = match &outcome {
         Outcome::Succeeded => {
@@ -441,7 +447,44 @@ pub fn execute(
         "{}",
         super::recap::recap(run_dir, state_dir, &display.warnings(), display.elapsed())
     );
+    if exit == Exit::Failed {
+        if let Some(line) = rollback_hint(run_id, run_dir, state_dir, &undoable) {
+            errln!("{line}");
+        }
+    }
     Ok(exit)
+}
+
+/// After a failure that came after changes (a step with an `undo` succeeded), giving up
+/// is a real choice next to fixing and resuming: the line that offers `rollback`.
+fn rollback_hint(
+    run_id: &str,
+    run_dir: &Path,
+    state_dir: &Path,
+    undoable: &[String],
+) -> Option<String> {
+    if undoable.is_empty() {
+        return None;
+    }
+    let (state, _) = RunState::load(run_dir).ok()?;
+    let changed: Vec<&str> = undoable
+        .iter()
+        .filter(|n| {
+            state
+                .step(n)
+                .is_some_and(|s| s.state == crate::run_state::StepState::Succeeded)
+        })
+        .map(String::as_str)
+        .collect();
+    if changed.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "     or give up and undo what it changed ({} step{} with an undo): waymark rollback {run_id} --yes{}",
+        changed.len(),
+        if changed.len() == 1 { "" } else { "s" },
+        super::hint::state_dir_flag(state_dir)
+    ))
 }
 
 fn dry_run(

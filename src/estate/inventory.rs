@@ -899,7 +899,7 @@ fn validate_servers(
             }
         }
         if let Some(q) = &r.sql {
-            check_sql_ref(s, q, &all_names, &sql_names, c);
+            check_sql_ref(s, q, &all_names, &sql_names, driver, c);
         }
     }
 
@@ -958,10 +958,16 @@ fn check_sql_ref(
     q: &Spanned<String>,
     all_names: &[&str],
     sql_names: &[&str],
+    driver: Driver,
     c: &mut Collector<'_>,
 ) {
     let text = q.get_ref();
     let at = q.span().start;
+    // `sql` names the SQL Server instance (docs/estate-ops.md): the lab simulates it from
+    // the NS's own facts, so it need not be a [[server]]. The windows driver runs the CMDB
+    // T-SQL on that host through its transport, so there it must be one.
+    let unlisted_ok = driver != Driver::Windows;
+    let windows_reason = "the windows driver runs the CMDB's T-SQL on the SQL host through that server's transport, so the host must be a [[server]] of the inventory";
     if let Some((host, inst)) = text.split_once('\\') {
         if let Err(m) = check_instance_name(inst) {
             c.at(
@@ -970,7 +976,7 @@ fn check_sql_ref(
                 Some("write sql = \"HOST\\\\INSTANCE\" with the instance's real name".into()),
             );
         }
-        if !all_names.contains(&host) {
+        if !all_names.contains(&host) && !unlisted_ok {
             let help = match did_you_mean(host, all_names.iter().copied()) {
                 Some(sug) => format!("did you mean `{sug}\\{inst}`?"),
                 None => format!("add `{host}` as a [[server]] (role = \"sql\")"),
@@ -978,7 +984,7 @@ fn check_sql_ref(
             c.at(
                 at,
                 format!(
-                    "NS `{}` names SQL instance `{}`, whose host `{}` is not in this inventory",
+                    "NS `{}` names SQL instance `{}`, whose host `{}` is not in this inventory: {windows_reason}",
                     s.name,
                     text.escape_debug(),
                     host.escape_debug()
@@ -993,9 +999,11 @@ fn check_sql_ref(
         return;
     }
     let what = if all_names.contains(&text.as_str()) {
-        "which is not a sql server"
+        "which is not a sql server".to_string()
+    } else if unlisted_ok {
+        return;
     } else {
-        "which is not in this inventory"
+        format!("which is not in this inventory: {windows_reason}")
     };
     let help = match did_you_mean(text, sql_names.iter().copied()) {
         Some(sug) => format!("did you mean `{sug}`?"),
@@ -1295,7 +1303,8 @@ sql = "ns-1\\bad-instance-name-too-long"
         )
         .unwrap_err();
         let text = e.to_string();
-        assert_eq!(e.diagnostics.len(), 8, "{text}");
+        // `sqlx` is not listed: fine for a lab (it simulates the instance), so not among them.
+        assert_eq!(e.diagnostics.len(), 7, "{text}");
         assert!(
             text.contains("inv.toml:2:10: unknown driver `labb`\n  help: did you mean `lab`?"),
             "{text}"
@@ -1315,12 +1324,7 @@ sql = "ns-1\\bad-instance-name-too-long"
             text.contains("inv.toml:7:13: server `-bad` has unknown transport `winrm`"),
             "{text}"
         );
-        assert!(
-            text.contains(
-                "inv.toml:11:7: NS `ns-1` names sql `sqlx`, which is not in this inventory"
-            ),
-            "{text}"
-        );
+        assert!(!text.contains("sqlx"), "{text}");
         assert!(
             text.contains("inv.toml:13:8: server `NS-1` is listed twice (first on line 9)"),
             "{text}"
@@ -1412,6 +1416,37 @@ fail = { backup_cmbd = 1 }
             e.contains(
                 "`fail` names unknown operation `backup_cmbd`\n  help: did you mean `backup_cmdb`?"
             ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lab_refused_an_ns_whose_sql_instance_is_not_a_server_of_the_inventory() {
+        let lab = r#"name = "x"
+driver = "lab"
+[[server]]
+name = "ns-hq"
+role = "ns"
+sql = "sql-a"
+[[server]]
+name = "ns-b"
+role = "ns"
+parent = "ns-hq"
+sql = "sqlcl01\\CMDB"
+"#;
+        let inv = parse(lab).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            inv.server("ns-hq").and_then(|s| s.sql.as_deref()),
+            Some("sql-a")
+        );
+        // The windows driver needs the host to reach it, and says so.
+        let e = err(&lab.replace("driver = \"lab\"", "driver = \"windows\""));
+        assert!(
+            e.contains("NS `ns-hq` names sql `sql-a`, which is not in this inventory: the windows driver runs the CMDB's T-SQL on the SQL host"),
+            "{e}"
+        );
+        assert!(
+            e.contains("whose host `sqlcl01` is not in this inventory: the windows driver"),
             "{e}"
         );
     }

@@ -300,10 +300,16 @@ pub fn show_text(doc: &Value) -> String {
                 .to_string();
             format!("FAILED: {first}")
         };
+        // Which way a replication switch went is the point of the event.
+        let op = match (e["op"].as_str().unwrap_or(""), e["enabled"].as_bool()) {
+            ("set_replication", Some(true)) => "set_replication (on)".to_string(),
+            ("set_replication", Some(false)) => "set_replication (off)".to_string(),
+            (op, _) => op.to_string(),
+        };
         out.push_str(&format!(
             "  {:>4}  {:<26} {:<18} {}\n",
             e["seq"].as_u64().unwrap_or(0),
-            e["op"].as_str().unwrap_or(""),
+            op,
             e["server"].as_str().unwrap_or(""),
             status
         ));

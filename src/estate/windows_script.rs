@@ -18,12 +18,17 @@ fn header(op: &str) -> String {
 
 /// A script that runs one T-SQL batch with sqlcmd and prints its `WAYMARK|` rows.
 fn sql(op: &str, instance: &str, tsql: &str) -> String {
+    sql_with(op, instance, tsql, "", "")
+}
+
+/// [`sql`] with extra sqlcmd switches (after `-b`) and a comment saying why, above them.
+fn sql_with(op: &str, instance: &str, tsql: &str, why: &str, switches: &str) -> String {
     format!(
-        r#"{h}$instance = {inst}
+        r#"{h}{why}$instance = {inst}
 $query = {query}
 if (-not (Get-Command -Name 'sqlcmd' -ErrorAction SilentlyContinue)) {{ throw 'sqlcmd.exe is not installed on this server: install the SQL Server command-line utilities' }}
 $ErrorActionPreference = 'Continue'
-$lines = @(& sqlcmd -E -b -x -S $instance -d master -h -1 -W -s '|' -Q $query 2>&1 | ForEach-Object {{ [string]$_ }})
+$lines = @(& sqlcmd -E -b{switches} -x -S $instance -d master -h -1 -W -s '|' -Q $query 2>&1 | ForEach-Object {{ [string]$_ }})
 $code = $LASTEXITCODE
 $ErrorActionPreference = 'Stop'
 if ($code -ne 0) {{ throw ('sqlcmd -S {{0}} failed (exit {{1}}): {{2}}' -f $instance, $code, ($lines -join ' ')) }}
@@ -332,12 +337,18 @@ pub fn backup_cmdb(instance: &str, database: &str, file: &str, verify: bool) -> 
         String::new()
     };
     let tsql = format!(
-        "SET NOCOUNT ON; BACKUP DATABASE {db} TO DISK = {file} WITH CHECKSUM, INIT;{verify_sql} SELECT TOP (1) 'WAYMARK', CONVERT(nvarchar(30), backup_size) FROM msdb.dbo.backupset WHERE database_name = {name} AND type = 'D' ORDER BY backup_finish_date DESC;",
+        "SET NOCOUNT ON; BACKUP DATABASE {db} TO DISK = {file} WITH COPY_ONLY, CHECKSUM, INIT;{verify_sql} SELECT TOP (1) 'WAYMARK', CONVERT(nvarchar(30), backup_size) FROM msdb.dbo.backupset WHERE database_name = {name} AND type = 'D' ORDER BY backup_finish_date DESC;",
         db = tsql_ident(database),
         file = tsql_str(file),
         name = tsql_str(database),
     );
-    sql("backup_cmdb", instance, &tsql)
+    sql_with(
+        "backup_cmdb",
+        instance,
+        &tsql,
+        "# COPY_ONLY: this backup is taken for the upgrade; it must not become the base of\n# the differential backups the site takes itself (a normal full backup resets their chain).\n",
+        "",
+    )
 }
 
 /// `restore_cmdb`: restore a backup with checksums.
@@ -379,7 +390,13 @@ END; CLOSE waymark_ix; DEALLOCATE waymark_ix; \
 SELECT 'WAYMARK', @reorganized, @rebuilt;",
         db = tsql_ident(database),
     );
-    sql("defragment_cmdb", instance, &tsql)
+    sql_with(
+        "defragment_cmdb",
+        instance,
+        &tsql,
+        "# -I (QUOTED_IDENTIFIER ON): ALTER INDEX ... REBUILD fails with Msg 1934 on indexes\n# over computed columns and on filtered indexes without it.\n",
+        " -I",
+    )
 }
 
 /// `run_scheduled_task`: find `NS.<name>*` (GUID suffix allowed), run it, wait for it.

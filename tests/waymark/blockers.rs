@@ -12,6 +12,12 @@ fn wm(t: &Test, args: &[&str]) -> (i32, String) {
     )
 }
 
+/// What the binary prints on stdout in `t`'s dir with exactly `args`.
+fn stdout_of(t: &Test, args: &[&str]) -> String {
+    let o = t.bare().args(args).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// The command after `label` in waymark's hint lines, split into arguments.
 fn hinted(stderr: &str, label: &str) -> Vec<String> {
     let line = stderr
@@ -119,5 +125,167 @@ fn a_fresh_step_with_an_undo_is_refused_at_check() {
         o.stderr.contains("`fresh`") && o.stderr.contains("undo"),
         "{}",
         o.stderr
+    );
+}
+
+#[test]
+fn onbox_on_a_parent_with_7_5_children_turned_replication_off_before_refusing() {
+    let t = Test::new();
+    let (code, err) = wm(
+        &t,
+        &[
+            "run",
+            "itms-7.6/onbox",
+            "--param",
+            "server=ns-hq",
+            "--yes",
+            "--state-dir",
+            "st",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("Notification Servers below it still run 7.5")
+            && err.contains("ns-emea (7.5 SP1 HF5)")
+            && err.contains("ns-apac (7.5 SP1 HF5)")
+            && err.contains("ns-emea-branch (7.5 SP1 HF5)")
+            && err.contains("itms-7.6/hierarchy"),
+        "{err}"
+    );
+    let text = stdout_of(&t, &["lab", "show", "--json", "--state-dir", "st"]);
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let changed: Vec<&str> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["op"].as_str())
+        .filter(|op| {
+            [
+                "set_replication",
+                "disable_policies",
+                "backup_ns",
+                "backup_cmdb",
+            ]
+            .contains(op)
+        })
+        .collect();
+    assert!(changed.is_empty(), "refused before any change: {changed:?}");
+}
+
+#[test]
+fn a_failure_after_changes_offered_resume_but_not_rollback() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "changes", description: "d" });
+           let off = step("replication-off", #{ run: |ctx| set_replication("ns-hq", #{ enabled: false }),
+                                                undo: |ctx| set_replication("ns-hq", #{ enabled: true }) });
+           step("upgrade", #{ after: off, run: |ctx| fail("SIM reported an error") });"#,
+    );
+    let (code, err) = wm(&t, &["run", "rb.rhai", "--state-dir", "st"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("after fixing it:"), "{err}");
+    let rollback = hinted(&err, "or give up and undo");
+    assert_eq!(rollback[0], "rollback");
+    assert!(rollback.iter().any(|a| a == "--yes"), "{rollback:?}");
+    let args: Vec<&str> = rollback.iter().map(String::as_str).collect();
+    let o = t.bare().args(&args).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    // Exit 1 is the contract's code for a rolled-back run; the undo ran.
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("rolled back"),
+        "the hinted rollback must work:\n{out}"
+    );
+    // Before any change, there is nothing to roll back and no such line.
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "nochange", description: "d" });
+           step("check", #{ run: |ctx| fail("blocked") });
+           step("replication-off", #{ after: "check", run: |ctx| 1, undo: |ctx| 2 });"#,
+    );
+    let (code, err) = wm(&t, &["run", "rb.rhai"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("rollback"), "{err}");
+}
+
+#[test]
+fn lab_refused_an_ns_whose_sql_instance_is_not_a_server() {
+    let t = Test::new().file(
+        "inv.toml",
+        "name = \"unlisted-sql\"\ndriver = \"lab\"\n\n[[server]]\nname = \"ns-hq\"\nrole = \"ns\"\nsql = \"sql-a\"\nendpoints = 2000\n",
+    );
+    let (code, err) = wm(
+        &t,
+        &[
+            "run",
+            "itms-7.6/onbox",
+            "--inventory",
+            "inv.toml",
+            "--yes",
+            "--state-dir",
+            "st",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = stdout_of(
+        &t,
+        &[
+            "lab",
+            "show",
+            "--inventory",
+            "inv.toml",
+            "--state-dir",
+            "st",
+        ],
+    );
+    assert!(
+        text.contains("backup_cmdb") && text.contains("defragment_cmdb"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lab_show_text_did_not_say_which_way_replication_went() {
+    let t = Test::new();
+    let (code, err) = wm(
+        &t,
+        &["run", "itms-7.6/hierarchy", "--yes", "--state-dir", "st"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = stdout_of(&t, &["lab", "show", "--state-dir", "st"]);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("set_replication"))
+        .collect();
+    assert!(!lines.is_empty(), "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("set_replication (on)") || l.contains("set_replication (off)")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("(off)")) && lines.iter().any(|l| l.contains("(on)")));
+}
+
+#[test]
+fn sim_gate_did_not_warn_that_sim_blocks_on_its_own_updates() {
+    let t = Test::new();
+    let text = stdout_of(
+        &t,
+        &[
+            "run",
+            "itms-7.6/onbox",
+            "--param",
+            "server=ns-emea-branch",
+            "--dry-run",
+            "--state-dir",
+            "st",
+        ],
+    );
+    assert!(
+        text.contains("checks for updates to itself and blocks until they are")
+            && text.contains("KB 178409")
+            && text.contains("Install the updates it offers"),
+        "{text}"
     );
 }

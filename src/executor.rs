@@ -704,21 +704,34 @@ impl RhaiAction {
     fn ask(&self, node: usize) -> crate::prompt::Ask {
         let decl = &self.plan.steps[node].decl;
         let need = decl.approvals.max(1);
-        let mut needs = Vec::new();
-        if need > 1 {
-            needs.push(format!("needs {need} approvals from distinct accounts"));
-        }
-        if decl.separate_approver {
-            needs.push(format!(
-                "not by {}, who started the run: approve from another account with `waymark approve`",
-                self.starter
-            ));
-        }
+        let needs = (need > 1).then(|| format!("needs {need} approvals from distinct accounts"));
+        // The state dir as the operator gave it: run dirs are `STATE_DIR/runs/RUN_ID`.
+        let state_dir = self
+            .run_dir
+            .parent()
+            .and_then(|p| p.parent())
+            .unwrap_or(std::path::Path::new(crate::cli::hint::DEFAULT_STATE_DIR));
+        let elsewhere = crate::cli::hint::approve(&self.run_id, &decl.name, state_dir);
+        // Offering "approve" to someone whose approval cannot count would be a lie.
+        let cannot_approve = if decl.separate_approver && self.user == self.starter {
+            Some(format!(
+                "{} started this run, and this gate needs another account's approval: {elsewhere}",
+                self.user
+            ))
+        } else if self.has_approved(node, &self.user) {
+            Some(format!(
+                "{} has approved already; the other approvals come from other accounts: {elsewhere}",
+                self.user
+            ))
+        } else {
+            None
+        };
         crate::prompt::Ask {
             gate: decl.name.clone(),
             title: decl.title.clone().unwrap_or_else(|| "manual step".into()),
             instructions: decl.instructions.clone().unwrap_or_default(),
-            needs: (!needs.is_empty()).then(|| needs.join("; ")),
+            needs,
+            cannot_approve,
         }
     }
 
@@ -865,7 +878,12 @@ impl Action for RhaiAction {
                     let why = format!("rejected by {}{note}", who(item));
                     self.close_prompt(
                         node,
-                        format!("gate {} was {why} on {}", decl.name, item.host),
+                        format!(
+                            "gate {} was rejected by {} on {}{note}",
+                            decl.name,
+                            who(item),
+                            item.host
+                        ),
                     );
                     return GateState::Rejected(why);
                 }

@@ -26,6 +26,10 @@ pub struct Ask {
     pub instructions: String,
     /// What it still needs (`needs 2 approvals from distinct accounts`), if worth saying.
     pub needs: Option<String>,
+    /// Why this terminal's account cannot approve it (the starter on a `separate_approver`
+    /// gate, or an account that already approved): then only reject and pause are offered,
+    /// and the prompt stays open until the approval comes from elsewhere.
+    pub cannot_approve: Option<String>,
 }
 
 /// The operator's answer.
@@ -138,7 +142,8 @@ impl GatePrompter {
         st.closed = true;
         st.queue.clear();
         if st.current.is_some() {
-            st.cancel = Some(why.to_string());
+            // A gate decided just before the run ended keeps its own message (who decided).
+            st.cancel.get_or_insert_with(|| why.to_string());
             drop(st);
             // The prompt thread notices within one poll interval and releases the display.
             for _ in 0..20 {
@@ -196,21 +201,38 @@ impl GatePrompter {
         if let Some(n) = &ask.needs {
             text.push_str(&format!("   ({n})\n"));
         }
+        if let Some(why) = &ask.cannot_approve {
+            text.push_str(&format!("   {why}\n"));
+        }
         crate::term::write_err(&text);
-        let choice = loop {
-            crate::term::write_err(&format!(
+        let question = match ask.cannot_approve {
+            None => format!(
                 "gate {}: [a]pprove, [r]eject or [p]ause (resume later)? ",
                 ask.gate
-            ));
+            ),
+            Some(_) => format!(
+                "gate {}: [r]eject or [p]ause (resume later), or wait here for the approval? ",
+                ask.gate
+            ),
+        };
+        let choice = loop {
+            crate::term::write_err(&question);
             match self.read_line() {
                 Read::Line(l) => match l.trim().to_ascii_lowercase().as_str() {
-                    "a" | "approve" => break Decision::Approve,
+                    "a" | "approve" if ask.cannot_approve.is_none() => break Decision::Approve,
+                    "a" | "approve" => crate::term::write_err(&format!(
+                        "{}\n",
+                        ask.cannot_approve.as_deref().unwrap_or_default()
+                    )),
                     "r" | "reject" => break Decision::Reject,
                     "p" | "pause" => {
                         crate::term::write_err(
                             "paused: the run stops once running steps finish; resume it later\n",
                         );
                         return Some(Answer::Pause);
+                    }
+                    _ if ask.cannot_approve.is_some() => {
+                        crate::term::write_err("type r or p, then Enter\n")
                     }
                     _ => crate::term::write_err("type a, r or p, then Enter\n"),
                 },

@@ -156,3 +156,50 @@ fn no_color_and_term_dumb_give_plain_text_and_a_colour_terminal_gets_colour() {
     let dumb = run(&[("TERM", "dumb")]);
     assert!(!dumb.contains('\x1b'), "TERM=dumb: {dumb:?}");
 }
+
+#[test]
+fn the_starter_is_not_offered_approve_on_a_separate_approver_gate_and_waits_for_another_account() {
+    let Some(alice) = crate::accounts::OsUser::create(
+        "the_starter_is_not_offered_approve_on_a_separate_approver_gate_and_waits_for_another_account",
+    ) else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "g", description: "d" });
+           gate("sim", #{ instructions: "Do it.", separate_approver: true });
+           step("after", #{ after: "sim", run: |ctx| 1 });"#,
+    );
+    let mut p = waymark_in_pty(&t, &["run", "rb.rhai"], &[]);
+    let (_, started) = p.exp_regex(r"run \d{8}-\d{6}-[0-9a-f]{4}").unwrap();
+    let id = started.trim_start_matches("run ").to_string();
+    let shown = p
+        .exp_string("gate sim: [r]eject or [p]ause (resume later), or wait here")
+        .unwrap();
+    assert!(
+        shown.contains("started this run, and this gate needs another account's approval"),
+        "{shown}"
+    );
+    assert!(shown.contains("waymark approve "), "{shown}");
+    // Typing `a` anyway approves nothing.
+    p.send_line("a").unwrap();
+    p.exp_string("needs another account's approval").unwrap();
+    crate::accounts::share(t.path());
+    let o = alice
+        .waymark(t.path())
+        .args(["approve", &id, "sim"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let closed = p.exp_string("this prompt is closed").unwrap();
+    assert!(
+        closed.contains(&format!("gate sim was approved by {}", alice.name)),
+        "{closed}"
+    );
+    assert_eq!(exit_code(&mut p), 0);
+    let s = t.status();
+    assert_eq!(
+        step(&s, "sim")["approvals"][0]["account"],
+        alice.name.as_str()
+    );
+}

@@ -162,3 +162,71 @@ fn unified(a: &str, b: &str) -> String {
         .to_string();
     text.lines().map(|l| format!("      {l}\n")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::LoadRequest;
+
+    fn load(runbook: RunbookRef) -> (crate::dsl::Runbook, Plan) {
+        Plan::load(&LoadRequest {
+            runbook,
+            params: vec![],
+            inventory: crate::estate::load_inventory(None).unwrap().to_json(),
+        })
+        .unwrap_or_else(|e| panic!("{}", e.render()))
+    }
+
+    fn recorded(rb: &crate::dsl::Runbook) -> RunbookRef {
+        let Event::RunSources { main, files, .. } = sources_event(rb, Vec::new()) else {
+            unreachable!()
+        };
+        RunbookRef::Recorded {
+            main,
+            files: Arc::new(files),
+        }
+    }
+
+    // A diff is only as good as the plan rebuilt from the journal's copy of the sources.
+    #[test]
+    fn recorded_sources_rebuild_the_same_plan_for_shipped_and_file_runbooks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        std::fs::write(
+            dir.path().join("lib/sql.rhai"),
+            "import \"lib/deep\" as d;\nfn backup(db) { `backup ${db}` + d::f() }",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("lib/deep.rhai"), "fn f() { \"!\" }").unwrap();
+        std::fs::write(
+            dir.path().join("rb.rhai"),
+            "import \"lib/sql\" as sql;\nrunbook(#{ name: \"r\", description: \"d\" });\nstep(\"a\", #{ run: |ctx| sh(sql::backup(\"x\")) });\n",
+        )
+        .unwrap();
+        for runbook in [
+            RunbookRef::Path(dir.path().join("rb.rhai")),
+            RunbookRef::Shipped("itms-7.6/hierarchy".into()),
+        ] {
+            let (rb, plan) = load(runbook);
+            let (_, again) = load(recorded(&rb));
+            let fps = |p: &Plan| -> Vec<String> {
+                p.steps.iter().map(|s| s.fingerprint.clone()).collect()
+            };
+            assert_eq!(fps(&plan), fps(&again));
+        }
+    }
+
+    #[test]
+    fn a_v1_fingerprint_is_compared_by_the_v1_rule() {
+        let (rb, plan) = load(RunbookRef::Shipped("itms-7.6/preflight".into()));
+        let s = &plan.steps[0];
+        let v1 = plan::fingerprint_v1(&s.decl, &plan::params_text(&rb.params));
+        assert!(
+            !differs(&v1, s, &rb.params),
+            "an older journal's step is unchanged"
+        );
+        assert!(!differs(&s.fingerprint, s, &rb.params));
+        assert!(differs("0123456789abcdef", s, &rb.params));
+        assert!(differs("v2-0123456789abcdef", s, &rb.params));
+    }
+}

@@ -1,7 +1,8 @@
 //! The live view of a run: one line per state change on stderr, with elapsed time.
 //!
 //! Plain lines work in a terminal and in a log file alike; the journal, not this view,
-//! is the record of what happened.
+//! is the record of what happened. In a terminal that takes colour, a pinned progress
+//! area ([`crate::live`]) stays below the lines.
 
 use crate::journal::Event;
 use crate::scheduler::Node;
@@ -22,6 +23,8 @@ pub struct Display {
     warnings: Mutex<Vec<(String, String)>>,
     /// Output waiting while a gate prompt owns the terminal (`Some` while it does).
     held: Mutex<Option<Vec<String>>>,
+    /// The pinned progress area, in a terminal that takes colour (see [`Display::pinned`]).
+    live: Option<crate::live::Live>,
 }
 
 /// `-v` given: `log()` lines of steps are shown live too (`warn()` lines always are).
@@ -46,13 +49,26 @@ impl Display {
             stop: std::sync::atomic::AtomicBool::new(false),
             warnings: Mutex::new(Vec::new()),
             held: Mutex::new(None),
+            live: None,
         }
+    }
+
+    /// Pin a progress area at the bottom of the terminal (overall progress, failures,
+    /// waiting gates, each running step's time) when stderr is a terminal that takes
+    /// colour; a pipe, CI log, `TERM=dumb` or `NO_COLOR` keeps the plain line log.
+    pub fn pinned(mut self) -> Self {
+        if self.color {
+            let done = self.state.lock().map(|s| s.0).unwrap_or(0);
+            self.live = Some(crate::live::Live::new(self.nodes.len(), done));
+        }
+        self
     }
 
     /// In a terminal, every `every` say what has been running a while and for how long,
     /// so a long step never looks like a hung tool.
     pub fn start_ticker(self: &Arc<Self>, every: std::time::Duration) {
-        if !self.terminal {
+        // The pinned area shows every running step's time already.
+        if !self.terminal || self.live.is_some() {
             return;
         }
         let me = Arc::downgrade(self);
@@ -117,6 +133,9 @@ impl Display {
         let total = self.nodes.len();
         let line = match ev {
             Event::StepStarted { step, attempt } => {
+                if let Some(live) = &self.live {
+                    live.started(step, *attempt);
+                }
                 st.1.insert(step.clone(), Instant::now());
                 let a = if *attempt > 1 {
                     format!(" (attempt {attempt})")
@@ -126,6 +145,10 @@ impl Display {
                 format!("{} {step}{a}", self.paint("36", "▶"))
             }
             Event::StepSucceeded { step, .. } => {
+                if let Some(live) = &self.live {
+                    live.gate_decided(step);
+                    live.ended(step, true, false);
+                }
                 st.0 += 1;
                 let took =
                     st.1.remove(step)
@@ -139,6 +162,10 @@ impl Display {
                 will_retry,
                 ..
             } => {
+                if let Some(live) = &self.live {
+                    live.gate_decided(step);
+                    live.ended(step, !will_retry, !will_retry);
+                }
                 if !will_retry {
                     st.0 += 1;
                 }
@@ -150,6 +177,9 @@ impl Display {
                 format!("{} {step} {what}: {error}", self.paint("31", "✗"))
             }
             Event::StepSkipped { step, reason } => {
+                if let Some(live) = &self.live {
+                    live.ended(step, true, false);
+                }
                 st.0 += 1;
                 format!(
                     "{} {step} skipped: {reason}  ({}/{total})",
@@ -168,6 +198,9 @@ impl Display {
                 note,
                 ..
             } => {
+                if let Some(live) = &self.live {
+                    live.gate_decided(gate);
+                }
                 let how = if note.as_deref() == Some("--yes") {
                     " (--yes)".to_string()
                 } else {
@@ -186,6 +219,9 @@ impl Display {
                 host,
                 ..
             } => {
+                if let Some(live) = &self.live {
+                    live.gate_decided(gate);
+                }
                 let how = decider(by, account.as_deref(), host);
                 let by = account.as_deref().unwrap_or(by);
                 format!(
@@ -216,10 +252,11 @@ impl Display {
     /// The one way output reaches the terminal: held while a prompt owns it.
     fn write(&self, text: String) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        match held.as_mut() {
-            Some(buf) => buf.push(text),
+        match (held.as_mut(), &self.live) {
+            (Some(buf), _) => buf.push(text),
+            (None, Some(live)) => live.println(text.strip_suffix('\n').unwrap_or(&text)),
             // A closed stderr must not stop the run.
-            None => crate::term::write_err(&text),
+            (None, None) => crate::term::write_err(&text),
         }
     }
 
@@ -227,6 +264,9 @@ impl Display {
     pub fn hold(&self) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.get_or_insert_with(Vec::new);
+        if let Some(live) = &self.live {
+            live.hide();
+        }
     }
 
     /// The prompt is gone: show what was held, in order, and write directly again.
@@ -235,6 +275,9 @@ impl Display {
         if let Some(buf) = held.take() {
             if !buf.is_empty() {
                 crate::term::write_err(&buf.concat());
+            }
+            if let Some(live) = &self.live {
+                live.show();
             }
         }
     }
@@ -259,6 +302,9 @@ impl Display {
 
     /// `⏸ gate G waits for approval`.
     pub fn gate_waits(&self, gate: &str) {
+        if let Some(live) = &self.live {
+            live.gate_waiting(gate);
+        }
         self.line(&format!(
             "{} gate {gate} waits for approval",
             self.paint("35", "⏸")
@@ -286,6 +332,9 @@ impl Display {
     /// Called once the run stops.
     pub fn finish(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(live) = &self.live {
+            live.clear();
+        }
     }
 }
 

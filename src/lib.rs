@@ -18,6 +18,7 @@ pub mod exit;
 pub mod follow;
 pub mod inbox;
 pub mod journal;
+pub mod live;
 pub mod notify;
 pub mod orphans;
 pub mod plan;

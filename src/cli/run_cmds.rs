@@ -305,14 +305,17 @@ pub fn execute(
         }
     }
     let nodes = Arc::new(nodes_of(&plan));
-    let display = Arc::new(crate::display::Display::new(
-        nodes.clone(),
-        std::io::stderr().is_terminal(),
-        prior
-            .iter()
-            .filter(|p| !matches!(p, Prior::Pending))
-            .count(),
-    ));
+    let display = Arc::new(
+        crate::display::Display::new(
+            nodes.clone(),
+            std::io::stderr().is_terminal(),
+            prior
+                .iter()
+                .filter(|p| !matches!(p, Prior::Pending))
+                .count(),
+        )
+        .pinned(),
+    );
     display.start_ticker(std::time::Duration::from_secs(10));
     action.display = Some(display.clone());
     let prompter = (gate_mode == GateMode::Prompt).then(|| {

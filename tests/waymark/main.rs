@@ -20,6 +20,7 @@ mod follow;
 mod harness;
 mod hostile;
 mod itms;
+mod live;
 mod misspellings;
 mod notify;
 mod pipes;

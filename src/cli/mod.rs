@@ -11,6 +11,7 @@ mod recap;
 mod resume_cmds;
 mod run_cmds;
 mod status_cmds;
+mod watch;
 
 use crate::exit::Exit;
 use clap::{Args, Parser, Subcommand};
@@ -86,7 +87,7 @@ enum Command {
     },
     /// Show a run's state: every step, attempts, errors and approvals (latest run by default).
     #[command(
-        after_help = "Examples:\n  waymark status\n  waymark status 20261123-221500-ab12 --json"
+        after_help = "Examples:\n  waymark status\n  waymark status 20261123-221500-ab12 --json\n  waymark status 20261123-221500-ab12 --watch"
     )]
     Status {
         /// The run (default: the latest).
@@ -94,6 +95,9 @@ enum Command {
         /// Machine-readable output (shape in SPEC §3).
         #[arg(long)]
         json: bool,
+        /// Keep showing the run live (events, progress, waiting gates) until it stops.
+        #[arg(long, short, conflicts_with = "json")]
+        watch: bool,
         #[command(flatten)]
         state: StateDirArg,
     },
@@ -417,7 +421,17 @@ pub fn main() -> i32 {
         Command::Status {
             run_id,
             json,
+            watch: true,
             state,
+        } => {
+            let _ = json;
+            watch::watch(&state.state_dir, run_id.as_deref())
+        }
+        Command::Status {
+            run_id,
+            json,
+            state,
+            ..
         } => status_cmds::status(&state.state_dir, run_id.as_deref(), json),
         Command::Runs { json, state } => run_cmds::runs(&state.state_dir, json),
         Command::Log {

@@ -1,8 +1,40 @@
-//! `waymark log RUN STEP --follow` on a live run: every line, in order, then the end.
+//! Watching a live run from another shell: `log RUN STEP --follow` (every line, in
+//! order, then the end) and `status RUN --watch` (the events, then the end).
 
 use crate::harness::Test;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+
+/// Start `run RUNBOOK --yes` and return it with its id once `step` has logged a line:
+/// the run is still going then. The caller waits for the child it is handed.
+#[allow(clippy::zombie_processes)]
+fn run_until_logged(t: &Test, runbook: &str, step: &str) -> (Child, String) {
+    let mut run = t
+        .bare()
+        .args(["run", runbook, "--yes"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let runs = t.path().join(".waymark/runs");
+        let found = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok());
+        if let Some(e) = found {
+            if e.path().join(format!("logs/{step}.log")).exists() {
+                return (run, e.file_name().into_string().unwrap());
+            }
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("{step} never logged");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 #[test]
 fn log_follow_prints_a_live_steps_lines_until_the_run_ends() {
@@ -18,31 +50,7 @@ step("slow", #{ run: |ctx| {
 } });
 "#;
     let t = Test::new().file("slow.rhai", rb);
-    let mut run = t
-        .bare()
-        .args(["run", "slow.rhai", "--yes"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Follow as soon as the step has said something: the run is still going then.
-    let started = Instant::now();
-    let id = loop {
-        let runs = t.path().join(".waymark/runs");
-        let found = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok());
-        if let Some(e) = found {
-            if e.path().join("logs/slow.log").exists() {
-                break e.file_name().into_string().unwrap();
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the step never logged"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut run, id) = run_until_logged(&t, "slow.rhai", "slow");
     let follow = t
         .bare()
         .args(["log", &id, "slow", "--follow"])
@@ -85,4 +93,37 @@ fn log_follow_of_a_finished_run_prints_what_is_there_and_returns() {
         "{out}"
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not running"));
+}
+
+#[test]
+fn status_watch_shows_a_run_driven_elsewhere_until_it_ends() {
+    let rb = r#"
+runbook(#{ name: "Watched" });
+let a = step("a", #{ run: |ctx| { log("a says"); sleep("500ms"); 1 } });
+let b = step("b", #{ after: a, run: |ctx| { sleep("300ms"); 2 }, retries: 1, retry_delay: "10ms" });
+step("c", #{ after: b, run: |ctx| 3 });
+"#;
+    let t = Test::new().file("w.rhai", rb);
+    let (mut run, id) = run_until_logged(&t, "w.rhai", "a");
+    let watch = t.bare().args(["status", &id, "--watch"]).output().unwrap();
+    let run_ended = run.try_wait().unwrap();
+    let _ = run.wait();
+    assert!(
+        run_ended.is_some(),
+        "--watch returned while the run was still going"
+    );
+    assert_eq!(watch.status.code(), Some(0));
+    // The status first, then the events that happened while watching, then the end.
+    let out = String::from_utf8_lossy(&watch.stdout);
+    assert!(out.contains(&format!("run {id}")), "{out}");
+    let err = String::from_utf8_lossy(&watch.stderr);
+    let at = |s: &str| err.find(s).unwrap_or_else(|| panic!("no {s:?} in {err}"));
+    assert!(
+        at("watching run") < at("▶ b") && at("▶ b") < at("✓ c"),
+        "{err}"
+    );
+    assert!(
+        err.trim_end().ends_with(&format!("run {id} succeeded")),
+        "{err}"
+    );
 }

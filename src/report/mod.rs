@@ -17,7 +17,7 @@ pub mod timeline;
 
 use crate::journal::record::Event;
 use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE};
-use crate::redact::Redactor;
+use crate::redact::{Redactor, MIN_SECRET_CHARS};
 use crate::run_state::{RunState, StepState};
 use std::collections::HashMap;
 use std::path::Path;
@@ -212,7 +212,8 @@ pub fn env_redactor() -> Redactor {
     let r = Redactor::new();
     for (k, v) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("WAYMARK_SECRET_") {
-            if let Some(v) = v.to_str() {
+            // secret() refuses shorter values; scrubbing one would garble the page.
+            if let Some(v) = v.to_str().filter(|v| v.chars().count() >= MIN_SECRET_CHARS) {
                 r.add(v);
             }
         }

@@ -268,3 +268,34 @@ fn report_renders_in_headless_chromium_with_every_section_and_no_external_url() 
         blank.len()
     );
 }
+
+#[test]
+fn report_never_holds_a_secret_the_run_used() {
+    let rb = r#"
+runbook(#{ name: "Secretive" });
+step("use-it", #{ run: |ctx| {
+    let s = secret("db_password");
+    log("connecting with " + s);
+    fail("login refused for " + s);
+} });
+"#;
+    let t = Test::new()
+        .file("s.rhai", rb)
+        .env("WAYMARK_SECRET_DB_PASSWORD", "pa55-w0rd-XYZ");
+    let wm = |args: &[&str]| t.bare().args(args).output().unwrap();
+    expect_code(&wm(&["run", "s.rhai", "--yes"]), 1);
+    let id = t.run_id();
+    // Made from a shell that does not know the secret: only what the run wrote counts.
+    let o = t
+        .bare()
+        .env_remove("WAYMARK_SECRET_DB_PASSWORD")
+        .args(["report", &id, "--output", "-"])
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains("<section id=\"steps\">"), "{page}");
+    assert!(page.contains("login refused for [REDACTED]"), "{page}");
+    assert!(page.contains("connecting with [REDACTED]"), "{page}");
+    assert!(!page.contains("pa55-w0rd-XYZ"));
+}

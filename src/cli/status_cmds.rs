@@ -8,6 +8,7 @@
 use super::hint;
 use super::run_cmds::resolve_run;
 use crate::exit::{CliError, Exit};
+use crate::inbox::{self, Decision, InboxItem};
 use crate::run_state::{RunState, RunStatus, StepState, StepStatus};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -21,12 +22,30 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
         errln!("warning: {w}");
     }
     let mut v = state.to_status_json();
+    // Decisions handed in but not yet journaled: the run (or the next resume) picks them
+    // up; without them an approver would read "0 of 1" right after approving.
+    let pending: Vec<InboxItem> = inbox::drain(&dir)
+        .map(|d| d.items.into_iter().map(|p| p.item).collect())
+        .unwrap_or_default();
     for (i, s) in state.steps.iter().enumerate() {
         if s.state == StepState::AwaitingApproval {
             v["steps"][i]["commands"] = json!({
                 "approve": hint::approve(&state.run_id, &s.name, state_dir),
                 "reject": hint::reject(&state.run_id, &s.name, state_dir),
             });
+        }
+        let mine: Vec<Value> = pending
+            .iter()
+            .filter(|p| p.gate == s.name)
+            .map(|p| {
+                json!({
+                    "decision": match p.decision { Decision::Approve => "approve", Decision::Reject => "reject" },
+                    "by": p.by, "account": p.account, "host": p.host, "at": p.at, "note": p.note,
+                })
+            })
+            .collect();
+        if !mine.is_empty() {
+            v["steps"][i]["pending"] = Value::Array(mine);
         }
     }
     let orphans = crate::orphans::find(&state);
@@ -106,6 +125,34 @@ fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
         line(String::new());
         for l in waiting_gate(state, s, state_dir) {
             line(l);
+        }
+    }
+    let pending: Vec<String> = v["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| {
+            let gate = s["name"].as_str().unwrap_or("").to_string();
+            s["pending"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |p| {
+                    let verb = if p["decision"] == "reject" {
+                        "rejected"
+                    } else {
+                        "approved"
+                    };
+                    format!("  gate {gate}: {}", decision_line(verb, &p))
+                })
+        })
+        .collect();
+    if !pending.is_empty() {
+        line(String::new());
+        line("handed in, not yet picked up by the run (it counts once it is):".into());
+        for p in pending {
+            line(p);
         }
     }
     for l in next_commands(state, state_dir) {

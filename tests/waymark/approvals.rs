@@ -299,6 +299,15 @@ fn a_repeat_approval_by_the_same_account_is_refused_even_before_the_run_picks_it
         &["approve", &id, "sim", "--by", "another-name"],
         "already approved",
     );
+    // Until the run picks it up, status shows it as handed in, not as missing.
+    let text = stdout(&wm(&t, &["status", &id]));
+    assert!(
+        text.contains("handed in, not yet picked up") && text.contains("gate sim: approved by "),
+        "{text}"
+    );
+    let s = t.status();
+    assert_eq!(step(&s, "sim")["pending"][0]["decision"], "approve");
+    assert!(step(&s, "sim")["approvals"].as_array().unwrap().is_empty());
     expect_code(&wm(&t, &["resume"]), 3);
     refused(&t, &["approve", &id, "sim"], "already approved");
 }

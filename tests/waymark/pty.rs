@@ -7,7 +7,8 @@ use crate::harness::{step, Test};
 use rexpect::session::{spawn_command, PtySession};
 use std::process::Command;
 
-const TIMEOUT_MS: u64 = 30_000;
+// Generous: CI machines are shared, and a wait only ends early when the text appears.
+const TIMEOUT_MS: u64 = 60_000;
 
 fn waymark_in_pty(t: &Test, args: &[&str], env: &[(&str, &str)]) -> PtySession {
     let mut c = Command::new(crate::harness::bin());

@@ -137,9 +137,14 @@ fn callee_diff<const N: usize, const M: usize>(
         let file = is.or(was).map(|x| x.0.to_string()).unwrap_or_default();
         let text =
             |x: Option<&(Arc<str>, Arc<str>)>| x.map(|x| x.1.to_string()).unwrap_or_default();
+        let label = if name.starts_with("const ") {
+            name.to_string()
+        } else {
+            format!("fn {name}")
+        };
         let _ = write!(
             out,
-            "    fn {name} ({file}){}:\n{}",
+            "    {label} ({file}){}:\n{}",
             match (was, is) {
                 (None, _) => ", newly called",
                 (_, None) => ", no longer called",

@@ -37,6 +37,8 @@ struct Def {
 #[derive(Default)]
 struct Index {
     by_name: HashMap<String, Vec<Def>>,
+    /// Module variables (`export const`), reached as `module::NAME`: name → (file, value).
+    vars: HashMap<String, Vec<(Arc<str>, String)>>,
     text: HashMap<usize, Option<Arc<str>>>,
     names: HashMap<usize, Arc<[String]>>,
 }
@@ -82,8 +84,14 @@ impl CalleeCache {
         let key: Vec<usize> = modules.iter().map(|m| Shared::as_ptr(m) as usize).collect();
         let index = self.indexes.entry(key).or_insert_with(|| {
             let mut by_name: HashMap<String, Vec<Def>> = HashMap::new();
+            let mut vars: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
             for m in &modules {
                 let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main_file.clone());
+                for (name, value) in m.iter_var() {
+                    vars.entry(name.to_string())
+                        .or_default()
+                        .push((file.clone(), format!("{value:?}")));
+                }
                 for (_, _, name, _, def) in m.iter_script_fn_info() {
                     by_name.entry(name.to_string()).or_default().push(Def {
                         file: file.clone(),
@@ -93,6 +101,7 @@ impl CalleeCache {
             }
             Index {
                 by_name,
+                vars,
                 text: HashMap::new(),
                 names: HashMap::new(),
             }
@@ -102,6 +111,19 @@ impl CalleeCache {
         let mut todo: Vec<String> = vec![fp.fn_name().to_string()];
         let mut queued: HashSet<String> = todo.iter().cloned().collect();
         while let Some(name) = todo.pop() {
+            if let Some(var) = name.strip_prefix(VAR) {
+                for (file, value) in index.vars.get(var).into_iter().flatten() {
+                    found.insert(
+                        (name.clone(), 0),
+                        Callee {
+                            name: format!("const {var}").into(),
+                            file: file.clone(),
+                            source: value.as_str().into(),
+                        },
+                    );
+                }
+                continue;
+            }
             let Some(defs) = index.by_name.get(&name) else {
                 continue; // a native function or primitive
             };
@@ -144,8 +166,11 @@ impl CalleeCache {
     }
 }
 
+// Marks a module variable among the names a body uses.
+const VAR: &str = "\u{0}var:";
+
 // Every name a function body may call: calls, method calls, string literals, function
-// pointer constants. (Rhai exposes a body's statements only through an AST's walk.)
+// pointer constants; and module variables it reads (`m::NAME`), marked with [`VAR`]. (Rhai exposes a body's statements only through an AST's walk.)
 fn names_used(def: &Shared<ScriptFuncDef>) -> Vec<String> {
     let mut one = Module::new();
     one.set_script_fn(def.clone());
@@ -155,6 +180,9 @@ fn names_used(def: &Shared<ScriptFuncDef>) -> Vec<String> {
             Some(ASTNode::Expr(Expr::FnCall(x, _) | Expr::MethodCall(x, _)))
             | Some(ASTNode::Stmt(Stmt::FnCall(x, _))) => names.push(x.name.to_string()),
             Some(ASTNode::Expr(Expr::StringConstant(s, _))) => names.push(s.to_string()),
+            Some(ASTNode::Expr(Expr::Variable(x, ..))) if !x.2.is_empty() => {
+                names.push(format!("{VAR}{}", x.1));
+            }
             Some(ASTNode::Expr(Expr::DynamicConstant(v, _))) => {
                 if let Some(fp) = v.read_lock::<FnPtr>() {
                     names.push(fp.fn_name().to_string());

@@ -129,3 +129,28 @@ gate("g", #{ after: "a", instructions: "Do it.", approvals: 2 });
     assert_eq!(v1("g"), "e6f5889d7125c929");
     assert!(fp(&plan, "a").starts_with(waymark::plan::FINGERPRINT_V2));
 }
+
+// An imported module's exported constant (SQL text kept in a helper module, say) is part
+// of what a closure that reads it can do.
+#[test]
+fn an_edit_to_an_imported_constant_changes_the_steps_that_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = r#"import "lib/q" as q;
+runbook(#{ name: "c", description: "d" });
+step("a", #{ run: |ctx| sh(q::BACKUP) });
+step("b", #{ run: |ctx| sh("true") });
+"#;
+    let before = plan_of(
+        dir.path(),
+        &[
+            ("rb.rhai", rb),
+            ("lib/q.rhai", "export const BACKUP = \"backup\";"),
+        ],
+    );
+    let after = plan_of(
+        dir.path(),
+        &[("lib/q.rhai", "export const BACKUP = \"backup --compress\";")],
+    );
+    assert_ne!(fp(&before, "a"), fp(&after, "a"));
+    assert_eq!(fp(&before, "b"), fp(&after, "b"));
+}

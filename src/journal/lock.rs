@@ -27,6 +27,31 @@ pub struct RunLock {
     path: PathBuf,
 }
 
+// The fds of the locks this process holds. A child forked while one is open shares its
+// open file description, so it holds the flock too until it execs (close-on-exec) — and
+// a child held before `exec` (see `process/gate.rs`) would keep a crashed run looking
+// live. The gate closes these in the child.
+#[cfg(unix)]
+fn held_fds() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    static FDS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+    FDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The fds of the run locks this process holds now, for children to close before they
+/// wait for anything (`process/gate.rs`).
+#[cfg(unix)]
+pub fn lock_fds() -> Vec<i32> {
+    held_fds().clone()
+}
+
+#[cfg(unix)]
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self._file);
+        held_fds().retain(|&f| f != fd);
+    }
+}
+
 /// Who holds a run's lock, as written into the lock file by the holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct LockHolder {
@@ -133,6 +158,8 @@ impl RunLock {
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| file.write_all(format!("{text}\n").as_bytes()))
             .map_err(io_err)?;
+        #[cfg(unix)]
+        held_fds().push(std::os::fd::AsRawFd::as_raw_fd(&file));
         Ok(RunLock { _file: file, path })
     }
 

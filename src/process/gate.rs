@@ -3,18 +3,22 @@
 //! After `kill -9` of waymark, a step's process group lives on: an operator who looks
 //! at once sees no side effect yet, re-runs the step, and the effect happens twice. So
 //! the journal must know every group *before* its program runs. The pid (= pgid) only
-//! exists once the child does, and `Command::spawn` returns only after `exec`, so the
-//! child cannot simply wait inside `pre_exec`. Instead it execs `/bin/sh` with a
-//! one-line trampoline that reads a line from fd 3 and then `exec`s the real program
-//! in the same process (same pid, same group). waymark journals the group durably,
-//! then writes that line. If waymark dies first, the pipe's write end closes, `read`
-//! fails and the trampoline exits 125 without running anything.
+//! exists once the child does, and `Command::spawn` returns only after `exec`. So the
+//! child, in `pre_exec` (already leader of its group), writes its pid on one pipe and
+//! waits for a go byte on another, while a helper thread of waymark reads the pid,
+//! journals the group durably and sends the byte; only then does the child `exec` the
+//! program. If waymark cannot record the group it kills the held child; if waymark
+//! dies first, the go pipe closes unsent and the spawn fails: either way the program
+//! never runs. (A `/bin/sh` trampoline would
+//! do the same without the helper thread, at the price of an extra `exec` per process,
+//! a lost `argv[0]` and vaguer spawn errors.)
 //!
 //! Who records is decided by the caller: [`with_spawn_hook`] installs a hook for the
 //! current thread (the executor journals a `process_started` record); without one,
 //! processes start ungated as before (tests of this module, load time).
 //!
-//! On Linux every child also gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies with waymark.
+//! On Linux every child also gets `PR_SET_PDEATHSIG(SIGKILL)`, set before it waits at
+//! the gate, so it dies with waymark whether held or running.
 //! The signal fires when the *thread* that spawned the child exits, not the process;
 //! that is safe here because [`super::run_process`] blocks its thread until the child
 //! is reaped (or, if the OS cannot end it, gives up — when killing it is right anyway).
@@ -52,67 +56,154 @@ pub(crate) fn current_hook() -> Option<SpawnHook> {
     HOOK.with(|h| h.borrow().clone())
 }
 
-/// The trampoline `/bin/sh` runs: wait for the go line on fd 3, then become the program.
-#[cfg(unix)]
-pub(crate) const TRAMPOLINE: &str = "IFS= read -r _ <&3 || exit 125; exec 3<&-; exec \"$@\"";
-
-/// The fd the trampoline reads the go line from.
-#[cfg(unix)]
-const GATE_FD: libc::c_int = 3;
-
-/// Both ends of the gate's pipe (close-on-exec in waymark).
+/// Two pipes between waymark and one child held in `pre_exec`: the child writes its pid
+/// on one, then waits for the go byte on the other. All four fds are close-on-exec.
 #[cfg(unix)]
 pub(crate) struct Gate {
-    read: std::os::fd::OwnedFd,
-    write: std::os::fd::OwnedFd,
+    pid_read: std::os::fd::OwnedFd,
+    pid_write: std::os::fd::OwnedFd,
+    go_read: std::os::fd::OwnedFd,
+    go_write: std::os::fd::OwnedFd,
+}
+
+/// The byte that lets a held child go on to `exec`.
+#[cfg(unix)]
+const GO: u8 = b'g';
+
+#[cfg(unix)]
+fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
 }
 
 #[cfg(unix)]
 impl Gate {
     pub(crate) fn new() -> std::io::Result<Gate> {
-        use std::os::fd::FromRawFd;
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: pipe2 writes two fds into the array we own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: both fds were just created and are owned by nobody else.
-        let (read, write) = unsafe {
-            (
-                std::os::fd::OwnedFd::from_raw_fd(fds[0]),
-                std::os::fd::OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
-        Ok(Gate { read, write })
+        let (pid_read, pid_write) = pipe()?;
+        let (go_read, go_write) = pipe()?;
+        Ok(Gate {
+            pid_read,
+            pid_write,
+            go_read,
+            go_write,
+        })
     }
 
-    /// In the child, between fork and exec: make the read end fd 3, kept across exec.
+    /// In the child, between fork and exec (after it became its group's leader): tell
+    /// waymark its pid, then wait for the go byte. Anything else — waymark closed the
+    /// pipe because it could not record the group, or died — fails the spawn, so the
+    /// program never runs.
     pub(crate) fn install(&self, cmd: &mut std::process::Command) {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
-        let read = self.read.as_raw_fd();
-        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+        let (pid_fd, go_fd) = (self.pid_write.as_raw_fd(), self.go_read.as_raw_fd());
+        let parent_ends = (self.pid_read.as_raw_fd(), self.go_write.as_raw_fd());
+        // Copied now: nothing may allocate or lock in the child.
+        let locks = crate::journal::lock::lock_fds();
+        // SAFETY: only async-signal-safe calls (close, getpid, write, read) and no
+        // allocation between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                let ok = if read == GATE_FD {
-                    libc::fcntl(GATE_FD, libc::F_SETFD, 0) == 0
-                } else {
-                    libc::dup2(read, GATE_FD) == GATE_FD
-                };
-                if ok {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
+                // The fork copied waymark's ends too: holding the go end itself, the
+                // child would never see it close.
+                libc::close(parent_ends.0);
+                libc::close(parent_ends.1);
+                // Nor may a held child keep the run's lock (a crashed run would look live).
+                for &fd in &locks {
+                    libc::close(fd);
+                }
+                let pid = libc::getpid().to_ne_bytes();
+                if libc::write(pid_fd, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut byte = 0u8;
+                loop {
+                    let n = libc::read(go_fd, (&mut byte as *mut u8).cast(), 1);
+                    if n == 1 && byte == GO {
+                        return Ok(());
+                    }
+                    if n < 0 && *libc::__errno_location() == libc::EINTR {
+                        continue;
+                    }
+                    return Err(std::io::Error::from_raw_os_error(libc::ECANCELED));
                 }
             });
         }
     }
 
-    /// Let the program run: close our read end, send the go line.
-    pub(crate) fn open(self) -> std::io::Result<()> {
-        use std::io::Write;
-        drop(self.read);
-        std::fs::File::from(self.write).write_all(b"go\n")
+    /// Split into the parent's halves: what the recorder needs (pid in, go out) and the
+    /// child's ends, which the parent must close once `spawn` has returned.
+    pub(crate) fn split(self) -> (Recorder, ChildEnds) {
+        (
+            Recorder {
+                pid_read: self.pid_read,
+                go_write: self.go_write,
+            },
+            ChildEnds {
+                _pid_write: self.pid_write,
+                _go_read: self.go_read,
+            },
+        )
+    }
+}
+
+/// The child's ends of the gate in the parent; dropped after `spawn` returns so a
+/// spawn that failed early reads as end-of-file to the [`Recorder`].
+#[cfg(unix)]
+pub(crate) struct ChildEnds {
+    _pid_write: std::os::fd::OwnedFd,
+    _go_read: std::os::fd::OwnedFd,
+}
+
+/// The parent's side of a held child, run on a helper thread while `spawn` blocks.
+#[cfg(unix)]
+pub(crate) struct Recorder {
+    pid_read: std::os::fd::OwnedFd,
+    go_write: std::os::fd::OwnedFd,
+}
+
+#[cfg(unix)]
+impl Recorder {
+    /// Wait for the child's pid, record its group with `hook`, then let it go. `Ok(None)`
+    /// when the spawn failed before the child got this far.
+    pub(crate) fn record(self, hook: &SpawnHook) -> Result<Option<SpawnedGroup>, String> {
+        use std::io::{Read, Write};
+        let mut pid = [0u8; 4];
+        if std::fs::File::from(self.pid_read)
+            .read_exact(&mut pid)
+            .is_err()
+        {
+            return Ok(None);
+        }
+        let pgid = i32::from_ne_bytes(pid) as u32;
+        let group = SpawnedGroup {
+            pgid,
+            start_time: super::group::start_time(pgid).unwrap_or(0),
+        };
+        if let Err(e) = hook(&group) {
+            // Never released, it must not linger either: a child forked meanwhile by
+            // another thread may hold a copy of the go end until its own exec.
+            // SAFETY: kill(2) has no memory-safety preconditions; pgid > 1 (a child's).
+            if pgid > 1 {
+                unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) };
+            }
+            return Err(e);
+        }
+        std::fs::File::from(self.go_write)
+            .write_all(&[GO])
+            .map_err(|e| format!("releasing the process: {e}"))?;
+        Ok(Some(group))
     }
 }
 

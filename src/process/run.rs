@@ -96,56 +96,67 @@ pub fn run_process(
         action,
         source,
     };
+    let mut cmd = build_command(spec, &program);
+    // PR_SET_PDEATHSIG first: a child held at the gate must die with waymark too.
+    super::gate::die_with_parent(&mut cmd);
     #[cfg(unix)]
     let gate = match &hook {
         Some(_) => {
-            Some(super::gate::Gate::new().map_err(|e| io_error("creating the start gate of", e))?)
+            let gate =
+                super::gate::Gate::new().map_err(|e| io_error("creating the start gate of", e))?;
+            gate.install(&mut cmd);
+            Some(gate.split())
         }
         None => None,
     };
-    #[cfg(unix)]
-    let mut cmd = match &gate {
-        Some(g) => {
-            let mut cmd = gated_command(spec, &program);
-            g.install(&mut cmd);
-            cmd
-        }
-        None => build_command(spec, &program),
-    };
-    #[cfg(not(unix))]
-    let mut cmd = build_command(spec, &program);
-    super::gate::die_with_parent(&mut cmd);
 
     log.line("exec", &format!("$ {command}"));
     let started = Instant::now();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
+    #[cfg(unix)]
+    let (spawned, recorded) = match (gate, &hook) {
+        (Some((recorder, child_ends)), Some(hook)) => std::thread::scope(|scope| {
+            // The child waits in `pre_exec` and `spawn` returns only after its `exec`:
+            // the group is recorded from a helper thread meanwhile (see `gate`).
+            let recording = scope.spawn(|| recorder.record(hook));
+            let spawned = cmd.spawn();
+            drop(child_ends);
+            let recorded = recording
+                .join()
+                .unwrap_or_else(|_| Err("the recorder of the process failed".into()));
+            (spawned, recorded)
+        }),
+        _ => (cmd.spawn(), Ok(None)),
+    };
+    #[cfg(not(unix))]
+    let (spawned, recorded) = (cmd.spawn(), Ok(None));
+    let child = match (spawned, recorded) {
+        (Ok(c), Ok(_)) => c,
+        (Ok(mut c), Err(e)) => {
+            // Released by nobody, it cannot have run its program; make sure it is gone.
+            group::kill(c.id());
+            let _ = c.wait();
+            return Err(record_error(log, io_error, e));
+        }
+        (Err(_), Err(e)) => return Err(record_error(log, io_error, e)),
+        (Err(e), Ok(_)) => {
             let err = spawn_error(spec, &program, &command, e);
             log.line("exec", &err.to_string());
             return Err(err);
         }
     };
     let pgid = child.id();
+    #[cfg(not(unix))]
     if let Some(hook) = &hook {
-        // On record before the program runs (see `gate`); on failure it never runs.
+        // No way to hold a child here: record it as soon as it exists.
         let group = super::gate::SpawnedGroup {
             pgid,
-            start_time: group::start_time(pgid).unwrap_or(0),
+            start_time: 0,
         };
-        let released = hook(&group).map_err(io::Error::other).and_then(|()| {
-            #[cfg(unix)]
-            if let Some(gate) = gate {
-                gate.open()?;
-            }
-            Ok(())
-        });
-        if let Err(e) = released {
+        if let Err(e) = hook(&group) {
             group::kill(pgid);
+            let mut child = child;
             let _ = child.wait();
-            let err = io_error("recording the process before it runs", e);
-            log.line("exec", &err.to_string());
-            return Err(err);
+            return Err(record_error(log, io_error, e));
         }
     }
     let mut io = match ChildIo::start(child, spec.stdin.clone().map(String::into_bytes), log) {
@@ -403,19 +414,15 @@ fn exit_code(status: ExitStatus) -> (i32, Option<i32>) {
     (status.code().unwrap_or(-1), None)
 }
 
-/// The command for `spec` behind the start gate: `/bin/sh -c TRAMPOLINE` with the
-/// resolved program and its arguments as `"$@"` (see `gate`).
-#[cfg(unix)]
-fn gated_command(spec: &ProcessSpec, program: &Path) -> Command {
-    let mut gated = spec.clone();
-    gated.program = "/bin/sh".into();
-    gated.args = ["-c", super::gate::TRAMPOLINE, "sh"]
-        .into_iter()
-        .map(String::from)
-        .chain(std::iter::once(program.to_string_lossy().into_owned()))
-        .chain(spec.args.iter().cloned())
-        .collect();
-    build_command(&gated, Path::new("/bin/sh"))
+// The journal could not take the process group: the program did not run.
+fn record_error(
+    log: &StepLog,
+    io_error: impl Fn(&'static str, io::Error) -> ProcessError,
+    e: String,
+) -> ProcessError {
+    let err = io_error("recording the process before it runs", io::Error::other(e));
+    log.line("exec", &err.to_string());
+    err
 }
 
 fn build_command(spec: &ProcessSpec, program: &Path) -> Command {

@@ -16,6 +16,8 @@ pub mod lab;
 mod lab_state;
 pub mod ops;
 pub mod quote;
+#[cfg(test)]
+mod script_grammar;
 pub mod transport;
 pub mod windows;
 mod windows_script;

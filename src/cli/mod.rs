@@ -92,7 +92,7 @@ enum Command {
     Status {
         /// The run (default: the latest).
         run_id: Option<String>,
-        /// Machine-readable output (shape in SPEC §3).
+        /// Machine-readable output (JSON: the run, each step and gate, approvals).
         #[arg(long)]
         json: bool,
         /// Keep showing the run live (events, progress, waiting gates) until it stops.
@@ -168,7 +168,7 @@ enum LabCommand {
         /// Inventory of the lab estate (default: the built-in demo estate).
         #[arg(long, value_name = "FILE")]
         inventory: Option<PathBuf>,
-        /// Machine-readable output (shape in SPEC §7).
+        /// Machine-readable output (JSON: servers and recorded operations).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -296,7 +296,7 @@ pub struct RunbookArgs {
 pub enum PlanFormat {
     /// Waves for people.
     Text,
-    /// Machine-readable (shape in SPEC §3).
+    /// Machine-readable JSON: steps with their dependencies, waves, fingerprints.
     Json,
     /// Mermaid flowchart.
     Mermaid,

@@ -136,9 +136,12 @@ pub fn thrown_message(v: &Dynamic) -> Option<String> {
     None
 }
 
+/// The fields of a thrown `estate_error`, as scripts read them.
+pub const THROWN_FIELDS: &[&str] = &["kind", "op", "server", "message", "fixes"];
+
 fn register_thrown(engine: &mut Engine) {
     engine.register_type_with_name::<ThrownError>("estate_error");
-    for field in ["kind", "op", "server", "message", "fixes"] {
+    for &field in THROWN_FIELDS {
         engine.register_get(field, move |t: &mut ThrownError| {
             t.get(field).unwrap_or(Dynamic::UNIT)
         });

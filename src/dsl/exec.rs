@@ -8,7 +8,8 @@ use crate::duration::parse_duration;
 use crate::process::{self, ProcessSpec};
 use rhai::{Array, Engine, EvalAltResult, Map, NativeCallContext, Position};
 
-const OPTIONS: &[&str] = &["check", "timeout", "env", "cwd", "stdin"];
+/// Options of `exec`, `sh` and `ps` (the reference test reads this list).
+pub const OPTIONS: &[&str] = &["check", "timeout", "env", "cwd", "stdin"];
 
 fn err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), pos))

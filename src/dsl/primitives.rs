@@ -134,6 +134,9 @@ fn duration_arg(v: &Dynamic, what: &str, pos: Position) -> Result<Duration, Box<
     ))
 }
 
+/// Options of `wait_until(probe, #{ ... })`.
+pub const WAIT_OPTIONS: &[&str] = &["timeout", "every"];
+
 /// Register every primitive on `engine`.
 pub fn register(engine: &mut Engine) {
     engine.register_fn(
@@ -211,9 +214,12 @@ fn wait_until(
     let env = require(ctx, "wait_until")?;
     let pos = ctx.call_position();
     for k in opts.keys() {
-        if !["timeout", "every"].contains(&k.as_str()) {
+        if !WAIT_OPTIONS.contains(&k.as_str()) {
             return Err(rt_err(
-                format!("wait_until: unknown option `{k}` (options: timeout, every)"),
+                format!(
+                    "wait_until: unknown option `{k}` (options: {})",
+                    WAIT_OPTIONS.join(", ")
+                ),
                 pos,
             ));
         }

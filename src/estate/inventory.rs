@@ -1127,10 +1127,10 @@ fn toml_diagnostic(source: &str, e: &toml::de::Error) -> InventoryDiagnostic {
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-            None => Some("remove the key; see SPEC §7 for the inventory format".into()),
+            None => Some("remove the key; see examples/estates/ and docs/operator-guide.md for the inventory format".into()),
         }
     } else if message.starts_with("missing field") {
-        Some("see SPEC §7 or examples/estates/ for a complete inventory".into())
+        Some("see examples/estates/ for a complete inventory (docs/operator-guide.md explains each key)".into())
     } else {
         None
     };

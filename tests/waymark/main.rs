@@ -27,6 +27,7 @@ mod pipes;
 #[cfg(unix)]
 mod pty;
 mod recap;
+mod reference;
 mod report;
 mod resume;
 mod scheduler;

@@ -190,6 +190,7 @@ impl Plan {
                     Err(diagnostics) => Err(crate::dsl::LoadError {
                         diagnostics,
                         partial: None,
+                        declared: Some(Box::new(rb.decl.clone())),
                         sources: rb.sources.clone(),
                     }),
                 }

@@ -10,6 +10,7 @@ mod plan_cmds;
 mod recap;
 mod resume_cmds;
 mod run_cmds;
+mod show_cmds;
 mod status_cmds;
 mod watch;
 
@@ -37,13 +38,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List the runbooks shipped inside waymark, with their descriptions.
-    #[command(after_help = "Example:\n  waymark list")]
-    List,
+    #[command(after_help = "Examples:\n  waymark list\n  waymark list --json")]
+    List {
+        /// Machine-readable output (JSON: name, title, description of each).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a runbook's name, description and parameters (help, required or default).
+    #[command(
+        after_help = "Examples:\n  waymark show itms-7.6/onbox\n  waymark show ./upgrade.rhai --json\n\nThe runbook language: docs/runbook-language.md."
+    )]
+    Show {
+        #[command(flatten)]
+        runbook: RunbookArgs,
+        /// Machine-readable output (JSON: name, description, params).
+        #[arg(long)]
+        json: bool,
+    },
     /// Load and validate a runbook without running anything (exit 0 if valid, 2 if not).
     #[command(
         after_help = "Examples:\n  waymark check itms-7.6/onbox --param server=ns-hq\n  waymark check ./upgrade.rhai --inventory estate.toml"
     )]
-    Check(RunbookArgs),
+    Check {
+        #[command(flatten)]
+        runbook: RunbookArgs,
+        /// Machine-readable output (JSON: `ok`, counts, or every error with its position).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the plan: waves, gates, retries, timeouts; as text, JSON, Mermaid or DOT.
     #[command(
         after_help = "Examples:\n  waymark plan itms-7.6/hierarchy\n  waymark plan ./upgrade.rhai --format json\n  waymark plan itms-7.6/onbox --format mermaid > plan.mmd"
@@ -150,6 +172,14 @@ enum Command {
         after_help = "Example:\n  waymark reject 20261123-221500-ab12 sim-upgrade --note \"readiness check failed on ns-emea\""
     )]
     Reject(DecideArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(
+        after_help = "Examples:\n  waymark completions bash > /etc/bash_completion.d/waymark\n  waymark completions zsh > \"${fpath[1]}/_waymark\"\n  waymark completions fish > ~/.config/fish/completions/waymark.fish\n  waymark completions powershell >> $PROFILE"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// The rehearsal (lab) estate: show its state and recorded operations, or reset it.
     #[command(
         subcommand,
@@ -367,8 +397,10 @@ pub fn main() -> i32 {
     init_tracing(cli.verbose);
     crate::display::set_verbose(cli.verbose > 0);
     let result = match cli.command {
-        Command::List => plan_cmds::list(),
-        Command::Check(a) => plan_cmds::check(&a),
+        Command::List { json } => plan_cmds::list(json),
+        Command::Check { runbook, json } => plan_cmds::check(&runbook, json),
+        Command::Show { runbook, json } => show_cmds::show(&runbook, json),
+        Command::Completions { shell } => show_cmds::completions(shell),
         Command::Plan(a) => plan_cmds::plan(&a.runbook, a.format),
         Command::Run(a) => run_cmds::run(
             &a.runbook,

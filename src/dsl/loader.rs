@@ -121,6 +121,9 @@ pub struct LoadError {
     /// The declarations gathered when loading completed despite errors in them, so
     /// the plan can still be checked and every problem reported at once.
     pub partial: Option<(String, Vec<StepDecl>, BTreeMap<String, String>)>,
+    /// The `runbook()` declaration, when the script got that far: `show` and `list`
+    /// describe a runbook whose required parameters were not given.
+    pub declared: Option<Box<RunbookDecl>>,
     /// Sources for rendering.
     pub sources: SourceMap,
 }
@@ -167,6 +170,7 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     let fail = |diags: Vec<Diagnostic>, sources: &Arc<Mutex<SourceMap>>| LoadError {
         diagnostics: diags,
         partial: None,
+        declared: None,
         sources: sources.lock().unwrap_or_else(|e| e.into_inner()).clone(),
     };
     let (file, text, base): (Arc<str>, String, Option<PathBuf>) = match &req.runbook {
@@ -267,6 +271,7 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     };
     if !diags.is_empty() {
         let mut e = fail(diags, &sources);
+        e.declared = Some(Box::new(decl.clone()));
         if eval_ok {
             e.partial = Some((
                 decl.name.clone(),

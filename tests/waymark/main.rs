@@ -9,6 +9,7 @@ mod accounts;
 mod approvals;
 mod blockers;
 mod cases;
+mod cli_conventions;
 mod cli_plan;
 mod cli_run;
 mod closures;

@@ -134,7 +134,9 @@ fn reference_lists_every_option_and_function() {
 fn user_visible_text_cites_docs_not_spec() {
     // Help text, errors and the shipped scripts reach users, who do not have SPEC.
     let mut texts = Vec::new();
-    for sub in ["", "status", "plan", "lab show", "runs", "check", "list"] {
+    for sub in [
+        "", "status", "plan", "lab show", "runs", "check", "list", "show",
+    ] {
         let mut args: Vec<&str> = sub.split_whitespace().collect();
         args.push("--help");
         texts.push(Test::new().args(&args).run().stdout);

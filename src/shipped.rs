@@ -20,3 +20,10 @@ pub fn runbook_names() -> Vec<&'static str> {
     v.sort_unstable();
     v
 }
+
+/// Names of every stdlib module, sorted.
+pub fn stdlib_names() -> Vec<&'static str> {
+    let mut v: Vec<_> = STDLIB.iter().map(|(n, _)| *n).collect();
+    v.sort_unstable();
+    v
+}

@@ -4,6 +4,7 @@
 
 mod changes;
 mod decide_cmds;
+mod defs_cmds;
 pub mod hint;
 mod load;
 mod plan_cmds;
@@ -179,6 +180,15 @@ enum Command {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Write Rhai definition files (.d.rhai) of waymark's functions and stdlib for editors.
+    #[command(
+        after_help = "Examples:\n  waymark defs\n  waymark defs .rhai-defs\n\nThe Rhai language server reads *.d.rhai files in the workspace; see docs/runbook-language.md."
+    )]
+    Defs {
+        /// Where to write them (created if needed).
+        #[arg(default_value = "rhai-defs", value_name = "DIR")]
+        dir: PathBuf,
     },
     /// The rehearsal (lab) estate: show its state and recorded operations, or reset it.
     #[command(
@@ -401,6 +411,7 @@ pub fn main() -> i32 {
         Command::Check { runbook, json } => plan_cmds::check(&runbook, json),
         Command::Show { runbook, json } => show_cmds::show(&runbook, json),
         Command::Completions { shell } => show_cmds::completions(shell),
+        Command::Defs { dir } => defs_cmds::defs(&dir),
         Command::Plan(a) => plan_cmds::plan(&a.runbook, a.format),
         Command::Run(a) => run_cmds::run(
             &a.runbook,

@@ -774,6 +774,19 @@ fn declare_runbook(
     Ok(())
 }
 
+/// An engine with everything a runbook can call — the primitives and `runbook`, `step`,
+/// `gate` — for describing the language (`waymark defs`), never for loading.
+pub fn describing_engine() -> Engine {
+    let mut engine = super::engine::new_engine();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        sources: Arc::new(Mutex::new(SourceMap::default())),
+        params_dyn: Dynamic::from_map(Map::new()).into_shared(),
+    });
+    register_declarations(&mut engine, &shared);
+    engine
+}
+
 fn register_declarations(engine: &mut Engine, shared: &Arc<Shared>) {
     let s = shared.clone();
     engine.register_fn("runbook", move |ctx: NativeCallContext, opts: Dynamic| {

@@ -166,3 +166,39 @@ fn show_reports_a_broken_runbook_instead_of_describing_it() {
     assert!(out.stderr.contains("r.rhai:1:"), "{}", out.stderr);
     assert!(out.stderr.contains("description"), "{}", out.stderr);
 }
+
+#[test]
+fn defs_writes_definition_files_for_waymark_functions_and_every_stdlib_module() {
+    let t = Test::new();
+    let out = t.command().args(["defs", "editor"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let dir = t.path().join("editor");
+    let stat = std::fs::read_to_string(dir.join("__static__.d.rhai")).unwrap();
+    for f in [
+        "fn exec(",
+        "fn sh(",
+        "fn wait_until(",
+        "fn runbook(",
+        "fn step(",
+        "fn gate(",
+        "fn backup_cmdb(",
+    ] {
+        assert!(stat.contains(f), "__static__.d.rhai lacks `{f}`");
+    }
+    assert!(
+        !stat.contains("EvalAltResult") && !stat.contains(") -> ;"),
+        "unparseable return types"
+    );
+    for m in waymark::shipped::stdlib_names() {
+        let text = std::fs::read_to_string(dir.join(format!("{m}.d.rhai")))
+            .unwrap_or_else(|e| panic!("{m}.d.rhai: {e}"));
+        assert!(text.starts_with(&format!("module {m};")), "{m}: {text}");
+    }
+    let onbox = std::fs::read_to_string(dir.join("onbox.d.rhai")).unwrap();
+    assert!(onbox.contains("fn declare_onbox("), "{onbox}");
+
+    let blocked = Test::new().file("taken", "a file, not a directory");
+    let out = blocked.command().args(["defs", "taken"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
+}

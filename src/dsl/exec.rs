@@ -187,6 +187,14 @@ pub fn register(engine: &mut Engine) {
               opts: &Map|
      -> Result<rhai::Dynamic, Box<EvalAltResult>> {
         require(ctx, "ps")?;
+        // The script itself travels on PowerShell's stdin: a `stdin` option would
+        // silently replace it.
+        if opts.contains_key("stdin") {
+            return Err(err(
+                "ps: `stdin` is not available with ps (the script is passed to PowerShell on its stdin); use `exec` with `stdin` instead",
+                ctx.call_position(),
+            ));
+        }
         let spec = process::ps_spec(script).map_err(|e| err(e.to_string(), ctx.call_position()))?;
         run(ctx, "ps", Some(script), spec, opts)
     };

@@ -202,3 +202,17 @@ fn defs_writes_definition_files_for_waymark_functions_and_every_stdlib_module() 
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("taken"));
 }
+
+#[test]
+fn ps_stdin_option_silently_replaced_the_script() {
+    let out = Test::new()
+        .file(
+            "r.rhai",
+            "runbook(#{ name: \"x\" });\nstep(\"p\", #{ run: |ctx| ps(\"Get-Date\", #{ stdin: \"y\" }) });\n",
+        )
+        .args(&["run", "r.rhai", "--yes"])
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("`stdin` is not available with ps"), "{all}");
+}

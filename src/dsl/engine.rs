@@ -81,5 +81,6 @@ pub fn new_engine() -> Engine {
     engine.on_debug(|s, _, _| super::primitives::print_line("debug", s));
     super::primitives::register(&mut engine);
     super::strict::register(&mut engine);
+    super::inventory_fns::register(&mut engine);
     engine
 }

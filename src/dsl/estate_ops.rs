@@ -171,6 +171,7 @@ pub const FINAL_KINDS: &[&str] = &[
     "manual",
     "bad_args",
     "wrong_role",
+    "no_driver",
     "unknown_op",
     "unknown_server",
     "inventory",

@@ -7,6 +7,7 @@ pub mod declaration;
 pub mod engine;
 pub mod estate_ops;
 pub mod exec;
+pub mod inventory_fns;
 pub mod loader;
 pub mod options;
 pub mod primitives;

@@ -15,7 +15,7 @@ pub fn inventory() -> Inventory {
     // fall back to an empty-but-valid shape rather than panic.
     Inventory::parse(DEMO_TOML, "<demo>").unwrap_or_else(|e| Inventory {
         name: "demo-lab".into(),
-        driver: super::Driver::Lab,
+        driver: Some(super::Driver::Lab),
         lab_delay: std::time::Duration::ZERO,
         servers: Vec::new(),
         origin: format!("<demo: invalid: {e}>"),
@@ -31,7 +31,7 @@ mod tests {
     fn demo_parses_and_is_a_three_level_hierarchy() {
         let inv = Inventory::parse(DEMO_TOML, "<demo>").unwrap();
         assert_eq!(inv.name, "demo-lab");
-        assert_eq!(inv.driver, super::super::Driver::Lab);
+        assert_eq!(inv.driver, Some(super::super::Driver::Lab));
         assert_eq!(inv.depth("ns-emea-branch"), 2);
         let order = inv.bottom_up();
         let pos = |n: &str| order.iter().position(|x| *x == n).unwrap();

@@ -68,7 +68,8 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    /// The ITMS role called `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Role> {
         match s {
             "ns" => Some(Role::Ns),
             "sql" => Some(Role::Sql),
@@ -159,8 +160,25 @@ pub struct LabFacts {
 pub struct Server {
     /// Host name.
     pub name: String,
-    /// What the server is.
-    pub role: Role,
+    /// Its ITMS role, when `role` names one (`ns`, `sql`, `site`, `gateway`); the
+    /// ITMS runbooks and the drivers act on this.
+    pub role: Option<Role>,
+    /// `role` as written, any string (a team's own "web", "db", ...); `None` when absent.
+    pub role_name: Option<String>,
+    /// Groups it belongs to (`groups = [...]`), for runbooks that act on a group.
+    pub groups: Vec<String>,
+    /// Free-form facts for runbooks (`vars = { ... }`): strings, numbers, bools, arrays.
+    pub vars: BTreeMap<String, serde_json::Value>,
+    /// Where to connect (`address`; default: the name).
+    pub address: Option<String>,
+    /// Port to connect to (ssh).
+    pub port: Option<u16>,
+    /// User to connect as (ssh).
+    pub user: Option<String>,
+    /// Private key file (ssh).
+    pub identity_file: Option<String>,
+    /// known_hosts file to check host keys against (ssh; default the user's own).
+    pub known_hosts: Option<String>,
     /// Parent NS in the hierarchy (NS only).
     pub parent: Option<String>,
     /// SQL host or `HOST\INSTANCE` holding the CMDB (NS only).
@@ -180,7 +198,15 @@ impl Server {
     pub fn new(name: &str, role: Role) -> Server {
         Server {
             name: name.to_string(),
-            role,
+            role: Some(role),
+            role_name: Some(role.as_str().to_string()),
+            groups: Vec::new(),
+            vars: BTreeMap::new(),
+            address: None,
+            port: None,
+            user: None,
+            identity_file: None,
+            known_hosts: None,
             parent: None,
             sql: None,
             endpoints: None,
@@ -188,6 +214,25 @@ impl Server {
             lab: LabFacts::default(),
             line: 0,
         }
+    }
+
+    /// True for an NS (the ITMS role `ns`).
+    pub fn is_ns(&self) -> bool {
+        self.role == Some(Role::Ns)
+    }
+
+    /// What the server is, for messages ("an NS", "a `web` server").
+    pub fn describe_role(&self) -> String {
+        match (self.role, &self.role_name) {
+            (Some(r), _) => r.describe().to_string(),
+            (None, Some(n)) => format!("a `{}` server", n.escape_debug()),
+            (None, None) => "a server without a role".to_string(),
+        }
+    }
+
+    /// Where to connect: `address`, else the name.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or(&self.name)
     }
 
     /// The SQL instance holding this NS's CMDB as given to `sqlcmd -S`.
@@ -208,8 +253,9 @@ impl Server {
 pub struct Inventory {
     /// Estate name (the lab state file is `lab/NAME.json`).
     pub name: String,
-    /// Which driver runs operations.
-    pub driver: Driver,
+    /// Which driver runs estate operations; `None` for an inventory that only lists
+    /// servers for runbooks (estate operations then fail, saying to add one).
+    pub driver: Option<Driver>,
     /// Simulated duration of each lab operation.
     pub lab_delay: Duration,
     /// Servers in file order.
@@ -267,7 +313,7 @@ impl std::error::Error for InventoryError {}
 #[serde(deny_unknown_fields)]
 struct RawInventory {
     name: Spanned<String>,
-    driver: Spanned<String>,
+    driver: Option<Spanned<String>>,
     lab_delay: Option<Spanned<String>>,
     #[serde(default)]
     server: Vec<Spanned<RawServer>>,
@@ -286,7 +332,14 @@ struct RawNotify {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     name: Spanned<String>,
-    role: Spanned<String>,
+    role: Option<Spanned<String>>,
+    groups: Option<Spanned<Vec<Spanned<String>>>>,
+    vars: Option<Spanned<toml::Table>>,
+    address: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
+    identity_file: Option<Spanned<String>>,
+    known_hosts: Option<Spanned<String>>,
     parent: Option<Spanned<String>>,
     sql: Option<Spanned<String>>,
     endpoints: Option<u64>,
@@ -331,6 +384,13 @@ const TOP_KEYS: &[&str] = &["name", "driver", "lab_delay", "server"];
 const SERVER_KEYS: &[&str] = &[
     "name",
     "role",
+    "groups",
+    "vars",
+    "address",
+    "port",
+    "user",
+    "identity_file",
+    "known_hosts",
     "parent",
     "sql",
     "endpoints",
@@ -546,7 +606,7 @@ impl Inventory {
                 Some("for example: name = \"contoso\"".into()),
             );
         }
-        let driver = match raw.driver.get_ref().as_str() {
+        let driver = raw.driver.as_ref().map(|d| match d.get_ref().as_str() {
             "lab" => Driver::Lab,
             "windows" => Driver::Windows,
             other => {
@@ -558,13 +618,13 @@ impl Inventory {
                     }
                 };
                 c.at(
-                    raw.driver.span().start,
+                    d.span().start,
                     format!("unknown driver `{}`", other.escape_debug()),
                     Some(help),
                 );
                 Driver::Lab
             }
-        };
+        });
         let lab_delay = match &raw.lab_delay {
             None => Duration::ZERO,
             Some(d) => match parse_duration(d.get_ref()) {
@@ -628,7 +688,7 @@ impl Inventory {
 
     /// All Notification Servers, in file order.
     pub fn ns(&self) -> impl Iterator<Item = &Server> {
-        self.servers.iter().filter(|s| s.role == Role::Ns)
+        self.servers.iter().filter(|s| s.is_ns())
     }
 
     /// The parent NS of `name`, if it has one.
@@ -682,7 +742,7 @@ impl Inventory {
             .servers
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.role == Role::Ns)
+            .filter(|(_, s)| s.is_ns())
             .map(|(i, s)| (self.depth(&s.name), i, s.name.as_str()))
             .collect();
         ns.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -696,7 +756,14 @@ impl Inventory {
             .servers
             .iter()
             .map(|s| {
-                serde_json::json!([s.name, s.role.as_str(), s.parent, s.sql, s.endpoints, s.lab])
+                serde_json::json!([
+                    s.name,
+                    s.role.map(Role::as_str),
+                    s.parent,
+                    s.sql,
+                    s.endpoints,
+                    s.lab
+                ])
             })
             .collect();
         let text = serde_json::to_string(&facts).unwrap_or_default();
@@ -708,10 +775,17 @@ impl Inventory {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "name": self.name,
-            "driver": self.driver.as_str(),
+            "driver": self.driver.map(Driver::as_str),
             "servers": self.servers.iter().map(|s| serde_json::json!({
                 "name": s.name,
-                "role": s.role.as_str(),
+                "role": s.role_name,
+                "groups": s.groups,
+                "vars": s.vars,
+                "address": s.address(),
+                "port": s.port,
+                "user": s.user,
+                "identity_file": s.identity_file,
+                "known_hosts": s.known_hosts,
                 "parent": s.parent,
                 "sql": s.sql,
                 "endpoints": s.endpoints,
@@ -723,7 +797,7 @@ impl Inventory {
 
 fn validate_servers(
     raw: &[Spanned<RawServer>],
-    driver: Driver,
+    driver: Option<Driver>,
     c: &mut Collector<'_>,
 ) -> Vec<Server> {
     let mut servers = Vec::new();
@@ -753,22 +827,35 @@ fn validate_servers(
         } else {
             seen.insert(key, r.name.span().start);
         }
-        let role = match Role::parse(r.role.get_ref()) {
-            Some(role) => role,
-            None => {
-                let bad = r.role.get_ref();
-                let help = match did_you_mean(bad, ["ns", "sql", "site", "gateway"]) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => "role is one of \"ns\", \"sql\", \"site\", \"gateway\"".into(),
-                };
-                c.at(
-                    r.role.span().start,
-                    format!("server `{name}` has unknown role `{}`", bad.escape_debug()),
-                    Some(help),
-                );
-                Role::Site
+        let role_name = r.role.as_ref().map(|r| r.get_ref().clone());
+        let role = r.role.as_ref().and_then(|rr| {
+            let text = rr.get_ref();
+            if let Some(role) = Role::parse(text) {
+                return Some(role);
             }
-        };
+            if text.trim().is_empty() {
+                c.at(
+                    rr.span().start,
+                    format!("server `{name}` has an empty role"),
+                    Some("remove `role`, or give one such as role = \"web\"".into()),
+                );
+                return None;
+            }
+            // Any role is a team's own, but in an estate with a driver (an ITMS estate) a
+            // near miss of an ITMS role is a typo that would silently drop the server
+            // from the ITMS runbooks.
+            if driver.is_some() {
+                if let Some(s) = did_you_mean(text, ["ns", "sql", "site", "gateway"]) {
+                    c.at(
+                        rr.span().start,
+                        format!("server `{name}` has unknown role `{}`", text.escape_debug()),
+                        Some(format!("did you mean `{s}`?")),
+                    );
+                }
+            }
+            None
+        });
+        let reach = reach_keys(&name, r, c);
         let transport = match r.transport.as_ref().map(|t| t.get_ref().as_str()) {
             None | Some("local") => TransportKind::Local,
             Some("ssh") => TransportKind::Ssh,
@@ -790,13 +877,18 @@ fn validate_servers(
                 TransportKind::Local
             }
         };
-        if role != Role::Ns {
+        if role != Some(Role::Ns) {
+            let what = Server {
+                role,
+                role_name: role_name.clone(),
+                ..Server::new(&name, Role::Site)
+            }
+            .describe_role();
             if let Some(p) = &r.parent {
                 c.at(
                     p.span().start,
                     format!(
-                        "server `{name}` is {} but has a `parent`; only NS servers form the hierarchy",
-                        role.describe()
+                        "server `{name}` is {what} but has a `parent`; only NS servers form the hierarchy"
                     ),
                     Some("remove `parent`, or set role = \"ns\"".into()),
                 );
@@ -804,14 +896,11 @@ fn validate_servers(
             if let Some(s) = &r.sql {
                 c.at(
                     s.span().start,
-                    format!(
-                        "server `{name}` is {} but has `sql`; only an NS has a CMDB",
-                        role.describe()
-                    ),
+                    format!("server `{name}` is {what} but has `sql`; only an NS has a CMDB"),
                     Some("remove `sql`, or set role = \"ns\"".into()),
                 );
             }
-        } else if driver == Driver::Windows && r.sql.is_none() {
+        } else if driver == Some(Driver::Windows) && r.sql.is_none() {
             c.at(
                 r.name.span().start,
                 format!("NS `{name}` has no `sql`; the windows driver needs the SQL instance of its CMDB"),
@@ -832,6 +921,14 @@ fn validate_servers(
         servers.push(Server {
             name,
             role,
+            role_name,
+            groups: reach.groups,
+            vars: reach.vars,
+            address: reach.address,
+            port: reach.port,
+            user: reach.user,
+            identity_file: reach.identity_file,
+            known_hosts: reach.known_hosts,
             parent: r.parent.as_ref().map(|p| p.get_ref().clone()),
             sql: r.sql.as_ref().map(|p| p.get_ref().clone()),
             endpoints: r.endpoints,
@@ -844,18 +941,18 @@ fn validate_servers(
     // Second pass: references between servers.
     let ns_names: Vec<&str> = servers
         .iter()
-        .filter(|s| s.role == Role::Ns)
+        .filter(|s| s.is_ns())
         .map(|s| s.name.as_str())
         .collect();
     let all_names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
     let sql_names: Vec<&str> = servers
         .iter()
-        .filter(|s| s.role == Role::Sql)
+        .filter(|s| s.role == Some(Role::Sql))
         .map(|s| s.name.as_str())
         .collect();
     for (s, rs) in servers.iter().zip(raw) {
         let r = rs.get_ref();
-        if s.role != Role::Ns {
+        if !s.is_ns() {
             continue;
         }
         if let Some(p) = &r.parent {
@@ -868,7 +965,7 @@ fn validate_servers(
                 );
             } else if !ns_names.contains(&pn.as_str()) {
                 let what = match servers.iter().find(|o| &o.name == pn) {
-                    Some(o) => format!("which is {}, not an NS", o.role.describe()),
+                    Some(o) => format!("which is {}, not an NS", o.describe_role()),
                     None => "which is not an NS in this inventory".into(),
                 };
                 let help = match did_you_mean(pn, ns_names.iter().copied()) {
@@ -906,7 +1003,7 @@ fn validate_servers(
     // Cycles: follow parents; a walk that meets itself is a cycle. Report each once.
     let parent_of: HashMap<&str, &str> = servers
         .iter()
-        .filter(|s| s.role == Role::Ns)
+        .filter(|s| s.is_ns())
         .filter_map(|s| {
             let p = s.parent.as_deref()?;
             (p != s.name && ns_names.contains(&p)).then_some((s.name.as_str(), p))
@@ -953,12 +1050,140 @@ fn validate_servers(
     servers
 }
 
+/// The keys of a server a runbook reads or a transport connects with, checked.
+struct ReachKeys {
+    groups: Vec<String>,
+    vars: BTreeMap<String, serde_json::Value>,
+    address: Option<String>,
+    port: Option<u16>,
+    user: Option<String>,
+    identity_file: Option<String>,
+    known_hosts: Option<String>,
+}
+
+fn reach_keys(name: &str, r: &RawServer, c: &mut Collector<'_>) -> ReachKeys {
+    let mut groups = Vec::new();
+    for g in r.groups.iter().flat_map(|g| g.get_ref()) {
+        let text = g.get_ref();
+        // Group names are used as words in runbooks and step names: keep them plain.
+        let plain = !text.is_empty()
+            && text
+                .chars()
+                .all(|ch| ch.is_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+        if !plain {
+            c.at(
+                g.span().start,
+                format!("server `{name}` has group `{}`: group names are letters, digits, '-', '_' and '.'", text.escape_debug()),
+                Some("for example: groups = [\"web\", \"eu-west\"]".into()),
+            );
+        } else if !groups.contains(text) {
+            groups.push(text.clone());
+        }
+    }
+    let mut vars = BTreeMap::new();
+    if let Some(v) = &r.vars {
+        for (k, val) in v.get_ref() {
+            match plain_var(val) {
+                Some(j) => {
+                    vars.insert(k.clone(), j);
+                }
+                None => c.at(
+                    v.span().start,
+                    format!(
+                        "server `{name}`: vars.{} is a {}; vars hold strings, numbers, booleans and arrays of them",
+                        k.escape_debug(),
+                        val.type_str()
+                    ),
+                    Some("write the value as a string, or split the table into several vars".into()),
+                ),
+            }
+        }
+    }
+    let address = r.address.as_ref().and_then(|a| {
+        let text = a.get_ref();
+        if text.parse::<std::net::IpAddr>().is_ok() || check_host_name(text).is_ok() {
+            Some(text.clone())
+        } else {
+            c.at(
+                a.span().start,
+                format!("server `{name}` has address `{}`, which is neither a host name nor an IP address", text.escape_debug()),
+                Some("for example: address = \"10.0.0.5\" or address = \"web1.example.com\"".into()),
+            );
+            None
+        }
+    });
+    let port = r
+        .port
+        .as_ref()
+        .and_then(|p| match u16::try_from(*p.get_ref()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                c.at(
+                    p.span().start,
+                    format!(
+                        "server `{name}` has port {}; a port is 1 to 65535",
+                        p.get_ref()
+                    ),
+                    Some("for example: port = 22".into()),
+                );
+                None
+            }
+        });
+    // ssh reads a leading '-' as an option: a user or file name must never start with one.
+    let word = |key: &str, v: &Option<Spanned<String>>, c: &mut Collector<'_>| {
+        let v = v.as_ref()?;
+        let text = v.get_ref();
+        if text.is_empty()
+            || text.starts_with('-')
+            || text.chars().any(char::is_control)
+            || (key == "user" && text.contains(char::is_whitespace))
+        {
+            c.at(
+                v.span().start,
+                format!(
+                    "server `{name}` has {key} `{}`, which cannot be passed to ssh safely",
+                    text.escape_debug()
+                ),
+                Some(format!(
+                    "{key} must be non-empty, not start with '-', and have no control characters{}",
+                    if key == "user" { " or spaces" } else { "" }
+                )),
+            );
+            return None;
+        }
+        Some(text.clone())
+    };
+    ReachKeys {
+        groups,
+        vars,
+        address,
+        port,
+        user: word("user", &r.user, c),
+        identity_file: word("identity_file", &r.identity_file, c),
+        known_hosts: word("known_hosts", &r.known_hosts, c),
+    }
+}
+
+/// A `vars` value as JSON when it is one a runbook can use (no tables, no dates).
+fn plain_var(v: &toml::Value) -> Option<serde_json::Value> {
+    Some(match v {
+        toml::Value::String(s) => serde_json::Value::from(s.clone()),
+        toml::Value::Integer(i) => serde_json::Value::from(*i),
+        toml::Value::Float(f) => serde_json::Value::from(*f),
+        toml::Value::Boolean(b) => serde_json::Value::from(*b),
+        toml::Value::Array(a) => {
+            serde_json::Value::Array(a.iter().map(plain_var).collect::<Option<Vec<_>>>()?)
+        }
+        toml::Value::Datetime(_) | toml::Value::Table(_) => return None,
+    })
+}
+
 fn check_sql_ref(
     s: &Server,
     q: &Spanned<String>,
     all_names: &[&str],
     sql_names: &[&str],
-    driver: Driver,
+    driver: Option<Driver>,
     c: &mut Collector<'_>,
 ) {
     let text = q.get_ref();
@@ -966,7 +1191,7 @@ fn check_sql_ref(
     // `sql` names the SQL Server instance (docs/estate-ops.md): the lab simulates it from
     // the NS's own facts, so it need not be a [[server]]. The windows driver runs the CMDB
     // T-SQL on that host through its transport, so there it must be one.
-    let unlisted_ok = driver != Driver::Windows;
+    let unlisted_ok = driver != Some(Driver::Windows);
     let windows_reason = "the windows driver runs the CMDB's T-SQL on the SQL host through that server's transport, so the host must be a [[server]] of the inventory";
     if let Some((host, inst)) = text.split_once('\\') {
         if let Err(m) = check_instance_name(inst) {
@@ -1197,7 +1422,7 @@ fail = { backup_cmdb = 2 }
     fn parses_a_hierarchy_and_orders_it_bottom_up() {
         let inv = parse(GOOD).unwrap();
         assert_eq!(inv.name, "contoso");
-        assert_eq!(inv.driver, Driver::Lab);
+        assert_eq!(inv.driver, Some(Driver::Lab));
         assert_eq!(inv.lab_delay, Duration::from_millis(5));
         assert_eq!(inv.bottom_up(), vec!["ns-emea-branch", "ns-emea", "ns-hq"]);
         assert_eq!(inv.depth("ns-emea-branch"), 2);
@@ -1475,5 +1700,109 @@ role = "site"
         assert!(e
             .to_string()
             .starts_with("/nonexistent/inv.toml: cannot read the inventory"));
+    }
+
+    #[test]
+    fn team_inventory_without_driver_loads_with_roles_groups_vars_and_reach_keys() {
+        let inv = parse(
+            r#"name = "team"
+[[server]]
+name = "web1"
+role = "web"
+groups = ["web", "eu", "web"]
+vars = { weight = 3, ratio = 0.5, canary = true, tags = ["a", "b"], owner = "ops" }
+address = "192.0.2.7"
+port = 2222
+user = "deploy"
+identity_file = "~/.ssh/id_team"
+known_hosts = "keys/known_hosts"
+transport = "ssh"
+[[server]]
+name = "db1"
+"#,
+        )
+        .unwrap();
+        assert_eq!(inv.driver, None);
+        let w = &inv.servers[0];
+        assert_eq!((w.role, w.role_name.as_deref()), (None, Some("web")));
+        assert_eq!(w.groups, ["web", "eu"]);
+        assert_eq!(w.vars["weight"], 3);
+        assert_eq!(w.vars["tags"], serde_json::json!(["a", "b"]));
+        assert_eq!(
+            (w.address(), w.port, w.user.as_deref()),
+            ("192.0.2.7", Some(2222), Some("deploy"))
+        );
+        assert_eq!(w.transport, TransportKind::Ssh);
+        let d = &inv.servers[1];
+        assert_eq!((d.role_name.as_deref(), d.address()), (None, "db1"));
+        let j = inv.to_json();
+        assert_eq!(j["driver"], serde_json::Value::Null);
+        assert_eq!(j["servers"][0]["vars"]["owner"], "ops");
+        assert_eq!(j["servers"][1]["address"], "db1");
+    }
+
+    #[test]
+    fn team_keys_are_validated_with_positions() {
+        let e = err(r#"name = "team"
+[[server]]
+name = "web1"
+groups = ["web", "no spaces"]
+vars = { nested = { a = 1 } }
+address = "not a host!"
+port = 70000
+user = "-oProxyCommand=x"
+"#);
+        assert!(
+            e.contains("inv.toml:4:18: server `web1` has group `no spaces`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("inv.toml:5:8: server `web1`: vars.nested is a table"),
+            "{e}"
+        );
+        assert!(
+            e.contains("inv.toml:6:11: server `web1` has address `not a host!`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("inv.toml:7:8: server `web1` has port 70000; a port is 1 to 65535"),
+            "{e}"
+        );
+        assert!(e.contains("inv.toml:8:8: server `web1` has user `-oProxyCommand=x`, which cannot be passed to ssh safely"), "{e}");
+        let e = err("name = \"team\"\n[[server]]\nname = \"web1\"\ngroup = [\"web\"]\n");
+        assert!(e.starts_with("inv.toml:4:1: unknown field `group`"), "{e}");
+        assert!(e.contains("help: did you mean `groups`?"), "{e}");
+    }
+
+    #[test]
+    fn custom_roles_in_an_itms_estate_keep_itms_validation() {
+        // A team's own role is fine next to ITMS servers; a near miss of an ITMS role
+        // is still a typo there, and `parent` still belongs to an NS only.
+        let e = err(r#"name = "x"
+driver = "lab"
+[[server]]
+name = "ns-hq"
+role = "ns"
+[[server]]
+name = "mon1"
+role = "monitoring"
+parent = "ns-hq"
+[[server]]
+name = "s1"
+role = "sitee"
+"#);
+        assert!(
+            e.contains("inv.toml:9:10: server `mon1` is a `monitoring` server but has a `parent`"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "inv.toml:12:8: server `s1` has unknown role `sitee`\n  help: did you mean `site`?"
+            ),
+            "{e}"
+        );
+        // Without a driver the same words are a team's roles.
+        let inv = parse("name = \"x\"\n[[server]]\nname = \"s1\"\nrole = \"sitee\"\n").unwrap();
+        assert_eq!(inv.servers[0].role_name.as_deref(), Some("sitee"));
     }
 }

@@ -212,13 +212,13 @@ pub fn state_path(inventory: Option<&Path>, state_dir: &Path) -> Result<PathBuf,
 
 fn lab_of(inventory: Option<&Path>, state_dir: &Path) -> Result<LabEstate, EstateError> {
     let inv = super::load_inventory(inventory)?;
-    if inv.driver != Driver::Lab {
+    if inv.driver != Some(Driver::Lab) {
         return Err(EstateError::BadArgs {
             op: "lab".into(),
             message: format!(
                 "estate `{}` uses driver \"{}\"; `waymark lab` works on lab estates only",
                 inv.name,
-                inv.driver.as_str()
+                inv.driver.map_or("(none)", Driver::as_str)
             ),
         });
     }

@@ -15,7 +15,7 @@ use crate::redact::Redactor;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::inventory::{Inventory, Role, Server};
+use super::inventory::{Inventory, Server};
 use super::itms;
 use super::EstateError;
 
@@ -317,7 +317,7 @@ fn seed_server(inv: &Inventory, s: &Server, index: usize) -> ServerState {
         .clone()
         .or_else(|| sql_facts.and_then(|l| l.collation.clone()))
         .unwrap_or_else(|| DEFAULT_COLLATION.to_string());
-    let is_ns = s.role == Role::Ns;
+    let is_ns = s.is_ns();
     let in_hierarchy = is_ns && (s.parent.is_some() || !inv.children(&s.name).is_empty());
     let version = is_ns.then(|| {
         f.version
@@ -331,7 +331,7 @@ fn seed_server(inv: &Inventory, s: &Server, index: usize) -> ServerState {
         .unwrap_or_else(|| DEFAULT_TEST_GROUP.to_string());
     let endpoints = s.endpoints.unwrap_or(100);
     ServerState {
-        role: s.role.as_str().to_string(),
+        role: s.role_name.clone().unwrap_or_default(),
         version,
         replication_enabled: f.replication_enabled.unwrap_or(in_hierarchy),
         replication_job_running: f.replication_job_running.unwrap_or(false),

@@ -48,7 +48,7 @@ pub struct OpContext<'a> {
 
 /// The servers a runbook acts on.
 pub trait Estate: Send + Sync {
-    /// `"lab"` or `"windows"`.
+    /// `"lab"`, `"windows"`, or `"none"` for an inventory without a driver.
     fn driver(&self) -> &'static str;
 
     /// The estate's inventory.
@@ -120,8 +120,8 @@ pub enum EstateError {
         op: String,
         /// Server.
         server: String,
-        /// Its role.
-        role: Role,
+        /// What it is ("a sql server", "a `web` server").
+        role: String,
     },
     /// Arguments do not match the operation's table row.
     BadArgs {
@@ -184,6 +184,13 @@ pub enum EstateError {
     },
     /// The inventory is invalid.
     Inventory(InventoryError),
+    /// An estate operation was called on an inventory without a `driver`.
+    NoDriver {
+        /// Operation.
+        op: String,
+        /// The inventory file.
+        inventory: String,
+    },
 }
 
 impl EstateError {
@@ -202,6 +209,7 @@ impl EstateError {
             EstateError::Script { .. } => "script",
             EstateError::State { .. } => "state",
             EstateError::Inventory(_) => "inventory",
+            EstateError::NoDriver { .. } => "no_driver",
         }
     }
 
@@ -250,8 +258,11 @@ impl fmt::Display for EstateError {
             }
             EstateError::WrongRole { op, server, role } => write!(
                 f,
-                "`{op}` applies to a Notification Server; `{server}` is {}",
-                role.describe()
+                "`{op}` applies to a Notification Server; `{server}` is {role}"
+            ),
+            EstateError::NoDriver { op, inventory } => write!(
+                f,
+                "`{op}` is an estate operation, but the inventory {inventory} has no `driver`: add driver = \"lab\" (a rehearsal) or driver = \"windows\" (real ITMS servers) at its top; see docs/estate-ops.md"
             ),
             EstateError::BadArgs { op, message } => write!(f, "`{op}`: {message}"),
             EstateError::Refused {
@@ -320,11 +331,11 @@ pub(crate) fn prepare<'i, 'a>(
             )
             .map(str::to_string),
         })?;
-    if !info.roles.is_empty() && !info.roles.contains(&srv.role) {
+    if !info.roles.is_empty() && !srv.role.is_some_and(|r| info.roles.contains(&r)) {
         return Err(EstateError::WrongRole {
             op: op.to_string(),
             server: server.to_string(),
-            role: srv.role,
+            role: srv.describe_role(),
         });
     }
     let a = Args::check(info, args)?;
@@ -336,9 +347,55 @@ pub(crate) fn prepare<'i, 'a>(
 pub fn open(inventory: Option<&Path>, state_dir: &Path) -> Result<Arc<dyn Estate>, EstateError> {
     let inv = load_inventory(inventory)?;
     Ok(match inv.driver {
-        Driver::Lab => Arc::new(LabEstate::new(inv, state_dir)),
-        Driver::Windows => Arc::new(WindowsEstate::new(inv)),
+        Some(Driver::Lab) => Arc::new(LabEstate::new(inv, state_dir)),
+        Some(Driver::Windows) => Arc::new(WindowsEstate::new(inv)),
+        None => Arc::new(NoDriver(inv)),
     })
+}
+
+/// The estate of an inventory without a `driver`: a team's own servers, listed for
+/// runbooks that `exec`/`sh` on them. Every estate operation fails and says what to add.
+struct NoDriver(Inventory);
+
+impl NoDriver {
+    fn refuse(&self, op: &str) -> EstateError {
+        match ops::lookup(op) {
+            Err(e) => e,
+            Ok(_) => EstateError::NoDriver {
+                op: op.to_string(),
+                inventory: self.0.origin.clone(),
+            },
+        }
+    }
+}
+
+impl Estate for NoDriver {
+    fn driver(&self) -> &'static str {
+        "none"
+    }
+
+    fn inventory(&self) -> &Inventory {
+        &self.0
+    }
+
+    fn call(
+        &self,
+        op: &str,
+        _server: &str,
+        _args: &Map<String, Value>,
+        _cx: &OpContext,
+    ) -> Result<Value, EstateError> {
+        Err(self.refuse(op))
+    }
+
+    fn describe(
+        &self,
+        op: &str,
+        _server: &str,
+        _args: &Map<String, Value>,
+    ) -> Result<Vec<String>, EstateError> {
+        Err(self.refuse(op))
+    }
 }
 
 /// The inventory at `path`, or the built-in demo estate.

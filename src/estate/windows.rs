@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::inventory::{check_host_name, check_instance_name, Inventory, Role, Server};
+use super::inventory::{check_host_name, check_instance_name, Inventory, Server};
 use super::ops::{Args, OpInfo};
 use super::transport::{InventoryTransport, Transport};
 use super::windows_script as script;
@@ -90,7 +90,7 @@ impl WindowsEstate {
             "hardware" => vec![on_self(script::hardware())],
             "software" => {
                 let mut v = vec![on_self(script::software_host())];
-                if srv.role == Role::Ns {
+                if srv.is_ns() {
                     let (host, inst) = self.sql_target(info.name, srv)?;
                     v.push(Script {
                         host,

@@ -15,6 +15,7 @@ pub mod html;
 pub mod svg_plan;
 pub mod timeline;
 
+use crate::estate::inventory::Driver;
 use crate::journal::record::Event;
 use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE};
 use crate::redact::{Redactor, MIN_SECRET_CHARS};
@@ -178,8 +179,8 @@ pub fn estate_view(inventory: Option<&str>, state_dir: &Path) -> EstateView {
     let origin = inventory.unwrap_or("the built-in demo estate").to_string();
     match crate::estate::load_inventory(inventory.map(Path::new)) {
         Ok(inv) => {
-            let driver = inv.driver.as_str().to_string();
-            let lab_events = (inv.driver == crate::estate::inventory::Driver::Lab).then(|| {
+            let driver = inv.driver.map_or("none", Driver::as_str).to_string();
+            let lab_events = (inv.driver == Some(Driver::Lab)).then(|| {
                 let path = state_dir.join("lab").join(format!("{}.json", inv.name));
                 std::fs::read(&path)
                     .ok()

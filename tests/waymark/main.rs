@@ -33,3 +33,4 @@ mod report;
 mod resume;
 mod scheduler;
 mod secrets;
+mod team;

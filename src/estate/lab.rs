@@ -28,8 +28,17 @@ use crate::cancel::CancelReason;
 pub struct LabEstate {
     inv: Inventory,
     file: StateFile,
-    // Serialises threads of this process; the file lock serialises processes.
-    mutex: Mutex<()>,
+    // Serialises threads of this process (the file lock serialises processes), and keeps
+    // the state this process last wrote, valid while the files' stamp is unchanged: an
+    // operation then costs what it changed, not a parse of the whole estate.
+    mutex: Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    st: LabState,
+    stamp: super::lab_state::Stamp,
+    /// Lines in the log beyond the base.
+    log_lines: usize,
 }
 
 impl LabEstate {
@@ -39,7 +48,7 @@ impl LabEstate {
         LabEstate {
             inv,
             file,
-            mutex: Mutex::new(()),
+            mutex: Mutex::new(None),
         }
     }
 
@@ -100,12 +109,18 @@ impl LabEstate {
         cx: &OpContext,
     ) -> Result<Value, EstateError> {
         let log = cx.log;
-        let _g = self.mutex.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.mutex.lock().unwrap_or_else(|e| e.into_inner());
         self.file.locked(|| {
-            let mut st = self.file.load(&self.inv)?;
-            if let Some(w) = st.stale_warning(&self.inv) {
-                (log)(&format!("lab: warning: {w}"));
-            }
+            let (mut st, mut log_lines) = match cache.take() {
+                Some(c) if c.stamp == self.file.stamp() => (c.st, c.log_lines),
+                _ => {
+                    let (st, lines) = self.file.load_counting(&self.inv)?;
+                    if let Some(w) = st.stale_warning(&self.inv) {
+                        (log)(&format!("lab: warning: {w}"));
+                    }
+                    (st, lines)
+                }
+            };
             let seq = st.next_seq();
             let mut details = Map::new();
             let outcome = match cancelled {
@@ -137,8 +152,33 @@ impl LabEstate {
                 ev.insert("error".into(), json!(e.to_string()));
                 ev.insert("error_kind".into(), json!(e.kind()));
             }
-            st.events.push(Value::Object(ev));
-            self.file.save(&st, cx.redactor)?;
+            let ev = Value::Object(ev);
+            st.events.push(ev.clone());
+            // The first operation writes the base; later, compact once the log is half as
+            // long as the history: each compaction then pays for as many appends, so the
+            // total stays linear.
+            if !self.file.path.exists() || log_lines + 1 > st.events.len().max(64) / 2 {
+                self.file.compact(&st, cx.redactor)?;
+                log_lines = 0;
+            } else {
+                let delta = super::lab_state::Delta {
+                    event: ev,
+                    server: st
+                        .servers
+                        .get(server)
+                        .map(|s| (server.to_string(), s.clone())),
+                    backups: st.backups.clone(),
+                    kms_backups: st.kms_backups.clone(),
+                    data_stores: st.data_stores.clone(),
+                };
+                self.file.append(&delta, cx.redactor)?;
+                log_lines += 1;
+            }
+            *cache = Some(Cached {
+                stamp: self.file.stamp(),
+                st,
+                log_lines,
+            });
             outcome
         })
     }
@@ -1544,6 +1584,42 @@ replication_job_running = true
         // Validation errors are not operations and leave no event.
         assert!(call(&e, "ns_upgrade", "nope", json!({})).is_err());
         assert_eq!(events(&e).len(), 3);
+    }
+
+    #[test]
+    fn every_operation_rewrote_the_whole_estate_so_big_labs_went_quadratic() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = demo(dir.path());
+        // Enough operations for appends to the log and a compaction among them.
+        for i in 0..80 {
+            let enabled = i % 2 == 1;
+            call(
+                &e,
+                "set_replication",
+                "ns-apac",
+                json!({ "enabled": enabled }),
+            )
+            .unwrap();
+        }
+        let log = dir.path().join("lab/demo-lab.log");
+        let base = std::fs::read_to_string(e.state_path()).unwrap();
+        let base_events = serde_json::from_str::<Value>(&base).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(base_events < 80, "not every operation rewrites the base");
+        assert!(log.exists(), "the rest is in the log");
+        // Another process (a fresh estate object) sees base + log: every event, the last state.
+        let other = demo(dir.path());
+        let st = other.state().unwrap();
+        assert_eq!(st.events.len(), 80);
+        assert!(st.servers["ns-apac"].replication_enabled);
+        // A torn last line (a crash mid-append) is ignored; the rest stands.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"event\": {\"seq\"").unwrap();
+        assert_eq!(demo(dir.path()).state().unwrap().events.len(), 80);
+        assert!(reset(None, dir.path()).unwrap());
+        assert!(!log.exists());
     }
 
     #[test]

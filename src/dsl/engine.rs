@@ -82,5 +82,6 @@ pub fn new_engine() -> Engine {
     super::primitives::register(&mut engine);
     super::strict::register(&mut engine);
     super::inventory_fns::register(&mut engine);
+    super::inventory_fns::register_text(&mut engine);
     engine
 }

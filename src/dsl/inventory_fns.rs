@@ -1,4 +1,5 @@
-//! Runbook helpers over the `inventory` global: selecting the servers of a group.
+//! Pure runbook helpers, usable at load time and in closures: selecting the servers of
+//! a group of the `inventory` global, and string helpers that return new values.
 //!
 //! A team's runbook declares one step per server of a group at load time
 //! (`for s in servers_in(inventory, "web") { step(...) }`) and may select again inside
@@ -62,4 +63,14 @@ pub fn servers_in(inv: &Map, group: &str) -> Result<Array, String> {
         msg.push_str(&format!("; its groups are: {}", known.join(", ")));
     }
     Err(msg)
+}
+
+/// Register the non-mutating string helpers: Rhai's own `trim` changes a string in
+/// place and returns `()`, so `r.stdout.trim()` silently yields nothing; these return
+/// the new value and leave the argument alone.
+pub fn register_text(engine: &mut Engine) {
+    engine.register_fn("trimmed", |s: &str| s.trim().to_string());
+    engine.register_fn("lines", |s: &str| -> Array {
+        s.lines().map(|l| Dynamic::from(l.to_string())).collect()
+    });
 }

@@ -135,7 +135,7 @@ fn duration_arg(v: &Dynamic, what: &str, pos: Position) -> Result<Duration, Box<
 }
 
 /// Options of `wait_until(probe, #{ ... })`.
-pub const WAIT_OPTIONS: &[&str] = &["timeout", "every"];
+pub const WAIT_OPTIONS: &[&str] = &["timeout", "every", "message"];
 
 /// Register every primitive on `engine`.
 pub fn register(engine: &mut Engine) {
@@ -246,6 +246,7 @@ fn wait_until(
         let _ = probe.call_within_context::<Dynamic>(ctx, ());
         return Ok(true);
     }
+    let message = opts.get("message").map(|m| m.to_string());
     let deadline = crate::duration::deadline_after(timeout);
     loop {
         let ok = probe.call_within_context::<Dynamic>(ctx, ())?;
@@ -253,13 +254,20 @@ fn wait_until(
             return Ok(true);
         }
         if crate::duration::deadline_after(every) > deadline {
-            return Err(rt_err(
-                format!(
-                    "wait_until: condition still false after {}",
-                    crate::duration::format_duration(timeout)
-                ),
-                pos,
-            ));
+            let waited = crate::duration::format_duration(timeout);
+            // The author's words say what was awaited; without them, the last answer
+            // of the probe is the best clue (a `false` and a `()` mean different bugs).
+            let text = match &message {
+                Some(m) => format!("{m} (waited {waited})"),
+                None => {
+                    let mut last = format!("{ok:?}");
+                    if last.chars().count() > 200 {
+                        last = last.chars().take(200).collect::<String>() + "…";
+                    }
+                    format!("wait_until: condition still false after {waited}; the probe last returned {last}")
+                }
+            };
+            return Err(rt_err(text, pos));
         }
         interruptible_sleep(&env, every, pos)?;
     }

@@ -75,6 +75,8 @@ pub fn register(engine: &mut Engine) {
     // Filling in a field of an unknown leaves it unknown.
     engine.register_indexer_set(|_u: &mut Unknown, _k: &str, _v: Dynamic| {});
     // Text built from an unknown shows where it goes.
+    // Trimming an unknown text gives the same unknown text, not a decision.
+    engine.register_fn("trimmed", |u: Unknown| Dynamic::from(u));
     engine.register_fn("+", |a: &str, u: Unknown| format!("{a}{}", u.placeholder()));
     engine.register_fn("+", |u: Unknown, b: &str| format!("{}{b}", u.placeholder()));
     for op in [
@@ -101,6 +103,7 @@ pub fn register(engine: &mut Engine) {
         "parse_int",
         "split",
         "trim",
+        "lines",
     ] {
         engine.register_fn(f, |ctx: NativeCallContext, u: Unknown| -> Result<bool, _> {
             Err(decision(&ctx, &u))

@@ -13,6 +13,7 @@ mod cli_conventions;
 mod cli_plan;
 mod cli_run;
 mod closures;
+mod conveniences;
 mod crash;
 mod dry_run;
 mod estate_errors;

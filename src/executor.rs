@@ -710,7 +710,7 @@ impl RhaiAction {
             .run_dir
             .parent()
             .and_then(|p| p.parent())
-            .unwrap_or(std::path::Path::new(crate::cli::hint::DEFAULT_STATE_DIR));
+            .unwrap_or(std::path::Path::new(crate::hint::DEFAULT_STATE_DIR));
         let elsewhere = crate::cli::hint::approve(&self.run_id, &decl.name, state_dir);
         // Offering "approve" to someone whose approval cannot count would be a lie.
         let cannot_approve = if decl.separate_approver && self.user == self.starter {

@@ -16,6 +16,7 @@ pub mod estate;
 pub mod executor;
 pub mod exit;
 pub mod follow;
+pub mod hint;
 pub mod inbox;
 pub mod journal;
 pub mod live;

@@ -5,7 +5,7 @@
 mod changes;
 mod decide_cmds;
 mod defs_cmds;
-pub mod hint;
+pub use crate::hint;
 mod load;
 mod plan_cmds;
 mod recap;

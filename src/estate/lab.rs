@@ -44,7 +44,7 @@ struct Cached {
 impl LabEstate {
     /// The lab estate of `inv`, with its state under `state_dir/lab/`.
     pub fn new(inv: Inventory, state_dir: &Path) -> LabEstate {
-        let file = StateFile::new(state_dir, &inv.name);
+        let file = StateFile::new(state_dir, &inv);
         LabEstate {
             inv,
             file,
@@ -70,7 +70,7 @@ impl LabEstate {
             path: self.file.path.display().to_string(),
             message: format!("cannot encode: {e}"),
         })?;
-        if let Some(w) = st.stale_warning(&self.inv) {
+        if let Some(w) = st.stale_warning(&self.inv, self.file.reset_command()) {
             v["warning"] = json!(w);
         }
         Ok(v)
@@ -115,7 +115,7 @@ impl LabEstate {
                 Some(c) if c.stamp == self.file.stamp() => (c.st, c.log_lines),
                 _ => {
                     let (st, lines) = self.file.load_counting(&self.inv)?;
-                    if let Some(w) = st.stale_warning(&self.inv) {
+                    if let Some(w) = st.stale_warning(&self.inv, self.file.reset_command()) {
                         (log)(&format!("lab: warning: {w}"));
                     }
                     (st, lines)
@@ -1640,7 +1640,9 @@ replication_job_running = true
         let text = call(&e, "ns_version", "ns-hq", json!({}))
             .unwrap_err()
             .to_string();
-        assert!(text.contains("waymark lab reset"), "{text}");
+        // The hint is the exact command: this estate's state dir is not the default.
+        let reset = format!("`waymark lab reset --state-dir {}`", dir.path().display());
+        assert!(text.contains(&reset), "{text}");
         assert!(e.reset().unwrap());
         assert!(!e.reset().unwrap());
     }
@@ -1973,11 +1975,10 @@ products = ["Inventory Solution"]
             .call("ns_version", "ns-old", &Map::new(), &cx)
             .unwrap();
         assert_eq!(r["version"], "7.5 SP1 HF3", "the simulated state is kept");
-        assert!(lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("run `waymark lab reset`")));
+        assert!(lines.lock().unwrap().iter().any(|l| l.contains(&format!(
+            "run `waymark lab reset --inventory t.toml --state-dir {}`",
+            dir.path().display()
+        ))));
         assert!(show_text(&edited.show_json().unwrap())
             .contains("warning: the inventory of lab estate `hf3` changed"));
         edited.reset().unwrap();

@@ -284,11 +284,11 @@ impl LabState {
 
     /// A warning when the inventory's lab facts changed since this state was seeded
     /// (the lab keeps the simulated state; edits take effect after `lab reset`).
-    pub fn stale_warning(&self, inv: &Inventory) -> Option<String> {
+    pub fn stale_warning(&self, inv: &Inventory, reset: &str) -> Option<String> {
         (self.seeded_from != inv.lab_fingerprint()).then(|| {
             format!(
                 "the inventory of lab estate `{}` changed since its state was seeded; the lab keeps the simulated state \
-                 (run `waymark lab reset` to re-seed from the edited inventory)",
+                 (run `{reset}` to re-seed from the edited inventory)",
                 self.estate
             )
         })
@@ -501,18 +501,28 @@ pub struct StateFile {
     lock_path: PathBuf,
     tmp_path: PathBuf,
     log_path: PathBuf,
+    /// The exact `waymark lab reset` command for this estate, for error messages.
+    reset: String,
 }
 
 impl StateFile {
-    /// The state file of estate `name` under `state_dir`.
-    pub fn new(state_dir: &Path, name: &str) -> StateFile {
+    /// The state file of `inv`'s estate under `state_dir`.
+    pub fn new(state_dir: &Path, inv: &Inventory) -> StateFile {
+        let name = inv.name.as_str();
+        let reset = crate::hint::lab_reset(&inv.origin, state_dir);
         let dir = state_dir.join("lab");
         StateFile {
             path: dir.join(format!("{name}.json")),
             lock_path: dir.join(format!("{name}.lock")),
             tmp_path: dir.join(format!("{name}.json.tmp")),
             log_path: dir.join(format!("{name}.log")),
+            reset,
         }
+    }
+
+    /// The exact `waymark lab reset` command for this estate (with the flags it needs).
+    pub fn reset_command(&self) -> &str {
+        &self.reset
     }
 
     /// The files' [`Stamp`] now.
@@ -568,10 +578,11 @@ impl StateFile {
                 Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
                 Err(e) => {
                     return Err(self.err(format!(
-                    "{} line {} damaged ({e}); run `waymark lab reset` to start the rehearsal over",
-                    self.log_path.display(),
-                    i + 1
-                )))
+                        "{} line {} damaged ({e}); run `{}` to start the rehearsal over",
+                        self.log_path.display(),
+                        i + 1,
+                        self.reset
+                    )))
                 }
             };
             let seq = d.event.get("seq").and_then(Value::as_u64).unwrap_or(0);
@@ -619,7 +630,8 @@ impl StateFile {
         let mut st = match fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 self.err(format!(
-                    "damaged ({e}); run `waymark lab reset` to start the rehearsal over"
+                    "damaged ({e}); run `{}` to start the rehearsal over",
+                    self.reset
                 ))
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => LabState::seed(inv),

@@ -53,6 +53,16 @@ pub fn runs(state_dir: &Path) -> String {
     format!("waymark runs{}", state_dir_flag(state_dir))
 }
 
+/// `waymark lab reset` for the inventory at `origin` (`<demo>` for the built-in one).
+pub fn lab_reset(origin: &str, state_dir: &Path) -> String {
+    let inventory = if origin.starts_with("<demo") {
+        String::new()
+    } else {
+        format!(" --inventory {}", quote(origin))
+    };
+    format!("waymark lab reset{inventory}{}", state_dir_flag(state_dir))
+}
+
 /// `waymark resume RUN` with the flags it needs.
 pub fn resume(run_id: &str, state_dir: &Path) -> String {
     format!("waymark resume {run_id}{}", state_dir_flag(state_dir))
@@ -71,5 +81,17 @@ mod tests {
             " --state-dir '/srv/my runs'"
         );
         assert_eq!(quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn lab_reset_hint_names_the_inventory_and_state_dir_it_needs() {
+        assert_eq!(
+            lab_reset("<demo>", Path::new(".waymark")),
+            "waymark lab reset"
+        );
+        assert_eq!(
+            lab_reset("estates/my lab.toml", Path::new("/srv/wm")),
+            "waymark lab reset --inventory 'estates/my lab.toml' --state-dir /srv/wm"
+        );
     }
 }

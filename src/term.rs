@@ -29,7 +29,7 @@ pub fn color(is_terminal: bool) -> bool {
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
-/// Like `outln!`, but a closed stdout is not a panic.
+/// Like `println!`, but a closed stdout is not a panic.
 #[macro_export]
 macro_rules! outln {
     () => { $crate::term::write_out("\n") };
@@ -46,7 +46,7 @@ macro_rules! out {
     ($($arg:tt)*) => { $crate::term::write_out(&format!($($arg)*)) };
 }
 
-/// Like `errln!`, but a closed stderr is not a panic.
+/// Like `eprintln!`, but a closed stderr is not a panic.
 #[macro_export]
 macro_rules! errln {
     () => { $crate::term::write_err("\n") };

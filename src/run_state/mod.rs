@@ -1,0 +1,96 @@
+//! The state of a run, derived by replaying its journal: the one place that says what
+//! the records mean for `status`, `runs` and `resume`.
+//!
+//! Nothing here is stored: the journal is the truth and [`RunState::replay`] is a pure
+//! function of its records plus one fact the journal cannot hold, whether a process still
+//! holds the run's lock. That fact separates a live run (`running`, its in-flight steps
+//! `running`) from a dead one (`crashed`, its in-flight steps `unknown`).
+//!
+//! The files follow the concepts: [`RunStatus`] and [`StepState`] (`states.rs`), one
+//! step's derived state (`step.rs`), the replay that builds them (`replay.rs`), the
+//! `status --json` document (`status_json.rs`), the run-level [`RunSummary`]
+//! (`summary.rs`) and the listing of a state directory's runs (`listing.rs`).
+
+mod listing;
+mod replay;
+mod states;
+mod status_json;
+mod step;
+mod summary;
+#[cfg(test)]
+mod tests;
+
+pub use listing::{list_runs, RunListing};
+pub use states::{RunStatus, StepState};
+pub use step::{Approval, StepStatus, UndoAttempt};
+pub use summary::RunSummary;
+
+use crate::journal::record::Record;
+use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE};
+use replay::Replay;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// The derived state of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    /// The run's id.
+    pub run_id: String,
+    /// The runbook's declared name.
+    pub runbook: String,
+    /// What the user passed as RUNBOOK, to reload it on resume.
+    pub source: String,
+    /// Parameters recorded at start.
+    pub params: BTreeMap<String, String>,
+    /// Inventory file recorded at start.
+    pub inventory: Option<String>,
+    /// Who started the run.
+    pub user: String,
+    /// Where it was started.
+    pub host: String,
+    /// Fingerprint of the plan as of the latest start or resume.
+    pub plan_fingerprint: String,
+    /// When the run started.
+    pub started_at: Option<String>,
+    /// When it last finished; cleared by a resume.
+    pub finished_at: Option<String>,
+    /// Where the run stands.
+    pub status: RunStatus,
+    /// Every step, in plan order, then steps first seen later (added on resume).
+    pub steps: Vec<StepStatus>,
+    /// Why the run paused, while it is paused.
+    pub paused_reason: Option<String>,
+    /// What a paused run waits on.
+    pub waiting_on: Vec<String>,
+    /// How many times the run was resumed.
+    pub resumes: u32,
+    /// Sequence number of the last record replayed.
+    pub last_seq: u64,
+    /// The latest source snapshot: (main file, file → text), for diffs of changed steps.
+    pub sources: Option<(String, BTreeMap<String, String>)>,
+    /// Step name → position in `steps`, so lookups stay O(1) on 10,000-step runs.
+    pub(super) index: HashMap<String, usize>,
+}
+
+impl RunState {
+    /// Derive a run's state from its records; `lock_held` says whether a process drives it.
+    pub fn replay(records: &[Record], lock_held: bool) -> RunState {
+        let mut replay = Replay::default();
+        for record in records {
+            replay.apply(record);
+        }
+        replay.finish(lock_held)
+    }
+
+    /// Read, verify and replay the run in `run_dir`; also returns the journal's warnings.
+    pub fn load(run_dir: &Path) -> Result<(RunState, Vec<String>), JournalError> {
+        let contents = read_journal(&run_dir.join(JOURNAL_FILE))?;
+        let state = RunState::replay(&contents.records, journal::is_held(run_dir));
+        Ok((state, contents.warnings))
+    }
+
+    /// The step or gate called `name`.
+    pub fn step(&self, name: &str) -> Option<&StepStatus> {
+        self.index.get(name).map(|&i| &self.steps[i])
+    }
+}

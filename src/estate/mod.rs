@@ -13,7 +13,6 @@ pub mod demo;
 pub mod inventory;
 pub mod itms;
 pub mod lab;
-mod lab_state;
 pub mod ops;
 pub mod quote;
 #[cfg(test)]

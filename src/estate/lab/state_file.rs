@@ -15,9 +15,9 @@ use crate::redact::Redactor;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::inventory::{Inventory, Server};
-use super::itms;
-use super::EstateError;
+use crate::estate::inventory::{Inventory, Server};
+use crate::estate::itms;
+use crate::estate::EstateError;
 
 /// Collation of a healthy default server.
 pub const DEFAULT_COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";

@@ -1,6 +1,6 @@
 //! The `lab` driver: a simulated ITMS estate for rehearsals.
 //!
-//! State lives in `STATE_DIR/lab/NAME.json` ([`super::lab_state`]), seeded from the
+//! State lives in `STATE_DIR/lab/NAME.json` ([`state_file`]), seeded from the
 //! inventory. Every operation, refused or not, is appended to the state's `events` in
 //! order, so a test (or an operator with `waymark lab show`) can see exactly what a
 //! runbook did, and that nothing mutating happened before a blocker.
@@ -9,6 +9,8 @@
 //! exact source version, replication off on the server and its neighbours, no mixed
 //! mode (children before parents), collation parity, disk space, no running replication
 //! job, product parity for off-box migrations, KMS keys for a CMDB restored elsewhere.
+
+mod state_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +21,10 @@ use serde_json::{json, Map, Value};
 
 use super::inventory::{Driver, Inventory};
 use super::itms;
-use super::lab_state::{Backup, DataStore, Fleet, LabState, Policy, ServerState, StateFile};
 use super::ops::{Args, OpInfo};
 use super::{prepare, Estate, EstateError, OpContext, Problem};
 use crate::cancel::CancelReason;
+use state_file::{Backup, DataStore, Fleet, LabState, Policy, ServerState, StateFile};
 
 /// The simulated estate.
 pub struct LabEstate {
@@ -36,7 +38,7 @@ pub struct LabEstate {
 
 struct Cached {
     st: LabState,
-    stamp: super::lab_state::Stamp,
+    stamp: state_file::Stamp,
     /// Lines in the log beyond the base.
     log_lines: usize,
 }
@@ -161,7 +163,7 @@ impl LabEstate {
                 self.file.compact(&st, cx.redactor)?;
                 log_lines = 0;
             } else {
-                let delta = super::lab_state::Delta {
+                let delta = state_file::Delta {
                     event: ev,
                     server: st
                         .servers
@@ -892,7 +894,7 @@ fn clone_policies(c: &mut Ctx) -> Result<Value, EstateError> {
     let mut clones = Vec::new();
     for (n, src) in (first..).zip(sources) {
         let clone = Policy {
-            id: super::lab_state::lab_guid(server_index, n),
+            id: state_file::lab_guid(server_index, n),
             name: format!("{} (clone for {group})", src.name),
             enabled: true,
             group: Some(group.clone()),

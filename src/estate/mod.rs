@@ -15,6 +15,7 @@ pub mod itms;
 pub mod lab;
 pub mod ops;
 pub mod quote;
+pub(crate) mod results;
 #[cfg(test)]
 mod script_grammar;
 pub mod transport;

@@ -462,7 +462,11 @@ impl Outcome<'_> {
                         Some((r.get(2)?.clone(), r.get(1)?.clone(), count))
                     })
                     .collect();
-                super::lab::agent_rows_result(server, tuples, self.a.given_str("target").as_deref())
+                super::results::agent_rows_result(
+                    server,
+                    tuples,
+                    self.a.given_str("target").as_deref(),
+                )
             }
             "list_policies" => json!({"server": server, "policies": self.policies(&first)}),
             "enable_policies" => {

@@ -1,458 +1,22 @@
-//! The lab estate's state file `STATE_DIR/lab/NAME.json`: its shape, how it is seeded
-//! from the inventory's `[server.lab]` facts, and how it is read and written safely.
+//! The lab estate's files `STATE_DIR/lab/NAME.json` and `NAME.log`, and how they are
+//! read and written safely.
 //!
-//! Parallel steps (threads) and separate waymark processes share the file, so every
+//! Parallel steps (threads) and separate waymark processes share the files, so every
 //! read-modify-write holds a file lock on `NAME.lock` (the data file itself is replaced
 //! by rename, so it cannot carry the lock), and writes are atomic: temp file, fsync,
 //! rename, directory fsync. A crash leaves either the old state or the new one.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::redact::Redactor;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::estate::inventory::{Inventory, Server};
-use crate::estate::itms;
+use super::state::{Backup, DataStore, LabState, ServerState};
+use crate::estate::inventory::Inventory;
 use crate::estate::EstateError;
-
-/// Collation of a healthy default server.
-pub const DEFAULT_COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
-
-/// Products of a healthy default NS.
-const DEFAULT_PRODUCTS: &[&str] = &[
-    "Symantec Management Platform",
-    "Inventory Solution",
-    "Software Management Solution",
-    "Patch Management Solution",
-];
-
-/// Test group (filter) the phased agent upgrade targets, unless the inventory names one.
-pub const DEFAULT_TEST_GROUP: &str = "Upgrade Test Group";
-
-/// Lab policies: (name, enabled at seed). One is disabled so that "re-enable exactly
-/// what was enabled" is observable, and one is not an agent policy at all.
-const SEED_POLICIES: &[(&str, bool)] = &[
-    ("Symantec Management Agent for Windows - Install", true),
-    ("Symantec Management Agent for Windows - Upgrade", true),
-    ("Symantec Management Agent for Site Servers - Upgrade", true),
-    ("Inventory Plug-in for Windows - Install", true),
-    ("Inventory Plug-in for Windows - Upgrade", true),
-    ("Software Management Plug-in for Windows - Upgrade", true),
-    ("Package Service Plug-in for Site Servers - Upgrade", true),
-    ("Task Service Plug-in for Site Servers - Upgrade", false),
-    ("Windows System Assessment Scan", true),
-];
-
-/// A policy on a simulated NS.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Policy {
-    /// GUID-shaped id.
-    pub id: String,
-    /// Name as shown in the console.
-    pub name: String,
-    /// Enabled.
-    pub enabled: bool,
-    /// For clones: the test group they target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// For clones: the id they were cloned from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-}
-
-impl Policy {
-    /// The policy as operations report it.
-    pub fn to_json(&self) -> Value {
-        let (kind, action, audience) = itms::classify_policy(&self.name);
-        serde_json::json!({
-            "id": self.id, "name": self.name, "enabled": self.enabled,
-            "kind": kind, "action": action, "audience": audience,
-        })
-    }
-}
-
-/// Agents managed by a simulated NS, by group.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Fleet {
-    /// `clients`, `site_servers`, or the test group's name.
-    pub group: String,
-    /// Computers.
-    pub count: u64,
-    /// Symantec Management Agent release.
-    pub agent: String,
-    /// Plug-in release.
-    pub plugin: String,
-}
-
-/// Index fragmentation waiting for `defragment_cmdb`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
-pub struct Fragmentation {
-    /// Indexes at 5–30 %.
-    pub reorganize: u32,
-    /// Indexes above 30 %.
-    pub rebuild: u32,
-}
-
-/// One simulated server.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ServerState {
-    /// Role name.
-    pub role: String,
-    /// NS version name (NS only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Hierarchy replication enabled.
-    #[serde(default)]
-    pub replication_enabled: bool,
-    /// A replication job is running.
-    #[serde(default)]
-    pub replication_job_running: bool,
-    /// Member of a hierarchy.
-    #[serde(default)]
-    pub hierarchy_member: bool,
-    /// SQL Server collation (for an NS: of the SQL server holding its CMDB).
-    pub collation: String,
-    /// CMDB collation (NS only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db_collation: Option<String>,
-    /// A CMDB exists on the NS's SQL server.
-    #[serde(default)]
-    pub cmdb_present: bool,
-    /// Free space on the OS drive.
-    pub disk_free_gb: f64,
-    /// Size of the OS drive.
-    pub disk_size_gb: f64,
-    /// CPU cores.
-    pub cores: u32,
-    /// Memory.
-    pub ram_gb: u32,
-    /// Virtual hardware.
-    #[serde(default)]
-    pub r#virtual: bool,
-    /// OS caption.
-    pub os: String,
-    /// IIS version.
-    #[serde(default)]
-    pub iis: Option<String>,
-    /// .NET 4.x Release value.
-    #[serde(default)]
-    pub dotnet_release: Option<u64>,
-    /// Java version.
-    #[serde(default)]
-    pub java: Option<String>,
-    /// SQL Server product version (NS: of its SQL server).
-    #[serde(default)]
-    pub sql_version: Option<String>,
-    /// DCOM enabled.
-    pub dcom_enabled: bool,
-    /// IIS pools and their state.
-    #[serde(default)]
-    pub app_pools: Vec<(String, String)>,
-    /// Pools still separated from the defaults.
-    #[serde(default)]
-    pub app_pools_separated: Vec<String>,
-    /// SMP log errors.
-    #[serde(default)]
-    pub log_errors: u32,
-    /// SMP log warnings.
-    #[serde(default)]
-    pub log_warnings: u32,
-    /// Installed products (NS).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub products: Vec<String>,
-    /// Legacy Agent Communication.
-    #[serde(default)]
-    pub lac_enabled: bool,
-    /// Policies (NS), including clones.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub policies: Vec<Policy>,
-    /// Agents by group (NS).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub agents: Vec<Fleet>,
-    /// The test group's name (NS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test_group: Option<String>,
-    /// Settings to carry over in an off-box migration (NS).
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub settings: Map<String, Value>,
-    /// Fragmented indexes (NS).
-    #[serde(default)]
-    pub fragmented: Fragmentation,
-    /// Windows scheduled tasks named NS.* (NS).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scheduled_tasks: Vec<String>,
-    /// Remaining injected faults per operation.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fail: BTreeMap<String, u32>,
-    /// Source NS of an imported data store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub imported_from: Option<String>,
-    /// Source NS of a restored CMDB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cmdb_restored_from: Option<String>,
-}
-
-impl ServerState {
-    /// The NS version, or "" for other roles.
-    pub fn version(&self) -> &str {
-        self.version.as_deref().unwrap_or("")
-    }
-
-    /// The CMDB collation (the server collation when none is recorded).
-    pub fn db_collation(&self) -> &str {
-        self.db_collation.as_deref().unwrap_or(&self.collation)
-    }
-}
-
-/// A CMDB backup the lab knows about.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Backup {
-    /// File written.
-    pub file: String,
-    /// NS whose CMDB it holds.
-    pub source: String,
-    /// Collation of the backed-up database.
-    pub db_collation: String,
-    /// Event sequence number that wrote it.
-    pub seq: u64,
-}
-
-/// A Migration Wizard data store the lab knows about.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DataStore {
-    /// File written.
-    pub file: String,
-    /// NS it was exported from.
-    pub source: String,
-    /// Products installed on the source.
-    pub products: Vec<String>,
-    /// Agents of the source.
-    pub agents: Vec<Fleet>,
-}
-
-/// The whole lab estate as stored in `lab/NAME.json` (and printed by `lab show --json`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LabState {
-    /// Estate name.
-    pub estate: String,
-    /// Servers by name.
-    pub servers: BTreeMap<String, ServerState>,
-    /// Every operation, in order.
-    pub events: Vec<Value>,
-    /// CMDB backups written.
-    #[serde(default)]
-    pub backups: Vec<Backup>,
-    /// KMS key backups written: (NS, file).
-    #[serde(default)]
-    pub kms_backups: Vec<(String, String)>,
-    /// Data stores exported.
-    #[serde(default)]
-    pub data_stores: Vec<DataStore>,
-    /// [`Inventory::lab_fingerprint`] of the inventory this state was seeded from.
-    #[serde(default)]
-    pub seeded_from: String,
-}
-
-impl LabState {
-    /// A fresh state seeded from the inventory.
-    pub fn seed(inv: &Inventory) -> LabState {
-        let mut st = LabState {
-            estate: inv.name.clone(),
-            servers: BTreeMap::new(),
-            events: Vec::new(),
-            backups: Vec::new(),
-            kms_backups: Vec::new(),
-            data_stores: Vec::new(),
-            seeded_from: inv.lab_fingerprint(),
-        };
-        st.add_missing(inv);
-        st
-    }
-
-    /// Seed servers the inventory gained since the state was written; keep the rest.
-    pub fn add_missing(&mut self, inv: &Inventory) {
-        for (i, s) in inv.servers.iter().enumerate() {
-            if !self.servers.contains_key(&s.name) {
-                self.servers.insert(s.name.clone(), seed_server(inv, s, i));
-            }
-        }
-    }
-
-    /// A warning when the inventory's lab facts changed since this state was seeded
-    /// (the lab keeps the simulated state; edits take effect after `lab reset`).
-    pub fn stale_warning(&self, inv: &Inventory, reset: &str) -> Option<String> {
-        (self.seeded_from != inv.lab_fingerprint()).then(|| {
-            format!(
-                "the inventory of lab estate `{}` changed since its state was seeded; the lab keeps the simulated state \
-                 (run `{reset}` to re-seed from the edited inventory)",
-                self.estate
-            )
-        })
-    }
-
-    /// The next event sequence number.
-    pub fn next_seq(&self) -> u64 {
-        self.events
-            .last()
-            .and_then(|e| e.get("seq"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-            + 1
-    }
-}
-
-fn seed_server(inv: &Inventory, s: &Server, index: usize) -> ServerState {
-    let f = &s.lab;
-    let sql_facts = s
-        .sql_host()
-        .and_then(|h| inv.server(h))
-        .filter(|h| h.name != s.name)
-        .map(|h| &h.lab);
-    let collation = f
-        .collation
-        .clone()
-        .or_else(|| sql_facts.and_then(|l| l.collation.clone()))
-        .unwrap_or_else(|| DEFAULT_COLLATION.to_string());
-    let is_ns = s.is_ns();
-    let in_hierarchy = is_ns && (s.parent.is_some() || !inv.children(&s.name).is_empty());
-    let version = is_ns.then(|| {
-        f.version
-            .clone()
-            .unwrap_or_else(|| itms::REQUIRED_SOURCE.to_string())
-    });
-    let release = version.as_deref().map(itms::release).unwrap_or_default();
-    let test_group = f
-        .test_group
-        .clone()
-        .unwrap_or_else(|| DEFAULT_TEST_GROUP.to_string());
-    let endpoints = s.endpoints.unwrap_or(100);
-    ServerState {
-        role: s.role_name.clone().unwrap_or_default(),
-        version,
-        replication_enabled: f.replication_enabled.unwrap_or(in_hierarchy),
-        replication_job_running: f.replication_job_running.unwrap_or(false),
-        hierarchy_member: in_hierarchy,
-        db_collation: is_ns.then(|| f.db_collation.clone().unwrap_or_else(|| collation.clone())),
-        collation,
-        cmdb_present: is_ns,
-        disk_free_gb: f.disk_free_gb.unwrap_or(120.0),
-        disk_size_gb: f.disk_size_gb.unwrap_or(400.0),
-        cores: f.cores.unwrap_or(8),
-        ram_gb: f.ram_gb.unwrap_or(16),
-        r#virtual: f.is_virtual.unwrap_or(false),
-        os: f
-            .os
-            .clone()
-            .unwrap_or_else(|| "Microsoft Windows Server 2012 R2 Standard".into()),
-        iis: f.iis.clone().or_else(|| Some("8.5".into())),
-        dotnet_release: f.dotnet_release.or(Some(itms::DOTNET_451_RELEASE)),
-        java: f.java.clone().or_else(|| Some("8.0.450.14".into())),
-        sql_version: f
-            .sql_version
-            .clone()
-            .or_else(|| sql_facts.and_then(|l| l.sql_version.clone()))
-            .or_else(|| Some("12.0.4100.1".into())),
-        dcom_enabled: f.dcom_enabled.unwrap_or(true),
-        app_pools: {
-            let mut pools = vec![("DefaultAppPool".to_string(), "Started".to_string())];
-            for p in f.app_pools_separated.iter().flatten() {
-                pools.push((p.clone(), "Started".into()));
-            }
-            pools
-        },
-        app_pools_separated: f.app_pools_separated.clone().unwrap_or_default(),
-        log_errors: f.log_errors.unwrap_or(0),
-        log_warnings: f.log_warnings.unwrap_or(0),
-        products: if is_ns {
-            f.products
-                .clone()
-                .unwrap_or_else(|| DEFAULT_PRODUCTS.iter().map(|p| p.to_string()).collect())
-        } else {
-            Vec::new()
-        },
-        lac_enabled: f.lac_enabled.unwrap_or(false),
-        policies: if is_ns {
-            SEED_POLICIES
-                .iter()
-                .enumerate()
-                .map(|(n, (name, enabled))| Policy {
-                    id: lab_guid(index, n + 1),
-                    name: name.to_string(),
-                    enabled: *enabled,
-                    group: None,
-                    source: None,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-        agents: if is_ns {
-            let test = endpoints.min(20);
-            let site = (endpoints / 2000).max(1);
-            let clients = endpoints.saturating_sub(test);
-            [
-                ("site_servers", site),
-                (test_group.as_str(), test),
-                ("clients", clients),
-            ]
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(g, n)| Fleet {
-                group: g.to_string(),
-                count: *n,
-                agent: release.clone(),
-                plugin: release.clone(),
-            })
-            .collect()
-        } else {
-            Vec::new()
-        },
-        test_group: is_ns.then_some(test_group),
-        settings: if is_ns {
-            default_settings()
-        } else {
-            Map::new()
-        },
-        fragmented: if is_ns {
-            Fragmentation {
-                reorganize: 14,
-                rebuild: 3,
-            }
-        } else {
-            Fragmentation::default()
-        },
-        scheduled_tasks: if is_ns {
-            vec![
-                "NS.Package Refresh.{3c1d6a0e-5b7f-4c1e-9a55-2f0d8e7b6a41}".into(),
-                "NS.Delta Resource Membership Update.{8e2b4f10-77a3-4d2c-b1e9-0c5a6d3f9b22}".into(),
-            ]
-        } else {
-            Vec::new()
-        },
-        fail: f.fail.clone().unwrap_or_default(),
-        imported_from: None,
-        cmdb_restored_from: None,
-    }
-}
-
-/// A GUID-shaped, deterministic id for lab items (server index, item number).
-pub fn lab_guid(server: usize, item: usize) -> String {
-    format!("1ab00000-0000-4000-8000-{:06x}{:06x}", server, item)
-}
-
-fn default_settings() -> Map<String, Value> {
-    let v = serde_json::json!({
-        "task_server": { "tickle_interval": "1m", "remove_completed_tasks_after_days": 30 },
-        "agent_communication": { "https": false, "port": 80 },
-        "policy_refresh": { "interval": "1h" },
-        "membership_update": { "delta_interval": "5m", "complete_schedule": "daily 04:00" },
-    });
-    v.as_object().cloned().unwrap_or_default()
-}
+use crate::redact::Redactor;
 
 /// What one operation changed, appended to `NAME.log` so an operation costs what it
 /// changed, not the size of the estate: rewriting all of `NAME.json` after every
@@ -683,5 +247,73 @@ impl StateFile {
                 Err(e) => Err(self.err(format!("cannot delete: {e}"))),
             }
         })
+    }
+}
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use crate::estate::lab::reset;
+    use crate::estate::lab::testing::*;
+
+    #[test]
+    fn every_operation_rewrote_the_whole_estate_so_big_labs_went_quadratic() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = demo(dir.path());
+        // Enough operations for appends to the log and a compaction among them.
+        for i in 0..80 {
+            let enabled = i % 2 == 1;
+            call(
+                &e,
+                "set_replication",
+                "ns-apac",
+                json!({ "enabled": enabled }),
+            )
+            .unwrap();
+        }
+        let log = dir.path().join("lab/demo-lab.log");
+        let base = std::fs::read_to_string(e.state_path()).unwrap();
+        let base_events = serde_json::from_str::<Value>(&base).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(base_events < 80, "not every operation rewrites the base");
+        assert!(log.exists(), "the rest is in the log");
+        // Another process (a fresh estate object) sees base + log: every event, the last state.
+        let other = demo(dir.path());
+        let st = other.state().unwrap();
+        assert_eq!(st.events.len(), 80);
+        assert!(st.servers["ns-apac"].replication_enabled);
+        // A torn last line (a crash mid-append) is ignored; the rest stands.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"event\": {\"seq\"").unwrap();
+        assert_eq!(demo(dir.path()).state().unwrap().events.len(), 80);
+        assert!(reset(None, dir.path()).unwrap());
+        assert!(!log.exists());
+    }
+
+    #[test]
+    fn state_file_is_json_written_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = demo(dir.path());
+        assert!(!e.state_path().exists(), "reading must not create state");
+        call(&e, "ns_version", "ns-hq", json!({})).unwrap();
+        let text = std::fs::read_to_string(e.state_path()).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["estate"], "demo-lab");
+        assert_eq!(v["servers"]["ns-hq"]["version"], "7.5 SP1 HF5");
+        assert_eq!(v["servers"]["ns-hq"]["replication_enabled"], true);
+        assert!(!dir.path().join("lab/demo-lab.json.tmp").exists());
+        assert_eq!(e.state_path(), dir.path().join("lab/demo-lab.json"));
+        // A damaged file is a clear error that says how to recover.
+        std::fs::write(e.state_path(), "{ not json").unwrap();
+        let text = call(&e, "ns_version", "ns-hq", json!({}))
+            .unwrap_err()
+            .to_string();
+        // The hint is the exact command: this estate's state dir is not the default.
+        let reset = format!("`waymark lab reset --state-dir {}`", dir.path().display());
+        assert!(text.contains(&reset), "{text}");
+        assert!(e.reset().unwrap());
+        assert!(!e.reset().unwrap());
     }
 }

@@ -1,0 +1,40 @@
+//! The entry points of `waymark lab show|reset`: open the lab estate an inventory names
+//! (the built-in demo without one) and refuse estates that are not labs.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::LabEstate;
+use crate::estate::inventory::Driver;
+use crate::estate::EstateError;
+
+/// `waymark lab show --json` for the estate of `inventory` (the demo when `None`).
+pub fn show(inventory: Option<&Path>, state_dir: &Path) -> Result<Value, EstateError> {
+    lab_of(inventory, state_dir)?.show_json()
+}
+
+/// `waymark lab reset`: delete the state file; true when there was one.
+pub fn reset(inventory: Option<&Path>, state_dir: &Path) -> Result<bool, EstateError> {
+    lab_of(inventory, state_dir)?.reset()
+}
+
+/// The state file path `lab show`/`lab reset` act on.
+pub fn state_path(inventory: Option<&Path>, state_dir: &Path) -> Result<PathBuf, EstateError> {
+    Ok(lab_of(inventory, state_dir)?.file.path.clone())
+}
+
+fn lab_of(inventory: Option<&Path>, state_dir: &Path) -> Result<LabEstate, EstateError> {
+    let inv = crate::estate::load_inventory(inventory)?;
+    if inv.driver != Some(Driver::Lab) {
+        return Err(EstateError::BadArgs {
+            op: "lab".into(),
+            message: format!(
+                "estate `{}` uses driver \"{}\"; `waymark lab` works on lab estates only",
+                inv.name,
+                inv.driver.map_or("(none)", Driver::as_str)
+            ),
+        });
+    }
+    Ok(LabEstate::new(inv, state_dir))
+}

@@ -329,7 +329,7 @@ impl Known for JournalOutputs {
     }
     fn result(&self, i: usize) -> Option<NodeResult> {
         self.0.contains_key(&i).then_some(NodeResult {
-            state: "succeeded",
+            state: crate::scheduler::ResultState::Succeeded,
             error: None,
         })
     }
@@ -462,7 +462,7 @@ pub fn build_ctx(
     for &d in &step.deps {
         if let Some(r) = done.result(d) {
             let mut m = Map::new();
-            m.insert("state".into(), r.state.into());
+            m.insert("state".into(), r.state.as_str().into());
             m.insert("error".into(), r.error.map_or(Dynamic::UNIT, Dynamic::from));
             results.insert(plan.steps[d].decl.name.as_str().into(), m.into());
         }

@@ -59,17 +59,14 @@ pub(super) fn set_lac(c: &mut Ctx) -> Result<Value, EstateError> {
     let enabled = c.args.bool("enabled");
     let me = c.me()?;
     if itms::release(me.version()) != itms::TARGET {
-        return Err(c.refused(
-            "set_lac",
-            vec![Problem::new(
-                format!(
-                    "`{}` runs {}; Legacy Agent Communication is a 7.6 setting",
-                    c.server,
-                    me.version()
-                ),
-                "upgrade or install 7.6 first",
-            )],
-        ));
+        return Err(c.refused(vec![Problem::new(
+            format!(
+                "`{}` runs {}; Legacy Agent Communication is a 7.6 setting",
+                c.server,
+                me.version()
+            ),
+            "upgrade or install 7.6 first",
+        )]));
     }
     let me = c.me_mut()?;
     let changed = me.lac_enabled != enabled;

@@ -84,20 +84,17 @@ pub(super) fn run_scheduled_task(c: &mut Ctx) -> Result<Value, EstateError> {
             c.note("task", json!(name));
             Ok(json!({"server": c.server, "task": name, "last_result": 0}))
         }
-        [] => Err(c.script_error(
-            "run_scheduled_task",
-            format!("no scheduled task matches '{task}*' on {}", c.server),
-        )),
-        many => Err(c.script_error(
-            "run_scheduled_task",
-            format!(
-                "several scheduled tasks match '{task}*': {}; give the exact name as `task`",
-                many.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
+        [] => Err(c.script_error(format!(
+            "no scheduled task matches '{task}*' on {}",
+            c.server
+        ))),
+        many => Err(c.script_error(format!(
+            "several scheduled tasks match '{task}*': {}; give the exact name as `task`",
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 #[cfg(test)]

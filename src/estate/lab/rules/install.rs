@@ -37,13 +37,10 @@ pub(super) fn verify_version(c: &mut Ctx) -> Result<Value, EstateError> {
                 c.server
             )
         };
-        return Err(c.refused(
-            "verify_version",
-            vec![Problem::new(
-                format!("`{}` runs {v}, expected {expected}", c.server),
-                fix,
-            )],
-        ));
+        return Err(c.refused(vec![Problem::new(
+            format!("`{}` runs {v}, expected {expected}", c.server),
+            fix,
+        )]));
     }
     Ok(
         json!({"server": c.server, "expected": expected, "release": itms::release(&v), "version": v, "build": null}),
@@ -147,7 +144,7 @@ pub(super) fn ns_upgrade(c: &mut Ctx) -> Result<Value, EstateError> {
         ));
     }
     if !problems.is_empty() {
-        return Err(c.refused("ns_upgrade", problems));
+        return Err(c.refused(problems));
     }
     let me = c.me_mut()?;
     let uninstalled = itms::matching(&me.products, itms::WITHOUT_76_RELEASE);

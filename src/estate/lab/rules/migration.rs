@@ -27,22 +27,19 @@ pub(super) fn migration_export(c: &mut Ctx) -> Result<Value, EstateError> {
     let file = c.args.str("file").unwrap_or_default();
     let me = c.me()?;
     if me.version() != itms::REQUIRED_SOURCE {
-        return Err(c.refused(
-            "migration_export",
-            vec![Problem::new(
-                format!(
-                    "`{}` runs {}; migrating to 7.6 requires exactly {}",
-                    c.server,
-                    me.version(),
-                    itms::REQUIRED_SOURCE
-                ),
-                format!(
-                    "install {} on `{}` with SIM first",
-                    itms::REQUIRED_SOURCE,
-                    c.server
-                ),
-            )],
-        ));
+        return Err(c.refused(vec![Problem::new(
+            format!(
+                "`{}` runs {}; migrating to 7.6 requires exactly {}",
+                c.server,
+                me.version(),
+                itms::REQUIRED_SOURCE
+            ),
+            format!(
+                "install {} on `{}` with SIM first",
+                itms::REQUIRED_SOURCE,
+                c.server
+            ),
+        )]));
     }
     let store = DataStore {
         file: file.clone(),
@@ -65,10 +62,9 @@ pub(super) fn migration_import(c: &mut Ctx) -> Result<Value, EstateError> {
             .find(|d| d.file.eq_ignore_ascii_case(&file))
             .cloned()
     else {
-        return Err(c.script_error(
-            "migration_import",
-            format!("no data store at '{file}': export one with migration_export first"),
-        ));
+        return Err(c.script_error(format!(
+            "no data store at '{file}': export one with migration_export first"
+        )));
     };
     let me = c.me()?;
     let s = c.server;
@@ -116,7 +112,7 @@ pub(super) fn migration_import(c: &mut Ctx) -> Result<Value, EstateError> {
         ));
     }
     if !problems.is_empty() {
-        return Err(c.refused("migration_import", problems));
+        return Err(c.refused(problems));
     }
     let manual = itms::matching(&store.products, itms::MANUAL_MIGRATION);
     let imported: Vec<String> = store

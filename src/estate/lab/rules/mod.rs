@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::state::{LabState, ServerState};
 use crate::estate::inventory::Inventory;
+use crate::estate::op::Op;
 use crate::estate::ops::{Args, OpInfo};
 use crate::estate::{EstateError, Problem};
 
@@ -43,17 +44,19 @@ impl Ctx<'_, '_> {
         self.st.servers.get_mut(name).ok_or_else(|| missing(name))
     }
 
-    fn refused(&self, op: &str, problems: Vec<Problem>) -> EstateError {
+    /// A refusal of this call's operation on this server.
+    fn refused(&self, problems: Vec<Problem>) -> EstateError {
         EstateError::Refused {
-            op: op.to_string(),
+            op: self.args.op().name.to_string(),
             server: self.server.to_string(),
             problems,
         }
     }
 
-    fn script_error(&self, op: &str, message: String) -> EstateError {
+    /// This call's operation failed on this server as a script would.
+    fn script_error(&self, message: String) -> EstateError {
         EstateError::Script {
-            op: op.to_string(),
+            op: self.args.op().name.to_string(),
             server: self.server.to_string(),
             message,
         }
@@ -100,41 +103,37 @@ pub(super) fn apply(info: &'static OpInfo, c: &mut Ctx) -> Result<Value, EstateE
             });
         }
     }
-    match op {
-        "ns_version" => install::ns_version(c),
-        "verify_version" => install::verify_version(c),
-        "collation" => sql::collation(c),
-        "disk_free" => host::disk_free(c),
-        "hardware" => host::hardware(c),
-        "software" => host::software(c),
-        "replication_status" => replication::replication_status(c),
-        "installed_products" => install::installed_products(c),
-        "dcom" => host::dcom(c),
-        "app_pools" => host::app_pools(c),
-        "smp_log_errors" => host::smp_log_errors(c),
-        "agent_versions" => agents::agent_versions(c),
-        "agent_registration_status" => agents::agent_registration_status(c),
-        "list_policies" => policies::list_policies(c),
-        "get_settings" => migration::get_settings(c),
-        "backup_ns" => backup::backup_ns(c),
-        "backup_kms" => backup::backup_kms(c),
-        "backup_cmdb" => sql::backup_cmdb(c),
-        "run_scheduled_task" => host::run_scheduled_task(c),
-        "disable_policies" => policies::disable_policies(c),
-        "enable_policies" => policies::enable_policies(c),
-        "clone_policies" => policies::clone_policies(c),
-        "set_replication" => replication::set_replication(c),
-        "ns_upgrade" => install::ns_upgrade(c),
-        "defragment_cmdb" => sql::defragment_cmdb(c),
-        "restore_cmdb" => sql::restore_cmdb(c),
-        "migration_export" => migration::migration_export(c),
-        "migration_import" => migration::migration_import(c),
-        "apply_settings" => migration::apply_settings(c),
-        "set_lac" => agents::set_lac(c),
-        other => Err(EstateError::UnknownOp {
-            op: other.to_string(),
-            suggestion: None,
-        }),
+    match Op::of(info)? {
+        Op::NsVersion => install::ns_version(c),
+        Op::VerifyVersion => install::verify_version(c),
+        Op::Collation => sql::collation(c),
+        Op::DiskFree => host::disk_free(c),
+        Op::Hardware => host::hardware(c),
+        Op::Software => host::software(c),
+        Op::ReplicationStatus => replication::replication_status(c),
+        Op::InstalledProducts => install::installed_products(c),
+        Op::Dcom => host::dcom(c),
+        Op::AppPools => host::app_pools(c),
+        Op::SmpLogErrors => host::smp_log_errors(c),
+        Op::AgentVersions => agents::agent_versions(c),
+        Op::AgentRegistrationStatus => agents::agent_registration_status(c),
+        Op::ListPolicies => policies::list_policies(c),
+        Op::GetSettings => migration::get_settings(c),
+        Op::BackupNs => backup::backup_ns(c),
+        Op::BackupKms => backup::backup_kms(c),
+        Op::BackupCmdb => sql::backup_cmdb(c),
+        Op::RunScheduledTask => host::run_scheduled_task(c),
+        Op::DisablePolicies => policies::disable_policies(c),
+        Op::EnablePolicies => policies::enable_policies(c),
+        Op::ClonePolicies => policies::clone_policies(c),
+        Op::SetReplication => replication::set_replication(c),
+        Op::NsUpgrade => install::ns_upgrade(c),
+        Op::DefragmentCmdb => sql::defragment_cmdb(c),
+        Op::RestoreCmdb => sql::restore_cmdb(c),
+        Op::MigrationExport => migration::migration_export(c),
+        Op::MigrationImport => migration::migration_import(c),
+        Op::ApplySettings => migration::apply_settings(c),
+        Op::SetLac => agents::set_lac(c),
     }
 }
 

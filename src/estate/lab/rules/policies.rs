@@ -38,18 +38,15 @@ fn unknown_ids(c: &Ctx, me: &ServerState, ids: &[String]) -> Option<EstateError>
         .filter(|id| me.policies.iter().all(|p| !p.id.eq_ignore_ascii_case(id)))
         .collect();
     (!unknown.is_empty()).then(|| {
-        c.script_error(
-            c.args.op().name,
-            format!(
-                "no policy with id {} on {}",
-                unknown
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                c.server
-            ),
-        )
+        c.script_error(format!(
+            "no policy with id {} on {}",
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.server
+        ))
     })
 }
 
@@ -119,13 +116,10 @@ pub(super) fn clone_policies(c: &mut Ctx) -> Result<Value, EstateError> {
     }
     let test_group = me.test_group.clone().unwrap_or_default();
     if group != test_group {
-        return Err(c.script_error(
-            "clone_policies",
-            format!(
-                "no filter named '{group}' on {} (the lab's test group is '{test_group}')",
-                c.server
-            ),
-        ));
+        return Err(c.script_error(format!(
+            "no filter named '{group}' on {} (the lab's test group is '{test_group}')",
+            c.server
+        )));
     }
     let sources: Vec<Policy> = me
         .policies

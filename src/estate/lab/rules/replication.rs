@@ -35,7 +35,7 @@ pub(super) fn set_replication(c: &mut Ctx) -> Result<Value, EstateError> {
             }
         }
         if !problems.is_empty() {
-            return Err(c.refused("set_replication", problems));
+            return Err(c.refused(problems));
         }
     }
     let me = c.me_mut()?;

@@ -79,10 +79,9 @@ pub(super) fn restore_cmdb(c: &mut Ctx) -> Result<Value, EstateError> {
             .find(|b| b.file.eq_ignore_ascii_case(&file))
             .cloned()
     else {
-        return Err(c.script_error(
-            "restore_cmdb",
-            format!("cannot open backup device '{file}': the lab knows only files written by backup_cmdb"),
-        ));
+        return Err(c.script_error(format!(
+            "cannot open backup device '{file}': the lab knows only files written by backup_cmdb"
+        )));
     };
     let mut problems = Vec::new();
     if backup.source != c.server && !c.st.kms_backups.iter().any(|(ns, _)| *ns == backup.source) {
@@ -104,7 +103,7 @@ pub(super) fn restore_cmdb(c: &mut Ctx) -> Result<Value, EstateError> {
         ));
     }
     if !problems.is_empty() {
-        return Err(c.refused("restore_cmdb", problems));
+        return Err(c.refused(problems));
     }
     let me = c.me_mut()?;
     me.db_collation = Some(backup.db_collation.clone());

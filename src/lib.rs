@@ -28,6 +28,7 @@ pub mod prompt;
 pub mod redact;
 pub mod render;
 pub mod report;
+pub mod resume;
 pub mod run_state;
 pub mod scheduler;
 pub mod secret;

@@ -6,7 +6,7 @@
 
 use crate::dsl::{Callable, RunbookRef, StepDecl};
 use crate::journal::{Event, PlannedStep};
-use crate::plan::{self, Plan, PlanStep};
+use crate::plan::{self, Plan};
 use crate::run_state::RunState;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -23,17 +23,6 @@ pub(crate) fn sources_event(rb: &crate::dsl::Runbook, steps: Vec<PlannedStep>) -
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         steps,
-    }
-}
-
-/// Whether `now` differs from the step the journal fingerprinted as `recorded`. A
-/// fingerprint from before [`plan::FINGERPRINT_V2`] is compared by the older rule, so a
-/// run started by an older waymark is not refused for its helpers it never fingerprinted.
-pub(crate) fn differs(recorded: &str, now: &PlanStep, params: &BTreeMap<String, String>) -> bool {
-    if recorded.starts_with(plan::FINGERPRINT_V2) {
-        recorded != now.fingerprint
-    } else {
-        recorded != plan::fingerprint_v1(&now.decl, &plan::params_text(params))
     }
 }
 
@@ -172,6 +161,7 @@ fn unified(a: &str, b: &str) -> String {
 mod tests {
     use super::*;
     use crate::dsl::LoadRequest;
+    use crate::resume::differs;
 
     fn load(runbook: RunbookRef) -> (crate::dsl::Runbook, Plan) {
         Plan::load(&LoadRequest {

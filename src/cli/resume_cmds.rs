@@ -1,53 +1,17 @@
 //! `resume` and `rollback`: continue or undo a run from its journal.
 
-use super::run_cmds::{execute, Resumed, RunOptions};
+use super::run_cmds::{execute, RunOptions};
 use crate::dsl::{LoadRequest, RunbookRef, StepKind};
 use crate::exit::{CliError, Exit};
 use crate::journal::{
     self, current_host, current_user, Event, FinalStatus, JournalWriter, RunLock,
 };
 use crate::plan::Plan;
-use crate::run_state::{list_runs, RunState, RunStatus, StepState};
-use crate::scheduler::Prior;
-use std::collections::HashSet;
+use crate::resume::{Decision, InFlight};
+pub use crate::resume::{OrphanChoice, ResumeOptions};
+use crate::run_state::{list_runs, RunState, RunStatus};
 use std::path::Path;
 use std::sync::Arc;
-
-/// Options of `waymark resume`.
-#[derive(Debug, Clone, Default)]
-pub struct ResumeOptions {
-    /// Re-run these in-flight steps.
-    pub rerun: Vec<String>,
-    /// Declare these in-flight steps done.
-    pub mark_done: Vec<String>,
-    /// Re-run this step and everything downstream.
-    pub from: Option<String>,
-    /// Accept changes to steps that already succeeded.
-    pub accept_changes: bool,
-    /// What to do with process groups a crashed run left running (`None`: ask in a
-    /// terminal, else stop with exit 3).
-    pub orphans: Option<OrphanChoice>,
-}
-
-/// `--kill-orphans` / `--wait-orphans`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrphanChoice {
-    /// Stop the groups (SIGTERM, then SIGKILL).
-    Kill,
-    /// Wait until they end by themselves.
-    Wait,
-}
-
-impl OrphanChoice {
-    /// From `--kill-orphans` / `--wait-orphans` (clap makes them exclusive).
-    pub fn from_flags(kill: bool, wait: bool) -> Option<Self> {
-        match (kill, wait) {
-            (true, _) => Some(OrphanChoice::Kill),
-            (false, true) => Some(OrphanChoice::Wait),
-            (false, false) => None,
-        }
-    }
-}
 
 // Before anything is decided about an in-flight step, its processes that outlived the
 // crash must be gone: otherwise a step re-run while its first attempt still acts would
@@ -277,153 +241,49 @@ pub fn resume(
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
     settle_orphans(&re, r.orphans, state_dir, &format!("resume {}", re.run_id))?;
     let (state, plan) = (&re.state, &re.plan);
-    if matches!(state.status, RunStatus::Succeeded | RunStatus::RolledBack) && r.from.is_none() {
-        outln!(
-            "run {} already {}: nothing to resume",
-            re.run_id,
-            state.status
-        );
-        return Ok(Exit::Ok);
-    }
-    for name in r.rerun.iter().chain(&r.mark_done).chain(&r.from) {
-        if plan.step(name).is_none() {
-            return Err(bad(format!("error: the runbook has no step `{name}`")));
+    let mut decided = match crate::resume::decide(state, plan, r) {
+        Err(e) => return Err(bad(format!("error: {e}"))),
+        Ok(Decision::Finished(status)) => {
+            outln!("run {} already {status}: nothing to resume", re.run_id);
+            return Ok(Exit::Ok);
         }
-    }
-
-    // Edited runbook: compare fingerprints with what the journal recorded.
-    let mut changes = Vec::new();
-    let mut blocking = Vec::new();
-    let mut redefined = Vec::new();
-    for s in &plan.steps {
-        let name = &s.decl.name;
-        match state.step(name) {
-            None => {
-                changes.push(format!("new step `{name}`"));
-                redefined.push(super::run_cmds::planned_step(plan, s));
-            }
-            Some(old)
-                if old
-                    .fingerprint
-                    .as_deref()
-                    .is_some_and(|f| super::changes::differs(f, s, &state.params)) =>
-            {
-                let done = matches!(old.state, StepState::Succeeded | StepState::Approved);
-                if done {
-                    blocking.push(name.clone());
-                }
-                changes.push(format!(
-                    "changed {} `{name}`{}",
-                    s.decl.kind.as_str(),
-                    if done { " (already succeeded)" } else { "" }
-                ));
-                redefined.push(super::run_cmds::planned_step(plan, s));
-            }
-            Some(_) => {}
-        }
-    }
-    for old in &state.steps {
-        if plan.step(&old.name).is_none() {
-            changes.push(format!(
-                "removed step `{}` (it stays in the journal)",
-                old.name
-            ));
-        }
-    }
-    if !changes.is_empty() {
+        Ok(Decision::Resume(decided)) => decided,
+    };
+    if !decided.changes.is_empty() {
         errln!("the runbook changed since this run started:");
-        for c in &changes {
+        for c in &decided.changes {
             errln!("  - {c}");
         }
     }
-    if !blocking.is_empty() {
+    if !decided.changed_done.is_empty() {
         err!(
             "{}",
-            diffs(state, plan, &blocking, super::changes::step_diff)
+            diffs(
+                state,
+                plan,
+                &decided.changed_done,
+                super::changes::step_diff
+            )
         );
     }
-    if !blocking.is_empty() && !r.accept_changes {
+    if decided.needs_acceptance() {
         return Err(bad(format!(
             "error: steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: {} --accept-changes",
-            blocking.join(", "),
+            decided.changed_done.join(", "),
             super::hint::resume(&re.run_id, state_dir)
         )));
     }
-
-    // What each step is now.
-    let from: HashSet<usize> = match &r.from {
-        Some(f) => downstream(plan, plan.index[f]),
-        None => HashSet::new(),
-    };
-    let mut prior = vec![Prior::Pending; plan.steps.len()];
-    let mut resumed = Resumed {
-        starter: Some(state.user.clone()),
-        ..Default::default()
-    };
-    let mut undecided = Vec::new();
-    let mut events = vec![Event::RunResumed {
-        user: current_user(),
-        host: current_host(),
-        plan_fingerprint: plan.fingerprint.clone(),
-        changes: changes.clone(),
-        gates: plan
-            .steps
-            .iter()
-            .filter(|s| s.decl.kind == StepKind::Gate)
-            .map(|s| super::run_cmds::planned_step(plan, s))
-            .collect(),
-    }];
-    // Accepted changes become the definition later resumes and diffs compare with.
-    if !redefined.is_empty() {
-        events.push(super::changes::sources_event(&re.rb, redefined));
-    }
-    for (i, s) in plan.steps.iter().enumerate() {
-        let name = &s.decl.name;
-        let Some(old) = state.step(name) else {
-            continue;
-        };
-        if from.contains(&i) {
-            continue;
-        }
-        for a in &old.approvals {
-            resumed.approvals.push((i, a.account.clone()));
-        }
-        if old.state == StepState::AwaitingApproval {
-            if let Some(t) = old
-                .started_at
-                .as_deref()
-                .and_then(|t| humantime::parse_rfc3339(t).ok())
-            {
-                resumed.waiting_since.push((i, t));
+    for &(i, what) in &decided.in_flight {
+        let name = &plan.steps[i].decl.name;
+        match what {
+            InFlight::Rerun => errln!("{name}: was in flight; --rerun: running it again"),
+            InFlight::Idempotent => {
+                errln!("{name}: was in flight; idempotent: running it again")
             }
-        }
-        match old.state {
-            StepState::Succeeded | StepState::Approved => {
-                prior[i] = Prior::Done(old.output.clone().unwrap_or_default())
-            }
-            StepState::Unknown | StepState::Running => {
-                if r.mark_done.contains(name) {
-                    events.push(Event::StepMarkedDone {
-                        step: name.clone(),
-                        by: current_user(),
-                    });
-                    prior[i] = Prior::Done(serde_json::Value::Null);
-                } else if r.rerun.contains(name) {
-                    errln!("{name}: was in flight; --rerun: running it again");
-                } else if s.decl.check.is_some() {
-                    // The probe decides first, idempotent or not (SPEC §5): re-running
-                    // an idempotent step is safe but may still cost a restart.
-                    resumed.probe.push(i);
-                } else if s.decl.idempotent {
-                    errln!("{name}: was in flight; idempotent: running it again");
-                } else {
-                    undecided.push(name.clone());
-                }
-            }
-            _ => {}
+            InFlight::MarkDone | InFlight::Probe | InFlight::Undecided => {}
         }
     }
-    for i in fresh_again(plan, &mut prior) {
+    for &i in &decided.fresh_again {
         errln!(
             "{}: fresh (it only reads): running it again so what follows sees today's facts",
             plan.steps[i].decl.name
@@ -432,9 +292,9 @@ pub fn resume(
     // In a terminal, ask about each undecided step instead of stopping.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdin())
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if !undecided.is_empty() && terminal && !o.non_interactive {
-        let mut still = Vec::new();
-        for name in undecided {
+    if terminal && !o.non_interactive {
+        for i in decided.undecided() {
+            let name = &plan.steps[i].decl.name;
             let choice = dialoguer::Select::new()
                 .with_prompt(format!(
                     "`{name}` was running when the run stopped and may or may not have happened; check the servers. Did it happen?"
@@ -443,19 +303,17 @@ pub fn resume(
                 .default(2)
                 .interact_opt();
             match choice {
-                Ok(Some(0)) => {
-                    events.push(Event::StepMarkedDone {
-                        step: name.clone(),
-                        by: current_user(),
-                    });
-                    prior[plan.index[&name]] = Prior::Done(serde_json::Value::Null);
-                }
-                Ok(Some(1)) => {}
-                _ => still.push(name),
+                Ok(Some(0)) => decided.mark_done(i),
+                Ok(Some(1)) => decided.rerun(i),
+                _ => {}
             }
         }
-        undecided = still;
     }
+    let undecided: Vec<&str> = decided
+        .undecided()
+        .into_iter()
+        .map(|i| plan.steps[i].decl.name.as_str())
+        .collect();
     if !undecided.is_empty() {
         let sd = super::hint::state_dir_flag(state_dir);
         errln!("these steps were running when the run stopped, are not idempotent and have no check probe:");
@@ -474,6 +332,33 @@ pub fn resume(
             );
         }
         return Ok(Exit::Paused);
+    }
+    let mut events = vec![Event::RunResumed {
+        user: current_user(),
+        host: current_host(),
+        plan_fingerprint: plan.fingerprint.clone(),
+        changes: decided.changes.iter().map(ToString::to_string).collect(),
+        gates: plan
+            .steps
+            .iter()
+            .filter(|s| s.decl.kind == StepKind::Gate)
+            .map(|s| super::run_cmds::planned_step(plan, s))
+            .collect(),
+    }];
+    // Accepted changes become the definition later resumes and diffs compare with.
+    if !decided.redefined.is_empty() {
+        let redefined = decided
+            .redefined
+            .iter()
+            .map(|&i| super::run_cmds::planned_step(plan, &plan.steps[i]))
+            .collect();
+        events.push(super::changes::sources_event(&re.rb, redefined));
+    }
+    for i in decided.marked_done() {
+        events.push(Event::StepMarkedDone {
+            step: plan.steps[i].decl.name.clone(),
+            by: current_user(),
+        });
     }
     tracing::debug!("resume: compared with the journal");
     re.writer
@@ -494,10 +379,10 @@ pub fn resume(
         &re.run_dir,
         state_dir,
         re.writer,
-        prior,
+        decided.prior,
         o,
         re.estate,
-        resumed,
+        decided.resumed,
     );
     super::drop_later((re.rb, re.state));
     r
@@ -547,7 +432,7 @@ fn edited_undos(state: &RunState, plan: &Plan, names: &[String]) -> Vec<(String,
                 let changed = state
                     .step(name)
                     .and_then(|s| s.fingerprint.as_deref())
-                    .is_some_and(|f| super::changes::differs(f, new, &state.params));
+                    .is_some_and(|f| crate::resume::differs(f, new, &state.params));
                 if changed {
                     format!("    (the step changed; no diff: {why})\n")
                 } else {
@@ -560,42 +445,6 @@ fn edited_undos(state: &RunState, plan: &Plan, names: &[String]) -> Vec<(String,
         }
     }
     out
-}
-
-/// Make every succeeded `fresh` step pending again when a step after it still has to run
-/// (a fixed blocker is then seen by the probe, not judged on the recorded result);
-/// returns them. Later waves first, so a fresh step before another one is seen too.
-fn fresh_again(plan: &Plan, prior: &mut [Prior]) -> Vec<usize> {
-    let mut again = Vec::new();
-    for wave in plan.waves.iter().rev() {
-        for &i in wave {
-            if !plan.steps[i].decl.fresh || !matches!(prior[i], Prior::Done(_)) {
-                continue;
-            }
-            let pending_after = downstream(plan, i)
-                .into_iter()
-                .any(|d| d != i && matches!(prior[d], Prior::Pending));
-            if pending_after {
-                prior[i] = Prior::Pending;
-                again.push(i);
-            }
-        }
-    }
-    again.sort_unstable();
-    again
-}
-
-fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {
-    let mut seen = HashSet::from([start]);
-    let mut stack = vec![start];
-    while let Some(i) = stack.pop() {
-        for &d in &plan.steps[i].dependents {
-            if seen.insert(d) {
-                stack.push(d);
-            }
-        }
-    }
-    seen
 }
 
 /// Options of `waymark rollback`.
@@ -616,20 +465,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
     let mut re = reopen(state_dir, Some(run), true)?;
     // An undo must not race the attempt it would undo, or any other left running.
     settle_orphans(&re, o.orphans, state_dir, &format!("rollback {run} --yes"))?;
-    let mut done: Vec<(u64, usize)> = re
-        .plan
-        .steps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let old = re.state.step(&s.decl.name)?;
-            (old.state == StepState::Succeeded
-                && s.decl.undo.is_some()
-                && s.decl.kind == StepKind::Step)
-                .then(|| (old.completed_seq.unwrap_or(0), i))
-        })
-        .collect();
-    done.sort_by_key(|d| std::cmp::Reverse(d.0));
+    let done = crate::resume::rollback::undo_order(&re.state, &re.plan);
     if done.is_empty() {
         outln!(
             "run {}: no succeeded step has an undo; nothing to roll back",
@@ -638,13 +474,13 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
         return Ok(Exit::Ok);
     }
     outln!("rollback of run {} will undo, in this order:", re.run_id);
-    for (_, i) in &done {
-        outln!("  - {}", re.plan.steps[*i].decl.name);
+    for &i in &done {
+        outln!("  - {}", re.plan.steps[i].decl.name);
     }
     // An undo edited since its step ran compensates for something that did not happen.
     let names: Vec<String> = done
         .iter()
-        .map(|(_, i)| re.plan.steps[*i].decl.name.clone())
+        .map(|&i| re.plan.steps[i].decl.name.clone())
         .collect();
     let edited = edited_undos(&re.state, &re.plan, &names);
     if !edited.is_empty() {
@@ -696,19 +532,11 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
     })?;
     // Undo closures see what the run recorded, as its steps did (e.g. which policies
     // were enabled before the upgrade turned them off).
-    let known = crate::executor::JournalOutputs(
-        plan.steps
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let old = re.state.step(&s.decl.name)?;
-                matches!(old.state, StepState::Succeeded | StepState::Approved)
-                    .then(|| (i, old.output.clone().unwrap_or_default()))
-            })
-            .collect(),
-    );
+    let known = crate::executor::JournalOutputs(crate::resume::rollback::recorded_outputs(
+        &re.state, &plan,
+    ));
     let mut failed = Vec::new();
-    for (_, i) in done {
+    for i in done {
         let d = &plan.steps[i].decl;
         let Some(undo) = &d.undo else { continue };
         j(Event::UndoStarted {

@@ -12,6 +12,7 @@ use crate::journal::{
 use crate::notify::{self, Delivery, GateInfo, Hooks, Kind, Notifier, RunInfo};
 use crate::plan::Plan;
 use crate::redact::Redactor;
+use crate::resume::Resumed;
 use crate::run_state::{list_runs, RunState};
 use crate::scheduler::{self, Node, NodeKind, Options, Outcome, Prior};
 use std::io::IsTerminal as _;
@@ -144,20 +145,6 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         estate,
         Resumed::default(),
     )
-}
-
-/// What a resume hands to [`execute`] beyond a fresh run: approvals already journaled and
-/// in-flight steps whose `check` probe decides whether they already happened.
-#[derive(Debug, Default)]
-pub struct Resumed {
-    /// Who started the run, when resuming one.
-    pub starter: Option<String>,
-    /// (gate index, approver) pairs already in the journal.
-    pub approvals: Vec<(usize, String)>,
-    /// Gates that began waiting in an earlier process, and when.
-    pub waiting_since: Vec<(usize, std::time::SystemTime)>,
-    /// Steps found in flight that have a `check` probe.
-    pub probe: Vec<usize>,
 }
 
 /// The run's notification hooks: each key from the environment, else the inventory's

@@ -18,7 +18,7 @@ mod status_json;
 mod step;
 mod summary;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use listing::{list_runs, RunListing};
 pub use states::{RunStatus, StepState};

@@ -1,6 +1,6 @@
 //! Replay tests: journals built record by record, each replayed both in full and as a
 //! run-level summary (which must agree), live and dead. The builder is shared with the
-//! other files' tests.
+//! other files' tests and with `resume`'s.
 
 use super::*;
 use crate::journal::record::{Event, FinalStatus, Record};
@@ -8,16 +8,16 @@ use crate::journal::{JournalWriter, RunLock};
 use serde_json::{json, Value};
 
 /// Builds a journal's records with increasing seqs and timestamps.
-pub(super) struct Journal(Vec<Record>);
+pub(crate) struct Journal(pub(crate) Vec<Record>);
 
 impl Journal {
-    pub(super) fn start(steps: &[(&str, &str)]) -> Journal {
+    pub(crate) fn start(steps: &[(&str, &str)]) -> Journal {
         let mut j = Journal(Vec::new());
         j.push(started(steps));
         j
     }
 
-    pub(super) fn push(&mut self, event: Event) -> &mut Self {
+    pub(crate) fn push(&mut self, event: Event) -> &mut Self {
         let seq = self.0.len() as u64 + 1;
         self.0.push(Record {
             seq,
@@ -27,14 +27,14 @@ impl Journal {
         self
     }
 
-    pub(super) fn started_step(&mut self, step: &str, attempt: u32) -> &mut Self {
+    pub(crate) fn started_step(&mut self, step: &str, attempt: u32) -> &mut Self {
         self.push(Event::StepStarted {
             step: step.into(),
             attempt,
         })
     }
 
-    pub(super) fn succeeded(&mut self, step: &str, attempt: u32) -> &mut Self {
+    pub(crate) fn succeeded(&mut self, step: &str, attempt: u32) -> &mut Self {
         self.push(Event::StepSucceeded {
             step: step.into(),
             attempt,
@@ -43,7 +43,7 @@ impl Journal {
         })
     }
 
-    pub(super) fn failed(&mut self, step: &str, attempt: u32, will_retry: bool) -> &mut Self {
+    pub(crate) fn failed(&mut self, step: &str, attempt: u32, will_retry: bool) -> &mut Self {
         self.push(Event::StepFailed {
             step: step.into(),
             attempt,
@@ -52,7 +52,16 @@ impl Journal {
         })
     }
 
-    pub(super) fn approved(&mut self, gate: &str, by: &str) -> &mut Self {
+    /// Started and succeeded on the first attempt, returning `{ step: NAME }`.
+    pub(crate) fn done(&mut self, step: &str) -> &mut Self {
+        self.started_step(step, 1).succeeded(step, 1)
+    }
+
+    pub(crate) fn waiting(&mut self, gate: &str) -> &mut Self {
+        self.push(Event::GateWaiting { gate: gate.into() })
+    }
+
+    pub(crate) fn approved(&mut self, gate: &str, by: &str) -> &mut Self {
         self.push(Event::GateApproved {
             gate: gate.into(),
             by: by.into(),
@@ -64,7 +73,7 @@ impl Journal {
         })
     }
 
-    pub(super) fn gate_passed(&mut self, gate: &str) -> &mut Self {
+    pub(crate) fn gate_passed(&mut self, gate: &str) -> &mut Self {
         self.push(Event::StepSucceeded {
             step: gate.into(),
             attempt: 1,
@@ -73,7 +82,7 @@ impl Journal {
         })
     }
 
-    pub(super) fn resumed(&mut self) -> &mut Self {
+    pub(crate) fn resumed(&mut self) -> &mut Self {
         self.push(Event::RunResumed {
             user: "alice".into(),
             host: "h".into(),
@@ -83,12 +92,12 @@ impl Journal {
         })
     }
 
-    pub(super) fn finished(&mut self, status: FinalStatus) -> &mut Self {
+    pub(crate) fn finished(&mut self, status: FinalStatus) -> &mut Self {
         self.push(Event::RunFinished { status })
     }
 
     /// The state, after checking that the run-level summary agrees with it.
-    pub(super) fn replay(&self, lock_held: bool) -> RunState {
+    pub(crate) fn replay(&self, lock_held: bool) -> RunState {
         let state = RunState::replay(&self.0, lock_held);
         let summary = RunSummary::replay(&self.0, lock_held);
         assert_eq!(
@@ -100,11 +109,11 @@ impl Journal {
     }
 }
 
-pub(super) fn started(steps: &[(&str, &str)]) -> Event {
+pub(crate) fn started(steps: &[(&str, &str)]) -> Event {
     Event::sample_run_started(steps)
 }
 
-pub(super) const DIAMOND: &[(&str, &str)] =
+pub(crate) const DIAMOND: &[(&str, &str)] =
     &[("a", "step"), ("b", "step"), ("c", "step"), ("d", "step")];
 
 fn states(run: &RunState) -> Vec<(&str, StepState)> {

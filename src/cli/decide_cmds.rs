@@ -6,7 +6,7 @@
 //! is the OS account running this command; `--by` is only a display name beside it.
 
 use super::hint;
-use super::run_cmds::resolve_run;
+use super::log_cmds::resolve_run;
 use crate::exit::{CliError, Exit};
 use crate::inbox::{self, Decision, InboxItem};
 use crate::journal::{self, current_user};

@@ -5,8 +5,11 @@
 mod changes;
 mod decide_cmds;
 mod defs_cmds;
+mod dry_run;
 pub use crate::hint;
+mod lab_cmds;
 mod load;
+mod log_cmds;
 mod plan_cmds;
 mod recap;
 mod resume_cmds;
@@ -476,18 +479,18 @@ pub fn main() -> i32 {
             state,
             ..
         } => status_cmds::status(&state.state_dir, run_id.as_deref(), json),
-        Command::Runs { json, state } => run_cmds::runs(&state.state_dir, json),
+        Command::Runs { json, state } => log_cmds::runs(&state.state_dir, json),
         Command::Log {
             run_id,
             step,
             follow,
             state,
-        } => run_cmds::log(&state.state_dir, &run_id, step.as_deref(), follow),
+        } => log_cmds::log(&state.state_dir, &run_id, step.as_deref(), follow),
         Command::Report {
             run_id,
             output,
             state,
-        } => run_cmds::report(&state.state_dir, &run_id, output.as_deref()),
+        } => log_cmds::report(&state.state_dir, &run_id, output.as_deref()),
         Command::Approve(a) => decide_cmds::decide(
             &a.state.state_dir,
             &a.run_id,
@@ -500,9 +503,9 @@ pub fn main() -> i32 {
             inventory,
             json,
             state,
-        }) => run_cmds::lab_show(inventory.as_deref(), &state.state_dir, json),
+        }) => lab_cmds::lab_show(inventory.as_deref(), &state.state_dir, json),
         Command::Lab(LabCommand::Reset { inventory, state }) => {
-            run_cmds::lab_reset(inventory.as_deref(), &state.state_dir)
+            lab_cmds::lab_reset(inventory.as_deref(), &state.state_dir)
         }
         Command::Reject(a) => decide_cmds::decide(
             &a.state.state_dir,

@@ -1,4 +1,5 @@
-//! `run`, `status`, `runs`, `log`, `approve` and `reject`.
+//! `run`: load, plan, journal the start, then drive the scheduler with the live display,
+//! the gate prompt and the notifier; `execute` is shared with `resume`.
 
 use super::load::load_and_plan;
 use super::RunbookArgs;
@@ -13,7 +14,7 @@ use crate::notify::{self, Delivery, GateInfo, Hooks, Kind, Notifier, RunInfo};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::resume::Resumed;
-use crate::run_state::{list_runs, RunState};
+use crate::run_state::RunState;
 use crate::scheduler::{self, Node, NodeKind, Options, Outcome, Prior};
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ pub fn planned_step(plan: &Plan, s: &crate::plan::PlanStep) -> PlannedStep {
     }
 }
 
-fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
+pub(super) fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::bad_input(format!("error: {what}: {e}"))
 }
 
@@ -87,7 +88,7 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)
         .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     if o.dry_run {
-        return dry_run(&rb, &plan, estate);
+        return super::dry_run::dry_run(&rb, &plan, estate);
     }
     // A mistake in the hooks is reported before the run exists, not after it started.
     notify_hooks(&rb, estate.inventory())?;
@@ -232,13 +233,7 @@ pub fn execute(
         state_dir_flag: super::hint::state_dir_flag(state_dir),
     };
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let gate_mode = if o.yes {
-        GateMode::ApproveAll
-    } else if terminal && !o.non_interactive {
-        GateMode::Prompt
-    } else {
-        GateMode::Inbox
-    };
+    let gate_mode = gate_mode(o, terminal);
     let mut action = RhaiAction::new(
         plan.clone(),
         rb.engine.clone(),
@@ -261,36 +256,7 @@ pub fn execute(
     for (gate, by) in resumed.approvals {
         action.preload_approver(gate, by);
     }
-    for i in resumed.probe {
-        let Some(check) = plan.steps[i].decl.check.clone() else {
-            continue;
-        };
-        let name = &plan.steps[i].decl.name;
-        let done = crate::scheduler::FinishedView::default();
-        match action.call(i, 1, &check, &CancelToken::new(), &done) {
-            Ok(v) if v.as_bool() == Some(true) => {
-                errln!(
-                    "{name}: was in flight; its check probe says it is done (recorded as verified)"
-                );
-                let ev = Event::StepSucceeded {
-                    step: name.clone(),
-                    attempt: 0,
-                    output: serde_json::Value::Null,
-                    verified: true,
-                };
-                writer
-                    .append_blocking(vec![ev])
-                    .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-                prior[i] = Prior::Done(serde_json::Value::Null);
-            }
-            Ok(_) => errln!(
-                "{name}: was in flight; its check probe says it is not done: running it again"
-            ),
-            Err(e) => {
-                errln!("{name}: was in flight; its check probe failed ({e}): running it again")
-            }
-        }
-    }
+    probe_in_flight(&action, &plan, &resumed.probe, &writer, &mut prior)?;
     let nodes = Arc::new(nodes_of(&plan));
     let display = Arc::new(
         crate::display::Display::new(
@@ -305,25 +271,8 @@ pub fn execute(
     );
     display.start_ticker(std::time::Duration::from_secs(10));
     action.display = Some(display.clone());
-    let prompter = (gate_mode == GateMode::Prompt).then(|| {
-        let (dir, fp) = (run_dir.to_path_buf(), plan.fingerprint.clone());
-        crate::prompt::GatePrompter::new(
-            display.clone(),
-            Box::new(move |answer| {
-                if let crate::prompt::Answer::Decide {
-                    gate,
-                    decision,
-                    note,
-                } = answer
-                {
-                    let item = crate::inbox::InboxItem::new(decision, gate, None, note, fp.clone());
-                    if let Err(e) = crate::inbox::submit(&dir, &item) {
-                        errln!("could not record the decision: {e}");
-                    }
-                }
-            }),
-        )
-    });
+    let prompter = (gate_mode == GateMode::Prompt)
+        .then(|| gate_prompter(display.clone(), run_dir, plan.fingerprint.clone()));
     action.prompter = prompter.clone();
     let observer_display = display.clone();
     // With --yes too: a gate needing a separate approver or several accounts still waits,
@@ -356,24 +305,7 @@ pub fn execute(
         .map_err(|e| io_err("cannot start the async runtime", e))?;
     let interrupt = CancelToken::new();
     let outcome = rt.block_on(async {
-        let int = interrupt.clone();
-        tokio::spawn(async move {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        Ok(t) => t,
-                        Err(_) => return,
-                    };
-                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-            }
-            #[cfg(not(unix))]
-            let _ = ctrl_c.await;
-            errln!("\ninterrupted: stopping running steps and killing their processes…");
-            int.cancel(CancelReason::Interrupted);
-        });
+        tokio::spawn(interrupt_on_signals(interrupt.clone()));
         scheduler::run(
             nodes,
             prior,
@@ -392,16 +324,7 @@ pub fn execute(
     drop(rt);
     let outcome = outcome.map_err(|e| CliError::bad_input(format!("error: {e}")))?;
     if let Some(n) = &notifier {
-        let (kind, gates, failed) = match &outcome {
-            Outcome::Succeeded => (Kind::RunSucceeded, vec![], vec![]),
-            Outcome::Failed(steps) => (Kind::RunFailed, vec![], steps.clone()),
-            Outcome::Paused(gates) => (
-                Kind::RunPaused,
-                gates.iter().map(|g| gate_info(&plan, g)).collect(),
-                vec![],
-            ),
-            Outcome::Cancelled => (Kind::RunCancelled, vec![], vec![]),
-        };
+        let (kind, gates, failed) = notice(&outcome, &plan);
         n.send(notify::payload(&run_info, kind, &gates, &failed));
         n.finish(std::time::Duration::from_secs(20));
     }
@@ -412,27 +335,8 @@ pub fn execute(
         .map(|s| s.decl.name.clone())
         .collect();
     super::drop_later(plan);
-    let exit = match &outcome {
-        Outcome::Succeeded => {
-            errln!("run {run_id} succeeded");
-            Exit::Ok
-        }
-        Outcome::Failed(steps) => {
-            errln!("run {run_id} failed: {}", steps.join(", "));
-            Exit::Failed
-        }
-        Outcome::Paused(gates) => {
-            errln!(
-                "run {run_id} paused: waiting for approval of {}",
-                gates.join(", ")
-            );
-            Exit::Paused
-        }
-        Outcome::Cancelled => {
-            errln!("run {run_id} cancelled; steps that were running are left as unknown");
-            Exit::Cancelled
-        }
-    };
+    let (exit, ending) = ending(run_id, &outcome);
+    errln!("{ending}");
     err!(
         "{}",
         super::recap::recap(run_dir, state_dir, &display.warnings(), display.elapsed())
@@ -443,6 +347,142 @@ pub fn execute(
         }
     }
     Ok(exit)
+}
+
+/// How gates are decided: `--yes` approves, a terminal asks, otherwise the inbox waits
+/// for `waymark approve` from another shell.
+fn gate_mode(o: &RunOptions, terminal: bool) -> GateMode {
+    if o.yes {
+        GateMode::ApproveAll
+    } else if terminal && !o.non_interactive {
+        GateMode::Prompt
+    } else {
+        GateMode::Inbox
+    }
+}
+
+/// Run the `check` probe of every in-flight step a resume handed over: a step it finds
+/// done is journaled as verified and kept; otherwise the step runs again.
+fn probe_in_flight(
+    action: &RhaiAction,
+    plan: &Plan,
+    probe: &[usize],
+    writer: &JournalWriter,
+    prior: &mut [Prior],
+) -> Result<(), CliError> {
+    for &i in probe {
+        let Some(check) = plan.steps[i].decl.check.clone() else {
+            continue;
+        };
+        let name = &plan.steps[i].decl.name;
+        let done = crate::scheduler::FinishedView::default();
+        match action.call(i, 1, &check, &CancelToken::new(), &done) {
+            Ok(v) if v.as_bool() == Some(true) => {
+                errln!(
+                    "{name}: was in flight; its check probe says it is done (recorded as verified)"
+                );
+                let ev = Event::StepSucceeded {
+                    step: name.clone(),
+                    attempt: 0,
+                    output: serde_json::Value::Null,
+                    verified: true,
+                };
+                writer
+                    .append_blocking(vec![ev])
+                    .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+                prior[i] = Prior::Done(serde_json::Value::Null);
+            }
+            Ok(_) => errln!(
+                "{name}: was in flight; its check probe says it is not done: running it again"
+            ),
+            Err(e) => {
+                errln!("{name}: was in flight; its check probe failed ({e}): running it again")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The terminal prompt for gates; its answers go through the inbox like any other
+/// decision, so the run has one way in for them.
+fn gate_prompter(
+    display: Arc<crate::display::Display>,
+    run_dir: &Path,
+    fp: String,
+) -> Arc<crate::prompt::GatePrompter> {
+    let dir = run_dir.to_path_buf();
+    crate::prompt::GatePrompter::new(
+        display,
+        Box::new(move |answer| {
+            if let crate::prompt::Answer::Decide {
+                gate,
+                decision,
+                note,
+            } = answer
+            {
+                let item = crate::inbox::InboxItem::new(decision, gate, None, note, fp.clone());
+                if let Err(e) = crate::inbox::submit(&dir, &item) {
+                    errln!("could not record the decision: {e}");
+                }
+            }
+        }),
+    )
+}
+
+/// Cancel the run on Ctrl-C or SIGTERM: running steps are stopped and their process
+/// groups killed.
+async fn interrupt_on_signals(interrupt: CancelToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    errln!("\ninterrupted: stopping running steps and killing their processes…");
+    interrupt.cancel(CancelReason::Interrupted);
+}
+
+/// What the notifier says about how the run stopped: its kind, the gates it waits on,
+/// the steps that failed.
+fn notice(outcome: &Outcome, plan: &Plan) -> (Kind, Vec<GateInfo>, Vec<String>) {
+    match outcome {
+        Outcome::Succeeded => (Kind::RunSucceeded, vec![], vec![]),
+        Outcome::Failed(steps) => (Kind::RunFailed, vec![], steps.clone()),
+        Outcome::Paused(gates) => (
+            Kind::RunPaused,
+            gates.iter().map(|g| gate_info(plan, g)).collect(),
+            vec![],
+        ),
+        Outcome::Cancelled => (Kind::RunCancelled, vec![], vec![]),
+    }
+}
+
+/// The exit code of a run that stopped with `outcome` (SPEC §3), and the line that says so.
+fn ending(run_id: &str, outcome: &Outcome) -> (Exit, String) {
+    match outcome {
+        Outcome::Succeeded => (Exit::Ok, format!("run {run_id} succeeded")),
+        Outcome::Failed(steps) => (
+            Exit::Failed,
+            format!("run {run_id} failed: {}", steps.join(", ")),
+        ),
+        Outcome::Paused(gates) => (
+            Exit::Paused,
+            format!(
+                "run {run_id} paused: waiting for approval of {}",
+                gates.join(", ")
+            ),
+        ),
+        Outcome::Cancelled => (
+            Exit::Cancelled,
+            format!("run {run_id} cancelled; steps that were running are left as unknown"),
+        ),
+    }
 }
 
 /// After a failure that came after changes (a step with an `undo` succeeded), giving up
@@ -477,315 +517,51 @@ fn rollback_hint(
     ))
 }
 
-fn dry_run(
-    rb: &crate::dsl::Runbook,
-    plan: &Plan,
-    estate: Arc<dyn crate::estate::Estate>,
-) -> Result<Exit, CliError> {
-    outln!(
-        "dry run of {} against `{}` ({} driver{}): nothing is executed, nothing waits; values only a run would give are shown as <…>",
-        plan.name,
-        estate.inventory().name,
-        estate.driver(),
-        if estate.is_rehearsal() {
-            ", a rehearsal estate"
-        } else {
-            ""
-        }
-    );
-    if estate.driver() == "windows" {
-        if rb.params.get("expected_build").map(String::as_str) == Some("UNVERIFIED") {
-            outln!("warning: expected_build is still UNVERIFIED: a real run refuses it. Read the Altiris.NS file version on a server known to be at 7.5 SP1 HF5 and pass --param expected_build=VERSION");
-        }
-        outln!("each server's scripts run through:");
-        for server in &estate.inventory().servers {
-            outln!("  {}", crate::estate::transport::describe(server));
-        }
-    }
-    let mut n = 0;
-    for (w, members) in plan.waves.iter().enumerate() {
-        outln!("\nwave {}:", w + 1);
-        for &i in members {
-            n += 1;
-            let d = &plan.steps[i].decl;
-            if d.kind == StepKind::Gate {
-                outln!(
-                    "  {n}. gate {} — a person approves: {}",
-                    d.name,
-                    d.title.as_deref().unwrap_or("")
-                );
-                for line in d.instructions.as_deref().unwrap_or("").lines() {
-                    outln!("       > {line}");
-                }
-                continue;
-            }
-            outln!(
-                "  {n}. {}{}",
-                d.name,
-                d.title
-                    .as_deref()
-                    .map(|t| format!(" — {t}"))
-                    .unwrap_or_default()
-            );
-            let (calls, stopped) = crate::executor::dry_run_step(rb, plan, i, Some(estate.clone()));
-            for (what, lines) in calls {
-                if lines.is_empty() {
-                    outln!("       {what}");
-                    continue;
-                }
-                outln!("       {what}:");
-                for l in lines.iter().flat_map(|l| l.lines()) {
-                    outln!("         {l}");
-                }
-            }
-            match stopped {
-                Some(crate::executor::DryStop::DependsOn(why)) => {
-                    outln!("       (the rest of this step {why})")
-                }
-                Some(crate::executor::DryStop::Failed(e)) => outln!(
-                    "       (the description stops here: {})",
-                    e.lines().next().unwrap_or("")
-                ),
-                None => {}
-            }
-        }
-    }
-    Ok(Exit::Ok)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `waymark lab show`.
-pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Result<Exit, CliError> {
-    let doc = crate::estate::lab::show(inventory, state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    if json {
-        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    } else {
-        out!("{}", crate::estate::lab::show_text(&doc));
+    fn options(yes: bool, non_interactive: bool) -> RunOptions {
+        RunOptions {
+            state_dir: PathBuf::from("state"),
+            concurrency: 4,
+            keep_going: false,
+            yes,
+            dry_run: false,
+            non_interactive,
+        }
     }
-    Ok(Exit::Ok)
-}
 
-/// `waymark lab reset`.
-pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
-    let removed = crate::estate::lab::reset(inventory, state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    outln!(
-        "{}",
-        if removed {
-            "lab estate reset to the inventory's facts"
-        } else {
-            "the lab estate was already fresh"
-        }
-    );
-    Ok(Exit::Ok)
-}
+    #[test]
+    fn gates_are_asked_only_in_an_interactive_terminal_and_never_with_yes() {
+        assert_eq!(gate_mode(&options(true, false), true), GateMode::ApproveAll);
+        assert_eq!(gate_mode(&options(false, false), true), GateMode::Prompt);
+        assert_eq!(gate_mode(&options(false, true), true), GateMode::Inbox);
+        assert_eq!(gate_mode(&options(false, false), false), GateMode::Inbox);
+    }
 
-pub(super) fn resolve_run(
-    state_dir: &Path,
-    run: Option<&str>,
-) -> Result<(String, PathBuf), CliError> {
-    match run {
-        Some(id) => {
-            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
-            if !dir.join(journal::JOURNAL_FILE).exists() {
-                return Err(CliError::bad_input(format!(
-                    "error: no run `{id}` in {} (see `{}`)",
-                    state_dir.display(),
-                    super::hint::runs(state_dir)
-                )));
-            }
-            Ok((id.to_string(), dir))
-        }
-        None => {
-            let listing = list_runs(state_dir);
-            // A damaged latest run is skipped by the listing: say so rather than show an
-            // older run as if it were the latest.
-            let latest = listing.runs.last().map(|(id, _)| id.as_str());
-            for w in listing.warnings_besides(latest) {
-                errln!("warning: {w}");
-            }
-            let (id, _) = listing.runs.last().ok_or_else(|| {
-                CliError::bad_input(format!(
-                    "error: no runs in {}",
-                    state_dir.join(journal::RUNS_DIR).display()
-                ))
-            })?;
-            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
-            Ok((id.clone(), dir))
+    #[test]
+    fn each_outcome_has_its_exit_code_and_line() {
+        let cases = [
+            (Outcome::Succeeded, Exit::Ok, "run r succeeded"),
+            (
+                Outcome::Failed(vec!["a".into(), "b".into()]),
+                Exit::Failed,
+                "run r failed: a, b",
+            ),
+            (
+                Outcome::Paused(vec!["g".into()]),
+                Exit::Paused,
+                "run r paused: waiting for approval of g",
+            ),
+            (
+                Outcome::Cancelled,
+                Exit::Cancelled,
+                "run r cancelled; steps that were running are left as unknown",
+            ),
+        ];
+        for (outcome, exit, line) in cases {
+            assert_eq!(ending("r", &outcome), (exit, line.to_string()));
         }
     }
-}
-
-/// `waymark runs`.
-pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
-    let listing = list_runs(state_dir);
-    for w in &listing.warnings {
-        errln!("warning: {w}");
-    }
-    if json {
-        let v: Vec<_> = listing
-            .runs
-            .iter()
-            .map(|(id, s)| {
-                serde_json::json!({ "run_id": id, "runbook": s.runbook, "status": s.status.as_str(), "started_at": s.started_at, "finished_at": s.finished_at })
-            })
-            .collect();
-        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        return Ok(Exit::Ok);
-    }
-    if listing.runs.is_empty() {
-        outln!("no runs in {}", state_dir.display());
-    }
-    for (id, s) in &listing.runs {
-        outln!(
-            "{id}  {:<11} {}  {}",
-            s.status.as_str(),
-            s.started_at.as_deref().unwrap_or(""),
-            s.runbook
-        );
-    }
-    Ok(Exit::Ok)
-}
-
-/// `waymark log RUN [STEP]`.
-pub fn log(
-    state_dir: &Path,
-    run: &str,
-    step: Option<&str>,
-    follow: bool,
-) -> Result<Exit, CliError> {
-    let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    let names: Vec<String> = match step {
-        Some(s) => {
-            if state.step(s).is_none() {
-                let all = state.to_status_json();
-                let names: Vec<&str> = all["steps"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|x| x["name"].as_str())
-                    .collect();
-                let hint = crate::diagnostic::did_you_mean(s, names.iter().copied())
-                    .map(|n| format!(" (did you mean `{n}`?)"))
-                    .unwrap_or_default();
-                return Err(CliError::bad_input(format!(
-                    "error: run {run} has no step `{s}`{hint}"
-                )));
-            }
-            vec![s.to_string()]
-        }
-        None => state.to_status_json()["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x["name"].as_str().map(String::from))
-            .collect(),
-    };
-    if follow {
-        return follow_logs(&dir, run, names, step.is_some());
-    }
-    for name in names {
-        let path = dir.join("logs").join(crate::step_log::log_file_name(&name));
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            if step.is_none() {
-                outln!("== {name}");
-            }
-            out!("{text}");
-        } else if step.is_some() {
-            outln!("(no log lines for {name})");
-        }
-        if let Some(s) = state.step(&name) {
-            for u in &s.undo_attempts {
-                match &u.error {
-                    Some(e) => outln!("undo failed at {}: {e}", u.at),
-                    None => outln!("undo succeeded at {}", u.at),
-                }
-            }
-            if let Some(e) = s.error.as_ref().filter(|_| s.undo_attempts.is_empty()) {
-                outln!("error: {e}");
-            }
-        }
-    }
-    Ok(Exit::Ok)
-}
-
-/// `waymark log --follow`: print new lines of `names`' logs (prefixed with the step's
-/// name when there are several) until the run's process lets go of it.
-fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
-    use std::io::Write as _;
-    let logs = dir.join("logs");
-    let mut tails: Vec<(String, crate::follow::LogTail)> = names
-        .into_iter()
-        .map(|n| {
-            let path = logs.join(crate::step_log::log_file_name(&n));
-            (n, crate::follow::LogTail::new(path))
-        })
-        .collect();
-    if !journal::is_held(dir) {
-        errln!("run {run} is not running: printing its logs as they are");
-    }
-    let stdout = std::io::stdout();
-    loop {
-        // Checked before reading, so the last read after the run stopped sees everything.
-        let live = journal::is_held(dir);
-        let mut out = stdout.lock();
-        for (name, tail) in &mut tails {
-            let lines = if live { tail.poll() } else { tail.rest() };
-            for line in lines {
-                let written = if one {
-                    writeln!(out, "{line}")
-                } else {
-                    writeln!(out, "[{name}] {line}")
-                };
-                if written.is_err() {
-                    // The reader went away (`| head`): nothing left to do.
-                    return Ok(Exit::Ok);
-                }
-            }
-        }
-        let _ = out.flush();
-        drop(out);
-        if !live {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let (state, _) = RunState::load(dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    if one {
-        if let Some(e) = tails
-            .first()
-            .and_then(|(n, _)| state.step(n))
-            .and_then(|s| s.error.as_ref())
-        {
-            outln!("error: {e}");
-        }
-    }
-    errln!("run {run} {}", state.status);
-    Ok(Exit::Ok)
-}
-
-/// `waymark report RUN [--output FILE]`.
-pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
-    let (id, dir) = resolve_run(state_dir, Some(run))?;
-    let report = crate::report::build(&dir, state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
-    let page = crate::report::render(&report);
-    if output == Some(Path::new("-")) {
-        use std::io::Write as _;
-        let _ = std::io::stdout().lock().write_all(page.as_bytes());
-        return Ok(Exit::Ok);
-    }
-    let path = output
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(format!("report-{id}.html")));
-    std::fs::write(&path, page)
-        .map_err(|e| io_err(&format!("cannot write {}", path.display()), e))?;
-    errln!(
-        "report of run {id} ({}) written to {}",
-        report.state.status,
-        path.display()
-    );
-    Ok(Exit::Ok)
 }

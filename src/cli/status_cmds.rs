@@ -6,7 +6,7 @@
 //! commands (gate details come from the journal, not the runbook, which may be elsewhere).
 
 use super::hint;
-use super::run_cmds::resolve_run;
+use super::log_cmds::resolve_run;
 use crate::exit::{CliError, Exit};
 use crate::inbox::{self, Decision, InboxItem};
 use crate::run_state::{RunState, RunStatus, StepState, StepStatus};

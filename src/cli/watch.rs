@@ -6,7 +6,7 @@
 //! [`Display`] a live run uses (in a terminal: event lines above the pinned progress
 //! area), until the run's process lets go of it.
 
-use super::run_cmds::resolve_run;
+use super::log_cmds::resolve_run;
 use crate::display::Display;
 use crate::exit::{CliError, Exit};
 use crate::journal::{self, read_journal, Event, JOURNAL_FILE};

@@ -1,0 +1,31 @@
+//! `lab show` and `lab reset`: the rehearsal estate's state, read and reset.
+
+use crate::exit::{CliError, Exit};
+use std::path::Path;
+
+/// `waymark lab show`.
+pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Result<Exit, CliError> {
+    let doc = crate::estate::lab::show(inventory, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        out!("{}", crate::estate::lab::show_text(&doc));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark lab reset`.
+pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
+    let removed = crate::estate::lab::reset(inventory, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    outln!(
+        "{}",
+        if removed {
+            "lab estate reset to the inventory's facts"
+        } else {
+            "the lab estate was already fresh"
+        }
+    );
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,218 @@
+//! The read commands about recorded runs: `runs`, `log` (also `--follow`) and `report`,
+//! and how a command finds the run it names (or the latest).
+
+use super::run_cmds::io_err;
+use crate::exit::{CliError, Exit};
+use crate::journal;
+use crate::run_state::{list_runs, RunState};
+use std::path::{Path, PathBuf};
+
+pub(super) fn resolve_run(
+    state_dir: &Path,
+    run: Option<&str>,
+) -> Result<(String, PathBuf), CliError> {
+    match run {
+        Some(id) => {
+            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
+            if !dir.join(journal::JOURNAL_FILE).exists() {
+                return Err(CliError::bad_input(format!(
+                    "error: no run `{id}` in {} (see `{}`)",
+                    state_dir.display(),
+                    super::hint::runs(state_dir)
+                )));
+            }
+            Ok((id.to_string(), dir))
+        }
+        None => {
+            let listing = list_runs(state_dir);
+            // A damaged latest run is skipped by the listing: say so rather than show an
+            // older run as if it were the latest.
+            let latest = listing.runs.last().map(|(id, _)| id.as_str());
+            for w in listing.warnings_besides(latest) {
+                errln!("warning: {w}");
+            }
+            let (id, _) = listing.runs.last().ok_or_else(|| {
+                CliError::bad_input(format!(
+                    "error: no runs in {}",
+                    state_dir.join(journal::RUNS_DIR).display()
+                ))
+            })?;
+            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
+            Ok((id.clone(), dir))
+        }
+    }
+}
+
+/// `waymark runs`.
+pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
+    let listing = list_runs(state_dir);
+    for w in &listing.warnings {
+        errln!("warning: {w}");
+    }
+    if json {
+        let v: Vec<_> = listing
+            .runs
+            .iter()
+            .map(|(id, s)| {
+                serde_json::json!({ "run_id": id, "runbook": s.runbook, "status": s.status.as_str(), "started_at": s.started_at, "finished_at": s.finished_at })
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(Exit::Ok);
+    }
+    if listing.runs.is_empty() {
+        outln!("no runs in {}", state_dir.display());
+    }
+    for (id, s) in &listing.runs {
+        outln!(
+            "{id}  {:<11} {}  {}",
+            s.status.as_str(),
+            s.started_at.as_deref().unwrap_or(""),
+            s.runbook
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark log RUN [STEP]`.
+pub fn log(
+    state_dir: &Path,
+    run: &str,
+    step: Option<&str>,
+    follow: bool,
+) -> Result<Exit, CliError> {
+    let (_, dir) = resolve_run(state_dir, Some(run))?;
+    let (state, _) =
+        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let names: Vec<String> = match step {
+        Some(s) => {
+            if state.step(s).is_none() {
+                let all = state.to_status_json();
+                let names: Vec<&str> = all["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x["name"].as_str())
+                    .collect();
+                let hint = crate::diagnostic::did_you_mean(s, names.iter().copied())
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
+                return Err(CliError::bad_input(format!(
+                    "error: run {run} has no step `{s}`{hint}"
+                )));
+            }
+            vec![s.to_string()]
+        }
+        None => state.to_status_json()["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["name"].as_str().map(String::from))
+            .collect(),
+    };
+    if follow {
+        return follow_logs(&dir, run, names, step.is_some());
+    }
+    for name in names {
+        let path = dir.join("logs").join(crate::step_log::log_file_name(&name));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if step.is_none() {
+                outln!("== {name}");
+            }
+            out!("{text}");
+        } else if step.is_some() {
+            outln!("(no log lines for {name})");
+        }
+        if let Some(s) = state.step(&name) {
+            for u in &s.undo_attempts {
+                match &u.error {
+                    Some(e) => outln!("undo failed at {}: {e}", u.at),
+                    None => outln!("undo succeeded at {}", u.at),
+                }
+            }
+            if let Some(e) = s.error.as_ref().filter(|_| s.undo_attempts.is_empty()) {
+                outln!("error: {e}");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// `waymark log --follow`: print new lines of `names`' logs (prefixed with the step's
+/// name when there are several) until the run's process lets go of it.
+fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
+    use std::io::Write as _;
+    let logs = dir.join("logs");
+    let mut tails: Vec<(String, crate::follow::LogTail)> = names
+        .into_iter()
+        .map(|n| {
+            let path = logs.join(crate::step_log::log_file_name(&n));
+            (n, crate::follow::LogTail::new(path))
+        })
+        .collect();
+    if !journal::is_held(dir) {
+        errln!("run {run} is not running: printing its logs as they are");
+    }
+    let stdout = std::io::stdout();
+    loop {
+        // Checked before reading, so the last read after the run stopped sees everything.
+        let live = journal::is_held(dir);
+        let mut out = stdout.lock();
+        for (name, tail) in &mut tails {
+            let lines = if live { tail.poll() } else { tail.rest() };
+            for line in lines {
+                let written = if one {
+                    writeln!(out, "{line}")
+                } else {
+                    writeln!(out, "[{name}] {line}")
+                };
+                if written.is_err() {
+                    // The reader went away (`| head`): nothing left to do.
+                    return Ok(Exit::Ok);
+                }
+            }
+        }
+        let _ = out.flush();
+        drop(out);
+        if !live {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (state, _) = RunState::load(dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    if one {
+        if let Some(e) = tails
+            .first()
+            .and_then(|(n, _)| state.step(n))
+            .and_then(|s| s.error.as_ref())
+        {
+            outln!("error: {e}");
+        }
+    }
+    errln!("run {run} {}", state.status);
+    Ok(Exit::Ok)
+}
+
+/// `waymark report RUN [--output FILE]`.
+pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
+    let (id, dir) = resolve_run(state_dir, Some(run))?;
+    let report = crate::report::build(&dir, state_dir)
+        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let page = crate::report::render(&report);
+    if output == Some(Path::new("-")) {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(page.as_bytes());
+        return Ok(Exit::Ok);
+    }
+    let path = output
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("report-{id}.html")));
+    std::fs::write(&path, page)
+        .map_err(|e| io_err(&format!("cannot write {}", path.display()), e))?;
+    errln!(
+        "report of run {id} ({}) written to {}",
+        report.state.status,
+        path.display()
+    );
+    Ok(Exit::Ok)
+}

@@ -1,5 +1,8 @@
-//! Diagnostics: every error about a script, a plan or an input file, with its position,
-//! rendered in one place as `path:line:col`, the source line and a caret.
+//! Diagnostics: every error waymark reports — about a script, a plan, an input file or a
+//! command line — with its position when it has one, rendered in one place as
+//! `error: …`, `path:line:col`, the source line and a caret. [`error_line`] is the only
+//! code that writes `error:`; [`did_you_mean`] the only typo matcher; errors that travel
+//! as one line (a step's error, a thrown estate error) use [`Diagnostic::inline`].
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -80,6 +83,15 @@ impl Diagnostic {
             });
         }
         self
+    }
+
+    /// One line for places that carry text rather than print it (a step's error in the
+    /// journal, an estate error thrown into a script): the message, then `; help`.
+    pub fn inline(&self) -> String {
+        match &self.help {
+            Some(h) => format!("{}; {h}", self.message),
+            None => self.message.clone(),
+        }
     }
 
     /// Label the primary position.
@@ -164,7 +176,7 @@ impl SourceMap {
 pub fn render(diags: &[Diagnostic], sources: &SourceMap) -> String {
     let mut out = String::new();
     for d in diags {
-        let _ = writeln!(out, "error: {}", d.message);
+        let _ = writeln!(out, "{}", error_line(&d.message));
         if let Some(p) = &d.primary {
             render_label(&mut out, p, sources);
         }
@@ -209,14 +221,30 @@ fn render_label(out: &mut String, label: &Label, sources: &SourceMap) {
     }
 }
 
-/// The closest of `candidates` to `word`, for "did you mean" hints.
+/// `error: MESSAGE`: the one place the word is written, so every error reads alike.
+pub fn error_line(message: &str) -> String {
+    format!("error: {message}")
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo, for
+/// "did you mean" hints. Case is ignored, and a truncated name of at least four
+/// characters ("replication" for "replication_enabled") counts as one edit away.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let lw = word.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), c))
+        .map(|c| {
+            let lc = c.to_lowercase();
+            let d = if lw.len() >= 4 && lc.starts_with(&lw) {
+                1
+            } else {
+                strsim::damerau_levenshtein(&lw, &lc)
+            };
+            (d, c)
+        })
         .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -262,5 +290,17 @@ mod tests {
         assert_eq!(did_you_mean("retires", c), Some("retries"));
         assert_eq!(did_you_mean("timout", c), Some("timeout"));
         assert_eq!(did_you_mean("banana", c), None);
+        assert_eq!(did_you_mean("TIMEOUT", c), Some("timeout"));
+        assert_eq!(
+            did_you_mean("replication", ["replication_enabled", "iis"]),
+            Some("replication_enabled")
+        );
+    }
+
+    #[test]
+    fn inline_joins_message_and_help() {
+        let d = Diagnostic::new("no server `x`").help("did you mean `y`?");
+        assert_eq!(d.inline(), "no server `x`; did you mean `y`?");
+        assert_eq!(Diagnostic::new("plain").inline(), "plain");
     }
 }

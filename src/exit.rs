@@ -1,4 +1,6 @@
-//! Exit codes of SPEC §3 and the error type commands return.
+//! Exit codes (docs/operator-guide.md) and the error type commands return.
+
+use crate::diagnostic::{Diagnostic, SourceMap};
 
 /// Process exit codes, fixed by the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,27 +17,65 @@ pub enum Exit {
     Cancelled = 130,
 }
 
-/// A command's failure: what to print (already rendered) and the exit code.
+/// A command's failure: what to print and the exit code. Errors are built from
+/// [`Diagnostic`]s and rendered by [`crate::diagnostic::render`], so every error reads
+/// alike; [`CliError::notice`] is for a stop that is not an error (a decision needed).
 #[derive(Debug)]
 pub struct CliError {
     /// Exit code.
     pub exit: Exit,
-    /// Rendered message for stderr.
-    pub message: String,
+    /// Rendered text for stderr.
+    message: String,
 }
 
 impl CliError {
-    /// Bad input (exit 2).
+    /// Bad input (exit 2): a problem with no position.
     pub fn bad_input(message: impl Into<String>) -> Self {
+        Diagnostic::new(message).into()
+    }
+
+    /// Diagnostics with the sources their positions point into, and an exit code.
+    pub fn diagnostics(exit: Exit, diags: &[Diagnostic], sources: &SourceMap) -> Self {
         Self {
-            exit: Exit::BadInput,
-            message: message.into(),
+            exit,
+            message: crate::diagnostic::render(diags, sources),
         }
+    }
+
+    /// A stop that is not an error, printed as is (e.g. a choice the operator must make).
+    pub fn notice(exit: Exit, text: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: text.into(),
+        }
+    }
+
+    /// The same error with another exit code.
+    pub fn with_exit(mut self, exit: Exit) -> Self {
+        self.exit = exit;
+        self
+    }
+
+    /// What to print on stderr.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
-impl From<crate::diagnostic::Diagnostic> for CliError {
-    fn from(d: crate::diagnostic::Diagnostic) -> Self {
-        Self::bad_input(crate::diagnostic::render(&[d], &Default::default()))
+impl From<Diagnostic> for CliError {
+    fn from(d: Diagnostic) -> Self {
+        Self::diagnostics(Exit::BadInput, &[d], &SourceMap::default())
+    }
+}
+
+impl From<crate::dsl::loader::LoadError> for CliError {
+    fn from(e: crate::dsl::loader::LoadError) -> Self {
+        Self::diagnostics(Exit::BadInput, &e.diagnostics, &e.sources)
+    }
+}
+
+impl From<crate::estate::EstateError> for CliError {
+    fn from(e: crate::estate::EstateError) -> Self {
+        e.diagnostic().into()
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 fn refuse(msg: String) -> CliError {
-    CliError::bad_input(format!("error: {msg}"))
+    CliError::bad_input(msg)
 }
 
 /// `waymark approve` / `waymark reject`.
@@ -28,8 +28,7 @@ pub fn decide(
     decision: Decision,
 ) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     let gates = || state.steps.iter().filter(|s| s.kind == "gate");
     let Some(s) = state.step(gate) else {
         let hint = crate::diagnostic::did_you_mean(gate, gates().map(|g| g.name.as_str()))
@@ -128,7 +127,7 @@ pub fn decide(
         }
     }
     let item = InboxItem::new(decision, gate, by, note, state.plan_fingerprint.clone());
-    inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(e.to_string()))?;
     let who = if item.by == account {
         account.clone()
     } else {

@@ -14,17 +14,16 @@ pub fn defs(dir: &Path) -> Result<Exit, CliError> {
         // Compiling resolves no imports and runs nothing: the functions and their `///`
         // docs are all the definitions need.
         let ast = engine.compile(src).map_err(|e| {
-            CliError::bad_input(format!("error: stdlib/{name}.rhai does not compile: {e}"))
+            CliError::bad_input(format!("stdlib/{name}.rhai does not compile: {e}"))
         })?;
         engine.register_static_module(name, ast.shared_lib().clone());
     }
     std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::bad_input(format!("error: cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| CliError::bad_input(format!("cannot create {}: {e}", dir.display())))?;
     for (file, text) in engine.definitions().iter_files() {
         let path = dir.join(&file);
-        std::fs::write(&path, tidy(&text)).map_err(|e| {
-            CliError::bad_input(format!("error: cannot write {}: {e}", path.display()))
-        })?;
+        std::fs::write(&path, tidy(&text))
+            .map_err(|e| CliError::bad_input(format!("cannot write {}: {e}", path.display())))?;
         outln!("{}", path.display());
     }
     Ok(Exit::Ok)

@@ -5,8 +5,7 @@ use std::path::Path;
 
 /// `waymark lab show`.
 pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Result<Exit, CliError> {
-    let doc = crate::estate::lab::show(inventory, state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let doc = crate::estate::lab::show(inventory, state_dir)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
@@ -17,8 +16,7 @@ pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Resul
 
 /// `waymark lab reset`.
 pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
-    let removed = crate::estate::lab::reset(inventory, state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let removed = crate::estate::lab::reset(inventory, state_dir)?;
     outln!(
         "{}",
         if removed {

@@ -9,7 +9,7 @@ use crate::plan::Plan;
 /// Load and plan, or the rendered diagnostics (exit 2); also what RUNBOOK named.
 pub fn load_and_plan(args: &RunbookArgs) -> Result<(RunbookRef, dsl::Runbook, Plan), CliError> {
     let req = request(args)?;
-    let (rb, plan) = Plan::load(&req).map_err(|e| CliError::bad_input(e.render()))?;
+    let (rb, plan) = Plan::load(&req).map_err(CliError::from)?;
     Ok((req.runbook, rb, plan))
 }
 

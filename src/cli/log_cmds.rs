@@ -15,8 +15,7 @@ pub(super) fn resolve_run(
         Some(id) => {
             let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
             if !dir.join(journal::JOURNAL_FILE).exists() {
-                return Err(CliError::bad_input(format!(
-                    "error: no run `{id}` in {} (see `{}`)",
+                return Err(CliError::bad_input(format!("no run `{id}` in {} (see `{}`)",
                     state_dir.display(),
                     super::hint::runs(state_dir)
                 )));
@@ -32,8 +31,7 @@ pub(super) fn resolve_run(
                 errln!("warning: {w}");
             }
             let (id, _) = listing.runs.last().ok_or_else(|| {
-                CliError::bad_input(format!(
-                    "error: no runs in {}",
+                CliError::bad_input(format!("no runs in {}",
                     state_dir.join(journal::RUNS_DIR).display()
                 ))
             })?;
@@ -83,7 +81,7 @@ pub fn log(
 ) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
     let (state, _) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+        RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     let names: Vec<String> = match step {
         Some(s) => {
             if state.step(s).is_none() {
@@ -97,8 +95,7 @@ pub fn log(
                 let hint = crate::diagnostic::did_you_mean(s, names.iter().copied())
                     .map(|n| format!(" (did you mean `{n}`?)"))
                     .unwrap_or_default();
-                return Err(CliError::bad_input(format!(
-                    "error: run {run} has no step `{s}`{hint}"
+                return Err(CliError::bad_input(format!("run {run} has no step `{s}`{hint}"
                 )));
             }
             vec![s.to_string()]
@@ -131,7 +128,7 @@ pub fn log(
                 }
             }
             if let Some(e) = s.error.as_ref().filter(|_| s.undo_attempts.is_empty()) {
-                outln!("error: {e}");
+                outln!("{}", crate::diagnostic::error_line(e));
             }
         }
     }
@@ -179,14 +176,14 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let (state, _) = RunState::load(dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (state, _) = RunState::load(dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     if one {
         if let Some(e) = tails
             .first()
             .and_then(|(n, _)| state.step(n))
             .and_then(|s| s.error.as_ref())
         {
-            outln!("error: {e}");
+            outln!("{}", crate::diagnostic::error_line(e));
         }
     }
     errln!("run {run} {}", state.status);
@@ -197,7 +194,7 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
 pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
     let (id, dir) = resolve_run(state_dir, Some(run))?;
     let report = crate::report::build(&dir, state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
     let page = crate::report::render(&report);
     if output == Some(Path::new("-")) {
         use std::io::Write as _;

@@ -520,10 +520,8 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code as i32,
         Err(e) => {
-            err!("{}", e.message);
-            if !e.message.ends_with('\n') {
-                errln!();
-            }
+            // Diagnostics end with a blank line between them; the last one is not needed.
+            errln!("{}", e.message().trim_end());
             e.exit as i32
         }
     }

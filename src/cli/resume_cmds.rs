@@ -64,10 +64,10 @@ fn settle_orphans(
     };
     if !left.is_empty() {
         let lines = crate::orphans::describe(&left).join("\n  ");
-        return Err(CliError {
-            exit: Exit::Paused,
-            message: format!("error: these could not be stopped:\n  {lines}"),
-        });
+        return Err(
+            CliError::bad_input(format!("these could not be stopped:\n  {lines}"))
+                .with_exit(Exit::Paused),
+        );
     }
     Ok(())
 }
@@ -81,16 +81,16 @@ fn orphans_pending(
     let sd = super::hint::state_dir_flag(state_dir);
     let id = &re.run_id;
     let by_hand: Vec<String> = orphans.iter().map(crate::orphans::kill_command).collect();
-    CliError {
-        exit: Exit::Paused,
-        message: format!(
+    CliError::notice(
+        Exit::Paused,
+        format!(
             "run {id}: processes of the crashed run are still running; decide before going on:\n  \
              kill them:      waymark {again} --kill-orphans{sd}\n  \
              wait for them:  waymark {again} --wait-orphans{sd}\n  \
              (or by hand:    {})",
             by_hand.join("; ")
         ),
-    }
+    )
 }
 
 fn bad(msg: impl Into<String>) -> CliError {
@@ -129,7 +129,7 @@ fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
     }
     chosen.ok_or_else(|| {
         bad(format!(
-            "error: no unfinished run in {} (see `{}`)",
+            "no unfinished run in {} (see `{}`)",
             state_dir.display(),
             super::hint::runs(state_dir)
         ))
@@ -146,12 +146,12 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
     let run_dir = journal::run_dir(state_dir, &run_id).map_err(bad)?;
     if !run_dir.join(journal::JOURNAL_FILE).exists() {
         return Err(bad(format!(
-            "error: no run `{run_id}` in {} (see `{}`)",
+            "no run `{run_id}` in {} (see `{}`)",
             state_dir.display(),
             super::hint::runs(state_dir)
         )));
     }
-    let lock = RunLock::acquire(&run_dir).map_err(|e| bad(format!("error: {e}")))?;
+    let lock = RunLock::acquire(&run_dir).map_err(|e| bad(e.to_string()))?;
     // The first line names the runbook, parameters and inventory: load and plan the
     // runbook on a second core while the whole journal is verified and replayed.
     let origin = journal::read_origin(&run_dir.join(journal::JOURNAL_FILE));
@@ -172,11 +172,11 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
         tracing::debug!("resume: journal read and replayed");
         let loaded = loading.map(|t| {
             t.join()
-                .unwrap_or_else(|_| Err(bad("error: loading the runbook failed unexpectedly")))
+                .unwrap_or_else(|_| Err(bad("loading the runbook failed unexpectedly")))
         });
         (journal, loaded)
     });
-    let (writer, warnings, state) = journal.map_err(|e| bad(format!("error: {e}")))?;
+    let (writer, warnings, state) = journal.map_err(|e| bad(e.to_string()))?;
     for w in &warnings {
         errln!("warning: {w}");
     }
@@ -193,8 +193,7 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
     };
     tracing::debug!("resume: runbook loaded and planned");
     let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
-    let estate = crate::estate::open(inventory_path.as_deref(), state_dir)
-        .map_err(|e| bad(format!("error: {e}")))?;
+    let estate = crate::estate::open(inventory_path.as_deref(), state_dir)?;
     Ok(Reopened {
         run_id,
         run_dir,
@@ -215,18 +214,18 @@ fn load_recorded(
 ) -> Result<(crate::dsl::Runbook, Plan), CliError> {
     let runbook = RunbookRef::from_arg(source).map_err(|d| {
         bad(format!(
-            "error: the run's runbook `{source}` cannot be found any more: {}",
+            "the run's runbook `{source}` cannot be found any more: {}",
             d.message
         ))
     })?;
-    let inv = crate::estate::load_inventory(inventory.map(Path::new))
-        .map_err(|e| bad(format!("error: {e}")))?;
+    let inv =
+        crate::estate::load_inventory(inventory.map(Path::new)).map_err(|e| bad(e.to_string()))?;
     let req = LoadRequest {
         runbook,
         params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         inventory: inv.to_json(),
     };
-    Plan::load(&req).map_err(|e| bad(e.render()))
+    Plan::load(&req).map_err(CliError::from)
 }
 
 /// `waymark resume`.
@@ -242,7 +241,7 @@ pub fn resume(
     settle_orphans(&re, r.orphans, state_dir, &format!("resume {}", re.run_id))?;
     let (state, plan) = (&re.state, &re.plan);
     let mut decided = match crate::resume::decide(state, plan, r) {
-        Err(e) => return Err(bad(format!("error: {e}"))),
+        Err(e) => return Err(bad(e.to_string())),
         Ok(Decision::Finished(status)) => {
             outln!("run {} already {status}: nothing to resume", re.run_id);
             return Ok(Exit::Ok);
@@ -267,8 +266,7 @@ pub fn resume(
         );
     }
     if decided.needs_acceptance() {
-        return Err(bad(format!(
-            "error: steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: {} --accept-changes",
+        return Err(bad(format!("steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: {} --accept-changes",
             decided.changed_done.join(", "),
             super::hint::resume(&re.run_id, state_dir)
         )));
@@ -363,7 +361,7 @@ pub fn resume(
     tracing::debug!("resume: compared with the journal");
     re.writer
         .append_blocking(events)
-        .map_err(|e| bad(format!("error: {e}")))?;
+        .map_err(|e| bad(e.to_string()))?;
     errln!(
         "resuming run {}: {} ({} steps)",
         re.run_id,
@@ -491,8 +489,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
         );
         if !o.accept_changes {
             let names: Vec<&str> = edited.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(bad(format!(
-                "error: the undo of {} was edited since the step ran: it may not undo what the step did.\n  to run the edited undo anyway: waymark rollback {} --yes --accept-changes{}",
+            return Err(bad(format!("the undo of {} was edited since the step ran: it may not undo what the step did.\n  to run the edited undo anyway: waymark rollback {} --yes --accept-changes{}",
                 names.join(", "),
                 re.run_id,
                 super::hint::state_dir_flag(state_dir)
@@ -501,7 +498,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
     }
     if !o.yes {
         return Err(bad(format!(
-            "error: rollback changes the estate: pass --yes to go ahead (waymark rollback {} --yes{})",
+            "rollback changes the estate: pass --yes to go ahead (waymark rollback {} --yes{})",
             re.run_id,
             super::hint::state_dir_flag(state_dir)
         )));
@@ -525,7 +522,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
     let j = |ev: Event| {
         re.writer
             .append_blocking(vec![ev])
-            .map_err(|e| bad(format!("error: {e}")))
+            .map_err(|e| bad(e.to_string()))
     };
     j(Event::RollbackStarted {
         user: current_user(),

@@ -79,14 +79,13 @@ pub fn planned_step(plan: &Plan, s: &crate::plan::PlanStep) -> PlannedStep {
 }
 
 pub(super) fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::bad_input(format!("error: {what}: {e}"))
+    CliError::bad_input(format!("{what}: {e}"))
 }
 
 /// `waymark run`.
 pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let (runbook, rb, plan) = load_and_plan(args)?;
-    let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)?;
     if o.dry_run {
         return super::dry_run::dry_run(&rb, &plan, estate);
     }
@@ -109,8 +108,7 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         .map_err(|e| io_err(&format!("cannot create {}", o.state_dir.display()), e))?;
     let (run_id, run_dir) = journal::create_run_dir(&o.state_dir)
         .map_err(|e| io_err("cannot create the run directory", e))?;
-    let _lock =
-        RunLock::acquire(&run_dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let _lock = RunLock::acquire(&run_dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     let first = Event::RunStarted {
         run_id: run_id.clone(),
         runbook: rb.decl.name.clone(),
@@ -123,11 +121,11 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         steps: plan.steps.iter().map(|s| planned_step(&plan, s)).collect(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let (writer, _) = JournalWriter::create(&run_dir, first)
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (writer, _) =
+        JournalWriter::create(&run_dir, first).map_err(|e| CliError::bad_input(e.to_string()))?;
     writer
         .append_blocking(vec![super::changes::sources_event(&rb, Vec::new())])
-        .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
     errln!(
         "run {run_id}: {} ({} steps)",
         rb.decl.name,
@@ -154,7 +152,7 @@ pub fn notify_hooks(
     rb: &crate::dsl::Runbook,
     inventory: &crate::estate::inventory::Inventory,
 ) -> Result<Hooks, CliError> {
-    let env = Hooks::from_env().map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let env = Hooks::from_env().map_err(|e| CliError::bad_input(e.to_string()))?;
     Ok(env.or(&inventory.notify.clone().or(&rb.decl.notify)))
 }
 
@@ -322,7 +320,7 @@ pub fn execute(
     display.finish();
     tracing::debug!("run: scheduler finished");
     drop(rt);
-    let outcome = outcome.map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let outcome = outcome.map_err(|e| CliError::bad_input(e.to_string()))?;
     if let Some(n) = &notifier {
         let (kind, gates, failed) = notice(&outcome, &plan);
         n.send(notify::payload(&run_info, kind, &gates, &failed));
@@ -389,7 +387,7 @@ fn probe_in_flight(
                 };
                 writer
                     .append_blocking(vec![ev])
-                    .map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+                    .map_err(|e| CliError::bad_input(e.to_string()))?;
                 prior[i] = Prior::Done(serde_json::Value::Null);
             }
             Ok(_) => errln!(

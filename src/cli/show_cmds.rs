@@ -14,7 +14,7 @@ pub fn show(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
         Ok(rb) => rb.decl,
         Err(e) => match e.declared {
             Some(d) if only_missing_params(&e.diagnostics) => *d,
-            _ => return Err(CliError::bad_input(e.render())),
+            _ => return Err(CliError::from(e)),
         },
     };
     if json {

@@ -16,8 +16,7 @@ use std::path::Path;
 /// `waymark status`.
 pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, run)?;
-    let (state, warnings) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(format!("error: {e}")))?;
+    let (state, warnings) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     for w in warnings {
         errln!("warning: {w}");
     }

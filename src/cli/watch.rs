@@ -21,7 +21,7 @@ use std::time::Duration;
 const POLL: Duration = Duration::from_millis(500);
 
 fn bad(e: impl std::fmt::Display) -> CliError {
-    CliError::bad_input(format!("error: {e}"))
+    CliError::bad_input(e.to_string())
 }
 
 /// Nodes for the display: names and kinds are all it shows.

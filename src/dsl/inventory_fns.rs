@@ -9,7 +9,7 @@
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
-use crate::estate::inventory::did_you_mean;
+use crate::diagnostic::did_you_mean;
 
 /// Register `servers_in(inventory, group)` (also callable as `inventory.servers_in(group)`).
 pub fn register(engine: &mut Engine) {

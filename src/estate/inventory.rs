@@ -423,28 +423,8 @@ const LAB_KEYS: &[&str] = &[
     "fail",
 ];
 
-/// The closest candidate to `word`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> Option<&'a str>
-where
-    I: IntoIterator<Item = &'a str>,
-{
-    let lw = word.to_lowercase();
-    candidates
-        .into_iter()
-        .map(|c| {
-            let lc = c.to_lowercase();
-            // A truncated key ("replication" for "replication_enabled") is a likely slip too.
-            let d = if lw.len() >= 4 && lc.starts_with(&lw) {
-                1
-            } else {
-                strsim::damerau_levenshtein(&lw, &lc)
-            };
-            (d, c)
-        })
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d < c.len().max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
+// The one typo matcher, shared with every other diagnostic.
+pub use crate::diagnostic::did_you_mean;
 
 /// Host names: letters, digits, '-' and '.', at most 253 characters, not starting with '-'.
 pub fn check_host_name(name: &str) -> Result<(), String> {

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::cancel::{CancelReason, CancelToken};
+use crate::diagnostic::Diagnostic;
 
 pub use inventory::{Driver, Inventory, InventoryError, Role, Server, TransportKind};
 pub use lab::LabEstate;
@@ -240,22 +241,39 @@ impl EstateError {
     }
 }
 
-impl fmt::Display for EstateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl EstateError {
+    /// The error as a [`Diagnostic`]: the message, and the fix as help when there is one
+    /// of its own. Display is its one-line form, so a thrown estate error and a printed
+    /// one read the same.
+    pub fn diagnostic(&self) -> Diagnostic {
         match self {
             EstateError::UnknownOp { op, suggestion } => {
-                write!(f, "unknown estate operation `{op}`")?;
-                match suggestion {
-                    Some(s) => write!(f, "; did you mean `{s}`?"),
-                    None => write!(f, "; see docs/estate-ops.md for the list"),
-                }
+                Diagnostic::new(format!("unknown estate operation `{op}`")).help(match suggestion {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "see docs/estate-ops.md for the list".to_string(),
+                })
             }
             EstateError::UnknownServer { server, suggestion } => {
-                write!(f, "no server `{server}` in the inventory")?;
+                let d = Diagnostic::new(format!("no server `{server}` in the inventory"));
                 match suggestion {
-                    Some(s) => write!(f, "; did you mean `{s}`?"),
-                    None => Ok(()),
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d,
                 }
+            }
+            other => Diagnostic::new(other.message()),
+        }
+    }
+
+    fn message(&self) -> String {
+        let mut f = String::new();
+        let _ = self.write_message(&mut f);
+        f
+    }
+
+    fn write_message(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            EstateError::UnknownOp { .. } | EstateError::UnknownServer { .. } => {
+                write!(f, "{}", self.diagnostic().message)
             }
             EstateError::WrongRole { op, server, role } => write!(
                 f,
@@ -306,6 +324,12 @@ impl fmt::Display for EstateError {
     }
 }
 
+impl fmt::Display for EstateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic().inline())
+    }
+}
+
 impl std::error::Error for EstateError {}
 
 impl From<InventoryError> for EstateError {
@@ -326,7 +350,7 @@ pub(crate) fn prepare<'i, 'a>(
         .server(server)
         .ok_or_else(|| EstateError::UnknownServer {
             server: server.to_string(),
-            suggestion: inventory::did_you_mean(
+            suggestion: crate::diagnostic::did_you_mean(
                 server,
                 inv.servers.iter().map(|s| s.name.as_str()),
             )

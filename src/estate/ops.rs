@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::inventory::{did_you_mean, Role};
+use super::inventory::Role;
 use super::EstateError;
+use crate::diagnostic::did_you_mean;
 
 /// The JSON type an argument takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 use super::declaration::{Callable, RunbookDecl, StepDecl, StepKind};
 use super::options::{self, KeyPositions, MakeCallable};
+use super::positions::KeyIndex;
 use super::resolver::{display_path, Resolver};
 use crate::diagnostic::{did_you_mean, Diagnostic, SourceMap, SrcPos};
 use crate::shipped;
@@ -155,6 +156,7 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     sources: Arc<Mutex<SourceMap>>,
+    keys: KeyIndex,
     params_dyn: Dynamic,
 }
 
@@ -210,6 +212,7 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
             ..Default::default()
         }),
         sources: sources.clone(),
+        keys: KeyIndex::default(),
         params_dyn: Dynamic::from_map(Map::new()).into_shared(),
     });
 
@@ -381,68 +384,16 @@ fn call_pos(ctx: &NativeCallContext, main: &Arc<str>) -> Option<SrcPos> {
     to_pos(&file, ctx.call_position())
 }
 
-/// Option-key positions found by scanning the source text after the call.
-struct Keys<'a>(&'a SourceMap);
-
-impl KeyPositions for Keys<'_> {
-    fn key_pos(&self, call: &Option<SrcPos>, key: &str) -> Option<SrcPos> {
-        let call = call.as_ref()?;
-        if key.is_empty() {
-            return None;
-        }
-        let last = self.0.line_count(&call.file).min(call.line + 400);
-        for line in call.line..=last {
-            let text = self.0.line(&call.file, line)?;
-            let skip = if line == call.line {
-                call.col.saturating_sub(1)
-            } else {
-                0
-            };
-            let start = text.char_indices().nth(skip).map_or(text.len(), |(b, _)| b);
-            let mut rest = &text[start..];
-            // The key belongs to this call only up to the next declaration.
-            let next_decl = (line > call.line)
-                .then(|| {
-                    [rest.find("step("), rest.find("gate(")]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                })
-                .flatten();
-            if let Some(stop) = next_decl {
-                rest = &rest[..stop];
-            }
-            if let Some(found) = find_key(rest, key) {
-                let col = text[..start + found].chars().count() + 1;
-                return Some(SrcPos {
-                    file: call.file.clone(),
-                    line,
-                    col,
-                });
-            }
-            if next_decl.is_some() {
-                return None;
-            }
-        }
-        None
-    }
+/// Option-key positions of the declarations' calls, from the AST of their files.
+struct Keys<'a> {
+    sources: &'a SourceMap,
+    index: &'a KeyIndex,
 }
 
-fn find_key(hay: &str, key: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = hay[from..].find(key) {
-        let at = from + i;
-        let before_ok = hay[..at]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '"'));
-        let after = hay[at + key.len()..].trim_start();
-        if before_ok && after.starts_with(':') && !after.starts_with("::") {
-            return Some(at);
-        }
-        from = at + key.len();
+impl KeyPositions for Keys<'_> {
+    fn key_pos(&self, call: &Option<SrcPos>, path: &[&str]) -> Option<SrcPos> {
+        self.index.key_pos(self.sources, call.as_ref()?, path)
     }
-    None
 }
 
 struct Maker<'a, 'b> {
@@ -654,7 +605,10 @@ fn declare(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let keys = Keys(&sources);
+    let keys = Keys {
+        sources: &sources,
+        index: &shared.keys,
+    };
     let mut maker = Maker {
         ctx: &ctx,
         shared,
@@ -707,7 +661,11 @@ fn declare_runbook(
         return Err(abort());
     };
     let mut diags = Vec::new();
-    let decl = options::parse_runbook(&map, pos.clone(), &Keys(&sources), &mut diags);
+    let keys = Keys {
+        sources: &sources,
+        index: &shared.keys,
+    };
+    let decl = options::parse_runbook(&map, pos.clone(), &keys, &mut diags);
 
     // Merge --param over defaults; every problem with parameters stops the load,
     // since the rest of the script may depend on them.
@@ -715,7 +673,7 @@ fn declare_runbook(
     for (k, v) in &st.cli_params {
         if !decl.params.contains_key(k) {
             let mut d = Diagnostic::at(
-                Keys(&sources).key_pos(&pos, "params").or(pos.clone()),
+                keys.key_pos(&pos, &["params"]).or(pos.clone()),
                 format!("--param `{k}` is not a parameter of this runbook"),
             );
             d.help = Some(
@@ -749,7 +707,7 @@ fn declare_runbook(
                 };
                 diags.push(
                     Diagnostic::at(
-                        Keys(&sources).key_pos(&pos, name).or(pos.clone()),
+                        keys.key_pos(&pos, &["params", name]).or(pos.clone()),
                         format!("missing required parameter `{name}`{help}"),
                     )
                     .help(format!("pass `--param {name}=VALUE`")),
@@ -781,6 +739,7 @@ pub fn describing_engine() -> Engine {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         sources: Arc::new(Mutex::new(SourceMap::default())),
+        keys: KeyIndex::default(),
         params_dyn: Dynamic::from_map(Map::new()).into_shared(),
     });
     register_declarations(&mut engine, &shared);

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod inventory_fns;
 pub mod loader;
 pub mod options;
+pub mod positions;
 pub mod primitives;
 pub mod resolver;
 pub mod strict;

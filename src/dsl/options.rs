@@ -47,10 +47,11 @@ pub const NOTIFY_OPTIONS: &[&str] = &["webhook", "command"];
 /// Options of one declared parameter.
 pub const PARAM_OPTIONS: &[&str] = &["help", "required", "default_value"];
 
-/// Where each option key of a call was written (best effort, from the source text).
+/// Where each option key of a call was written (from the AST: [`super::positions`]).
 pub trait KeyPositions {
-    /// Position of `key:` in the option map of the call at `call`.
-    fn key_pos(&self, call: &Option<SrcPos>, key: &str) -> Option<SrcPos>;
+    /// Position of the deepest key of `path` (`["params", "server"]`) written literally in
+    /// the option map of the call at `call`.
+    fn key_pos(&self, call: &Option<SrcPos>, path: &[&str]) -> Option<SrcPos>;
 }
 
 /// Turns closures into [`Callable`]s (needs the Rhai call context, so the loader provides it).
@@ -62,15 +63,32 @@ pub trait MakeCallable {
 struct Cx<'a> {
     what: &'a str,
     call: &'a Option<SrcPos>,
+    /// Keys leading from the call's option map to the map being parsed (`params`, NAME).
+    within: &'a [&'a str],
     keys: &'a dyn KeyPositions,
     diags: &'a mut Vec<Diagnostic>,
 }
 
 impl Cx<'_> {
+    /// The same context, for a nested map (callers override `what` and `within`).
+    fn reborrow(&mut self) -> Cx<'_> {
+        Cx {
+            what: self.what,
+            call: self.call,
+            within: self.within,
+            keys: self.keys,
+            diags: self.diags,
+        }
+    }
+
     fn err(&mut self, key: &str, message: String) -> &mut Diagnostic {
+        let mut path = self.within.to_vec();
+        if !key.is_empty() {
+            path.push(key);
+        }
         let pos = self
             .keys
-            .key_pos(self.call, key)
+            .key_pos(self.call, &path)
             .or_else(|| self.call.clone());
         self.diags.push(Diagnostic::at(pos, message));
         self.diags.last_mut().expect("just pushed")
@@ -203,6 +221,7 @@ pub fn parse_step(
     let mut cx = Cx {
         what: &what,
         call: &call,
+        within: &[],
         keys,
         diags,
     };
@@ -214,7 +233,7 @@ pub fn parse_step(
 
     decl.title = cx.string(opts, "title");
     let mut seen = std::collections::HashSet::new();
-    let after_pos = keys.key_pos(&call, "after").or_else(|| call.clone());
+    let after_pos = keys.key_pos(&call, &["after"]).or_else(|| call.clone());
     for name in cx.strings(opts, "after") {
         if seen.insert(name.clone()) {
             decl.after.push(Dep {
@@ -299,6 +318,7 @@ pub fn parse_runbook(
     let mut cx = Cx {
         what: "runbook()",
         call: &call,
+        within: &[],
         keys,
         diags,
     };
@@ -324,8 +344,13 @@ pub fn parse_runbook(
         match v.clone().try_cast::<Map>() {
             Some(params) => {
                 for (name, spec) in params {
+                    let within = ["params", name.as_str()];
                     let Some(spec) = spec.try_cast::<Map>() else {
-                        let d = cx.err(name.as_str(), format!("parameter `{name}` must be a map"));
+                        let mut pcx = Cx {
+                            within: &within[..1],
+                            ..cx.reborrow()
+                        };
+                        let d = pcx.err(name.as_str(), format!("parameter `{name}` must be a map"));
                         d.help = Some(format!(
                             "write `{name}: #{{ help: \"...\", required: true }}`"
                         ));
@@ -334,9 +359,8 @@ pub fn parse_runbook(
                     let what = format!("parameter `{name}`");
                     let mut pcx = Cx {
                         what: &what,
-                        call: &call,
-                        keys,
-                        diags: cx.diags,
+                        within: &within,
+                        ..cx.reborrow()
                     };
                     pcx.unknown_keys(&spec, PARAM_OPTIONS, &[]);
                     let default_value = spec.get("default_value").map(|d| {
@@ -371,7 +395,11 @@ pub fn parse_runbook(
                             decl.limits.insert(group.to_string(), n as usize);
                         }
                         _ => {
-                            cx.err(
+                            Cx {
+                                within: &["limits"],
+                                ..cx.reborrow()
+                            }
+                            .err(
                                 group.as_str(),
                                 format!("limit of group `{group}` must be a whole number ≥ 1"),
                             );
@@ -403,9 +431,8 @@ fn parse_notify(v: &Dynamic, cx: &mut Cx) -> crate::notify::Hooks {
     };
     let mut ncx = Cx {
         what: "notify",
-        call: cx.call,
-        keys: cx.keys,
-        diags: cx.diags,
+        within: &["notify"],
+        ..cx.reborrow()
     };
     ncx.unknown_keys(&map, NOTIFY_OPTIONS, &[]);
     if let Some(url) = ncx.string(&map, "webhook") {

@@ -116,6 +116,50 @@ fn a_bad_script_exits_2_with_file_line_column_and_caret() {
 }
 
 #[test]
+fn the_caret_points_at_the_option_key_not_at_the_same_word_inside_a_string() {
+    let o = Test::new()
+        .file(
+            "rb.rhai",
+            "runbook(#{ name: \"x\", description: \"y\" });\nstep(\"a\", #{ title: \"no timeout: x\", timeout: \"soon\", run: |ctx| 1 });\n",
+        )
+        .args(&["check", "rb.rhai"])
+        .run();
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("bad duration for `timeout`"),
+        "{}",
+        o.stderr
+    );
+    // Column 38 is `timeout` the key; the text scan used to answer 25, inside the title.
+    assert!(o.stderr.contains("--> rb.rhai:2:38"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .lines()
+            .any(|l| l.ends_with(&format!("| {}^", " ".repeat(37)))),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_parameter_error_points_at_the_parameter_in_the_authors_map() {
+    let o = Test::new()
+        .file(
+            "rb.rhai",
+            "runbook(#{ name: \"x\", description: \"server: y\",\n  params: #{ server: #{ help: \"the server\", required: \"yes\" } } });\n",
+        )
+        .args(&["check", "rb.rhai"])
+        .run();
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(
+        o.stderr.contains("`required` must be true or false"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("--> rb.rhai:2:45"), "{}", o.stderr);
+}
+
+#[test]
 fn an_unknown_runbook_exits_2_and_points_at_list() {
     let o = Test::new().args(&["check", "nope.rhai"]).run();
     assert_eq!(o.code, 2);

@@ -1,0 +1,175 @@
+//! Where the keys of an option map were written, read from the Rhai AST of the file a
+//! declaration is in — never by scanning text, which cannot tell `timeout:` the key from
+//! `"no timeout: x"` inside a string.
+//!
+//! Only map literals written at the call have positions: `step("a", #{ timeout: … })`
+//! knows where `timeout` is, nested literals too (`params: #{ server: #{ help: … } }`).
+//! A map built elsewhere (a stdlib function composing the parameter block, a variable)
+//! has none, and a lookup answers the deepest key it did find — still in the author's
+//! code — so the caller falls back from there to the call itself.
+
+use crate::diagnostic::{SourceMap, SrcPos};
+use rhai::{ASTNode, Engine, Expr, FnCallExpr, OptimizationLevel, Position, Stmt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A 1-based (line, column), as Rhai counts them.
+type LineCol = (usize, usize);
+
+/// One key of a map literal: where it is, and the keys of its value when that is a map
+/// literal too.
+#[derive(Debug)]
+struct Key {
+    name: String,
+    pos: LineCol,
+    value: Vec<Key>,
+}
+
+fn keys_of(expr: &Expr) -> Option<Vec<Key>> {
+    let Expr::Map(m, _) = expr else {
+        return None;
+    };
+    Some(
+        m.0.iter()
+            .filter_map(|(ident, value)| {
+                Some(Key {
+                    name: ident.name.to_string(),
+                    pos: line_col(ident.pos)?,
+                    value: keys_of(value).unwrap_or_default(),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn line_col(pos: Position) -> Option<LineCol> {
+    Some((pos.line()?, pos.position().unwrap_or(1)))
+}
+
+/// Every call of one file that has a map literal among its arguments, by the call's
+/// position (what `NativeCallContext::call_position` reports for it).
+#[derive(Debug, Default)]
+struct FileKeys(HashMap<LineCol, Vec<Key>>);
+
+impl FileKeys {
+    fn parse(text: &str) -> FileKeys {
+        let mut engine = Engine::new_raw();
+        // Unoptimised, so a map of constants stays a map literal with its keys' positions.
+        engine.set_optimization_level(OptimizationLevel::None);
+        engine.set_max_expr_depths(64, 64);
+        let mut out = FileKeys::default();
+        let Ok(ast) = engine.compile(text) else {
+            // The real load reports the syntax error; positions are only a help.
+            return out;
+        };
+        ast.walk(&mut |path: &[ASTNode]| {
+            let call: Option<(&FnCallExpr, Position)> = match path.last() {
+                Some(ASTNode::Expr(Expr::FnCall(x, pos))) => Some((x, *pos)),
+                Some(ASTNode::Stmt(Stmt::FnCall(x, pos))) => Some((x, *pos)),
+                _ => None,
+            };
+            if let Some((call, pos)) = call {
+                if let (Some(at), Some(keys)) = (line_col(pos), call.args.iter().find_map(keys_of))
+                {
+                    out.0.insert(at, keys);
+                }
+            }
+            true
+        });
+        out
+    }
+}
+
+/// The key positions of every file a load looked into, parsed once per file on first
+/// use (only declarations ask, so a file without any is never parsed again).
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    files: Mutex<HashMap<Arc<str>, Arc<FileKeys>>>,
+}
+
+impl KeyIndex {
+    /// Where the deepest key of `path` that was written literally at the call `call`
+    /// is: `["params", "server", "help"]` answers `help`'s position, or `server`'s when
+    /// the parameter's map was built by a function. `None` when not even the first key
+    /// is in a literal at the call.
+    pub fn key_pos(&self, sources: &SourceMap, call: &SrcPos, path: &[&str]) -> Option<SrcPos> {
+        let file = {
+            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            match files.get(&call.file) {
+                Some(f) => f.clone(),
+                None => {
+                    let parsed = Arc::new(FileKeys::parse(sources.get(&call.file)?));
+                    files.insert(call.file.clone(), parsed.clone());
+                    parsed
+                }
+            }
+        };
+        let mut keys = file.0.get(&(call.line, call.col))?;
+        let mut found = None;
+        for name in path {
+            let Some(k) = keys.iter().find(|k| k.name == *name) else {
+                break;
+            };
+            found = Some(k.pos);
+            keys = &k.value;
+        }
+        found.map(|(line, col)| SrcPos {
+            file: call.file.clone(),
+            line,
+            col,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(text: &str, call: LineCol, path: &[&str]) -> Option<LineCol> {
+        let mut sources = SourceMap::default();
+        sources.insert("f.rhai".into(), text.into());
+        let call = SrcPos {
+            file: "f.rhai".into(),
+            line: call.0,
+            col: call.1,
+        };
+        KeyIndex::default()
+            .key_pos(&sources, &call, path)
+            .map(|p| (p.line, p.col))
+    }
+
+    #[test]
+    fn a_key_inside_a_string_is_not_the_key() {
+        let text = "step(\"a\", #{ title: \"no timeout: x\", timeout: \"soon\" });";
+        assert_eq!(lookup(text, (1, 1), &["timeout"]), Some((1, 38)));
+    }
+
+    #[test]
+    fn nested_literals_and_the_deepest_key_found() {
+        let text =
+            "runbook(#{\n  params: #{\n    server: #{ help: 1 },\n    other: make(),\n  },\n});";
+        assert_eq!(
+            lookup(text, (1, 1), &["params", "server", "help"]),
+            Some((3, 16))
+        );
+        assert_eq!(
+            lookup(text, (1, 1), &["params", "other", "help"]),
+            Some((4, 5))
+        );
+        assert_eq!(lookup(text, (1, 1), &["name"]), None);
+        assert_eq!(lookup(text, (2, 1), &["params"]), None);
+    }
+
+    #[test]
+    fn calls_inside_functions_and_closures_are_found() {
+        let text =
+            "fn f() {\n  step(\"x\", #{ retries: 1 })\n}\nlet c = || step(\"y\", #{ when: 1 });";
+        assert_eq!(lookup(text, (2, 3), &["retries"]), Some((2, 16)));
+        assert_eq!(lookup(text, (4, 12), &["when"]), Some((4, 25)));
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_has_no_positions() {
+        assert_eq!(lookup("step(\"a\", #{ x: 1 ", (1, 1), &["x"]), None);
+    }
+}

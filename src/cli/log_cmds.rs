@@ -15,7 +15,8 @@ pub(super) fn resolve_run(
         Some(id) => {
             let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
             if !dir.join(journal::JOURNAL_FILE).exists() {
-                return Err(CliError::bad_input(format!("no run `{id}` in {} (see `{}`)",
+                return Err(CliError::bad_input(format!(
+                    "no run `{id}` in {} (see `{}`)",
                     state_dir.display(),
                     super::hint::runs(state_dir)
                 )));
@@ -31,7 +32,8 @@ pub(super) fn resolve_run(
                 errln!("warning: {w}");
             }
             let (id, _) = listing.runs.last().ok_or_else(|| {
-                CliError::bad_input(format!("no runs in {}",
+                CliError::bad_input(format!(
+                    "no runs in {}",
                     state_dir.join(journal::RUNS_DIR).display()
                 ))
             })?;
@@ -80,8 +82,7 @@ pub fn log(
     follow: bool,
 ) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) =
-        RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     let names: Vec<String> = match step {
         Some(s) => {
             if state.step(s).is_none() {
@@ -95,7 +96,8 @@ pub fn log(
                 let hint = crate::diagnostic::did_you_mean(s, names.iter().copied())
                     .map(|n| format!(" (did you mean `{n}`?)"))
                     .unwrap_or_default();
-                return Err(CliError::bad_input(format!("run {run} has no step `{s}`{hint}"
+                return Err(CliError::bad_input(format!(
+                    "run {run} has no step `{s}`{hint}"
                 )));
             }
             vec![s.to_string()]
@@ -193,8 +195,8 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
 /// `waymark report RUN [--output FILE]`.
 pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
     let (id, dir) = resolve_run(state_dir, Some(run))?;
-    let report = crate::report::build(&dir, state_dir)
-        .map_err(|e| CliError::bad_input(e.to_string()))?;
+    let report =
+        crate::report::build(&dir, state_dir).map_err(|e| CliError::bad_input(e.to_string()))?;
     let page = crate::report::render(&report);
     if output == Some(Path::new("-")) {
         use std::io::Write as _;

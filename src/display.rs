@@ -190,6 +190,20 @@ impl Display {
             // Shown by the executor ([`Display::gate_waits`]) in order with the decisions
             // it journals; the scheduler's copy of the event arrives on another thread.
             Event::GateWaiting { .. } => return,
+            Event::RehearsalStarted { gate, .. } => {
+                format!("{} gate {gate}: rehearsing", self.paint("36", "▶"))
+            }
+            Event::RehearsalEnded {
+                gate,
+                error: Some(error),
+                ..
+            } => format!(
+                "{} gate {gate}: rehearsal failed: {error}",
+                self.paint("31", "✗")
+            ),
+            Event::RehearsalEnded { gate, .. } => {
+                format!("{} gate {gate}: rehearsed", self.paint("32", "✓"))
+            }
             Event::GateApproved {
                 gate,
                 by,

@@ -50,7 +50,6 @@ pub struct RhaiAction {
     pub estate: Option<Arc<dyn Estate>>,
     /// Set for `--dry-run`: primitives record instead of acting.
     pub dry_run: Option<DryRun>,
-    rehearsed: Mutex<BTreeSet<usize>>,
     /// Gates `--yes` has already given its one approval to (or declined to).
     yes_given: Mutex<BTreeSet<usize>>,
     /// The live display, told of what gates decide beyond the journal's events.
@@ -99,7 +98,6 @@ impl RhaiAction {
             echo: None,
             estate: None,
             dry_run: None,
-            rehearsed: Mutex::new(BTreeSet::new()),
             yes_given: Mutex::new(BTreeSet::new()),
             display: None,
             prompter: None,
@@ -793,6 +791,27 @@ impl Action for RhaiAction {
             .contains(&node)
     }
 
+    // In a rehearsal the `rehearse` closure plays the operator's part, once per process,
+    // before the gate is asked. The scheduler runs it like a step's attempt: journaled
+    // first, on its own thread, cancelled by Ctrl-C and bounded by the gate's `timeout`.
+    fn rehearses(&self, node: usize) -> bool {
+        self.plan.steps[node].decl.rehearse.is_some()
+            && self.estate.as_ref().is_some_and(|e| e.is_rehearsal())
+    }
+
+    fn rehearse(
+        &self,
+        node: usize,
+        attempt: u32,
+        cancel: &CancelToken,
+        done: &FinishedView,
+    ) -> Result<(), String> {
+        match &self.plan.steps[node].decl.rehearse {
+            Some(r) => self.call(node, attempt, r, cancel, done).map(drop),
+            None => Ok(()),
+        }
+    }
+
     fn keep_waiting(&self) -> bool {
         self.gate_mode == GateMode::Prompt && self.prompter.as_ref().is_some_and(|p| p.busy())
     }
@@ -803,21 +822,6 @@ impl Action for RhaiAction {
         let need = decl.approvals.max(1) as usize;
         if let (true, Some(d)) = (_first, &self.display) {
             d.gate_waits(&decl.name);
-        }
-        // In a rehearsal the `rehearse` closure plays the operator's part, once.
-        let rehearsal = self.estate.as_ref().is_some_and(|e| e.is_rehearsal());
-        if let (true, Some(r)) = (rehearsal, &decl.rehearse) {
-            let first_time = self
-                .rehearsed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(node);
-            if first_time {
-                if let Err(e) = self.call(node, 1, r, &CancelToken::new(), &FinishedView::default())
-                {
-                    return GateState::Rejected(format!("the rehearsal of this gate failed: {e}"));
-                }
-            }
         }
         if self.gate_mode == GateMode::ApproveAll
             && self

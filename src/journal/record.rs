@@ -162,6 +162,17 @@ pub enum Event {
     StepUnknown { step: String, attempt: u32 },
     /// A gate is waiting for approvals.
     GateWaiting { gate: String },
+    /// A gate's `rehearse` closure is about to play the operator's part (a rehearsal on
+    /// the lab estate); durable before it acts, like a step's `step_started`.
+    RehearsalStarted { gate: String, attempt: u32 },
+    /// A gate's rehearsal returned. With an `error` it failed (or timed out) and the gate
+    /// counts as rejected; without one the gate goes on to ask for its approvals.
+    RehearsalEnded {
+        gate: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// One approval of a gate.
     GateApproved {
         gate: String,
@@ -262,6 +273,9 @@ impl Event {
         };
         match self {
             Event::StepFailed { error, .. } | Event::UndoFailed { error, .. } => scrub(error),
+            Event::RehearsalEnded {
+                error: Some(error), ..
+            } => scrub(error),
             Event::StepSkipped { reason, .. } | Event::RunPaused { reason, .. } => scrub(reason),
             Event::GateApproved { note, .. } | Event::GateRejected { note, .. } => {
                 if let Some(n) = note {
@@ -288,6 +302,8 @@ impl Event {
             | Event::UndoSucceeded { step }
             | Event::UndoFailed { step, .. } => Some(step),
             Event::GateWaiting { gate }
+            | Event::RehearsalStarted { gate, .. }
+            | Event::RehearsalEnded { gate, .. }
             | Event::GateApproved { gate, .. }
             | Event::GateRejected { gate, .. } => Some(gate),
             _ => None,

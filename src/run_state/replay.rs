@@ -203,6 +203,17 @@ impl Replay {
                 s.finished_at = None;
                 s.started_at.get_or_insert_with(|| ts.to_string());
             }
+            // A rehearsal plays the operator's part while its gate waits: the gate's state
+            // changes only when it failed, which rejects the gate. One caught in flight by
+            // a crash runs again on resume (lab operations are idempotent).
+            Event::RehearsalStarted { .. } => {}
+            Event::RehearsalEnded { gate, error, .. } => {
+                if let Some(e) = error {
+                    let s = self.step(gate, "gate");
+                    s.finish(StepState::Rejected, ts);
+                    s.error = Some(format!("the rehearsal of this gate failed: {e}"));
+                }
+            }
             // One approval is not the gate passing (it may need more, or a resume may find
             // it was given by the wrong account): only the `step_succeeded` the scheduler
             // writes once the gate is satisfied marks it approved.

@@ -62,6 +62,8 @@ pub(super) struct Live {
 pub(super) enum TimerKind {
     Timeout,
     Retry,
+    /// A gate's rehearsal ran out of time (the gate's `timeout`).
+    Rehearsal,
 }
 
 /// A timer of one attempt; stale ones (the attempt moved on) are ignored when they fire.
@@ -199,6 +201,10 @@ impl Run {
                 break;
             }
             self.attempts.timers.pop();
+            if t.kind == TimerKind::Rehearsal {
+                self.rehearsal_timed_out(t.node);
+                continue;
+            }
             let Some(live) = self.attempts.live[t.node].as_mut() else {
                 continue;
             };
@@ -238,6 +244,9 @@ impl Run {
             }
         }
         self.attempts.retries_due.clear();
+        for r in self.gates.rehearsing.iter().flatten() {
+            r.token.cancel(reason);
+        }
     }
 
     /// Free the run slot of a node that stopped running.
@@ -255,7 +264,7 @@ impl Run {
 }
 
 /// The message of a caught panic, when it has one.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -140,8 +140,25 @@ pub trait Action: Send + Sync + 'static {
         cancel: &CancelToken,
         done: &FinishedView,
     ) -> Result<Value, String>;
-    /// Called when gate `node` becomes ready, then every poll until it is decided.
+    /// Asked when gate `node` opens (`first`; after its rehearsal, if it has one), then
+    /// every poll until it is decided. Runs on a blocking thread, never on the run loop.
     fn gate(&self, node: usize, first: bool) -> GateState;
+    /// Whether gate `node` has a rehearsal to run before it is asked (in a rehearsal on
+    /// the lab, a `rehearse` closure plays the operator's part).
+    fn rehearses(&self, _node: usize) -> bool {
+        false
+    }
+    /// Run gate `node`'s rehearsal (blocking, like [`Action::run`]; must return soon
+    /// after `cancel` fires). An error rejects the gate.
+    fn rehearse(
+        &self,
+        _node: usize,
+        _attempt: u32,
+        _cancel: &CancelToken,
+        _done: &FinishedView,
+    ) -> Result<(), String> {
+        Ok(())
+    }
     /// Whether the failed last attempt of `node` may pass if tried again (asked only when
     /// retries are left; a timeout is always retried). An action answers false for
     /// failures that asking again cannot change, such as an estate refusal.

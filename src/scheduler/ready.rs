@@ -154,11 +154,8 @@ impl Run {
     }
 
     /// Take the ready nodes the limits let start now, reserving their slots; gates among
-    /// them are opened and asked on the spot. The rest keep their place in the queue.
-    pub(super) async fn pick_launches(
-        &mut self,
-        failing: bool,
-    ) -> Result<Vec<usize>, JournalError> {
+    /// them open in the next round. The rest keep their place in the queue.
+    pub(super) fn pick_launches(&mut self, failing: bool) -> Vec<usize> {
         let shared = self.shared.clone();
         let nodes = &shared.nodes;
         let interrupted = shared.interrupt.is_cancelled();
@@ -176,13 +173,9 @@ impl Run {
                 continue;
             }
             if node.kind == NodeKind::Gate {
+                // Opened by the next round; it never takes a run slot.
                 self.st[i] = St::Waiting;
-                let ev = Event::GateWaiting {
-                    gate: node.name.clone(),
-                };
-                self.emit_now(vec![ev]).await?;
-                self.gates.waiting.push(i);
-                self.poll_gate(i, true).await?;
+                self.gates.opening.push(i);
                 continue;
             }
             if self.slots.full() {
@@ -214,6 +207,6 @@ impl Run {
             }
             self.queue.ready.push_front(i);
         }
-        Ok(launches)
+        launches
     }
 }

@@ -53,9 +53,19 @@ pub(super) struct Shared {
 /// One round of records handed to the journal, and what to do once it is durable.
 pub(super) struct Commit {
     durable: Durable,
+    round: Round,
+}
+
+/// What a round's records allow once they are durable.
+pub(super) struct Round {
     ended: Vec<Ended>,
     /// Retries and first attempts whose `step_started` is in this round.
     starts: Vec<usize>,
+    /// Gates whose `gate_waiting` is in this round, and whether a `rehearsal_started`
+    /// follows it.
+    opened: Vec<(usize, bool)>,
+    /// Rehearsals whose `rehearsal_ended` is in this round.
+    rehearsed: Vec<(usize, Result<(), String>)>,
     /// Last attempts in `ended` that failed (they stop new steps unless `keep_going`).
     failures: usize,
 }
@@ -76,7 +86,7 @@ pub(super) struct Run {
     pub(super) shared: Arc<Shared>,
     announcer: Announcer,
     pub(super) keep_going: bool,
-    gate_poll: Duration,
+    pub(super) gate_poll: Duration,
     pub(super) st: Vec<St>,
     pub(super) queue: Queue,
     pub(super) slots: Slots,
@@ -137,7 +147,7 @@ impl Run {
             // Decide every pending node whose dependencies are all finished.
             queue: Queue::new(n),
             rounds: Rounds::default(),
-            gates: Gates::default(),
+            gates: Gates::new(n),
             failures: Vec::new(),
             interrupt_forwarded: false,
         }
@@ -147,16 +157,18 @@ impl Run {
         let shared = self.shared.clone();
         let interrupt = &shared.interrupt;
         let mut reports = Vec::new();
+        let mut gate_reports = Vec::new();
         loop {
             self.resolve().await?;
             self.commit().await?;
             if !self.queue.to_check.is_empty() {
                 continue;
             }
+            self.poll_gates();
 
             // Nothing running and nothing launchable: finished, failed, cancelled, or
             // paused on gates that only a person (another shell, a later resume) can answer.
-            if self.slots.running == 0 && self.rounds.in_flight.is_empty() {
+            if self.slots.running == 0 && self.rounds.in_flight.is_empty() && self.gates.busy == 0 {
                 let stopping = self.stopping();
                 let launchable = self.queue.ready.iter().any(|&i| {
                     !stopping
@@ -169,8 +181,10 @@ impl Run {
                 }
             }
 
-            // Wait for actions to end, a timer, a gate poll tick, or an interrupt.
+            // Wait for actions to end, a gate's thread, a timer, a gate poll tick, or an
+            // interrupt.
             let next_timer = self.attempts.timers.peek().map(|Reverse(t)| t.at);
+            let next_poll = self.gates.next_poll;
             tokio::select! {
                 written = front_durable(&mut self.rounds.in_flight), if !self.rounds.in_flight.is_empty() => {
                     self.durable(written);
@@ -183,11 +197,13 @@ impl Run {
                 _ = tokio::time::sleep_until(next_timer.unwrap_or_else(tokio::time::Instant::now)), if next_timer.is_some() => {
                     self.fire_timers();
                 }
-                _ = tokio::time::sleep(self.gate_poll), if !self.gates.waiting.is_empty() => {
-                    for i in self.gates.waiting.clone() {
-                        self.poll_gate(i, false).await?;
+                _ = self.gates.rx.recv_many(&mut gate_reports, usize::MAX), if self.gates.busy > 0 => {
+                    for report in gate_reports.drain(..) {
+                        self.gate_report(report);
                     }
                 }
+                // `poll_gates` at the top of the loop asks them.
+                _ = tokio::time::sleep_until(next_poll.unwrap_or_else(tokio::time::Instant::now)), if next_poll.is_some() => {}
                 // Guarded by our own flag, not by `is_cancelled`: an interrupt that lands
                 // while the loop is busy must still reach the running steps.
                 reason = interrupt.cancelled(), if !self.interrupt_forwarded => {
@@ -262,17 +278,31 @@ impl Run {
         let ended = std::mem::take(&mut self.rounds.ended);
         let mut starts = std::mem::take(&mut self.attempts.retries_due);
         let retries = starts.len();
+        let rehearsed = std::mem::take(&mut self.gates.rehearsed);
         let failures = ended
             .iter()
             .filter(|e| e.result.is_err() && !e.will_retry)
-            .count();
+            .count()
+            + rehearsed.iter().filter(|(_, r)| r.is_err()).count();
         // A failure on its way to the journal stops new steps just as a settled one would.
         let failing = failures + self.rounds.failures_in_flight > 0;
-        starts.extend(self.pick_launches(failing).await?);
-        if ended.is_empty() && starts.is_empty() {
+        starts.extend(self.pick_launches(failing));
+        let opened: Vec<(usize, bool)> = std::mem::take(&mut self.gates.opening)
+            .into_iter()
+            .map(|i| (i, shared.action.rehearses(i)))
+            .collect();
+        if ended.is_empty() && starts.is_empty() && opened.is_empty() && rehearsed.is_empty() {
             return Ok(());
         }
-        let mut events = Vec::with_capacity(ended.len() + starts.len());
+        let mut events =
+            Vec::with_capacity(ended.len() + starts.len() + 2 * opened.len() + rehearsed.len());
+        for (i, result) in &rehearsed {
+            events.push(Event::RehearsalEnded {
+                gate: nodes[*i].name.clone(),
+                attempt: 1,
+                error: result.as_ref().err().cloned(),
+            });
+        }
         for e in &ended {
             let step = nodes[e.node].name.clone();
             events.push(match &e.result {
@@ -301,22 +331,31 @@ impl Run {
                 attempt,
             });
         }
+        for &(i, rehearse) in &opened {
+            let gate = nodes[i].name.clone();
+            if rehearse {
+                events.push(Event::GateWaiting { gate: gate.clone() });
+                events.push(Event::RehearsalStarted { gate, attempt: 1 });
+            } else {
+                events.push(Event::GateWaiting { gate });
+            }
+        }
         let submitted = shared.journal.submit(events);
         self.rounds.failures_in_flight += failures;
-        let durable = match submitted {
-            Ok(d) => d,
-            Err(e) => {
-                self.rounds.failures_in_flight -= failures;
-                self.not_durable(ended, starts, &e);
-                return Ok(());
-            }
-        };
-        self.rounds.in_flight.push_back(Commit {
-            durable,
+        let round = Round {
             ended,
             starts,
+            opened,
+            rehearsed,
             failures,
-        });
+        };
+        match submitted {
+            Ok(durable) => self.rounds.in_flight.push_back(Commit { durable, round }),
+            Err(e) => {
+                self.rounds.failures_in_flight -= failures;
+                self.not_durable(round, &e);
+            }
+        }
         Ok(())
     }
 
@@ -332,17 +371,23 @@ impl Run {
 
     /// The oldest round in flight was written (or failed): act on it.
     pub(super) fn durable(&mut self, written: Result<Vec<Record>, JournalError>) {
-        let Some(commit) = self.rounds.in_flight.pop_front() else {
+        let Some(Commit { round, .. }) = self.rounds.in_flight.pop_front() else {
             return;
         };
-        self.rounds.failures_in_flight -= commit.failures;
+        self.rounds.failures_in_flight -= round.failures;
         let records = match written {
             Ok(records) => records,
-            Err(e) => return self.not_durable(commit.ended, commit.starts, &e),
+            Err(e) => return self.not_durable(round, &e),
         };
         self.announcer.tell(records);
         let interrupted = self.shared.interrupt.is_cancelled();
-        for e in commit.ended {
+        for (i, result) in round.rehearsed {
+            self.rehearsal_ended(i, result);
+        }
+        for (i, rehearse) in round.opened {
+            self.gate_opened(i, rehearse);
+        }
+        for e in round.ended {
             if !e.will_retry {
                 self.release(e.node);
                 self.settle(e.node, e.result);
@@ -368,16 +413,28 @@ impl Run {
                     .min(crate::duration::MAX_DURATION);
             }
         }
-        for i in commit.starts {
+        for i in round.starts {
             self.start_attempt(i);
         }
     }
 
     /// A round could not be journaled. As when each step journaled for itself: a step
-    /// whose end or start is not on record fails (the latter without running).
-    pub(super) fn not_durable(&mut self, ended: Vec<Ended>, starts: Vec<usize>, e: &JournalError) {
+    /// whose end or start is not on record fails (the latter without running), and so
+    /// does a gate whose opening or rehearsal is not on record.
+    pub(super) fn not_durable(&mut self, round: Round, e: &JournalError) {
         let message = format!("journal: {e}");
-        for i in ended.iter().map(|e| e.node).chain(starts) {
+        let gates = round.opened.iter().map(|&(i, _)| i);
+        let rehearsed = round.rehearsed.iter().map(|&(i, _)| i);
+        let nodes: Vec<usize> = round
+            .ended
+            .iter()
+            .map(|e| e.node)
+            .chain(round.starts)
+            .chain(gates)
+            .chain(rehearsed)
+            .collect();
+        for i in nodes {
+            self.gates.waiting.retain(|&w| w != i);
             self.release(i);
             self.settle(i, Err(message.clone()));
         }
@@ -391,7 +448,11 @@ impl Run {
             Ok(v) => {
                 self.st[i] = St::Succeeded;
                 board.set_output(i, v);
-                board.set_result(i, ResultState::Succeeded, None);
+                let state = match shared.nodes[i].kind {
+                    NodeKind::Gate => ResultState::Approved,
+                    NodeKind::Step => ResultState::Succeeded,
+                };
+                board.set_result(i, state, None);
             }
             Err(e) => {
                 self.st[i] = St::Failed;

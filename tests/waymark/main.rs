@@ -19,6 +19,7 @@ mod dry_run;
 mod estate_errors;
 mod fingerprints;
 mod follow;
+mod gates;
 mod harness;
 mod hostile;
 mod itms;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+mod gates;
+
 /// An action made of a closure; gates are approved at once.
 struct Probe<F>(F);
 
@@ -105,19 +107,22 @@ async fn run_with<F>(
 where
     F: Fn(usize, u32, &CancelToken) -> Result<Value, String> + Send + Sync + 'static,
 {
+    run_action(nodes, opts, Arc::new(Probe(f)), interrupt).await
+}
+
+/// Run `nodes` with `action` from scratch; the outcome and the journal it left.
+async fn run_action(
+    nodes: Vec<Node>,
+    opts: Options,
+    action: Arc<dyn Action>,
+    interrupt: CancelToken,
+) -> (Outcome, Vec<Record>) {
     let tmp = tempfile::tempdir().expect("temp dir");
     let (journal, path) = journal_in(tmp.path());
     let prior = vec![Prior::Pending; nodes.len()];
-    let outcome = run(
-        Arc::new(nodes),
-        prior,
-        opts,
-        Arc::new(Probe(f)),
-        journal,
-        interrupt,
-    )
-    .await
-    .expect("run");
+    let outcome = run(Arc::new(nodes), prior, opts, action, journal, interrupt)
+        .await
+        .expect("run");
     let records = read_journal(&path).expect("read journal").records;
     (outcome, records)
 }

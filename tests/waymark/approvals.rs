@@ -3,7 +3,7 @@
 //! never count.
 
 use crate::accounts::{share, OsUser};
-use crate::harness::{expect_code, step, Test};
+use crate::harness::{expect_code, step, wait_until, Test};
 use std::process::Output;
 
 fn wm(t: &Test, args: &[&str]) -> Output {
@@ -323,16 +323,7 @@ fn an_advance_approval_keeps_the_time_it_was_given() {
            step("after", #{ after: "sim", run: |ctx| 1 });"#,
     );
     let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let id = loop {
-        assert!(std::time::Instant::now() < deadline, "run never started");
-        if let Ok(mut d) = std::fs::read_dir(t.path().join(".waymark/runs")) {
-            if let Some(e) = d.next() {
-                break e.unwrap().file_name().to_string_lossy().to_string();
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let id = wait_until("the run to start", || t.started_run(".waymark"));
     std::thread::sleep(std::time::Duration::from_millis(300));
     let o = wm(&t, &["approve", &id, "sim", "--note", "CAB signed off"]);
     expect_code(&o, 0);

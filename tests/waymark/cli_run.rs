@@ -1,6 +1,6 @@
 //! `run`, `status`, `log` and `approve` through the binary: order, outcomes, exit codes.
 
-use crate::harness::{step, Test};
+use crate::harness::{step, wait_until, Test};
 use std::time::{Duration, Instant};
 
 fn started_order(t: &Test) -> Vec<String> {
@@ -294,15 +294,7 @@ fn an_approval_from_another_shell_reaches_the_running_process() {
            step("slow", #{ run: |ctx| sleep("3s") });"#,
     );
     let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let runs = t.path().join(".waymark/runs");
-    let run_id = loop {
-        assert!(Instant::now() < deadline, "run never started");
-        if let Some(e) = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()) {
-            break e.unwrap().file_name().to_string_lossy().to_string();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run_id = wait_until("the run to start", || t.started_run(".waymark"));
     std::thread::sleep(Duration::from_millis(500));
     let a = t
         .bare()
@@ -378,16 +370,7 @@ fn a_second_process_cannot_drive_a_live_run() {
            step("slow", #{ run: |ctx| sleep("3s") });"#,
     );
     let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !t.path().join(".waymark/runs").exists()
-        || std::fs::read_dir(t.path().join(".waymark/runs"))
-            .unwrap()
-            .next()
-            .is_none()
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the run to start", || t.started_run(".waymark"));
     std::thread::sleep(Duration::from_millis(300));
     let id = t.run_id();
     let o = t.bare().args(["resume", &id]).output().unwrap();

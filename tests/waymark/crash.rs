@@ -106,17 +106,9 @@ fn kill_9_inside_a_running_step_leaves_it_unknown_and_resume_finishes() {
            step("slow", #{ after: "first", run: |ctx| { sh("echo slow-start >> effects"); sleep("30s"); } });
            step("last", #{ after: "slow", run: |ctx| sh("echo last >> effects"), idempotent: true });"#,
     );
-    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !std::fs::read_to_string(t.path().join("effects"))
-        .unwrap_or_default()
-        .contains("slow-start")
-    {
-        assert!(std::time::Instant::now() < deadline, "slow never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+    t.kill_9_once(&["run", "rb.rhai"], "slow to start", || {
+        t.read("effects").contains("slow-start").then_some(())
+    });
     let v: serde_json::Value =
         serde_json::from_slice(&run(&t, &["status", "--json"], None).stdout).unwrap();
     assert_eq!(v["status"], "crashed");
@@ -250,9 +242,7 @@ fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
         r#"runbook(#{ name: "orphans", description: "d" });
            step("slow", #{ run: |ctx| sh("(sleep 4; echo x >> f) & touch started; sleep 4; echo x >> f") });"#,
     );
-    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let pgid = loop {
+    let pgid = t.kill_9_once(&["run", "rb.rhai"], "the process to start", || {
         let journal = t
             .path()
             .join(".waymark/runs")
@@ -264,21 +254,12 @@ fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
             .and_then(|j| std::fs::read_to_string(j).ok())
             .unwrap_or_default();
         let started = t.path().join("started").exists();
-        if let Some(line) = text
+        let line = text
             .lines()
-            .find(|l| started && l.contains("\"process_started\""))
-        {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            break v["pgid"].as_i64().unwrap() as i32;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the process never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+            .find(|l| started && l.contains("\"process_started\""))?;
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        Some(v["pgid"].as_i64().unwrap() as i32)
+    });
     // A member that is not a zombie (this machine's init may never reap them).
     let group_alive = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
@@ -351,17 +332,9 @@ fn resume_wait_orphans_lets_the_first_attempt_finish_before_any_decision() {
         r#"runbook(#{ name: "orphans", description: "d" });
            step("slow", #{ run: |ctx| sh("(sleep 2; echo x >> f) & touch started; wait") });"#,
     );
-    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !t.path().join("started").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the step never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+    t.kill_9_once(&["run", "rb.rhai"], "the step to start", || {
+        t.path().join("started").exists().then_some(())
+    });
     let r = run(&t, &["resume", "--wait-orphans"], None);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(

@@ -134,3 +134,45 @@ pub fn expect_code(o: &std::process::Output, want: i32) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Poll `ready` every 20 ms until it gives a value; fail the test naming `what` after
+/// 20 s (generous: CI machines are shared), so a wait can never hang the suite.
+#[allow(dead_code)]
+pub fn wait_until<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "waited 20 s: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+impl Test {
+    /// A file under the temp dir as text; empty while it does not exist.
+    #[allow(dead_code)]
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// The id of a run under `STATE/runs` once its directory exists (the first found).
+    #[allow(dead_code)]
+    pub fn started_run(&self, state: &str) -> Option<String> {
+        let e = std::fs::read_dir(self.dir.path().join(state).join("runs"))
+            .ok()?
+            .next()?;
+        Some(e.ok()?.file_name().to_string_lossy().into_owned())
+    }
+
+    /// A crash of a real run: `waymark ARGS` in the background, killed with SIGKILL once
+    /// `ready` gives a value (which is returned), and reaped.
+    #[allow(dead_code)]
+    pub fn kill_9_once<T>(&self, args: &[&str], what: &str, ready: impl FnMut() -> Option<T>) -> T {
+        let mut child = self.bare().args(args).spawn().unwrap();
+        let v = wait_until(what, ready);
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        v
+    }
+}

@@ -187,15 +187,9 @@ fn editing_a_finished_step_stops_resume_unless_accepted_and_from_reruns_downstre
 
 // `waymark run rb.rhai`, killed with SIGKILL once `effects` says `start`.
 fn kill_once_started(t: &Test) {
-    let mut child = t.bare().args(["run", "rb.rhai"]).spawn().unwrap();
-    while !std::fs::read_to_string(t.path().join("effects"))
-        .unwrap_or_default()
-        .contains("start")
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+    t.kill_9_once(&["run", "rb.rhai"], "the step to start", || {
+        t.read("effects").contains("start").then_some(())
+    });
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! its output into a storable value, and decides gates (`--yes`, the approval inbox).
 
 use crate::cancel::CancelToken;
-use crate::dsl::primitives::{with_env, DryRun, StepEnv};
+use crate::dsl::step_env::{with_env, DryRun, StepEnv};
 use crate::dsl::strict::{Holds, StrictMap};
 use crate::dsl::{Callable, StepKind};
 use crate::estate::Estate;
@@ -490,7 +490,7 @@ pub fn dry_run_step(
     plan: &Plan,
     node: usize,
     estate: Option<Arc<dyn Estate>>,
-) -> (Vec<crate::dsl::primitives::DryCall>, Option<DryStop>) {
+) -> (Vec<crate::dsl::step_env::DryCall>, Option<DryStop>) {
     let Some(c) = &plan.steps[node].decl.run else {
         return (Vec::new(), None);
     };

@@ -55,7 +55,7 @@ pub fn new_engine() -> Engine {
     engine.set_max_strings_interned(0);
     engine.disable_symbol("eval");
     engine.on_progress(|ops| {
-        if let Some(reason) = super::primitives::cancelled_reason() {
+        if let Some(reason) = super::step_env::cancelled_reason() {
             return Some(Dynamic::from(reason));
         }
         if !LOADING.with(Cell::get) {
@@ -77,9 +77,12 @@ pub fn new_engine() -> Engine {
         }
         None
     });
-    engine.on_print(|s| super::primitives::print_line("print", s));
-    engine.on_debug(|s, _, _| super::primitives::print_line("debug", s));
+    engine.on_print(|s| super::step_env::print_line("print", s));
+    engine.on_debug(|s, _, _| super::step_env::print_line("debug", s));
     super::primitives::register(&mut engine);
+    super::exec::register(&mut engine);
+    super::estate_ops::register(&mut engine);
+    super::unknown::register(&mut engine);
     super::strict::register(&mut engine);
     super::inventory_fns::register(&mut engine);
     super::inventory_fns::register_text(&mut engine);

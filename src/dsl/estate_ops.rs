@@ -3,7 +3,7 @@
 //! language needs no per-operation code and runbooks cannot tell lab from windows
 //! except by asking (`estate_driver()`, `is_rehearsal()`).
 
-use super::primitives::{require, StepEnv};
+use super::step_env::{require, StepEnv};
 use crate::estate::{EstateError, OpContext, OPS};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 

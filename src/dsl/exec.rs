@@ -3,7 +3,7 @@
 //! A non-zero exit throws (failing the step) unless `check: false` is passed; the
 //! process group is killed when the step times out or the run is interrupted.
 
-use super::primitives::require;
+use super::step_env::require;
 use crate::duration::parse_duration;
 use crate::process::{self, ProcessSpec};
 use rhai::{Array, Engine, EvalAltResult, Map, NativeCallContext, Position};

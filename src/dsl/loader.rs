@@ -1,6 +1,6 @@
 //! Loading a runbook: evaluate the Rhai script once, collecting what `runbook()`,
 //! `step()` and `gate()` declare. Loading has no side effects: the primitives that
-//! act on the world refuse to run outside a step (see [`super::primitives`]).
+//! act on the world refuse to run outside a step (see [`super::step_env`]).
 
 use super::declaration::{Callable, RunbookDecl, StepDecl, StepKind};
 use super::options::{self, KeyPositions, MakeCallable};

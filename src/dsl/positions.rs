@@ -26,8 +26,16 @@ struct Key {
 }
 
 fn keys_of(expr: &Expr) -> Option<Vec<Key>> {
-    let Expr::Map(m, _) = expr else {
-        return None;
+    let m = match expr {
+        Expr::Map(m, _) => m,
+        // `lib::params() + #{ server: … }`: the literal operands' keys are the author's.
+        Expr::FnCall(call, _) if call.name == "+" && call.args.len() == 2 => {
+            let mut keys: Vec<Key> = call.args.iter().filter_map(keys_of).flatten().collect();
+            // A later map wins a merge, so its key is the one that counts.
+            keys.reverse();
+            return (!keys.is_empty()).then_some(keys);
+        }
+        _ => return None,
     };
     Some(
         m.0.iter()
@@ -158,6 +166,19 @@ mod tests {
         );
         assert_eq!(lookup(text, (1, 1), &["name"]), None);
         assert_eq!(lookup(text, (2, 1), &["params"]), None);
+    }
+
+    #[test]
+    fn literal_operands_of_a_merge_keep_their_keys() {
+        let text = "runbook(#{ params: lib::common() + #{ server: #{ help: 1 } } });";
+        assert_eq!(
+            lookup(text, (1, 1), &["params", "server", "help"]),
+            Some((1, 50))
+        );
+        assert_eq!(
+            lookup(text, (1, 1), &["params", "log_since"]),
+            Some((1, 12))
+        );
     }
 
     #[test]

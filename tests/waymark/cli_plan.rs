@@ -160,6 +160,33 @@ fn a_parameter_error_points_at_the_parameter_in_the_authors_map() {
 }
 
 #[test]
+fn a_parameter_block_composed_from_the_stdlib_still_points_into_the_authors_map() {
+    let o = Test::new()
+        .file(
+            "rb.rhai",
+            "import \"readiness\" as readiness;\nrunbook(#{ name: \"x\", description: \"y\",\n  params: readiness::parameters() + #{ server: #{ help: \"s\", required: true } } });\n",
+        )
+        .args(&["check", "rb.rhai", "--param", "log_sinse=1h"])
+        .run();
+    assert_eq!(o.code, 2, "{o:?}");
+    // The stdlib's parameters are there (the typo is recognised)...
+    assert!(
+        o.stderr.contains("did you mean `log_since`?"),
+        "{}",
+        o.stderr
+    );
+    // ...and the missing one is shown where the author declared it.
+    assert!(
+        o.stderr.contains("missing required parameter `server`"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("--> rb.rhai:3:40"), "{}", o.stderr);
+    // An unknown --param points at the author's `params` key.
+    assert!(o.stderr.contains("--> rb.rhai:3:3"), "{}", o.stderr);
+}
+
+#[test]
 fn an_unknown_runbook_exits_2_and_points_at_list() {
     let o = Test::new().args(&["check", "nope.rhai"]).run();
     assert_eq!(o.code, 2);

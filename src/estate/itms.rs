@@ -1,10 +1,56 @@
-//! ITMS 7.5 → 7.6 domain facts that both drivers share (ITMS.md): the required source
-//! version, product lists, version comparison and policy-name classification.
+//! ITMS 7.5 → 7.6 domain facts that both drivers share (ITMS.md): server roles, the
+//! required source version, product lists, version comparison and policy-name classification.
 //!
 //! Keeping these in one place means the lab and the windows driver judge the same
 //! way, so a rehearsal verdict means the same thing as a real one.
 
 use std::cmp::Ordering;
+
+/// What a server is in the ITMS estate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A Notification Server (SMP server).
+    Ns,
+    /// A SQL Server host holding a CMDB.
+    Sql,
+    /// A site server (package, task, PXE services).
+    Site,
+    /// An internet gateway (CEM).
+    Gateway,
+}
+
+impl Role {
+    /// The name used in inventories.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ns => "ns",
+            Role::Sql => "sql",
+            Role::Site => "site",
+            Role::Gateway => "gateway",
+        }
+    }
+
+    /// A human name for messages ("an NS", "a sql server").
+    pub fn describe(self) -> &'static str {
+        match self {
+            Role::Ns => "an NS",
+            Role::Sql => "a sql server",
+            Role::Site => "a site server",
+            Role::Gateway => "an internet gateway",
+        }
+    }
+
+    /// The ITMS role called `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "ns" => Some(Role::Ns),
+            "sql" => Some(Role::Sql),
+            "site" => Some(Role::Site),
+            "gateway" => Some(Role::Gateway),
+            _ => None,
+        }
+    }
+}
 
 /// The only version an on-box upgrade or an off-box migration may start from.
 pub const REQUIRED_SOURCE: &str = "7.5 SP1 HF5";

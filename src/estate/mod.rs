@@ -13,6 +13,7 @@ pub mod demo;
 pub mod inventory;
 pub mod itms;
 pub mod lab;
+pub mod names;
 pub(crate) mod op;
 pub mod ops;
 pub mod quote;

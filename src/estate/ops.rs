@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::inventory::Role;
+use super::itms::Role;
 use super::EstateError;
 use crate::diagnostic::did_you_mean;
 

@@ -109,7 +109,7 @@ impl Transport for SshTransport {
     ) -> Result<PsOutput, EstateError> {
         // The host was validated by the inventory; check again since ssh would read a
         // leading '-' as an option.
-        super::inventory::check_host_name(&server.name).map_err(|m| EstateError::Transport {
+        super::names::check_host_name(&server.name).map_err(|m| EstateError::Transport {
             server: server.name.clone(),
             message: m,
         })?;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::inventory::{check_host_name, check_instance_name, Inventory, Server};
+use super::inventory::{Inventory, Server};
+use super::names::{check_host_name, check_instance_name};
 use super::ops::{Args, OpInfo};
 use super::transport::{InventoryTransport, Transport};
 use super::windows_script as script;

@@ -28,7 +28,7 @@ pub(super) fn dry_run(
         }
         outln!("each server's scripts run through:");
         for server in &estate.inventory().servers {
-            outln!("  {}", crate::estate::transport::describe(server));
+            outln!("  {}", crate::estate::windows::transport::describe(server));
         }
     }
     let mut n = 0;

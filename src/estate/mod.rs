@@ -18,11 +18,7 @@ pub(crate) mod op;
 pub mod ops;
 pub mod quote;
 pub(crate) mod results;
-#[cfg(test)]
-mod script_grammar;
-pub mod transport;
 pub mod windows;
-mod windows_script;
 
 use std::fmt;
 use std::path::Path;

@@ -25,9 +25,11 @@ use self::parse::{parse_json_line, tail, Outcome};
 use self::plan::{Planned, Script};
 use self::scripts as script;
 use self::transport::{InventoryTransport, Transport};
-use super::inventory::Inventory;
+use super::driver::{prepare, Estate, OpContext};
+use super::error::{EstateError, Problem};
+use super::inventory::{Inventory, TransportKind};
+use super::itms;
 use super::ops::Args;
-use super::{itms, prepare, Estate, EstateError, OpContext, Problem};
 
 /// Real Windows servers.
 pub struct WindowsEstate {
@@ -59,7 +61,7 @@ impl WindowsEstate {
             message,
         };
         if out.code != Some(0) {
-            if server.transport == super::TransportKind::Ssh && out.code == Some(255) {
+            if server.transport == TransportKind::Ssh && out.code == Some(255) {
                 return Err(transport_err(
                     &s.host,
                     format!("ssh failed: {}", tail(&out.stderr)),

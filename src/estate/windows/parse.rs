@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
+use crate::estate::error::EstateError;
 use crate::estate::inventory::Server;
 use crate::estate::itms;
 use crate::estate::ops::Args;
-use crate::estate::EstateError;
 
 use super::plan::backup_file;
 

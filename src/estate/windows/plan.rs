@@ -3,10 +3,11 @@
 
 use super::scripts as script;
 use super::{transport_err, WindowsEstate};
+use crate::estate::error::EstateError;
 use crate::estate::inventory::Server;
+use crate::estate::itms;
 use crate::estate::names::{check_host_name, check_instance_name};
 use crate::estate::ops::{Args, OpInfo};
-use crate::estate::{itms, EstateError};
 
 /// One script and the server whose transport runs it.
 #[derive(Debug, Clone, PartialEq)]

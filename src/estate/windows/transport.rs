@@ -8,9 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::estate::driver::OpContext;
+use crate::estate::error::EstateError;
 use crate::estate::inventory::{Server, TransportKind};
 use crate::estate::quote;
-use crate::estate::{EstateError, OpContext};
 
 /// What a PowerShell run printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -300,7 +301,11 @@ mod tests {
             redactor: &crate::redact::Redactor::new(),
         };
         let e = LocalTransport
-            .run_powershell(&Server::new("ns-hq", crate::estate::Role::Ns), "1", &cx)
+            .run_powershell(
+                &Server::new("ns-hq", crate::estate::itms::Role::Ns),
+                "1",
+                &cx,
+            )
             .unwrap_err();
         assert_eq!(e.kind(), "transport");
         assert!(e.to_string().contains("no PowerShell found"), "{e}");

@@ -17,8 +17,8 @@ use toml::Spanned;
 use super::error::Collector;
 use super::raw::{RawInventory, RawNotify};
 use super::server::{Driver, Server};
-use crate::duration::parse_duration;
 use crate::diagnostic::did_you_mean;
+use crate::duration::parse_duration;
 
 /// What survives validation (only used when nothing was reported).
 pub(super) struct Checked {

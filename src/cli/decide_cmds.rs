@@ -7,6 +7,7 @@
 
 use super::hint;
 use super::log_cmds::resolve_run;
+use crate::dsl::StepKind;
 use crate::exit::{CliError, Exit};
 use crate::inbox::{self, Decision, InboxItem};
 use crate::journal::{self, current_user};
@@ -29,7 +30,7 @@ pub fn decide(
 ) -> Result<Exit, CliError> {
     let (_, dir) = resolve_run(state_dir, Some(run))?;
     let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
-    let gates = || state.steps.iter().filter(|s| s.kind == "gate");
+    let gates = || state.steps.iter().filter(|s| s.kind == StepKind::Gate);
     let Some(s) = state.step(gate) else {
         let hint = crate::diagnostic::did_you_mean(gate, gates().map(|g| g.name.as_str()))
             .map(|n| format!(" (did you mean `{n}`?)"))
@@ -44,7 +45,7 @@ pub fn decide(
             "run {run} has no gate `{gate}`{hint}; {list}"
         )));
     };
-    if s.kind != "gate" {
+    if s.kind != StepKind::Gate {
         return Err(refuse(format!(
             "`{gate}` is a step of run {run}, not a gate: only gates are approved"
         )));

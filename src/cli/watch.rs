@@ -8,6 +8,7 @@
 
 use super::log_cmds::resolve_run;
 use crate::display::Display;
+use crate::dsl::StepKind;
 use crate::exit::{CliError, Exit};
 use crate::journal::{self, read_journal, Event, JOURNAL_FILE};
 use crate::run_state::{RunState, StepState};
@@ -31,10 +32,9 @@ fn nodes(state: &RunState) -> Vec<Node> {
         .iter()
         .map(|s| Node {
             name: s.name.clone(),
-            kind: if s.kind == "gate" {
-                NodeKind::Gate
-            } else {
-                NodeKind::Step
+            kind: match s.kind {
+                StepKind::Gate => NodeKind::Gate,
+                StepKind::Step => NodeKind::Step,
             },
             deps: vec![],
             dependents: vec![],

@@ -449,7 +449,7 @@ fn steps_section(h: &mut String, r: &Report) {
             "<tr class=\"step\"><td>{}</td><td><code>{}</code>{log}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{error}</td></tr>",
             i + 1,
             esc(&s.name),
-            esc(&s.kind),
+            esc(s.kind.as_str()),
             state_badge(s.state),
             s.attempts,
             esc(&took),

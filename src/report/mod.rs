@@ -138,7 +138,7 @@ pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<P
             Some(&i) => nodes[i].state = s.state,
             None => nodes.push(PlanNode {
                 name: s.name.clone(),
-                kind: s.kind.clone(),
+                kind: s.kind.as_str().to_string(),
                 state: s.state,
                 after: Vec::new(),
                 title: None,

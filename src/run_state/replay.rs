@@ -1,8 +1,9 @@
 //! The one replay of records into a run's state: what each record means for the run and
 //! for its steps, and how a dead run's in-flight steps become `unknown`.
 
-use super::step::{Approval, StepStatus, UndoAttempt};
+use super::step::{kind_of, Approval, StepStatus, UndoAttempt};
 use super::{RunState, RunStatus, StepState};
+use crate::dsl::StepKind;
 use crate::journal::record::{Event, Record};
 use std::collections::{BTreeMap, HashMap};
 
@@ -43,7 +44,7 @@ impl Replay {
     }
 
     /// The step called `name`, added at the end if the plan at start did not have it.
-    fn step(&mut self, name: &str, kind: &str) -> &mut StepStatus {
+    fn step(&mut self, name: &str, kind: StepKind) -> &mut StepStatus {
         let i = match self.index.get(name) {
             Some(&i) => i,
             None => {
@@ -93,7 +94,7 @@ impl Replay {
                         self.index.insert(planned.name.clone(), self.steps.len());
                         let mut s = StepStatus::new(
                             &planned.name,
-                            &planned.kind,
+                            kind_of(&planned.kind),
                             Some(planned.fingerprint.clone()),
                         );
                         s.gate = planned.gate.clone();
@@ -108,7 +109,7 @@ impl Replay {
                 self.sources = Some((main.clone(), files.clone()));
                 // Accepted changes: the new definition is what later resumes compare with.
                 for planned in steps {
-                    self.step(&planned.name, &planned.kind).fingerprint =
+                    self.step(&planned.name, kind_of(&planned.kind)).fingerprint =
                         Some(planned.fingerprint.clone());
                 }
             }
@@ -122,13 +123,13 @@ impl Replay {
                 self.plan_fingerprint = plan_fingerprint.clone();
                 if !self.run_level_only {
                     for planned in gates {
-                        let s = self.step(&planned.name, "gate");
+                        let s = self.step(&planned.name, StepKind::Gate);
                         s.gate = planned.gate.clone();
                     }
                 }
             }
             Event::StepStarted { step, .. } => {
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.state = StepState::Running;
                 s.attempts += 1;
                 s.started_at = Some(ts.to_string());
@@ -146,7 +147,9 @@ impl Replay {
                 start_time,
                 ..
             } => {
-                self.step(step, "step").processes.push((*pgid, *start_time));
+                self.step(step, StepKind::Step)
+                    .processes
+                    .push((*pgid, *start_time));
             }
             Event::StepSucceeded {
                 step,
@@ -155,8 +158,8 @@ impl Replay {
                 ..
             } => {
                 let seq = record.seq;
-                let s = self.step(step, "step");
-                let state = if s.kind == "gate" {
+                let s = self.step(step, StepKind::Step);
+                let state = if s.kind == StepKind::Gate {
                     StepState::Approved
                 } else {
                     StepState::Succeeded
@@ -173,31 +176,31 @@ impl Replay {
                 will_retry,
                 ..
             } => {
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.finish(StepState::Failed, ts);
                 s.error = Some(error.clone());
                 s.retry_pending = *will_retry;
             }
             Event::StepSkipped { step, reason } => {
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.finish(StepState::Skipped, ts);
                 s.skip_reason = Some(reason.clone());
             }
             Event::StepMarkedDone { step, by } => {
                 let seq = record.seq;
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.finish(StepState::Succeeded, ts);
                 s.error = None;
                 s.marked_done = Some(by.clone());
                 s.completed_seq = Some(seq);
             }
             Event::StepUnknown { step, .. } => {
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.state = StepState::Unknown;
                 s.retry_pending = false;
             }
             Event::GateWaiting { gate } => {
-                let s = self.step(gate, "gate");
+                let s = self.step(gate, StepKind::Gate);
                 // Also written after an approval that is not yet enough (`approvals: N`).
                 s.state = StepState::AwaitingApproval;
                 s.finished_at = None;
@@ -209,7 +212,7 @@ impl Replay {
             Event::RehearsalStarted { .. } => {}
             Event::RehearsalEnded { gate, error, .. } => {
                 if let Some(e) = error {
-                    let s = self.step(gate, "gate");
+                    let s = self.step(gate, StepKind::Gate);
                     s.finish(StepState::Rejected, ts);
                     s.error = Some(format!("the rehearsal of this gate failed: {e}"));
                 }
@@ -242,7 +245,7 @@ impl Replay {
                     note: note.clone(),
                     host: host.clone(),
                 };
-                let s = self.step(gate, "gate");
+                let s = self.step(gate, StepKind::Gate);
                 if matches!(record.event, Event::GateApproved { .. }) {
                     s.approvals.push(decision);
                     return;
@@ -273,7 +276,7 @@ impl Replay {
             Event::UndoStarted { .. } => {}
             Event::UndoSucceeded { step } => {
                 // The final outcome replaces an earlier failed undo; the attempts keep it.
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.finish(StepState::RolledBack, ts);
                 s.error = None;
                 s.undo_attempts.push(UndoAttempt {
@@ -282,7 +285,7 @@ impl Replay {
                 });
             }
             Event::UndoFailed { step, error } => {
-                let s = self.step(step, "step");
+                let s = self.step(step, StepKind::Step);
                 s.error = Some(format!("undo failed: {error}"));
                 s.undo_attempts.push(UndoAttempt {
                     at: ts.to_string(),

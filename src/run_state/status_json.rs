@@ -20,7 +20,7 @@ impl RunState {
                     .collect();
                 let mut step = json!({
                     "name": s.name,
-                    "kind": s.kind,
+                    "kind": s.kind.as_str(),
                     "state": s.state.as_str(),
                     "attempts": s.attempts,
                     "started_at": s.started_at,

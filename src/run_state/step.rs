@@ -2,6 +2,7 @@
 //! and the process groups of its latest attempt.
 
 use super::states::StepState;
+use crate::dsl::StepKind;
 use crate::journal::record::GateInfo;
 use serde_json::Value;
 
@@ -25,8 +26,8 @@ pub struct Approval {
 pub struct StepStatus {
     /// Step or gate name.
     pub name: String,
-    /// `"step"` or `"gate"`.
-    pub kind: String,
+    /// Step or gate.
+    pub kind: StepKind,
     /// Fingerprint recorded in the plan at run start (`None` for steps added later).
     pub fingerprint: Option<String>,
     /// Where it stands.
@@ -74,10 +75,10 @@ pub struct UndoAttempt {
 }
 
 impl StepStatus {
-    pub(super) fn new(name: &str, kind: &str, fingerprint: Option<String>) -> Self {
+    pub(super) fn new(name: &str, kind: StepKind, fingerprint: Option<String>) -> Self {
         StepStatus {
             name: name.to_string(),
-            kind: kind.to_string(),
+            kind,
             fingerprint,
             state: StepState::Pending,
             attempts: 0,
@@ -102,5 +103,15 @@ impl StepStatus {
         self.state = state;
         self.finished_at = Some(ts.to_string());
         self.retry_pending = false;
+    }
+}
+
+/// A journal's `kind` of a planned step: `"gate"`, else a step (what older journals and
+/// `run_started` write for everything that is not a gate).
+pub(super) fn kind_of(journaled: &str) -> StepKind {
+    if journaled == "gate" {
+        StepKind::Gate
+    } else {
+        StepKind::Step
     }
 }

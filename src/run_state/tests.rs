@@ -3,6 +3,7 @@
 //! other files' tests and with `resume`'s.
 
 use super::*;
+use crate::dsl::StepKind;
 use crate::journal::record::{Event, FinalStatus, Record};
 use crate::journal::{JournalWriter, RunLock};
 use serde_json::{json, Value};
@@ -219,7 +220,7 @@ fn gate_approval_while_paused_then_resume_to_success() {
     assert_eq!(paused.status, RunStatus::Paused);
     assert_eq!(paused.waiting_on, ["sim-upgrade"]);
     let gate = paused.step("sim-upgrade").unwrap();
-    assert_eq!(gate.kind, "gate");
+    assert_eq!(gate.kind, StepKind::Gate);
     assert_eq!(gate.state, StepState::AwaitingApproval);
     assert!(gate.started_at.is_some());
 

@@ -76,6 +76,7 @@ impl From<crate::dsl::loader::LoadError> for CliError {
 
 impl From<crate::estate::EstateError> for CliError {
     fn from(e: crate::estate::EstateError) -> Self {
-        e.diagnostic().into()
+        let (diags, sources) = e.diagnostics();
+        Self::diagnostics(Exit::BadInput, &diags, &sources)
     }
 }

@@ -218,8 +218,7 @@ fn load_recorded(
             d.message
         ))
     })?;
-    let inv =
-        crate::estate::load_inventory(inventory.map(Path::new)).map_err(|e| bad(e.to_string()))?;
+    let inv = crate::estate::load_inventory(inventory.map(Path::new))?;
     let req = LoadRequest {
         runbook,
         params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

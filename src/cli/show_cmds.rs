@@ -9,7 +9,8 @@ use crate::exit::{CliError, Exit};
 /// whether it is required or what its default is. Needs no `--param`: the declaration
 /// is read even when required parameters are missing.
 pub fn show(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
-    let req = super::load::request(args)?;
+    let req = super::load::request(args)
+        .map_err(|(d, s)| CliError::diagnostics(Exit::BadInput, &d, &s))?;
     let decl: RunbookDecl = match dsl::load(&req) {
         Ok(rb) => rb.decl,
         Err(e) => match e.declared {

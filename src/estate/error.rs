@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::inventory::InventoryError;
 use crate::cancel::CancelReason;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, SourceMap};
 
 /// One reason an operation was refused, with what to do about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +170,15 @@ impl EstateError {
 }
 
 impl EstateError {
+    /// Every problem as a [`Diagnostic`], with the text their positions point into: an
+    /// inventory's problems each at its line and column, anything else [`Self::diagnostic`].
+    pub fn diagnostics(&self) -> (Vec<Diagnostic>, SourceMap) {
+        match self {
+            EstateError::Inventory(e) => (e.diagnostics.clone(), e.sources.clone()),
+            other => (vec![other.diagnostic()], SourceMap::default()),
+        }
+    }
+
     /// The error as a [`Diagnostic`]: the message, and the fix as help when there is one
     /// of its own. Display is its one-line form, so a thrown estate error and a printed
     /// one read the same.

@@ -1,7 +1,7 @@
 //! Inventory files (SPEC §7): the TOML description of an estate, parsed and validated
 //! into an [`Inventory`] before anything runs.
 //!
-//! Every check reports `FILE:LINE:COL` and a `help:` line with the fix, and all
+//! Every check is a `Diagnostic` at its `FILE:LINE:COL` with a `help:` line, and all
 //! semantic problems are gathered in one pass so an operator fixes the file once.
 //! Only TOML syntax and shape errors (what serde sees) stop at the first problem.
 //!
@@ -19,8 +19,10 @@ mod validate;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::diagnostic::Diagnostic;
+
 use self::error::Collector;
-pub use self::error::{InventoryDiagnostic, InventoryError};
+pub use self::error::InventoryError;
 use self::raw::{toml_diagnostic, RawInventory};
 pub use self::server::{Driver, LabFacts, Role, Server, TransportKind};
 
@@ -46,27 +48,23 @@ impl Inventory {
     /// Read and validate an inventory file.
     pub fn load(path: &Path) -> Result<Inventory, InventoryError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| InventoryError {
-            file: file.clone(),
-            diagnostics: vec![InventoryDiagnostic {
-                line: 0,
-                col: 0,
-                message: format!("cannot read the inventory: {e}"),
-                help: Some("pass an existing TOML file with --inventory, or omit it to use the built-in demo lab".into()),
-            }],
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let d = Diagnostic::new(format!("cannot read the inventory {file}: {e}")).help(
+                "pass an existing TOML file with --inventory, or omit it to use the built-in demo lab",
+            );
+            InventoryError::new(&file, None, vec![d])
         })?;
         Inventory::parse(&text, &file)
     }
 
     /// Parse and validate inventory text; `file` names it in messages.
     pub fn parse(source: &str, file: &str) -> Result<Inventory, InventoryError> {
-        let raw: RawInventory = toml::from_str(source).map_err(|e| InventoryError {
-            file: file.to_string(),
-            diagnostics: vec![toml_diagnostic(source, &e)],
+        let raw: RawInventory = toml::from_str(source).map_err(|e| {
+            InventoryError::new(file, Some(source), vec![toml_diagnostic(file, source, &e)])
         })?;
-        let mut c = Collector::new(source);
+        let mut c = Collector::new(source, file);
         let checked = validate::inventory(&raw, &mut c);
-        c.finish(file)?;
+        c.finish()?;
         Ok(Inventory {
             name: checked.name,
             driver: checked.driver,

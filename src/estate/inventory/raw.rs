@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{line_col, InventoryDiagnostic};
-use crate::diagnostic::did_you_mean;
+use super::error::at;
+use crate::diagnostic::{did_you_mean, Diagnostic};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,11 +121,7 @@ const LAB_KEYS: &[&str] = &[
 ];
 
 /// Turn a toml/serde error into a diagnostic, adding "did you mean" for unknown keys.
-pub(super) fn toml_diagnostic(source: &str, e: &toml::de::Error) -> InventoryDiagnostic {
-    let (line, col) = e
-        .span()
-        .map(|s| line_col(source, s.start))
-        .unwrap_or((0, 0));
+pub(super) fn toml_diagnostic(file: &str, source: &str, e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_string();
     let help = if let Some(rest) = message.strip_prefix("unknown field `") {
         let bad = rest.split('`').next().unwrap_or("");
@@ -161,10 +157,5 @@ pub(super) fn toml_diagnostic(source: &str, e: &toml::de::Error) -> InventoryDia
     } else {
         None
     };
-    InventoryDiagnostic {
-        line,
-        col,
-        message,
-        help,
-    }
+    at(file, source, e.span().map(|s| s.start), message, help)
 }

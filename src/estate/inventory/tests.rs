@@ -23,8 +23,25 @@ fn parse(src: &str) -> Result<Inventory, InventoryError> {
 fn err(src: &str) -> String {
     match parse(src) {
         Ok(_) => panic!("expected an error for:\n{src}"),
-        Err(e) => e.to_string(),
+        Err(e) => brief(&e),
     }
+}
+
+/// Each problem as `FILE:LINE:COL: message` and `  help: ...`, read off the diagnostics'
+/// own positions; how they render (source line, caret) is pinned by
+/// `problems_render_through_the_diagnostic_renderer_with_a_caret`.
+fn brief(e: &InventoryError) -> String {
+    let one = |d: &crate::diagnostic::Diagnostic| {
+        let at = d.primary.as_ref().map_or(String::new(), |l| {
+            format!("{}:{}:{}: ", l.pos.file, l.pos.line, l.pos.col)
+        });
+        let help = d
+            .help
+            .as_ref()
+            .map_or(String::new(), |h| format!("\n  help: {h}"));
+        format!("{at}{}{help}", d.message)
+    };
+    e.diagnostics.iter().map(one).collect::<Vec<_>>().join("\n")
 }
 
 const GOOD: &str = r#"
@@ -88,16 +105,19 @@ fn parses_a_hierarchy_and_orders_it_bottom_up() {
     assert_eq!(j["driver"], "lab");
 }
 
-#[test]
-fn unknown_parent_names_line_and_suggests_the_close_ns() {
-    let e = err(&lab(r#"[[server]]
+/// An NS whose `parent` (line 9, column 10) is a near miss of `ns-hq`.
+const UNKNOWN_PARENT: &str = r#"[[server]]
 name = "ns-hq"
 role = "ns"
 [[server]]
 name = "ns-emea"
 role = "ns"
 parent = "ns-hq2"
-"#));
+"#;
+
+#[test]
+fn unknown_parent_names_line_and_suggests_the_close_ns() {
+    let e = err(&lab(UNKNOWN_PARENT));
     assert!(
         e.starts_with("inv.toml:9:10: server `ns-emea` names parent `ns-hq2`, which is not an NS in this inventory"),
         "{e}"
@@ -166,7 +186,7 @@ sql = "ns-1\\bad-instance-name-too-long"
 "#,
     )
     .unwrap_err();
-    let text = e.to_string();
+    let text = brief(&e);
     // `sqlx` is not listed: fine for a lab (it simulates the instance), so not among them.
     assert_eq!(e.diagnostics.len(), 7, "{text}");
     assert!(
@@ -303,9 +323,14 @@ role = "site"
 #[test]
 fn missing_file_is_a_clear_error() {
     let e = Inventory::load(Path::new("/nonexistent/inv.toml")).unwrap_err();
-    assert!(e
-        .to_string()
-        .starts_with("/nonexistent/inv.toml: cannot read the inventory"));
+    assert!(
+        brief(&e).starts_with("cannot read the inventory /nonexistent/inv.toml: "),
+        "{e}"
+    );
+    assert!(
+        e.render().starts_with("error: cannot read the inventory"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -408,4 +433,26 @@ role = "sitee"
     // Without a driver the same words are a team's roles.
     let inv = parse("name = \"x\"\n[[server]]\nname = \"s1\"\nrole = \"sitee\"\n").unwrap();
     assert_eq!(inv.servers[0].role_name.as_deref(), Some("sitee"));
+}
+
+#[test]
+fn problems_render_through_the_diagnostic_renderer_with_a_caret() {
+    let e = parse(&lab(UNKNOWN_PARENT)).unwrap_err();
+    let r = e.render();
+    assert!(
+        r.starts_with(
+            "error: server `ns-emea` names parent `ns-hq2`, which is not an NS in this inventory\n"
+        ),
+        "{r}"
+    );
+    assert!(r.contains("  --> inv.toml:9:10\n"), "{r}");
+    assert!(r.contains("   9 | parent = \"ns-hq2\"\n"), "{r}");
+    assert!(r.contains("     |          ^\n"), "{r}");
+    assert!(r.contains("  = help: did you mean `ns-hq`?"), "{r}");
+    // A syntax error gets its caret too.
+    let r = parse("name = \"x\"\ndriver = \n").unwrap_err().render();
+    assert!(
+        r.contains("  --> inv.toml:2:") && r.contains("2 | driver = "),
+        "{r}"
+    );
 }

@@ -11,11 +11,11 @@ use crate::journal::{current_host, current_user, Event, JournalWriter};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::scheduler::{Action, FinishedView, GateState, NodeResult};
+use crate::state::Run;
 use crate::step_log::{LogEcho, StepLog, StepLogOptions};
 use rhai::{Dynamic, Map};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// How gates are answered in this process.
@@ -36,7 +36,7 @@ pub struct RhaiAction {
     params: Map,
     inventory: Dynamic,
     run_id: String,
-    run_dir: PathBuf,
+    run: Run,
     redactor: Redactor,
     journal: JournalWriter,
     gate_mode: GateMode,
@@ -63,7 +63,7 @@ pub struct RhaiAction {
 }
 
 impl RhaiAction {
-    /// An executor for `plan`, writing logs under `run_dir/logs`.
+    /// An executor for `plan`, writing step logs and reading decisions through `run`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         plan: Arc<Plan>,
@@ -71,7 +71,7 @@ impl RhaiAction {
         params: &std::collections::BTreeMap<String, String>,
         inventory: Dynamic,
         run_id: String,
-        run_dir: PathBuf,
+        run: Run,
         redactor: Redactor,
         journal: JournalWriter,
         gate_mode: GateMode,
@@ -88,7 +88,7 @@ impl RhaiAction {
             params,
             inventory,
             run_id,
-            run_dir,
+            run,
             redactor,
             journal,
             gate_mode,
@@ -158,16 +158,12 @@ impl RhaiAction {
             echo,
             ..Default::default()
         };
-        StepLog::create(
-            &self.run_dir.join("logs"),
-            name,
-            self.redactor.clone(),
-            opts,
-        )
-        .unwrap_or_else(|e| {
-            tracing::warn!("cannot open the log of {name}: {e}");
-            StepLog::disabled()
-        })
+        self.run
+            .step_log(name, self.redactor.clone(), opts)
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot open the log of {name}: {e}");
+                StepLog::disabled()
+            })
     }
 
     fn ctx(&self, node: usize, attempt: u32, done: &dyn Known) -> Dynamic {
@@ -703,13 +699,7 @@ impl RhaiAction {
         let decl = &self.plan.steps[node].decl;
         let need = decl.approvals.max(1);
         let needs = (need > 1).then(|| format!("needs {need} approvals from distinct accounts"));
-        // The state dir as the operator gave it: run dirs are `STATE_DIR/runs/RUN_ID`.
-        let state_dir = self
-            .run_dir
-            .parent()
-            .and_then(|p| p.parent())
-            .unwrap_or(std::path::Path::new(crate::hint::DEFAULT_STATE_DIR));
-        let elsewhere = crate::cli::hint::approve(&self.run_id, &decl.name, state_dir);
+        let elsewhere = crate::cli::hint::approve(&self.run_id, &decl.name, &self.run.store());
         // Offering "approve" to someone whose approval cannot count would be a lie.
         let cannot_approve = if decl.separate_approver && self.user == self.starter {
             Some(format!(
@@ -837,7 +827,7 @@ impl Action for RhaiAction {
         if let (GateMode::Prompt, true, Some(p)) = (self.gate_mode, _first, &self.prompter) {
             p.ask(self.ask(node));
         }
-        let drained = match inbox::drain(&self.run_dir) {
+        let drained = match self.run.pending_decisions() {
             Ok(d) => d,
             Err(_) => return GateState::Waiting,
         };

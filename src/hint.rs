@@ -4,6 +4,7 @@
 //! `WAYMARK_STATE_DIR` may be unset and the working directory different: every hint names
 //! the state directory unless it is the default, and quotes what a shell would split.
 
+use crate::state::Store;
 use std::path::Path;
 
 /// The default `--state-dir`, which hints leave out.
@@ -31,41 +32,41 @@ pub fn quote(s: &str) -> String {
 }
 
 /// `waymark approve RUN GATE` with the flags it needs.
-pub fn approve(run_id: &str, gate: &str, state_dir: &Path) -> String {
+pub fn approve(run_id: &str, gate: &str, state: &Store) -> String {
     format!(
         "waymark approve {run_id} {}{} --note \"what you checked\"",
         quote(gate),
-        state_dir_flag(state_dir)
+        state.flag()
     )
 }
 
 /// `waymark reject RUN GATE` with the flags it needs.
-pub fn reject(run_id: &str, gate: &str, state_dir: &Path) -> String {
+pub fn reject(run_id: &str, gate: &str, state: &Store) -> String {
     format!(
         "waymark reject {run_id} {}{} --note \"why\"",
         quote(gate),
-        state_dir_flag(state_dir)
+        state.flag()
     )
 }
 
 /// `waymark runs` with the flags it needs.
-pub fn runs(state_dir: &Path) -> String {
-    format!("waymark runs{}", state_dir_flag(state_dir))
+pub fn runs(state: &Store) -> String {
+    format!("waymark runs{}", state.flag())
 }
 
 /// `waymark lab reset` for the inventory at `origin` (`<demo>` for the built-in one).
-pub fn lab_reset(origin: &str, state_dir: &Path) -> String {
+pub fn lab_reset(origin: &str, state: &Store) -> String {
     let inventory = if origin.starts_with("<demo") {
         String::new()
     } else {
         format!(" --inventory {}", quote(origin))
     };
-    format!("waymark lab reset{inventory}{}", state_dir_flag(state_dir))
+    format!("waymark lab reset{inventory}{}", state.flag())
 }
 
 /// `waymark resume RUN` with the flags it needs.
-pub fn resume(run_id: &str, state_dir: &Path) -> String {
-    format!("waymark resume {run_id}{}", state_dir_flag(state_dir))
+pub fn resume(run_id: &str, state: &Store) -> String {
+    format!("waymark resume {run_id}{}", state.flag())
 }
 
 #[cfg(test)]
@@ -86,11 +87,11 @@ mod tests {
     #[test]
     fn lab_reset_hint_names_the_inventory_and_state_dir_it_needs() {
         assert_eq!(
-            lab_reset("<demo>", Path::new(".waymark")),
+            lab_reset("<demo>", &Store::open(Path::new(".waymark"))),
             "waymark lab reset"
         );
         assert_eq!(
-            lab_reset("estates/my lab.toml", Path::new("/srv/wm")),
+            lab_reset("estates/my lab.toml", &Store::open(Path::new("/srv/wm"))),
             "waymark lab reset --inventory 'estates/my lab.toml' --state-dir /srv/wm"
         );
     }

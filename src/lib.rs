@@ -33,4 +33,5 @@ pub mod run_state;
 pub mod scheduler;
 pub mod secret;
 pub mod shipped;
+pub mod state;
 pub mod step_log;

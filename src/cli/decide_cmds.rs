@@ -9,11 +9,11 @@ use super::hint;
 use super::log_cmds::resolve_run;
 use crate::dsl::StepKind;
 use crate::exit::{CliError, Exit};
-use crate::inbox::{self, Decision, InboxItem};
-use crate::journal::{self, current_user};
+use crate::inbox::{Decision, InboxItem};
+use crate::journal::current_user;
 use crate::run_state::{RunState, RunStatus, StepState};
+use crate::state::Store;
 use std::collections::BTreeSet;
-use std::path::Path;
 
 fn refuse(msg: String) -> CliError {
     CliError::bad_input(msg)
@@ -21,15 +21,15 @@ fn refuse(msg: String) -> CliError {
 
 /// `waymark approve` / `waymark reject`.
 pub fn decide(
-    state_dir: &Path,
+    store: &Store,
     run: &str,
     gate: &str,
     by: Option<String>,
     note: Option<String>,
     decision: Decision,
 ) -> Result<Exit, CliError> {
-    let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+    let target = resolve_run(store, Some(run))?;
+    let (state, _) = RunState::load(&target).map_err(|e| CliError::bad_input(e.to_string()))?;
     let gates = || state.steps.iter().filter(|s| s.kind == StepKind::Gate);
     let Some(s) = state.step(gate) else {
         let hint = crate::diagnostic::did_you_mean(gate, gates().map(|g| g.name.as_str()))
@@ -77,7 +77,7 @@ pub fn decide(
                     .last()
                     .map(|a| format!(" by {}", a.account))
                     .unwrap_or_default(),
-                hint::resume(run, state_dir)
+                hint::resume(run, store)
             )))
         }
         StepState::Skipped => {
@@ -90,7 +90,8 @@ pub fn decide(
     let account = current_user();
     // Decisions handed in but not yet journaled count too: the live process may not have
     // picked them up yet.
-    let pending: Vec<InboxItem> = inbox::drain(&dir)
+    let pending: Vec<InboxItem> = target
+        .pending_decisions()
         .map(|d| d.items.into_iter().map(|p| p.item).collect())
         .unwrap_or_default();
     let pending = pending.iter().filter(|i| i.gate == gate);
@@ -128,7 +129,9 @@ pub fn decide(
         }
     }
     let item = InboxItem::new(decision, gate, by, note, state.plan_fingerprint.clone());
-    inbox::submit(&dir, &item).map_err(|e| CliError::bad_input(e.to_string()))?;
+    target
+        .submit_decision(&item)
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
     let who = if item.by == account {
         account.clone()
     } else {
@@ -157,10 +160,10 @@ pub fn decide(
             );
         }
     }
-    if journal::is_held(&dir) {
+    if target.is_held() {
         outln!("  the running process picks it up within a second");
     } else {
-        outln!("  continue with: {}", hint::resume(run, state_dir));
+        outln!("  continue with: {}", hint::resume(run, store));
     }
     Ok(Exit::Ok)
 }

@@ -1,11 +1,12 @@
 //! `lab show` and `lab reset`: the rehearsal estate's state, read and reset.
 
 use crate::exit::{CliError, Exit};
+use crate::state::Store;
 use std::path::Path;
 
 /// `waymark lab show`.
-pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Result<Exit, CliError> {
-    let doc = crate::estate::lab::show(inventory, state_dir)?;
+pub fn lab_show(inventory: Option<&Path>, store: &Store, json: bool) -> Result<Exit, CliError> {
+    let doc = crate::estate::lab::show(inventory, store)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
@@ -15,8 +16,8 @@ pub fn lab_show(inventory: Option<&Path>, state_dir: &Path, json: bool) -> Resul
 }
 
 /// `waymark lab reset`.
-pub fn lab_reset(inventory: Option<&Path>, state_dir: &Path) -> Result<Exit, CliError> {
-    let removed = crate::estate::lab::reset(inventory, state_dir)?;
+pub fn lab_reset(inventory: Option<&Path>, store: &Store) -> Result<Exit, CliError> {
+    let removed = crate::estate::lab::reset(inventory, store)?;
     outln!(
         "{}",
         if removed {

@@ -3,28 +3,26 @@
 
 use super::run_cmds::io_err;
 use crate::exit::{CliError, Exit};
-use crate::journal;
 use crate::run_state::{list_runs, RunState};
+use crate::state::{Run, Store};
 use std::path::{Path, PathBuf};
 
-pub(super) fn resolve_run(
-    state_dir: &Path,
-    run: Option<&str>,
-) -> Result<(String, PathBuf), CliError> {
+/// The run `run` names, or the latest run in `store` when `None`.
+pub(super) fn resolve_run(store: &Store, run: Option<&str>) -> Result<Run, CliError> {
     match run {
         Some(id) => {
-            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
-            if !dir.join(journal::JOURNAL_FILE).exists() {
+            let found = store.run(id).map_err(CliError::bad_input)?;
+            if !found.exists() {
                 return Err(CliError::bad_input(format!(
                     "no run `{id}` in {} (see `{}`)",
-                    state_dir.display(),
-                    super::hint::runs(state_dir)
+                    store.describe(),
+                    super::hint::runs(store)
                 )));
             }
-            Ok((id.to_string(), dir))
+            Ok(found)
         }
         None => {
-            let listing = list_runs(state_dir);
+            let listing = list_runs(store);
             // A damaged latest run is skipped by the listing: say so rather than show an
             // older run as if it were the latest.
             let latest = listing.runs.last().map(|(id, _)| id.as_str());
@@ -32,20 +30,16 @@ pub(super) fn resolve_run(
                 errln!("warning: {w}");
             }
             let (id, _) = listing.runs.last().ok_or_else(|| {
-                CliError::bad_input(format!(
-                    "no runs in {}",
-                    state_dir.join(journal::RUNS_DIR).display()
-                ))
+                CliError::bad_input(format!("no runs in {}", store.describe_runs()))
             })?;
-            let dir = journal::run_dir(state_dir, id).map_err(CliError::bad_input)?;
-            Ok((id.clone(), dir))
+            store.run(id).map_err(CliError::bad_input)
         }
     }
 }
 
 /// `waymark runs`.
-pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
-    let listing = list_runs(state_dir);
+pub fn runs(store: &Store, json: bool) -> Result<Exit, CliError> {
+    let listing = list_runs(store);
     for w in &listing.warnings {
         errln!("warning: {w}");
     }
@@ -61,7 +55,7 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
         return Ok(Exit::Ok);
     }
     if listing.runs.is_empty() {
-        outln!("no runs in {}", state_dir.display());
+        outln!("no runs in {}", store.describe());
     }
     for (id, s) in &listing.runs {
         outln!(
@@ -75,14 +69,9 @@ pub fn runs(state_dir: &Path, json: bool) -> Result<Exit, CliError> {
 }
 
 /// `waymark log RUN [STEP]`.
-pub fn log(
-    state_dir: &Path,
-    run: &str,
-    step: Option<&str>,
-    follow: bool,
-) -> Result<Exit, CliError> {
-    let (_, dir) = resolve_run(state_dir, Some(run))?;
-    let (state, _) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+pub fn log(store: &Store, run: &str, step: Option<&str>, follow: bool) -> Result<Exit, CliError> {
+    let target = resolve_run(store, Some(run))?;
+    let (state, _) = RunState::load(&target).map_err(|e| CliError::bad_input(e.to_string()))?;
     let names: Vec<String> = match step {
         Some(s) => {
             if state.step(s).is_none() {
@@ -110,15 +99,14 @@ pub fn log(
             .collect(),
     };
     if follow {
-        return follow_logs(&dir, run, names, step.is_some());
+        return follow_logs(&target, names, step.is_some());
     }
     for name in names {
-        let path = dir.join("logs").join(crate::step_log::log_file_name(&name));
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(bytes) = target.read_step_log(&name).current {
             if step.is_none() {
                 outln!("== {name}");
             }
-            out!("{text}");
+            out!("{}", String::from_utf8_lossy(&bytes));
         } else if step.is_some() {
             outln!("(no log lines for {name})");
         }
@@ -139,23 +127,23 @@ pub fn log(
 
 /// `waymark log --follow`: print new lines of `names`' logs (prefixed with the step's
 /// name when there are several) until the run's process lets go of it.
-fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
+fn follow_logs(target: &Run, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
     use std::io::Write as _;
-    let logs = dir.join("logs");
+    let run = target.id();
     let mut tails: Vec<(String, crate::follow::LogTail)> = names
         .into_iter()
         .map(|n| {
-            let path = logs.join(crate::step_log::log_file_name(&n));
-            (n, crate::follow::LogTail::new(path))
+            let tail = target.follow_step_log(&n);
+            (n, tail)
         })
         .collect();
-    if !journal::is_held(dir) {
+    if !target.is_held() {
         errln!("run {run} is not running: printing its logs as they are");
     }
     let stdout = std::io::stdout();
     loop {
         // Checked before reading, so the last read after the run stopped sees everything.
-        let live = journal::is_held(dir);
+        let live = target.is_held();
         let mut out = stdout.lock();
         for (name, tail) in &mut tails {
             let lines = if live { tail.poll() } else { tail.rest() };
@@ -178,7 +166,7 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let (state, _) = RunState::load(dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+    let (state, _) = RunState::load(target).map_err(|e| CliError::bad_input(e.to_string()))?;
     if one {
         if let Some(e) = tails
             .first()
@@ -193,10 +181,10 @@ fn follow_logs(dir: &Path, run: &str, names: Vec<String>, one: bool) -> Result<E
 }
 
 /// `waymark report RUN [--output FILE]`.
-pub fn report(state_dir: &Path, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
-    let (id, dir) = resolve_run(state_dir, Some(run))?;
-    let report =
-        crate::report::build(&dir, state_dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+pub fn report(store: &Store, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
+    let target = resolve_run(store, Some(run))?;
+    let id = target.id();
+    let report = crate::report::build(&target).map_err(|e| CliError::bad_input(e.to_string()))?;
     let page = crate::report::render(&report);
     if output == Some(Path::new("-")) {
         use std::io::Write as _;

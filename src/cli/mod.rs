@@ -243,6 +243,13 @@ pub struct StateDirArg {
     pub state_dir: PathBuf,
 }
 
+impl StateDirArg {
+    /// The one place the state's location becomes a store; nothing past here sees it.
+    pub fn store(&self) -> crate::state::Store {
+        crate::state::Store::open(&self.state_dir)
+    }
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     #[command(flatten)]
@@ -419,7 +426,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run_cmds::run(
             &a.runbook,
             &run_cmds::RunOptions {
-                state_dir: a.state.state_dir,
+                state: a.state.store(),
                 concurrency: a.concurrency as usize,
                 keep_going: a.keep_going,
                 yes: a.yes,
@@ -428,10 +435,10 @@ pub fn main() -> i32 {
             },
         ),
         Command::Resume(a) => resume_cmds::resume(
-            &a.state.state_dir,
+            &a.state.store(),
             a.run_id.as_deref(),
             &run_cmds::RunOptions {
-                state_dir: a.state.state_dir.clone(),
+                state: a.state.store(),
                 concurrency: a.concurrency as usize,
                 keep_going: a.keep_going,
                 yes: a.yes,
@@ -455,7 +462,7 @@ pub fn main() -> i32 {
             wait_orphans,
             state,
         } => resume_cmds::rollback(
-            &state.state_dir,
+            &state.store(),
             &run_id,
             &resume_cmds::RollbackOptions {
                 yes,
@@ -471,28 +478,28 @@ pub fn main() -> i32 {
             state,
         } => {
             let _ = json;
-            watch::watch(&state.state_dir, run_id.as_deref())
+            watch::watch(&state.store(), run_id.as_deref())
         }
         Command::Status {
             run_id,
             json,
             state,
             ..
-        } => status_cmds::status(&state.state_dir, run_id.as_deref(), json),
-        Command::Runs { json, state } => log_cmds::runs(&state.state_dir, json),
+        } => status_cmds::status(&state.store(), run_id.as_deref(), json),
+        Command::Runs { json, state } => log_cmds::runs(&state.store(), json),
         Command::Log {
             run_id,
             step,
             follow,
             state,
-        } => log_cmds::log(&state.state_dir, &run_id, step.as_deref(), follow),
+        } => log_cmds::log(&state.store(), &run_id, step.as_deref(), follow),
         Command::Report {
             run_id,
             output,
             state,
-        } => log_cmds::report(&state.state_dir, &run_id, output.as_deref()),
+        } => log_cmds::report(&state.store(), &run_id, output.as_deref()),
         Command::Approve(a) => decide_cmds::decide(
-            &a.state.state_dir,
+            &a.state.store(),
             &a.run_id,
             &a.gate,
             a.by,
@@ -503,12 +510,12 @@ pub fn main() -> i32 {
             inventory,
             json,
             state,
-        }) => lab_cmds::lab_show(inventory.as_deref(), &state.state_dir, json),
+        }) => lab_cmds::lab_show(inventory.as_deref(), &state.store(), json),
         Command::Lab(LabCommand::Reset { inventory, state }) => {
-            lab_cmds::lab_reset(inventory.as_deref(), &state.state_dir)
+            lab_cmds::lab_reset(inventory.as_deref(), &state.store())
         }
         Command::Reject(a) => decide_cmds::decide(
-            &a.state.state_dir,
+            &a.state.store(),
             &a.run_id,
             &a.gate,
             a.by,

@@ -7,19 +7,15 @@
 use super::hint;
 use super::status_cmds::next_commands;
 use crate::run_state::{RunState, StepState};
+use crate::state::Run;
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
-/// The recap of the run in `run_dir`; `warnings` are the `warn()` lines raised, as
+/// The recap of `run`; `warnings` are the `warn()` lines raised, as
 /// `(step, line)`, and `took` how long this process ran it.
-pub fn recap(
-    run_dir: &Path,
-    state_dir: &Path,
-    warnings: &[(String, String)],
-    took: Duration,
-) -> String {
-    let state = match RunState::load(run_dir) {
+pub fn recap(run: &Run, warnings: &[(String, String)], took: Duration) -> String {
+    let store = &run.store();
+    let state = match RunState::load(run) {
         Ok((state, _)) => state,
         Err(e) => return format!("(no recap: the journal could not be read back: {e})\n"),
     };
@@ -65,11 +61,11 @@ pub fn recap(
             format!(
                 "approve {}: {}",
                 s.name,
-                hint::approve(&state.run_id, &s.name, state_dir)
+                hint::approve(&state.run_id, &s.name, store)
             )
         })
         .collect();
-    next.extend(next_commands(&state, state_dir));
+    next.extend(next_commands(&state, store));
     if !next.is_empty() {
         let _ = writeln!(out, "   next:");
         for n in next {

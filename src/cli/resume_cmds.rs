@@ -3,13 +3,12 @@
 use super::run_cmds::{execute, RunOptions};
 use crate::dsl::{LoadRequest, RunbookRef, StepKind};
 use crate::exit::{CliError, Exit};
-use crate::journal::{
-    self, current_host, current_user, Event, FinalStatus, JournalWriter, RunLock,
-};
+use crate::journal::{self, current_host, current_user, Event, FinalStatus, JournalWriter};
 use crate::plan::Plan;
 use crate::resume::{Decision, InFlight};
 pub use crate::resume::{OrphanChoice, ResumeOptions};
 use crate::run_state::{list_runs, RunState, RunStatus};
+use crate::state::{Ownership, Run, Store};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use std::sync::Arc;
 fn settle_orphans(
     re: &Reopened,
     choice: Option<OrphanChoice>,
-    state_dir: &Path,
+    store: &Store,
     again: &str,
 ) -> Result<(), CliError> {
     let orphans = crate::orphans::find(&re.state);
@@ -47,10 +46,10 @@ fn settle_orphans(
             match picked {
                 Ok(Some(0)) => OrphanChoice::Kill,
                 Ok(Some(1)) => OrphanChoice::Wait,
-                _ => return Err(orphans_pending(re, &orphans, state_dir, again)),
+                _ => return Err(orphans_pending(re, &orphans, store, again)),
             }
         }
-        None => return Err(orphans_pending(re, &orphans, state_dir, again)),
+        None => return Err(orphans_pending(re, &orphans, store, again)),
     };
     let left = match choice {
         OrphanChoice::Kill => {
@@ -75,10 +74,10 @@ fn settle_orphans(
 fn orphans_pending(
     re: &Reopened,
     orphans: &[crate::orphans::Orphan],
-    state_dir: &Path,
+    store: &Store,
     again: &str,
 ) -> CliError {
-    let sd = super::hint::state_dir_flag(state_dir);
+    let sd = store.flag();
     let id = &re.run_id;
     let by_hand: Vec<String> = orphans.iter().map(crate::orphans::kill_command).collect();
     CliError::notice(
@@ -99,8 +98,8 @@ fn bad(msg: impl Into<String>) -> CliError {
 
 struct Reopened {
     run_id: String,
-    run_dir: std::path::PathBuf,
-    lock: RunLock,
+    run: Run,
+    lock: Ownership,
     writer: JournalWriter,
     state: RunState,
     rb: crate::dsl::Runbook,
@@ -109,8 +108,8 @@ struct Reopened {
 }
 
 // The latest run that can be resumed (`any`: the latest run at all, for `--from`).
-fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
-    let listing = list_runs(state_dir);
+fn latest_unfinished(store: &Store, any: bool) -> Result<String, CliError> {
+    let listing = list_runs(store);
     let chosen = listing
         .runs
         .iter()
@@ -130,31 +129,31 @@ fn latest_unfinished(state_dir: &Path, any: bool) -> Result<String, CliError> {
     chosen.ok_or_else(|| {
         bad(format!(
             "no unfinished run in {} (see `{}`)",
-            state_dir.display(),
-            super::hint::runs(state_dir)
+            store.describe(),
+            super::hint::runs(store)
         ))
     })
 }
 
 // Lock the run, replay its journal and load its runbook with the recorded parameters.
-fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, CliError> {
+fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reopened, CliError> {
     let run_id = match run {
         Some(r) => r.to_string(),
-        None => latest_unfinished(state_dir, any)?,
+        None => latest_unfinished(store, any)?,
     };
     tracing::debug!("resume: chose run {run_id}");
-    let run_dir = journal::run_dir(state_dir, &run_id).map_err(bad)?;
-    if !run_dir.join(journal::JOURNAL_FILE).exists() {
+    let target = store.run(&run_id).map_err(bad)?;
+    if !target.exists() {
         return Err(bad(format!(
             "no run `{run_id}` in {} (see `{}`)",
-            state_dir.display(),
-            super::hint::runs(state_dir)
+            store.describe(),
+            super::hint::runs(store)
         )));
     }
-    let lock = RunLock::acquire(&run_dir).map_err(|e| bad(e.to_string()))?;
+    let lock = target.own().map_err(|e| bad(e.to_string()))?;
     // The first line names the runbook, parameters and inventory: load and plan the
     // runbook on a second core while the whole journal is verified and replayed.
-    let origin = journal::read_origin(&run_dir.join(journal::JOURNAL_FILE));
+    let origin = target.read_origin();
     let (journal, loaded) = std::thread::scope(|scope| {
         let loading = origin.clone().and_then(|o| {
             std::thread::Builder::new()
@@ -165,7 +164,7 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
                 })
                 .ok()
         });
-        let journal = JournalWriter::open_existing(&run_dir).map(|(writer, contents)| {
+        let journal = target.open_journal().map(|(writer, contents)| {
             let state = RunState::replay(&contents.records, false);
             (writer, contents.warnings, state)
         });
@@ -193,10 +192,11 @@ fn reopen(state_dir: &Path, run: Option<&str>, any: bool) -> Result<Reopened, Cl
     };
     tracing::debug!("resume: runbook loaded and planned");
     let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
-    let estate = crate::estate::open(inventory_path.as_deref(), state_dir)?;
+    let estate =
+        crate::estate::open(inventory_path.as_deref(), store).map_err(|e| bad(e.to_string()))?;
     Ok(Reopened {
         run_id,
-        run_dir,
+        run: target,
         lock,
         writer,
         state,
@@ -229,15 +229,15 @@ fn load_recorded(
 
 /// `waymark resume`.
 pub fn resume(
-    state_dir: &Path,
+    store: &Store,
     run: Option<&str>,
     o: &RunOptions,
     r: &ResumeOptions,
 ) -> Result<Exit, CliError> {
-    let re = reopen(state_dir, run, r.from.is_some())?;
+    let re = reopen(store, run, r.from.is_some())?;
     // A mistake in the hooks is reported before anything is journaled.
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
-    settle_orphans(&re, r.orphans, state_dir, &format!("resume {}", re.run_id))?;
+    settle_orphans(&re, r.orphans, store, &format!("resume {}", re.run_id))?;
     let (state, plan) = (&re.state, &re.plan);
     let mut decided = match crate::resume::decide(state, plan, r) {
         Err(e) => return Err(bad(e.to_string())),
@@ -267,7 +267,7 @@ pub fn resume(
     if decided.needs_acceptance() {
         return Err(bad(format!("steps that already succeeded were changed: {}\n  their effects happened with the old definition; re-running or skipping them silently could be wrong.\n  to continue with the new definition anyway: {} --accept-changes",
             decided.changed_done.join(", "),
-            super::hint::resume(&re.run_id, state_dir)
+            super::hint::resume(&re.run_id, store)
         )));
     }
     for &(i, what) in &decided.in_flight {
@@ -312,7 +312,7 @@ pub fn resume(
         .map(|i| plan.steps[i].decl.name.as_str())
         .collect();
     if !undecided.is_empty() {
-        let sd = super::hint::state_dir_flag(state_dir);
+        let sd = store.flag();
         errln!("these steps were running when the run stopped, are not idempotent and have no check probe:");
         for u in &undecided {
             errln!("  - {u}");
@@ -372,9 +372,7 @@ pub fn resume(
     let r = execute(
         &re.rb,
         plan,
-        &re.run_id,
-        &re.run_dir,
-        state_dir,
+        &re.run,
         re.writer,
         decided.prior,
         o,
@@ -458,10 +456,10 @@ pub struct RollbackOptions {
 }
 
 /// `waymark rollback`: run the `undo` of succeeded steps, newest first.
-pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
-    let mut re = reopen(state_dir, Some(run), true)?;
+pub fn rollback(store: &Store, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
+    let mut re = reopen(store, Some(run), true)?;
     // An undo must not race the attempt it would undo, or any other left running.
-    settle_orphans(&re, o.orphans, state_dir, &format!("rollback {run} --yes"))?;
+    settle_orphans(&re, o.orphans, store, &format!("rollback {run} --yes"))?;
     let done = crate::resume::rollback::undo_order(&re.state, &re.plan);
     if done.is_empty() {
         outln!(
@@ -491,7 +489,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
             return Err(bad(format!("the undo of {} was edited since the step ran: it may not undo what the step did.\n  to run the edited undo anyway: waymark rollback {} --yes --accept-changes{}",
                 names.join(", "),
                 re.run_id,
-                super::hint::state_dir_flag(state_dir)
+                store.flag()
             )));
         }
     }
@@ -499,7 +497,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
         return Err(bad(format!(
             "rollback changes the estate: pass --yes to go ahead (waymark rollback {} --yes{})",
             re.run_id,
-            super::hint::state_dir_flag(state_dir)
+            store.flag()
         )));
     }
     let redactor = crate::redact::Redactor::new();
@@ -511,7 +509,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
         &re.rb.params,
         re.rb.inventory.clone(),
         re.run_id.clone(),
-        re.run_dir.clone(),
+        re.run.clone(),
         redactor,
         re.writer.clone(),
         crate::executor::GateMode::Inbox,
@@ -581,7 +579,7 @@ pub fn rollback(state_dir: &Path, run: &str, o: &RollbackOptions) -> Result<Exit
         outln!(
             "fix the cause, then run the rest again: waymark rollback {} --yes{}{}",
             re.run_id,
-            super::hint::state_dir_flag(state_dir),
+            store.flag(),
             if o.keep_going { " --keep-going" } else { "" }
         );
         Ok(Exit::Failed)

@@ -7,24 +7,22 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::dsl::StepKind;
 use crate::executor::{GateMode, RhaiAction};
 use crate::exit::{CliError, Exit};
-use crate::journal::{
-    self, current_host, current_user, Event, JournalWriter, PlannedStep, RunLock,
-};
+use crate::journal::{current_host, current_user, Event, JournalWriter, PlannedStep};
 use crate::notify::{self, Delivery, GateInfo, Hooks, Kind, Notifier, RunInfo};
 use crate::plan::Plan;
 use crate::redact::Redactor;
 use crate::resume::Resumed;
 use crate::run_state::RunState;
 use crate::scheduler::{self, Node, NodeKind, Options, Outcome, Prior};
+use crate::state::{Run, Store};
 use std::io::IsTerminal as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Options of `waymark run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Where runs live.
-    pub state_dir: PathBuf,
+    pub state: Store,
     /// Most steps at once.
     pub concurrency: usize,
     /// Continue independent branches after a failure.
@@ -85,7 +83,8 @@ pub(super) fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
 /// `waymark run`.
 pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let (runbook, rb, plan) = load_and_plan(args)?;
-    let estate = crate::estate::open(args.inventory.as_deref(), &o.state_dir)?;
+    let estate = crate::estate::open(args.inventory.as_deref(), &o.state)
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
     if o.dry_run {
         return super::dry_run::dry_run(&rb, &plan, estate);
     }
@@ -104,11 +103,12 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         );
     }
     let plan = Arc::new(plan);
-    std::fs::create_dir_all(&o.state_dir)
-        .map_err(|e| io_err(&format!("cannot create {}", o.state_dir.display()), e))?;
-    let (run_id, run_dir) = journal::create_run_dir(&o.state_dir)
-        .map_err(|e| io_err("cannot create the run directory", e))?;
-    let _lock = RunLock::acquire(&run_dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+    let run = o
+        .state
+        .create_run()
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
+    let run_id = run.id().to_string();
+    let _owned = run.own().map_err(|e| CliError::bad_input(e.to_string()))?;
     let first = Event::RunStarted {
         run_id: run_id.clone(),
         runbook: rb.decl.name.clone(),
@@ -121,8 +121,9 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
         steps: plan.steps.iter().map(|s| planned_step(&plan, s)).collect(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let (writer, _) =
-        JournalWriter::create(&run_dir, first).map_err(|e| CliError::bad_input(e.to_string()))?;
+    let (writer, _) = run
+        .create_journal(first)
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
     writer
         .append_blocking(vec![super::changes::sources_event(&rb, Vec::new())])
         .map_err(|e| CliError::bad_input(e.to_string()))?;
@@ -135,9 +136,7 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     execute(
         &rb,
         plan,
-        &run_id,
-        &run_dir,
-        &o.state_dir,
+        &run,
         writer,
         prior,
         o,
@@ -204,15 +203,14 @@ fn gate_caller(n: Arc<Notifier>, plan: Arc<Plan>, run: RunInfo) -> impl Fn(&Even
 pub fn execute(
     rb: &crate::dsl::Runbook,
     plan: Arc<Plan>,
-    run_id: &str,
-    run_dir: &Path,
-    state_dir: &Path,
+    run: &Run,
     writer: JournalWriter,
     prior: Vec<Prior>,
     o: &RunOptions,
     estate: Arc<dyn crate::estate::Estate>,
     resumed: Resumed,
 ) -> Result<Exit, CliError> {
+    let (run_id, store) = (run.id(), run.store());
     let mut prior = prior;
     // One redactor for the run: the closures register secrets with it, and the journal
     // scrubs every record with it before the record becomes durable.
@@ -228,7 +226,7 @@ pub fn execute(
     let run_info = RunInfo {
         run_id: run_id.to_string(),
         runbook: rb.decl.name.clone(),
-        state_dir_flag: super::hint::state_dir_flag(state_dir),
+        state_dir_flag: store.flag(),
     };
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let gate_mode = gate_mode(o, terminal);
@@ -238,7 +236,7 @@ pub fn execute(
         &rb.params,
         rb.inventory.clone(),
         run_id.to_string(),
-        run_dir.to_path_buf(),
+        run.clone(),
         redactor,
         writer.clone(),
         gate_mode,
@@ -270,7 +268,7 @@ pub fn execute(
     display.start_ticker(std::time::Duration::from_secs(10));
     action.display = Some(display.clone());
     let prompter = (gate_mode == GateMode::Prompt)
-        .then(|| gate_prompter(display.clone(), run_dir, plan.fingerprint.clone()));
+        .then(|| gate_prompter(display.clone(), run, plan.fingerprint.clone()));
     action.prompter = prompter.clone();
     let observer_display = display.clone();
     // With --yes too: a gate needing a separate approver or several accounts still waits,
@@ -337,10 +335,10 @@ pub fn execute(
     errln!("{ending}");
     err!(
         "{}",
-        super::recap::recap(run_dir, state_dir, &display.warnings(), display.elapsed())
+        super::recap::recap(run, &display.warnings(), display.elapsed())
     );
     if exit == Exit::Failed {
-        if let Some(line) = rollback_hint(run_id, run_dir, state_dir, &undoable) {
+        if let Some(line) = rollback_hint(run, &undoable) {
             errln!("{line}");
         }
     }
@@ -405,10 +403,10 @@ fn probe_in_flight(
 /// decision, so the run has one way in for them.
 fn gate_prompter(
     display: Arc<crate::display::Display>,
-    run_dir: &Path,
+    run: &Run,
     fp: String,
 ) -> Arc<crate::prompt::GatePrompter> {
-    let dir = run_dir.to_path_buf();
+    let run = run.clone();
     crate::prompt::GatePrompter::new(
         display,
         Box::new(move |answer| {
@@ -419,7 +417,7 @@ fn gate_prompter(
             } = answer
             {
                 let item = crate::inbox::InboxItem::new(decision, gate, None, note, fp.clone());
-                if let Err(e) = crate::inbox::submit(&dir, &item) {
+                if let Err(e) = run.submit_decision(&item) {
                     errln!("could not record the decision: {e}");
                 }
             }
@@ -485,16 +483,11 @@ fn ending(run_id: &str, outcome: &Outcome) -> (Exit, String) {
 
 /// After a failure that came after changes (a step with an `undo` succeeded), giving up
 /// is a real choice next to fixing and resuming: the line that offers `rollback`.
-fn rollback_hint(
-    run_id: &str,
-    run_dir: &Path,
-    state_dir: &Path,
-    undoable: &[String],
-) -> Option<String> {
+fn rollback_hint(run: &Run, undoable: &[String]) -> Option<String> {
     if undoable.is_empty() {
         return None;
     }
-    let (state, _) = RunState::load(run_dir).ok()?;
+    let (state, _) = RunState::load(run).ok()?;
     let changed: Vec<&str> = undoable
         .iter()
         .filter(|n| {
@@ -508,10 +501,11 @@ fn rollback_hint(
         return None;
     }
     Some(format!(
-        "     or give up and undo what it changed ({} step{} with an undo): waymark rollback {run_id} --yes{}",
+        "     or give up and undo what it changed ({} step{} with an undo): waymark rollback {} --yes{}",
         changed.len(),
         if changed.len() == 1 { "" } else { "s" },
-        super::hint::state_dir_flag(state_dir)
+        run.id(),
+        run.store().flag()
     ))
 }
 
@@ -521,7 +515,7 @@ mod tests {
 
     fn options(yes: bool, non_interactive: bool) -> RunOptions {
         RunOptions {
-            state_dir: PathBuf::from("state"),
+            state: Store::open(std::path::Path::new("state")),
             concurrency: 4,
             keep_going: false,
             yes,

@@ -8,29 +8,31 @@
 use super::hint;
 use super::log_cmds::resolve_run;
 use crate::exit::{CliError, Exit};
-use crate::inbox::{self, Decision, InboxItem};
+use crate::inbox::{Decision, InboxItem};
 use crate::run_state::{RunState, RunStatus, StepState, StepStatus};
+use crate::state::Store;
 use serde_json::{json, Value};
-use std::path::Path;
 
 /// `waymark status`.
-pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
-    let (_, dir) = resolve_run(state_dir, run)?;
-    let (state, warnings) = RunState::load(&dir).map_err(|e| CliError::bad_input(e.to_string()))?;
+pub fn status(store: &Store, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
+    let target = resolve_run(store, run)?;
+    let (state, warnings) =
+        RunState::load(&target).map_err(|e| CliError::bad_input(e.to_string()))?;
     for w in warnings {
         errln!("warning: {w}");
     }
     let mut v = state.to_status_json();
     // Decisions handed in but not yet journaled: the run (or the next resume) picks them
     // up; without them an approver would read "0 of 1" right after approving.
-    let pending: Vec<InboxItem> = inbox::drain(&dir)
+    let pending: Vec<InboxItem> = target
+        .pending_decisions()
         .map(|d| d.items.into_iter().map(|p| p.item).collect())
         .unwrap_or_default();
     for (i, s) in state.steps.iter().enumerate() {
         if s.state == StepState::AwaitingApproval {
             v["steps"][i]["commands"] = json!({
-                "approve": hint::approve(&state.run_id, &s.name, state_dir),
-                "reject": hint::reject(&state.run_id, &s.name, state_dir),
+                "approve": hint::approve(&state.run_id, &s.name, store),
+                "reject": hint::reject(&state.run_id, &s.name, store),
             });
         }
         let mine: Vec<Value> = pending
@@ -56,13 +58,13 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(Exit::Ok);
     }
-    out!("{}", text(&state, &v, state_dir));
+    out!("{}", text(&state, &v, store));
     if !orphans.is_empty() {
         outln!("processes of the crashed run are still running:");
         for line in crate::orphans::describe(&orphans) {
             outln!("  {line}");
         }
-        let sd = hint::state_dir_flag(state_dir);
+        let sd = store.flag();
         outln!(
             "  deal with them first: waymark resume {} --kill-orphans{sd}  (or --wait-orphans)",
             state.run_id
@@ -71,7 +73,7 @@ pub fn status(state_dir: &Path, run: Option<&str>, json: bool) -> Result<Exit, C
     Ok(Exit::Ok)
 }
 
-fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
+fn text(state: &RunState, v: &Value, store: &Store) -> String {
     let mut out = String::new();
     let mut line = |l: String| {
         out.push_str(&l);
@@ -122,7 +124,7 @@ fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
     }
     for s in waiting {
         line(String::new());
-        for l in waiting_gate(state, s, state_dir) {
+        for l in waiting_gate(state, s, store) {
             line(l);
         }
     }
@@ -154,7 +156,7 @@ fn text(state: &RunState, v: &Value, state_dir: &Path) -> String {
             line(p);
         }
     }
-    for l in next_commands(state, state_dir) {
+    for l in next_commands(state, store) {
         line(l);
     }
     out
@@ -198,7 +200,7 @@ pub fn decision_line(verb: &str, a: &Value) -> String {
 
 /// What an approver needs to see of a waiting gate: title, instructions, what it still
 /// needs, and the commands to decide it.
-pub fn waiting_gate(state: &RunState, s: &StepStatus, state_dir: &Path) -> Vec<String> {
+pub fn waiting_gate(state: &RunState, s: &StepStatus, store: &Store) -> Vec<String> {
     let mut out = Vec::new();
     let title = s
         .gate
@@ -228,27 +230,27 @@ pub fn waiting_gate(state: &RunState, s: &StepStatus, state_dir: &Path) -> Vec<S
     }
     out.push(format!(
         "    approve: {}",
-        hint::approve(&state.run_id, &s.name, state_dir)
+        hint::approve(&state.run_id, &s.name, store)
     ));
     out.push(format!(
         "    reject:  {}",
-        hint::reject(&state.run_id, &s.name, state_dir)
+        hint::reject(&state.run_id, &s.name, store)
     ));
     out
 }
 
 /// The commands that move a stopped run on, as lines to print.
-pub fn next_commands(state: &RunState, state_dir: &Path) -> Vec<String> {
+pub fn next_commands(state: &RunState, store: &Store) -> Vec<String> {
     let id = &state.run_id;
-    let sd = hint::state_dir_flag(state_dir);
+    let sd = store.flag();
     match state.status {
         RunStatus::Crashed => vec![format!(
             "the run's process died; steps shown `unknown` were in flight. Continue with: {}",
-            hint::resume(id, state_dir)
+            hint::resume(id, store)
         )],
         RunStatus::Paused => vec![format!(
             "once approved, continue with: {}",
-            hint::resume(id, state_dir)
+            hint::resume(id, store)
         )],
         RunStatus::Failed => {
             let mut v = Vec::new();
@@ -258,13 +260,10 @@ pub fn next_commands(state: &RunState, state_dir: &Path) -> Vec<String> {
                     hint::quote(&f.name)
                 ));
             }
-            v.push(format!(
-                "after fixing it:    {}",
-                hint::resume(id, state_dir)
-            ));
+            v.push(format!("after fixing it:    {}", hint::resume(id, store)));
             v
         }
-        RunStatus::Cancelled => vec![format!("continue with: {}", hint::resume(id, state_dir))],
+        RunStatus::Cancelled => vec![format!("continue with: {}", hint::resume(id, store))],
         RunStatus::Running | RunStatus::Succeeded | RunStatus::RolledBack => Vec::new(),
     }
 }

@@ -10,11 +10,11 @@ use super::log_cmds::resolve_run;
 use crate::display::Display;
 use crate::dsl::StepKind;
 use crate::exit::{CliError, Exit};
-use crate::journal::{self, read_journal, Event, JOURNAL_FILE};
+use crate::journal::Event;
 use crate::run_state::{RunState, StepState};
 use crate::scheduler::{Node, NodeKind};
+use crate::state::Store;
 use std::io::IsTerminal as _;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,14 +48,15 @@ fn nodes(state: &RunState) -> Vec<Node> {
 }
 
 /// `waymark status [RUN] --watch`.
-pub fn watch(state_dir: &Path, run: Option<&str>) -> Result<Exit, CliError> {
-    let (id, dir) = resolve_run(state_dir, run)?;
-    super::status_cmds::status(state_dir, Some(&id), false)?;
-    if !journal::is_held(&dir) {
+pub fn watch(store: &Store, run: Option<&str>) -> Result<Exit, CliError> {
+    let target = resolve_run(store, run)?;
+    let id = target.id();
+    super::status_cmds::status(store, Some(id), false)?;
+    if !target.is_held() {
         errln!("run {id} is not running: nothing to watch");
         return Ok(Exit::Ok);
     }
-    let contents = read_journal(&dir.join(JOURNAL_FILE)).map_err(bad)?;
+    let contents = target.read_journal().map_err(bad)?;
     let state = RunState::replay(&contents.records, true);
     let done = state
         .steps
@@ -90,8 +91,8 @@ pub fn watch(state_dir: &Path, run: Option<&str>) -> Result<Exit, CliError> {
     let mut seen = state.last_seq;
     loop {
         // Checked before reading, so the last read after the run stopped sees everything.
-        let live = journal::is_held(&dir);
-        let contents = read_journal(&dir.join(JOURNAL_FILE)).map_err(bad)?;
+        let live = target.is_held();
+        let contents = target.read_journal().map_err(bad)?;
         let from = seen;
         for r in contents.records.iter().filter(|r| r.seq > from) {
             match &r.event {
@@ -106,7 +107,7 @@ pub fn watch(state_dir: &Path, run: Option<&str>) -> Result<Exit, CliError> {
         std::thread::sleep(POLL);
     }
     display.finish();
-    let (state, _) = RunState::load(&dir).map_err(bad)?;
+    let (state, _) = RunState::load(&target).map_err(bad)?;
     errln!("run {id} {}", state.status);
     Ok(Exit::Ok)
 }

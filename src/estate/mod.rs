@@ -35,12 +35,15 @@ pub use lab::LabEstate;
 pub use ops::{ArgInfo, ArgKind, Args, OpInfo, OPS};
 pub use windows::WindowsEstate;
 
-/// Open the estate of `inventory` (the built-in demo lab when `None`); lab state lives
-/// under `state_dir/lab/`.
-pub fn open(inventory: Option<&Path>, state_dir: &Path) -> Result<Arc<dyn Estate>, EstateError> {
+/// Open the estate of `inventory` (the built-in demo lab when `None`); a lab estate's
+/// state lives in `store`.
+pub fn open(
+    inventory: Option<&Path>,
+    store: &crate::state::Store,
+) -> Result<Arc<dyn Estate>, EstateError> {
     let inv = load_inventory(inventory)?;
     Ok(match inv.driver {
-        Some(Driver::Lab) => Arc::new(LabEstate::new(inv, state_dir)),
+        Some(Driver::Lab) => Arc::new(LabEstate::new(inv, store)),
         Some(Driver::Windows) => Arc::new(WindowsEstate::new(inv)),
         None => Arc::new(NoDriver(inv)),
     })
@@ -106,7 +109,7 @@ mod tests {
     #[test]
     fn open_without_inventory_is_the_demo_rehearsal() {
         let dir = tempfile::tempdir().unwrap();
-        let e = open(None, dir.path()).unwrap();
+        let e = open(None, &crate::state::Store::open(dir.path())).unwrap();
         assert_eq!(e.driver(), "lab");
         assert!(e.is_rehearsal());
         assert_eq!(e.inventory().name, "demo-lab");
@@ -116,7 +119,7 @@ mod tests {
     fn open_windows_inventory_is_not_a_rehearsal() {
         let dir = tempfile::tempdir().unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/windows.toml");
-        let e = open(Some(&path), dir.path()).unwrap();
+        let e = open(Some(&path), &crate::state::Store::open(dir.path())).unwrap();
         assert_eq!(e.driver(), "windows");
         assert!(!e.is_rehearsal());
     }

@@ -17,9 +17,10 @@ pub mod timeline;
 
 use crate::estate::inventory::Driver;
 use crate::journal::record::Event;
-use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE};
+use crate::journal::JournalError;
 use crate::redact::{Redactor, MIN_SECRET_CHARS};
 use crate::run_state::{RunState, StepState};
+use crate::state::{Run, StepLogBytes, Store};
 use std::collections::HashMap;
 use std::path::Path;
 use timeline::Timeline;
@@ -149,15 +150,16 @@ pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<P
 }
 
 /// The last [`LOG_TAIL_BYTES`] of a step's log (its rotated generation first).
-pub fn read_step_log(logs_dir: &Path, step: &str) -> Option<StepLogText> {
-    let file = crate::step_log::log_file_name(step);
-    let older = std::fs::read(logs_dir.join(format!("{file}.1"))).unwrap_or_default();
-    let newer = std::fs::read(logs_dir.join(&file)).ok();
-    if newer.is_none() && older.is_empty() {
+pub fn read_step_log(run: &Run, step: &str) -> Option<StepLogText> {
+    log_tail(run.read_step_log(step))
+}
+
+fn log_tail(log: StepLogBytes) -> Option<StepLogText> {
+    if log.current.is_none() && log.rotated.is_empty() {
         return None;
     }
-    let mut bytes = older;
-    bytes.extend(newer.unwrap_or_default());
+    let mut bytes = log.rotated;
+    bytes.extend(log.current.unwrap_or_default());
     let truncated = bytes.len() > LOG_TAIL_BYTES;
     if truncated {
         let cut = bytes.len() - LOG_TAIL_BYTES;
@@ -174,16 +176,16 @@ pub fn read_step_log(logs_dir: &Path, step: &str) -> Option<StepLogText> {
     })
 }
 
-/// What the state directory tells about the estate of a run with `inventory`.
-pub fn estate_view(inventory: Option<&str>, state_dir: &Path) -> EstateView {
+/// What the state tells about the estate of a run with `inventory`.
+pub fn estate_view(inventory: Option<&str>, store: &Store) -> EstateView {
     let origin = inventory.unwrap_or("the built-in demo estate").to_string();
     match crate::estate::load_inventory(inventory.map(Path::new)) {
         Ok(inv) => {
             let driver = inv.driver.map_or("none", Driver::as_str).to_string();
             let lab_events = (inv.driver == Some(Driver::Lab)).then(|| {
-                let path = state_dir.join("lab").join(format!("{}.json", inv.name));
-                std::fs::read(&path)
-                    .ok()
+                store
+                    .lab(&inv.name)
+                    .read_base()
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     .and_then(|v| v.get("events").and_then(|e| e.as_array()).cloned())
                     .unwrap_or_default()
@@ -222,19 +224,18 @@ pub fn env_redactor() -> Redactor {
     r
 }
 
-/// Gather everything about the run in `run_dir` (under `state_dir`).
-pub fn build(run_dir: &Path, state_dir: &Path) -> Result<Report, ReportError> {
-    let contents = read_journal(&run_dir.join(JOURNAL_FILE))?;
-    let state = RunState::replay(&contents.records, journal::is_held(run_dir));
+/// Gather everything about `run`.
+pub fn build(run: &Run) -> Result<Report, ReportError> {
+    let contents = run.read_journal()?;
+    let state = RunState::replay(&contents.records, run.is_held());
     let timeline = Timeline::from_records(&contents.records);
     let plan = plan_nodes(&contents.records, &state);
-    let logs_dir = run_dir.join("logs");
     let logs = state
         .steps
         .iter()
-        .filter_map(|s| read_step_log(&logs_dir, &s.name).map(|l| (s.name.clone(), l)))
+        .filter_map(|s| read_step_log(run, &s.name).map(|l| (s.name.clone(), l)))
         .collect();
-    let estate = estate_view(state.inventory.as_deref(), state_dir);
+    let estate = estate_view(state.inventory.as_deref(), &run.store());
     Ok(Report {
         records: contents.records.len(),
         state,
@@ -498,19 +499,15 @@ mod tests {
 
     #[test]
     fn a_log_is_cut_to_its_end_at_a_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let name = crate::step_log::log_file_name("s");
         let line = "x".repeat(99) + "\n";
-        std::fs::write(dir.path().join(format!("{name}.1")), "first\n").unwrap();
-        std::fs::write(
-            dir.path().join(&name),
-            line.repeat(LOG_TAIL_BYTES / 100 + 10),
-        )
-        .unwrap();
-        let l = read_step_log(dir.path(), "s").unwrap();
+        let log = StepLogBytes {
+            rotated: b"first\n".to_vec(),
+            current: Some(line.repeat(LOG_TAIL_BYTES / 100 + 10).into_bytes()),
+        };
+        let l = log_tail(log).unwrap();
         assert!(l.truncated);
         assert!(l.text.len() <= LOG_TAIL_BYTES);
         assert!(l.text.starts_with('x') && !l.text.contains("first"));
-        assert!(read_step_log(dir.path(), "none").is_none());
+        assert!(log_tail(StepLogBytes::default()).is_none());
     }
 }

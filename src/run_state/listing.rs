@@ -1,11 +1,10 @@
-//! The runs under a state directory, oldest first, for `runs` and for choosing the run
+//! The runs in a state store, oldest first, for `runs` and for choosing the run
 //! `resume` and `status` open; unreadable runs become warnings, never errors.
 
 use super::RunSummary;
-use crate::journal::RUNS_DIR;
-use std::path::Path;
+use crate::state::Store;
 
-/// The runs found under a state directory, oldest first, and the ones that were skipped.
+/// The runs found in a state store, oldest first, and the ones that were skipped.
 #[derive(Debug, Clone, Default)]
 pub struct RunListing {
     /// `(run id, summary)` sorted by start time.
@@ -27,26 +26,21 @@ impl RunListing {
     }
 }
 
-/// Every run under `STATE_DIR/runs/`, sorted by start time; unreadable runs become warnings.
-pub fn list_runs(state_dir: &Path) -> RunListing {
-    let runs_dir = state_dir.join(RUNS_DIR);
+/// Every run in `store`, sorted by start time; unreadable runs become warnings.
+pub fn list_runs(store: &Store) -> RunListing {
     let mut listing = RunListing::default();
-    let entries = match std::fs::read_dir(&runs_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return listing,
+    let ids = match store.run_ids() {
+        Ok(ids) => ids,
         Err(e) => {
-            listing
-                .warnings
-                .push(format!("cannot list runs in {}: {e}", runs_dir.display()));
+            listing.warnings.push(e);
             return listing;
         }
     };
-    for entry in entries.flatten() {
-        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let run_id = entry.file_name().to_string_lossy().into_owned();
-        match RunSummary::load(&entry.path()) {
+    for run_id in ids {
+        let loaded = store
+            .run(&run_id)
+            .and_then(|run| RunSummary::load(&run).map_err(|e| e.to_string()));
+        match loaded {
             Ok((state, warnings)) => {
                 listing.warnings.extend(warnings);
                 listing.runs.push((run_id, state));
@@ -64,7 +58,7 @@ mod tests {
     use super::super::tests::{started, DIAMOND};
     use super::*;
     use crate::journal::record::{Event, FinalStatus};
-    use crate::journal::{JournalWriter, JOURNAL_FILE};
+    use crate::journal::{JOURNAL_FILE, RUNS_DIR};
     use crate::run_state::RunStatus;
 
     #[test]
@@ -72,10 +66,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state_dir = tmp.path();
         let runs = state_dir.join(RUNS_DIR);
+        let store = Store::open(state_dir);
         // Named so that directory order and start order disagree.
         for (id, steps) in [("run-b", DIAMOND), ("run-a", &[("x", "step")][..])] {
-            let dir = runs.join(id);
-            let (w, _) = JournalWriter::create(&dir, started(steps)).unwrap();
+            let run = store.run(id).unwrap();
+            let (w, _) = run.create_journal(started(steps)).unwrap();
             w.append_blocking(vec![Event::RunFinished {
                 status: FinalStatus::Succeeded,
             }])
@@ -87,7 +82,7 @@ mod tests {
         std::fs::write(runs.join("broken").join(JOURNAL_FILE), b"").unwrap();
         std::fs::write(runs.join("stray-file"), b"not a run").unwrap();
 
-        let listing = list_runs(state_dir);
+        let listing = list_runs(&store);
         let ids: Vec<&str> = listing.runs.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["run-b", "run-a"]);
         assert!(listing
@@ -110,7 +105,7 @@ mod tests {
     #[test]
     fn list_runs_of_a_fresh_state_dir_is_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        let listing = list_runs(tmp.path());
+        let listing = list_runs(&Store::open(tmp.path()));
         assert!(listing.runs.is_empty() && listing.warnings.is_empty());
     }
 }

@@ -26,10 +26,10 @@ pub use step::{Approval, StepStatus, UndoAttempt};
 pub use summary::RunSummary;
 
 use crate::journal::record::Record;
-use crate::journal::{self, read_journal, JournalError, JOURNAL_FILE};
+use crate::journal::JournalError;
+use crate::state::Run;
 use replay::Replay;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 /// The derived state of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,10 +82,10 @@ impl RunState {
         replay.finish(lock_held)
     }
 
-    /// Read, verify and replay the run in `run_dir`; also returns the journal's warnings.
-    pub fn load(run_dir: &Path) -> Result<(RunState, Vec<String>), JournalError> {
-        let contents = read_journal(&run_dir.join(JOURNAL_FILE))?;
-        let state = RunState::replay(&contents.records, journal::is_held(run_dir));
+    /// Read, verify and replay `run`; also returns the journal's warnings.
+    pub fn load(run: &Run) -> Result<(RunState, Vec<String>), JournalError> {
+        let contents = run.read_journal()?;
+        let state = RunState::replay(&contents.records, run.is_held());
         Ok((state, contents.warnings))
     }
 

@@ -4,8 +4,8 @@
 use super::replay::Replay;
 use super::RunStatus;
 use crate::journal::record::{Event, Record};
-use crate::journal::{self, JournalError, JOURNAL_FILE};
-use std::path::Path;
+use crate::journal::JournalError;
+use crate::state::Run;
 
 /// Record types that change where the run as a whole stands (its status, start and end);
 /// every other record is about one step. [`RunSummary`] replays only these, so a step
@@ -62,12 +62,11 @@ impl RunSummary {
         }
     }
 
-    /// Read and summarize the run in `run_dir`: every line's checksum and sequence number
-    /// is verified, only run-level records are decoded. Also returns the journal's warnings.
-    pub fn load(run_dir: &Path) -> Result<(RunSummary, Vec<String>), JournalError> {
-        let contents =
-            journal::read_selected(&run_dir.join(JOURNAL_FILE), &|t| RUN_LEVEL.contains(&t))?;
-        let summary = RunSummary::replay(&contents.records, journal::is_held(run_dir));
+    /// Read and summarize `run`: every line's checksum and sequence number is verified,
+    /// only run-level records are decoded. Also returns the journal's warnings.
+    pub fn load(run: &Run) -> Result<(RunSummary, Vec<String>), JournalError> {
+        let contents = run.read_selected(&|t| RUN_LEVEL.contains(&t))?;
+        let summary = RunSummary::replay(&contents.records, run.is_held());
         Ok((summary, contents.warnings))
     }
 }
@@ -77,8 +76,8 @@ mod tests {
     use super::super::tests::{started, DIAMOND};
     use super::*;
     use crate::journal::record::FinalStatus;
-    use crate::journal::JournalWriter;
     use crate::run_state::RunState;
+    use crate::state::Store;
     use serde_json::{json, Value};
 
     #[test]
@@ -171,7 +170,8 @@ mod tests {
     #[test]
     fn a_summary_read_from_disk_matches_the_full_load() {
         let tmp = tempfile::tempdir().unwrap();
-        let (w, _) = JournalWriter::create(tmp.path(), started(DIAMOND)).unwrap();
+        let run = Store::open(tmp.path()).create_run().unwrap();
+        let (w, _) = run.create_journal(started(DIAMOND)).unwrap();
         w.append_blocking(vec![
             Event::StepStarted {
                 step: "a".into(),
@@ -188,8 +188,8 @@ mod tests {
             },
         ])
         .unwrap();
-        let (full, _) = RunState::load(tmp.path()).unwrap();
-        let (summary, warnings) = RunSummary::load(tmp.path()).unwrap();
+        let (full, _) = RunState::load(&run).unwrap();
+        let (summary, warnings) = RunSummary::load(&run).unwrap();
         assert!(warnings.is_empty());
         assert_eq!(summary.status, RunStatus::Failed);
         assert_eq!(

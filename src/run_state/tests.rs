@@ -5,7 +5,7 @@
 use super::*;
 use crate::dsl::StepKind;
 use crate::journal::record::{Event, FinalStatus, Record};
-use crate::journal::{JournalWriter, RunLock};
+use crate::state::Store;
 use serde_json::{json, Value};
 
 /// Builds a journal's records with increasing seqs and timestamps.
@@ -507,18 +507,19 @@ fn steps_not_in_the_starting_plan_are_listed_after_it() {
 #[test]
 fn load_tells_a_live_run_from_a_crashed_one_by_its_lock() {
     let tmp = tempfile::tempdir().unwrap();
-    let lock = RunLock::acquire(tmp.path()).unwrap();
-    let (w, _) = JournalWriter::create(tmp.path(), started(DIAMOND)).unwrap();
+    let run = Store::open(tmp.path()).create_run().unwrap();
+    let lock = run.own().unwrap();
+    let (w, _) = run.create_journal(started(DIAMOND)).unwrap();
     w.append_blocking(vec![Event::StepStarted {
         step: "a".into(),
         attempt: 1,
     }])
     .unwrap();
-    let (live, _) = RunState::load(tmp.path()).unwrap();
+    let (live, _) = RunState::load(&run).unwrap();
     assert_eq!(live.status, RunStatus::Running);
     assert_eq!(live.step("a").unwrap().state, StepState::Running);
     drop(lock);
-    let (dead, _) = RunState::load(tmp.path()).unwrap();
+    let (dead, _) = RunState::load(&run).unwrap();
     assert_eq!(dead.status, RunStatus::Crashed);
     assert_eq!(dead.step("a").unwrap().state, StepState::Unknown);
 }

@@ -8,23 +8,24 @@ use serde_json::Value;
 use super::LabEstate;
 use crate::estate::inventory::Driver;
 use crate::estate::EstateError;
+use crate::state::Store;
 
 /// `waymark lab show --json` for the estate of `inventory` (the demo when `None`).
-pub fn show(inventory: Option<&Path>, state_dir: &Path) -> Result<Value, EstateError> {
-    lab_of(inventory, state_dir)?.show_json()
+pub fn show(inventory: Option<&Path>, store: &Store) -> Result<Value, EstateError> {
+    lab_of(inventory, store)?.show_json()
 }
 
 /// `waymark lab reset`: delete the state file; true when there was one.
-pub fn reset(inventory: Option<&Path>, state_dir: &Path) -> Result<bool, EstateError> {
-    lab_of(inventory, state_dir)?.reset()
+pub fn reset(inventory: Option<&Path>, store: &Store) -> Result<bool, EstateError> {
+    lab_of(inventory, store)?.reset()
 }
 
 /// The state file path `lab show`/`lab reset` act on.
-pub fn state_path(inventory: Option<&Path>, state_dir: &Path) -> Result<PathBuf, EstateError> {
-    Ok(lab_of(inventory, state_dir)?.file.path.clone())
+pub fn state_path(inventory: Option<&Path>, store: &Store) -> Result<PathBuf, EstateError> {
+    Ok(lab_of(inventory, store)?.file.path.clone())
 }
 
-fn lab_of(inventory: Option<&Path>, state_dir: &Path) -> Result<LabEstate, EstateError> {
+fn lab_of(inventory: Option<&Path>, store: &Store) -> Result<LabEstate, EstateError> {
     let inv = crate::estate::load_inventory(inventory)?;
     if inv.driver != Some(Driver::Lab) {
         return Err(EstateError::BadArgs {
@@ -36,5 +37,5 @@ fn lab_of(inventory: Option<&Path>, state_dir: &Path) -> Result<LabEstate, Estat
             ),
         });
     }
-    Ok(LabEstate::new(inv, state_dir))
+    Ok(LabEstate::new(inv, store))
 }

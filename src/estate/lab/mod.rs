@@ -52,9 +52,9 @@ pub struct LabEstate {
 }
 
 impl LabEstate {
-    /// The lab estate of `inv`, with its state under `state_dir/lab/`.
-    pub fn new(inv: Inventory, state_dir: &Path) -> LabEstate {
-        let file = StateFile::new(state_dir, &inv);
+    /// The lab estate of `inv`, with its state in `store`.
+    pub fn new(inv: Inventory, store: &crate::state::Store) -> LabEstate {
+        let file = StateFile::new(store, &inv);
         LabEstate {
             inv,
             file,

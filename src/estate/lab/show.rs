@@ -124,13 +124,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = demo(dir.path());
         call(&e, "set_replication", "ns-apac", json!({"enabled": false})).unwrap();
-        let doc = show(None, dir.path()).unwrap();
+        let doc = show(None, &crate::state::Store::open(dir.path())).unwrap();
         assert_eq!(doc["servers"]["ns-apac"]["replication_enabled"], false);
         assert_eq!(doc["events"][0]["op"], "set_replication");
         let text = show_text(&doc);
         assert!(text.contains("Lab estate `demo-lab` (rehearsal)"), "{text}");
         assert!(text.contains("set_replication"), "{text}");
-        assert!(reset(None, dir.path()).unwrap());
-        assert_eq!(show(None, dir.path()).unwrap()["events"], json!([]));
+        assert!(reset(None, &crate::state::Store::open(dir.path())).unwrap());
+        assert_eq!(
+            show(None, &crate::state::Store::open(dir.path())).unwrap()["events"],
+            json!([])
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +17,7 @@ use super::state::{Backup, DataStore, LabState, ServerState};
 use crate::estate::inventory::Inventory;
 use crate::estate::EstateError;
 use crate::redact::Redactor;
+use crate::state::{LabStore, Store};
 
 /// What one operation changed, appended to `NAME.log` so an operation costs what it
 /// changed, not the size of the estate: rewriting all of `NAME.json` after every
@@ -60,7 +61,7 @@ pub struct Stamp(Option<(u64, std::time::SystemTime)>, u64);
 /// between writing the base and removing the log changes nothing).
 #[derive(Debug, Clone)]
 pub struct StateFile {
-    /// `STATE_DIR/lab/NAME.json`.
+    /// The estate as of its last compaction (`lab/NAME.json` in a state directory).
     pub path: PathBuf,
     lock_path: PathBuf,
     tmp_path: PathBuf,
@@ -70,16 +71,15 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// The state file of `inv`'s estate under `state_dir`.
-    pub fn new(state_dir: &Path, inv: &Inventory) -> StateFile {
-        let name = inv.name.as_str();
-        let reset = crate::hint::lab_reset(&inv.origin, state_dir);
-        let dir = state_dir.join("lab");
+    /// The state file of `inv`'s estate in `store`.
+    pub fn new(store: &Store, inv: &Inventory) -> StateFile {
+        let reset = crate::hint::lab_reset(&inv.origin, store);
+        let LabStore::Files(files) = store.lab(&inv.name);
         StateFile {
-            path: dir.join(format!("{name}.json")),
-            lock_path: dir.join(format!("{name}.lock")),
-            tmp_path: dir.join(format!("{name}.json.tmp")),
-            log_path: dir.join(format!("{name}.log")),
+            path: files.base,
+            lock_path: files.lock,
+            tmp_path: files.tmp,
+            log_path: files.log,
             reset,
         }
     }
@@ -288,7 +288,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
         std::io::Write::write_all(&mut f, b"{\"event\": {\"seq\"").unwrap();
         assert_eq!(demo(dir.path()).state().unwrap().events.len(), 80);
-        assert!(reset(None, dir.path()).unwrap());
+        assert!(reset(None, &crate::state::Store::open(dir.path())).unwrap());
         assert!(!log.exists());
     }
 

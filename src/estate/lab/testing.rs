@@ -8,13 +8,14 @@ use serde_json::Value;
 use super::LabEstate;
 use crate::cancel::CancelToken;
 use crate::estate::{Estate, EstateError, Inventory, OpContext};
+use crate::state::Store;
 
 pub(crate) fn lab(src: &str, dir: &Path) -> LabEstate {
-    LabEstate::new(Inventory::parse(src, "t.toml").unwrap(), dir)
+    LabEstate::new(Inventory::parse(src, "t.toml").unwrap(), &Store::open(dir))
 }
 
 pub(crate) fn demo(dir: &Path) -> LabEstate {
-    LabEstate::new(crate::estate::demo::inventory(), dir)
+    LabEstate::new(crate::estate::demo::inventory(), &Store::open(dir))
 }
 
 pub(crate) fn call(

@@ -417,8 +417,10 @@ fn result_keys_match_the_lab() {
     .unwrap()
     .replace("driver = \"windows\"", "driver = \"lab\"");
     let dir = tempfile::tempdir().unwrap();
-    let lab =
-        crate::estate::LabEstate::new(Inventory::parse(&lab_src, "lab.toml").unwrap(), dir.path());
+    let lab = crate::estate::LabEstate::new(
+        Inventory::parse(&lab_src, "lab.toml").unwrap(),
+        &crate::state::Store::open(dir.path()),
+    );
     let token = CancelToken::new();
     let log = |_: &str| {};
     let cx = OpContext {

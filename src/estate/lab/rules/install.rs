@@ -304,7 +304,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/collation-mismatch.toml");
-        let e = LabEstate::new(Inventory::load(&path).unwrap(), dir.path());
+        let e = LabEstate::new(
+            Inventory::load(&path).unwrap(),
+            &crate::state::Store::open(dir.path()),
+        );
         let r = call(&e, "collation", "ns-emea", json!({})).unwrap();
         assert_eq!(r["matches"], false);
         for s in e

@@ -1,0 +1,248 @@
+//! Where a run's state lives: one interface for runs, their journal, ownership, inbox of
+//! decisions and step logs, and for lab estates — behind which sits a store.
+//!
+//! The state location (`--state-dir` / `WAYMARK_STATE_DIR`) is read once, at the edge
+//! (`cli`), into a [`Store`]; every other module asks the store, or a [`Run`] it opened,
+//! for what it needs. No module outside `state/` (and the file formats it delegates to:
+//! [`crate::journal`]'s writer and reader, [`crate::inbox`], [`crate::step_log`],
+//! [`crate::follow`], the lab's state file) sees a path or joins a sub-path of the state
+//! directory, so a second store (PostgreSQL, issue 12) slots in here without touching them.
+//!
+//! The stores are an enum, not trait objects: the set is closed and known (a directory,
+//! later PostgreSQL), each operation's contract differs in ways a caller must not have to
+//! care about (durability = fsync vs a committed transaction, ownership = flock vs a
+//! lease with an epoch, follow = polling a file vs polling rows), and an enum keeps those
+//! differences in one `match` per operation instead of behind `dyn` with boxed futures.
+//! See ARCHITECTURE.md.
+
+mod dir;
+
+pub use dir::{DirRun, DirStore};
+
+use crate::inbox::{Drained, InboxError, InboxItem};
+use crate::journal::{
+    Event, JournalContents, JournalError, JournalWriter, LockError, Record, RunLock, RunOrigin,
+};
+use crate::redact::Redactor;
+use crate::step_log::{StepLog, StepLogOptions};
+use std::io;
+
+/// The state of every run and lab estate, as chosen by `--state-dir`.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A directory on this machine (the default, `./.waymark`).
+    Dir(DirStore),
+}
+
+impl Store {
+    /// The store named by `--state-dir` / `WAYMARK_STATE_DIR`.
+    pub fn open(location: &std::path::Path) -> Store {
+        Store::Dir(DirStore::new(location))
+    }
+
+    /// ` --state-dir LOCATION` when the location is not the default, else nothing: what
+    /// every command waymark tells an operator to type needs to reach this store.
+    pub fn flag(&self) -> String {
+        match self {
+            Store::Dir(d) => d.flag(),
+        }
+    }
+
+    /// The store for messages ("no runs in …").
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Dir(d) => d.describe(),
+        }
+    }
+
+    /// Where the runs are, for messages ("no runs in …/runs").
+    pub fn describe_runs(&self) -> String {
+        match self {
+            Store::Dir(d) => d.describe_runs(),
+        }
+    }
+
+    /// The ids of every run in the store, in no particular order.
+    pub fn run_ids(&self) -> Result<Vec<String>, String> {
+        match self {
+            Store::Dir(d) => d.run_ids(),
+        }
+    }
+
+    /// A fresh run with a new id, not yet holding a journal.
+    pub fn create_run(&self) -> io::Result<Run> {
+        match self {
+            Store::Dir(d) => d.create_run().map(Run::Dir),
+        }
+    }
+
+    /// The run `run_id` (which may not exist: see [`Run::exists`]), refusing ids that
+    /// are not run ids.
+    pub fn run(&self, run_id: &str) -> Result<Run, String> {
+        match self {
+            Store::Dir(d) => d.run(run_id).map(Run::Dir),
+        }
+    }
+
+    /// Where the lab estate `name` keeps its state.
+    pub fn lab(&self, name: &str) -> LabStore {
+        match self {
+            Store::Dir(d) => LabStore::Files(d.lab(name)),
+        }
+    }
+}
+
+/// One run's state in a [`Store`].
+#[derive(Debug, Clone)]
+pub enum Run {
+    /// A run directory.
+    Dir(DirRun),
+}
+
+/// What a step's log holds now: the rotated generation (empty when none) and the current
+/// file (`None` when the step never logged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepLogBytes {
+    /// The older, rotated lines.
+    pub rotated: Vec<u8>,
+    /// The current lines.
+    pub current: Option<Vec<u8>>,
+}
+
+/// Proof that this process drives a run; ownership ends when it is dropped.
+#[derive(Debug)]
+pub enum Ownership {
+    /// The run directory's `flock`, released by the kernel however the holder exits.
+    Lock(RunLock),
+}
+
+impl Run {
+    /// The run's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Run::Dir(r) => r.id(),
+        }
+    }
+
+    /// The store the run is in.
+    pub fn store(&self) -> Store {
+        match self {
+            Run::Dir(r) => Store::Dir(r.store().clone()),
+        }
+    }
+
+    /// Whether the run has a journal (was ever started).
+    pub fn exists(&self) -> bool {
+        match self {
+            Run::Dir(r) => r.exists(),
+        }
+    }
+
+    /// Every record of the journal, verified.
+    pub fn read_journal(&self) -> Result<JournalContents, JournalError> {
+        match self {
+            Run::Dir(r) => r.read_journal(),
+        }
+    }
+
+    /// Every record verified, only those whose type `wanted` accepts decoded.
+    pub fn read_selected(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<JournalContents, JournalError> {
+        match self {
+            Run::Dir(r) => r.read_selected(wanted),
+        }
+    }
+
+    /// The runbook, params and inventory off the first record, unverified (a hint).
+    pub fn read_origin(&self) -> Option<RunOrigin> {
+        match self {
+            Run::Dir(r) => r.read_origin(),
+        }
+    }
+
+    /// Whether some process drives the run now.
+    pub fn is_held(&self) -> bool {
+        match self {
+            Run::Dir(r) => r.is_held(),
+        }
+    }
+
+    /// Take ownership of the run, or say who has it.
+    pub fn own(&self) -> Result<Ownership, LockError> {
+        match self {
+            Run::Dir(r) => r.lock().map(Ownership::Lock),
+        }
+    }
+
+    /// Start the journal with `first` (a `run_started`); durable when this returns.
+    pub fn create_journal(&self, first: Event) -> Result<(JournalWriter, Record), JournalError> {
+        match self {
+            Run::Dir(r) => r.create_journal(first),
+        }
+    }
+
+    /// Reopen the journal to continue the run, with its verified contents.
+    pub fn open_journal(&self) -> Result<(JournalWriter, JournalContents), JournalError> {
+        match self {
+            Run::Dir(r) => r.open_journal(),
+        }
+    }
+
+    /// Durably hand a decision to the run; returns where it was put, for messages.
+    pub fn submit_decision(&self, item: &InboxItem) -> Result<String, InboxError> {
+        match self {
+            Run::Dir(r) => r.submit_decision(item),
+        }
+    }
+
+    /// The decisions handed in and not yet removed, oldest first.
+    pub fn pending_decisions(&self) -> Result<Drained, InboxError> {
+        match self {
+            Run::Dir(r) => r.pending_decisions(),
+        }
+    }
+
+    /// The log `step` writes to (appending to what earlier attempts wrote).
+    pub fn step_log(
+        &self,
+        step: &str,
+        redactor: Redactor,
+        options: StepLogOptions,
+    ) -> io::Result<StepLog> {
+        match self {
+            Run::Dir(r) => r.step_log(step, redactor, options),
+        }
+    }
+
+    /// What `step`'s log holds now.
+    pub fn read_step_log(&self, step: &str) -> StepLogBytes {
+        match self {
+            Run::Dir(r) => r.read_step_log(step),
+        }
+    }
+
+    /// A reader of `step`'s log as it grows, from its start (`log --follow`).
+    pub fn follow_step_log(&self, step: &str) -> crate::follow::LogTail {
+        match self {
+            Run::Dir(r) => r.follow_step_log(step),
+        }
+    }
+}
+
+/// Where one lab estate keeps its state (see [`crate::estate::lab_state::StateFile`]).
+#[derive(Debug, Clone)]
+pub enum LabStore {
+    /// Files under the state directory's `lab/`.
+    Files(dir::LabFiles),
+}
+
+impl LabStore {
+    /// The estate as of its last compaction (its recorded `events` among it), if stored.
+    pub fn read_base(&self) -> Option<Vec<u8>> {
+        match self {
+            LabStore::Files(f) => std::fs::read(&f.base).ok(),
+        }
+    }
+}

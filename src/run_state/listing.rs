@@ -58,14 +58,13 @@ mod tests {
     use super::super::tests::{started, DIAMOND};
     use super::*;
     use crate::journal::record::{Event, FinalStatus};
-    use crate::journal::{JOURNAL_FILE, RUNS_DIR};
     use crate::run_state::RunStatus;
 
     #[test]
     fn list_runs_sorts_by_start_and_skips_unreadable_runs() {
         let tmp = tempfile::tempdir().unwrap();
         let state_dir = tmp.path();
-        let runs = state_dir.join(RUNS_DIR);
+        let runs = state_dir.join("runs");
         let store = Store::open(state_dir);
         // Named so that directory order and start order disagree.
         for (id, steps) in [("run-b", DIAMOND), ("run-a", &[("x", "step")][..])] {
@@ -79,7 +78,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         std::fs::create_dir_all(runs.join("broken")).unwrap();
-        std::fs::write(runs.join("broken").join(JOURNAL_FILE), b"").unwrap();
+        std::fs::write(runs.join("broken").join("journal.jsonl"), b"").unwrap();
         std::fs::write(runs.join("stray-file"), b"not a run").unwrap();
 
         let listing = list_runs(&store);

@@ -26,6 +26,8 @@ use super::StepLogBytes;
 
 /// File name of a run's journal inside its run directory.
 const JOURNAL_FILE: &str = journal::JOURNAL_FILE;
+/// Directory under the state dir that holds one directory per run.
+const RUNS_DIR: &str = "runs";
 /// Directory of the step logs inside a run directory.
 const LOGS_DIR: &str = "logs";
 /// Directory of the lab estates under the state directory.
@@ -54,11 +56,11 @@ impl DirStore {
     }
 
     pub(super) fn describe_runs(&self) -> String {
-        self.root.join(journal::RUNS_DIR).display().to_string()
+        self.root.join(RUNS_DIR).display().to_string()
     }
 
     pub(super) fn run_ids(&self) -> Result<Vec<String>, String> {
-        let runs_dir = self.root.join(journal::RUNS_DIR);
+        let runs_dir = self.root.join(RUNS_DIR);
         let entries = match std::fs::read_dir(&runs_dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -78,7 +80,7 @@ impl DirStore {
                 format!("cannot create {}: {e}", self.root.display()),
             )
         })?;
-        let (id, dir) = journal::create_run_dir(&self.root).map_err(|e| {
+        let (id, dir) = create_run_dir(&self.root).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create the run directory: {e}"))
         })?;
         Ok(DirRun {
@@ -89,7 +91,7 @@ impl DirStore {
     }
 
     pub(super) fn run(&self, run_id: &str) -> Result<DirRun, String> {
-        let dir = journal::run_dir(&self.root, run_id)?;
+        let dir = self.root.join(RUNS_DIR).join(super::check_run_id(run_id)?);
         Ok(DirRun {
             store: self.clone(),
             id: run_id.to_string(),
@@ -106,6 +108,30 @@ impl DirStore {
             log: dir.join(format!("{name}.log")),
         }
     }
+}
+
+/// Create a fresh run directory under `STATE_DIR/runs/` and return its id and path.
+///
+/// The directory is created with `create_dir` (not `_all`) so two runs started in the
+/// same second with the same random suffix cannot share a directory: the loser retries.
+fn create_run_dir(state_dir: &Path) -> io::Result<(String, PathBuf)> {
+    let runs = state_dir.join(RUNS_DIR);
+    std::fs::create_dir_all(&runs)?;
+    let mut last_err = None;
+    for _ in 0..32 {
+        let id = super::new_run_id();
+        let dir = runs.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                // The new entry in runs/ must survive a crash, or the journal inside is lost.
+                journal::sync_dir(&runs)?;
+                return Ok((id, dir));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("could not pick a free run id")))
 }
 
 /// A run directory.
@@ -214,4 +240,59 @@ pub struct LabFiles {
     pub tmp: PathBuf,
     /// `lab/NAME.log`: the operations since the base.
     pub log: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{Run, Store};
+
+    // The layout is a promise to every existing state directory: pinned literally.
+    #[test]
+    fn runs_live_where_earlier_versions_put_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let run = store.create_run().unwrap();
+        let dir = tmp.path().join("runs").join(run.id());
+        assert!(dir.is_dir());
+        run.create_journal(Event::sample_run_started(&[])).unwrap();
+        assert!(dir.join("journal.jsonl").is_file());
+        let _owned = run.own().unwrap();
+        assert!(dir.join("lock").is_file());
+        let log = run
+            .step_log("db:backup", Redactor::new(), Default::default())
+            .unwrap();
+        log.line("out", "hello");
+        assert!(dir.join("logs").join(log_file_name("db:backup")).is_file());
+        let Store::Dir(d) = &store;
+        let lab = d.lab("demo-lab");
+        assert_eq!(lab.base, tmp.path().join("lab/demo-lab.json"));
+        assert_eq!(lab.log, tmp.path().join("lab/demo-lab.log"));
+        assert_eq!(store.run_ids().unwrap(), [run.id().to_string()]);
+    }
+
+    #[test]
+    fn fresh_runs_get_distinct_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path());
+        let (a, b) = (store.create_run().unwrap(), store.create_run().unwrap());
+        assert_ne!(a.id(), b.id());
+        assert!(!a.exists(), "no journal yet");
+    }
+
+    #[test]
+    fn a_step_log_reads_back_with_its_rotated_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = Store::open(tmp.path()).run("r1").unwrap();
+        assert_eq!(run.read_step_log("s"), StepLogBytes::default());
+        let Run::Dir(r) = &run;
+        let logs = r.dir.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let name = log_file_name("s");
+        std::fs::write(logs.join(format!("{name}.1")), "old\n").unwrap();
+        std::fs::write(logs.join(&name), "new\n").unwrap();
+        let got = run.read_step_log("s");
+        assert_eq!(got.rotated, b"old\n");
+        assert_eq!(got.current.as_deref(), Some(&b"new\n"[..]));
+    }
 }

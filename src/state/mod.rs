@@ -26,6 +26,59 @@ use crate::journal::{
 use crate::redact::Redactor;
 use crate::step_log::{StepLog, StepLogOptions};
 use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A new run id such as `20261123-221500-ab12`: UTC start time, then 4 random hex digits.
+///
+/// Ids sort by start time (to the second), so listing them lists runs in the order they
+/// began.
+pub fn new_run_id() -> String {
+    let now = SystemTime::now();
+    // "2026-11-23T22:15:00Z" -> "20261123-221500"
+    let stamp = humantime::format_rfc3339_seconds(now).to_string();
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    let (date, time) = digits.split_at(digits.len().min(8));
+    format!("{date}-{time}-{:04x}", random_u16())
+}
+
+/// `run_id` if it can be a run id (also never a path: no separator, `.` or `..`), else why not.
+pub fn check_run_id(run_id: &str) -> Result<&str, String> {
+    let ok = !run_id.is_empty()
+        && run_id != "."
+        && run_id != ".."
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(run_id)
+    } else {
+        Err(format!(
+            "`{run_id}` is not a run id (expected something like 20261123-221500-ab12; see `waymark runs`)"
+        ))
+    }
+}
+
+/// Two random bytes from the OS, or from the clock and pid where there is no /dev/urandom.
+fn random_u16() -> u16 {
+    #[cfg(unix)]
+    {
+        use std::io::Read;
+        let mut buf = [0u8; 2];
+        if std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut buf))
+            .is_ok()
+        {
+            return u16::from_le_bytes(buf);
+        }
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // Mix in the pid so two processes started in the same nanosecond bucket still differ.
+    let mixed = nanos ^ std::process::id().rotate_left(16);
+    (mixed ^ (mixed >> 16)) as u16
+}
 
 /// The state of every run and lab estate, as chosen by `--state-dir`.
 #[derive(Debug, Clone)]
@@ -244,5 +297,32 @@ impl LabStore {
         match self {
             LabStore::Files(f) => std::fs::read(&f.base).ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_have_the_documented_shape() {
+        let id = new_run_id();
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(parts.len(), 3, "{id}");
+        assert_eq!(parts[0].len(), 8, "{id}");
+        assert_eq!(parts[1].len(), 6, "{id}");
+        assert_eq!(parts[2].len(), 4, "{id}");
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+        assert!(check_run_id(&id).is_ok());
+    }
+
+    #[test]
+    fn run_ids_that_could_be_paths_are_refused() {
+        let store = Store::open(std::path::Path::new("/s"));
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "x y"] {
+            assert!(check_run_id(bad).is_err(), "{bad:?}");
+            assert!(store.run(bad).is_err(), "{bad:?}");
+        }
+        assert!(store.run("20261123-221500-ab12").is_ok());
     }
 }

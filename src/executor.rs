@@ -34,7 +34,8 @@ pub struct RhaiAction {
     plan: Arc<Plan>,
     engine: Arc<rhai::Engine>,
     params: Map,
-    inventory: Dynamic,
+    // Shared by every step's `ctx`, which copies it only if the step reads it.
+    inventory: Arc<Dynamic>,
     run_id: String,
     run: Run,
     redactor: Redactor,
@@ -86,7 +87,7 @@ impl RhaiAction {
             plan,
             engine,
             params,
-            inventory,
+            inventory: Arc::new(inventory),
             run_id,
             run,
             redactor,
@@ -375,7 +376,7 @@ thread_local! {
 pub fn build_ctx(
     plan: &Plan,
     params: &Map,
-    inventory: &Dynamic,
+    inventory: &Arc<Dynamic>,
     run_id: &str,
     node: usize,
     attempt: u32,
@@ -388,7 +389,6 @@ pub fn build_ctx(
         "params".into(),
         StrictMap::dynamic(params.clone(), Holds::Params(cache.declared_params(params))),
     );
-    ctx.insert("inventory".into(), inventory.clone());
     ctx.insert("step".into(), step.decl.name.clone().into());
     ctx.insert("run_id".into(), run_id.into());
     ctx.insert("attempt".into(), (attempt as i64).into());
@@ -465,7 +465,9 @@ pub fn build_ctx(
         "results".into(),
         StrictMap::dynamic(results, Holds::Results(step.decl.name.as_str().into())),
     );
-    StrictMap::dynamic(ctx, Holds::Ctx)
+    // `inventory` is the one entry as large as the estate: a step pays for its copy only
+    // if it reads it, so a run of N steps is not N copies of N servers.
+    StrictMap::dynamic_deferring(ctx, Holds::Ctx, "inventory", inventory.clone())
 }
 
 /// Where a step's `--dry-run` description stopped short of its end.
@@ -508,7 +510,7 @@ pub fn dry_run_step(
     let mut ctx = build_ctx(
         plan,
         &params,
-        &rb.inventory,
+        &Arc::new(rb.inventory.clone()),
         "dry-run",
         node,
         1,
@@ -604,7 +606,7 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
             .map(Value::Array);
     }
     if let Some(m) = v.read_lock::<StrictMap>() {
-        let map = Dynamic::from_map(m.map.clone());
+        let map = Dynamic::from_map(m.to_map());
         drop(m);
         return to_json(&map, redactor);
     }

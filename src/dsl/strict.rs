@@ -50,15 +50,65 @@ pub struct StrictMap {
     pub map: Map,
     /// What the entries are.
     pub holds: Holds,
+    /// An entry shared between many maps and copied into `map` only when a script first
+    /// uses it: `ctx.inventory` is as large as the estate, and copying it into every
+    /// step's `ctx` made each step cost the estate's size (a run quadratic in it).
+    deferred: Option<(&'static str, Arc<Dynamic>)>,
 }
 
 impl StrictMap {
     /// Wrap `map` as a value scripts can read like a map.
     pub fn dynamic(map: Map, holds: Holds) -> Dynamic {
-        Dynamic::from(StrictMap { map, holds })
+        Dynamic::from(StrictMap {
+            map,
+            holds,
+            deferred: None,
+        })
     }
 
-    fn get(&self, key: &str) -> Result<Dynamic, String> {
+    /// [`StrictMap::dynamic`] with one more entry, `key`, copied from `value` only when
+    /// a script reads it (or the whole map).
+    pub fn dynamic_deferring(
+        map: Map,
+        holds: Holds,
+        key: &'static str,
+        value: Arc<Dynamic>,
+    ) -> Dynamic {
+        Dynamic::from(StrictMap {
+            map,
+            holds,
+            deferred: Some((key, value)),
+        })
+    }
+
+    /// Copy the deferred entry in; every entry is then in `map`.
+    pub fn settle(&mut self) -> &mut Map {
+        if let Some((key, value)) = self.deferred.take() {
+            self.map
+                .entry(key.into())
+                .or_insert_with(|| (*value).clone());
+        }
+        &mut self.map
+    }
+
+    /// Every entry, the deferred one included, as a plain map.
+    pub fn to_map(&self) -> Map {
+        let mut map = self.map.clone();
+        if let Some((key, value)) = &self.deferred {
+            map.entry((*key).into())
+                .or_insert_with(|| (**value).clone());
+        }
+        map
+    }
+
+    fn is_deferred(&self, key: &str) -> bool {
+        self.deferred.as_ref().is_some_and(|(k, _)| *k == key)
+    }
+
+    fn get(&mut self, key: &str) -> Result<Dynamic, String> {
+        if self.is_deferred(key) {
+            self.settle();
+        }
         if let Some(v) = self.map.get(key) {
             return Ok(v.clone());
         }
@@ -150,7 +200,7 @@ pub fn register(engine: &mut Engine) {
         // through here); only names the map holds can be written.
         .register_indexer_set(
             |m: &mut StrictMap, k: ImmutableString, v: Dynamic| -> Result<(), Box<EvalAltResult>> {
-                match m.map.get_mut(k.as_str()) {
+                match m.settle().get_mut(k.as_str()) {
                     Some(slot) => {
                         *slot = v;
                         Ok(())
@@ -164,25 +214,25 @@ pub fn register(engine: &mut Engine) {
             },
         )
         .register_fn("contains", |m: &mut StrictMap, k: ImmutableString| {
-            m.map.contains_key(k.as_str())
+            m.map.contains_key(k.as_str()) || m.is_deferred(&k)
         })
         .register_fn("keys", |m: &mut StrictMap| -> rhai::Array {
-            m.map
+            m.settle()
                 .keys()
                 .map(|k| Dynamic::from(ImmutableString::from(k.as_str())))
                 .collect()
         })
         .register_fn("values", |m: &mut StrictMap| -> rhai::Array {
-            m.map.values().cloned().collect()
+            m.settle().values().cloned().collect()
         })
-        .register_fn("len", |m: &mut StrictMap| m.map.len() as rhai::INT)
-        .register_fn("is_empty", |m: &mut StrictMap| m.map.is_empty())
-        .register_fn("to_map", |m: &mut StrictMap| m.map.clone())
+        .register_fn("len", |m: &mut StrictMap| m.settle().len() as rhai::INT)
+        .register_fn("is_empty", |m: &mut StrictMap| m.settle().is_empty())
+        .register_fn("to_map", |m: &mut StrictMap| m.to_map())
         .register_fn("to_string", |m: &mut StrictMap| {
-            Dynamic::from_map(m.map.clone()).to_string()
+            Dynamic::from_map(m.to_map()).to_string()
         })
         .register_fn("to_debug", |m: &mut StrictMap| {
-            format!("{:?}", Dynamic::from_map(m.map.clone()))
+            format!("{:?}", Dynamic::from_map(m.to_map()))
         });
 }
 
@@ -262,5 +312,64 @@ fn head(e: &rhai::Expr) -> (Option<String>, Position, Option<&rhai::Expr>) {
             (name, pos, Some(&x.rhs))
         }
         _ => (None, Position::NONE, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_with_inventory(inv: &Arc<Dynamic>) -> Dynamic {
+        let mut map = Map::new();
+        map.insert("step".into(), "a".into());
+        StrictMap::dynamic_deferring(map, Holds::Ctx, "inventory", inv.clone())
+    }
+
+    fn eval(ctx: Dynamic, script: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut engine = Engine::new();
+        register(&mut engine);
+        let mut scope = rhai::Scope::new();
+        scope.push("ctx", ctx);
+        engine.eval_with_scope::<Dynamic>(&mut scope, script)
+    }
+
+    #[test]
+    fn every_step_copied_the_whole_inventory_into_its_ctx_so_big_estates_went_quadratic() {
+        let mut inv = Map::new();
+        inv.insert("name".into(), "lab".into());
+        inv.insert("servers".into(), Dynamic::from_array(vec!["ns-1".into()]));
+        let inv = Arc::new(Dynamic::from_map(inv));
+        let ctx = ctx_with_inventory(&inv);
+        // Building a ctx shares the inventory; nothing is copied until a script reads it.
+        assert_eq!(Arc::strong_count(&inv), 2);
+        assert_eq!(ctx.clone().cast::<StrictMap>().map.len(), 1);
+        // Read, it is the inventory, and the map looks as if it had always held it.
+        let checks = r#"
+            ctx.inventory.name == "lab" && ctx["inventory"].servers == ["ns-1"]
+                && "inventory" in ctx && ctx.len() == 2
+                && ctx.keys().contains("inventory") && ctx.to_map().inventory.name == "lab"
+        "#;
+        assert!(eval(ctx_with_inventory(&inv), checks).unwrap().as_bool().unwrap());
+        // `in`, `len` and `to_map` also see it before any read.
+        for script in [
+            r#""inventory" in ctx"#,
+            "ctx.len() == 2",
+            r#"ctx.to_map().inventory.name == "lab""#,
+            r#"ctx.values().len() == 2"#,
+        ] {
+            let got = eval(ctx_with_inventory(&inv), script).unwrap();
+            assert!(got.as_bool().unwrap(), "{script}");
+        }
+        // A step may replace its own copy, as with any field it holds.
+        let got = eval(
+            ctx_with_inventory(&inv),
+            "ctx.inventory = 1; ctx.inventory",
+        )
+        .unwrap();
+        assert_eq!(got.as_int().unwrap(), 1);
+        let err = eval(ctx_with_inventory(&inv), "ctx.inventroy").unwrap_err();
+        assert!(err.to_string().contains("did you mean `inventory`"), "{err}");
+        // The shared original is never changed by a step.
+        assert_eq!(inv.clone_cast::<Map>()["name"].clone().into_string().unwrap(), "lab");
     }
 }

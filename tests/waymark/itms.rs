@@ -766,6 +766,7 @@ fn stdlib_check(checks: &str) -> Output {
         r#"import "versions" as versions;
 import "sizing" as sizing;
 import "hierarchy" as h;
+import "readiness" as readiness;
 runbook(#{{ name: "stdlib", description: "d" }});
 step("checks", #{{ run: |ctx| {{ {checks} }} }});"#
     );
@@ -815,6 +816,30 @@ fn stdlib_hierarchy_orders_children_before_parents() {
         if h::descendants(ctx.inventory, "ns-hq").len() != 3 { fail("descendants"); }
         if h::sql_host("sql-emea\\BRANCH") != "sql-emea" { fail("sql host"); }
         if h::endpoints(ctx.inventory, "sql-emea") != 4800 { fail("a SQL server carries its NSs' endpoints"); }
+        "#,
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+}
+
+#[test]
+fn preflight_probes_read_the_whole_inventory_per_step_so_big_estates_went_quadratic() {
+    // Each probe step now keeps only its part of the inventory: what the probe reads
+    // must come out the same from that part as from the whole.
+    let o = stdlib_check(
+        r#"
+        let inv = ctx.inventory;
+        let all = [];
+        for s in inv.servers { all.push(s.name); }
+        let scopes = readiness::probe_scopes(inv, all + ["nope"]);
+        for n in all {
+            let part = scopes[n];
+            if h::server(part, n) != h::server(inv, n) { fail(`entry of ${n}`); }
+            if h::endpoints(part, n) != h::endpoints(inv, n) { fail(`endpoints of ${n}`); }
+            if h::is_ns(inv, n) && h::descendants(part, n) != h::descendants(inv, n) { fail(`below ${n}`); }
+        }
+        if h::endpoints(scopes["sql-emea"], "sql-emea") != 4800 { fail("a SQL server carries its NSs' endpoints"); }
+        if h::descendants(scopes["ns-hq"], "ns-hq").len() != 3 { fail("descendants"); }
+        if scopes["nope"].servers.len() != 0 { fail("an unknown server has an empty part"); }
         "#,
     );
     assert_eq!(o.code, 0, "{o:?}");

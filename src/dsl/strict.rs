@@ -349,7 +349,10 @@ mod tests {
                 && "inventory" in ctx && ctx.len() == 2
                 && ctx.keys().contains("inventory") && ctx.to_map().inventory.name == "lab"
         "#;
-        assert!(eval(ctx_with_inventory(&inv), checks).unwrap().as_bool().unwrap());
+        assert!(eval(ctx_with_inventory(&inv), checks)
+            .unwrap()
+            .as_bool()
+            .unwrap());
         // `in`, `len` and `to_map` also see it before any read.
         for script in [
             r#""inventory" in ctx"#,
@@ -361,15 +364,20 @@ mod tests {
             assert!(got.as_bool().unwrap(), "{script}");
         }
         // A step may replace its own copy, as with any field it holds.
-        let got = eval(
-            ctx_with_inventory(&inv),
-            "ctx.inventory = 1; ctx.inventory",
-        )
-        .unwrap();
+        let got = eval(ctx_with_inventory(&inv), "ctx.inventory = 1; ctx.inventory").unwrap();
         assert_eq!(got.as_int().unwrap(), 1);
         let err = eval(ctx_with_inventory(&inv), "ctx.inventroy").unwrap_err();
-        assert!(err.to_string().contains("did you mean `inventory`"), "{err}");
+        assert!(
+            err.to_string().contains("did you mean `inventory`"),
+            "{err}"
+        );
         // The shared original is never changed by a step.
-        assert_eq!(inv.clone_cast::<Map>()["name"].clone().into_string().unwrap(), "lab");
+        assert_eq!(
+            inv.clone_cast::<Map>()["name"]
+                .clone()
+                .into_string()
+                .unwrap(),
+            "lab"
+        );
     }
 }

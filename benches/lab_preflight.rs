@@ -1,6 +1,9 @@
 //! The lab grows linearly with the estate: `itms-7.6/preflight` against lab estates of
 //! 100, 1,000 and 2,000 site servers. Each operation used to rewrite the whole state file
-//! (1,000 servers: 33 s, 2,000: 136 s); it now appends what it changed.
+//! (1,000 servers: 33 s, 2,000: 136 s); it now appends what it changed. After that, every
+//! step still copied the whole inventory into its `ctx` (and the preflight's probes
+//! copied and scanned it again), and loading the inventory counted lines from the top
+//! for every server; both grew with the square of the estate (2,000: 29.9 s).
 //!
 //! Run with `cargo bench --bench lab_preflight`. The time is the whole `waymark run`,
 //! with a fresh state dir per size; the last column (ms per server) stays flat when the

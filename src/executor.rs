@@ -283,8 +283,10 @@ impl RhaiAction {
                 pgid: g.pgid,
                 start_time: g.start_time,
             };
+            // Written, not fsync'd: a group outlives a crash of waymark, never one of
+            // the machine, so the kernel holding the record is enough (journal/writer.rs).
             journal
-                .append_blocking(vec![ev])
+                .append_written(vec![ev])
                 .map(drop)
                 .map_err(|e| e.to_string())
         })
@@ -300,6 +302,11 @@ pub trait Known {
     fn result(&self, i: usize) -> Option<NodeResult>;
     /// True when any finished step produced a non-null output.
     fn any_output(&self) -> bool;
+    /// The live store, when there is one: `ctx.outputs` then looks outputs up in it as
+    /// they are read instead of copying every ancestor's.
+    fn live(&self) -> Option<FinishedView> {
+        None
+    }
 }
 
 impl Known for FinishedView {
@@ -311,6 +318,9 @@ impl Known for FinishedView {
     }
     fn any_output(&self) -> bool {
         FinishedView::any_output(self)
+    }
+    fn live(&self) -> Option<FinishedView> {
+        Some(self.clone())
     }
 }
 
@@ -342,7 +352,7 @@ impl Known for JournalOutputs {
 /// (is a missing output's step an ancestor?) and the declared parameters.
 #[derive(Default)]
 pub struct OutputCache {
-    converted: std::sync::RwLock<HashMap<usize, Dynamic>>,
+    converted: Arc<std::sync::RwLock<HashMap<usize, Dynamic>>>,
     plan: Option<Arc<Plan>>,
     declared: Option<Arc<[String]>>,
 }
@@ -371,6 +381,71 @@ thread_local! {
     static MARKS: std::cell::RefCell<(Vec<u32>, u32)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
 }
 
+/// Every ancestor of `node` and `node` itself (during a rollback its undo sees what it
+/// did).
+fn ancestors(plan: &Plan, node: usize) -> Vec<usize> {
+    MARKS.with(|m| {
+        let (marks, stamp) = &mut *m.borrow_mut();
+        if marks.len() < plan.steps.len() {
+            marks.resize(plan.steps.len(), 0);
+        }
+        *stamp = stamp.wrapping_add(1);
+        if *stamp == 0 {
+            marks.fill(0);
+            *stamp = 1;
+        }
+        let mut found = Vec::new();
+        let mut stack: Vec<usize> = vec![node];
+        while let Some(a) = stack.pop() {
+            if std::mem::replace(&mut marks[a], *stamp) == *stamp {
+                continue;
+            }
+            found.push(a);
+            stack.extend(plan.steps[a].deps.iter().copied());
+        }
+        found
+    })
+}
+
+type Converted = std::sync::RwLock<HashMap<usize, Dynamic>>;
+
+/// Step `a`'s output as a Rhai value, converted once per run.
+fn converted(cache: &Converted, a: usize, done: &dyn Known) -> Option<Dynamic> {
+    if let Some(d) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&a) {
+        return Some(d.clone());
+    }
+    let v = done.output(a)?;
+    let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
+    cache
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(a, d.clone());
+    Some(d)
+}
+
+/// The run's outputs as a lazy `ctx.outputs` reads them.
+struct LiveOutputs {
+    plan: Arc<Plan>,
+    view: FinishedView,
+    converted: Arc<Converted>,
+}
+
+impl crate::dsl::strict::OutputSource for LiveOutputs {
+    fn output(&self, i: usize) -> Option<Dynamic> {
+        converted(&self.converted, i, &self.view)
+    }
+
+    fn all(&self, node: usize) -> Map {
+        ancestors(&self.plan, node)
+            .into_iter()
+            .filter_map(|a| {
+                let d = self.output(a)?;
+                Some((self.plan.steps[a].decl.name.as_str().into(), d))
+            })
+            .collect()
+    }
+}
+
 /// The `ctx` map a closure receives (SPEC §2).
 #[allow(clippy::too_many_arguments)]
 pub fn build_ctx(
@@ -393,65 +468,35 @@ pub fn build_ctx(
     ctx.insert("run_id".into(), run_id.into());
     ctx.insert("attempt".into(), (attempt as i64).into());
     ctx.insert("dry_run".into(), false.into());
-    let mut outputs = Map::new();
-    if done.any_output() {
-        // Every finished ancestor. The step itself is included: during a rollback its
-        // undo sees what it did.
-        let ancestors = MARKS.with(|m| {
-            let (marks, stamp) = &mut *m.borrow_mut();
-            if marks.len() < plan.steps.len() {
-                marks.resize(plan.steps.len(), 0);
-            }
-            *stamp = stamp.wrapping_add(1);
-            if *stamp == 0 {
-                marks.fill(0);
-                *stamp = 1;
-            }
-            let mut found = Vec::new();
-            let mut stack: Vec<usize> = vec![node];
-            while let Some(a) = stack.pop() {
-                if std::mem::replace(&mut marks[a], *stamp) == *stamp {
-                    continue;
-                }
-                found.push(a);
-                stack.extend(plan.steps[a].deps.iter().copied());
-            }
-            found
-        });
-        let mut missing = Vec::new();
-        {
-            let converted = cache.converted.read().unwrap_or_else(|e| e.into_inner());
-            for &a in &ancestors {
-                match converted.get(&a) {
-                    Some(d) => {
-                        outputs.insert(plan.steps[a].decl.name.as_str().into(), d.clone());
-                    }
-                    None => missing.push(a),
-                }
-            }
-        }
-        for a in missing {
-            if let Some(v) = done.output(a) {
-                let d = rhai::serde::to_dynamic(&v).unwrap_or(Dynamic::UNIT);
-                cache
-                    .converted
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(a, d.clone());
-                outputs.insert(plan.steps[a].decl.name.as_str().into(), d);
-            }
-        }
-    }
-    ctx.insert(
-        "outputs".into(),
-        StrictMap::dynamic(
-            outputs,
-            Holds::Outputs {
-                plan: cache.plan.clone(),
-                node,
-            },
+    let outputs = match (&cache.plan, done.live()) {
+        (Some(plan), Some(view)) => StrictMap::lazy_outputs(
+            plan.clone(),
+            node,
+            Arc::new(LiveOutputs {
+                plan: plan.clone(),
+                view,
+                converted: cache.converted.clone(),
+            }),
         ),
-    );
+        _ => {
+            let mut outputs = Map::new();
+            if done.any_output() {
+                for a in ancestors(plan, node) {
+                    if let Some(d) = converted(&cache.converted, a, done) {
+                        outputs.insert(plan.steps[a].decl.name.as_str().into(), d);
+                    }
+                }
+            }
+            StrictMap::dynamic(
+                outputs,
+                Holds::Outputs {
+                    plan: cache.plan.clone(),
+                    node,
+                },
+            )
+        }
+    };
+    ctx.insert("outputs".into(), outputs);
     let mut results = Map::new();
     for &d in &step.deps {
         if let Some(r) = done.result(d) {
@@ -606,8 +651,8 @@ pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
             .map(Value::Array);
     }
     if let Some(m) = v.read_lock::<StrictMap>() {
-        let map = Dynamic::from_map(m.to_map());
-        drop(m);
+        let mut m = m.clone();
+        let map = Dynamic::from_map(m.entries().clone());
         return to_json(&map, redactor);
     }
     if v.is_map() {
@@ -802,6 +847,14 @@ impl Action for RhaiAction {
             Some(r) => self.call(node, attempt, r, cancel, done).map(drop),
             None => Ok(()),
         }
+    }
+
+    // A crash before the record is on disk leaves no trace of the attempt, so resume runs
+    // the step as if for the first time: harmless for an idempotent step. A step with a
+    // probe keeps the durable start, so that resume asks its probe instead of running it.
+    fn must_record_start(&self, node: usize) -> bool {
+        let decl = &self.plan.steps[node].decl;
+        !(decl.idempotent && decl.check.is_none())
     }
 
     fn keep_waiting(&self) -> bool {

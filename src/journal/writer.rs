@@ -36,6 +36,8 @@ type Outcome = Result<Vec<Record>, JournalError>;
 struct Request {
     events: Vec<Event>,
     reply: Reply,
+    /// Answer once written to the file, before the fsync ([`JournalWriter::append_written`]).
+    written: bool,
 }
 
 /// Async callers wait on a tokio oneshot; blocking callers on a std channel, so a blocking
@@ -160,7 +162,7 @@ impl JournalWriter {
             return Ok(Vec::new());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(events, Reply::Async(tx))?;
+        self.send(events, Reply::Async(tx), false)?;
         rx.await.map_err(|_| self.stopped())?
     }
 
@@ -176,7 +178,7 @@ impl JournalWriter {
         if events.is_empty() {
             let _ = tx.send(Ok(Vec::new()));
         } else {
-            self.send(events, Reply::Async(tx))?;
+            self.send(events, Reply::Async(tx), false)?;
         }
         Ok(Durable {
             rx,
@@ -196,7 +198,22 @@ impl JournalWriter {
             return Ok(Vec::new());
         }
         let (tx, rx) = mpsc::channel();
-        self.send(events, Reply::Blocking(tx))?;
+        self.send(events, Reply::Blocking(tx), false)?;
+        rx.recv().map_err(|_| self.stopped())?
+    }
+
+    /// Like [`append_blocking`](Self::append_blocking), but returns once the records are
+    /// written to the file, without waiting for the fsync: they survive a crash of
+    /// waymark (the kernel holds them), not of the machine. For records whose subject
+    /// dies with the machine anyway — a process group (`process_started`): after a power
+    /// loss there is no orphan to find. A later durable append makes them durable too, and
+    /// no record is ever on disk without every record before it.
+    pub fn append_written(&self, events: Vec<Event>) -> Result<Vec<Record>, JournalError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = mpsc::channel();
+        self.send(events, Reply::Blocking(tx), true)?;
         rx.recv().map_err(|_| self.stopped())?
     }
 
@@ -206,12 +223,21 @@ impl JournalWriter {
         self.redactor = redactor;
     }
 
-    fn send(&self, mut events: Vec<Event>, reply: Reply) -> Result<(), JournalError> {
+    fn send(
+        &self,
+        mut events: Vec<Event>,
+        reply: Reply,
+        written: bool,
+    ) -> Result<(), JournalError> {
         if !self.redactor.is_empty() {
             events.iter_mut().for_each(|e| e.redact(&self.redactor));
         }
         self.tx
-            .send(Request { events, reply })
+            .send(Request {
+                events,
+                reply,
+                written,
+            })
             .map_err(|_| self.stopped())
     }
 
@@ -315,19 +341,31 @@ impl WriterThread {
         self.buf.clear();
         let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         let mut answers: Vec<(Reply, Outcome)> = Vec::with_capacity(batch.len());
+        let mut early: Vec<(Reply, Outcome)> = Vec::new();
         for req in batch {
             let outcome = self.encode_request(req.events, &ts);
-            answers.push((req.reply, outcome));
+            if req.written {
+                early.push((req.reply, outcome));
+            } else {
+                answers.push((req.reply, outcome));
+            }
         }
         if !self.buf.is_empty() {
             self.commits += 1;
-            let written = self
-                .file
-                .write_all(&self.buf)
-                .and_then(|()| self.file.sync_data());
+            let mut written = self.file.write_all(&self.buf);
+            if written.is_ok() {
+                // Written is all these callers wait for; the fsync below (or the next
+                // batch's) makes their records durable.
+                for (reply, outcome) in early.drain(..) {
+                    reply.send(outcome);
+                }
+                if !answers.is_empty() {
+                    written = self.file.sync_data();
+                }
+            }
             if let Err(e) = written {
                 self.failed = Some(e.to_string());
-                for (reply, _) in answers {
+                for (reply, _) in answers.into_iter().chain(early) {
                     reply.send(Err(JournalError::io(
                         &self.path,
                         "write",
@@ -341,7 +379,7 @@ impl WriterThread {
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::with_capacity(64 << 10);
         }
-        for (reply, outcome) in answers {
+        for (reply, outcome) in answers.into_iter().chain(early) {
             reply.send(outcome);
         }
     }
@@ -615,6 +653,7 @@ mod tests {
             tx.send(Request {
                 events,
                 reply: Reply::Blocking(rtx),
+                written: i % 2 == 1,
             })
             .unwrap();
             waiting.push(rrx);
@@ -631,6 +670,28 @@ mod tests {
             }
         }
         assert_eq!(read_journal(&path).unwrap().records.len(), 1 + 49 * 20);
+    }
+
+    #[test]
+    fn a_written_append_is_in_the_file_when_it_returns_and_keeps_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = JournalWriter::create(dir.path(), started()).unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let a = w.append_written(vec![step_started("a", 1)]).unwrap();
+        assert_eq!(a[0].seq, 2);
+        // What a crash of waymark (not of the machine) would leave: the file as it is.
+        let on_file = read_journal(&path).unwrap().records;
+        assert_eq!(on_file.last().map(|r| r.seq), Some(2));
+        let b = w.append_blocking(vec![step_started("b", 1)]).unwrap();
+        let c = w.append_written(vec![step_started("c", 1)]).unwrap();
+        assert_eq!((b[0].seq, c[0].seq), (3, 4));
+        let steps: Vec<_> = read_journal(&path)
+            .unwrap()
+            .records
+            .iter()
+            .filter_map(|r| r.event.step().map(String::from))
+            .collect();
+        assert_eq!(steps, ["a", "b", "c"]);
     }
 
     #[cfg(target_os = "linux")]

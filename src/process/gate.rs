@@ -5,8 +5,10 @@
 //! the journal must know every group *before* its program runs. The pid (= pgid) only
 //! exists once the child does, and `Command::spawn` returns only after `exec`. So the
 //! child, in `pre_exec` (already leader of its group), writes its pid on one pipe and
-//! waits for a go byte on another, while a helper thread of waymark reads the pid,
-//! journals the group durably and sends the byte; only then does the child `exec` the
+//! waits for a go byte on another, while a helper thread of waymark (one per spawning
+//! thread, kept between processes) reads the pid,
+//! journals the group (written to the file: it must survive a crash of waymark, and no
+//! group survives one of the machine) and sends the byte; only then does the child `exec` the
 //! program. If waymark cannot record the group it kills the held child; if waymark
 //! dies first, the go pipe closes unsent and the spawn fails: either way the program
 //! never runs. (A `/bin/sh` trampoline would
@@ -204,6 +206,80 @@ impl Recorder {
             .write_all(&[GO])
             .map_err(|e| format!("releasing the process: {e}"))?;
         Ok(Some(group))
+    }
+}
+
+/// A recording under way on the spawning thread's helper.
+#[cfg(unix)]
+pub(crate) struct Recording(
+    Option<std::sync::mpsc::Receiver<Result<Option<SpawnedGroup>, String>>>,
+);
+
+#[cfg(unix)]
+impl Recording {
+    /// The helper's answer (an error if it is gone).
+    pub(crate) fn wait(self) -> Result<Option<SpawnedGroup>, String> {
+        self.0
+            .and_then(|rx| rx.recv().ok())
+            .unwrap_or_else(|| Err("the recorder of the process failed".into()))
+    }
+}
+
+#[cfg(unix)]
+type Job = (
+    Recorder,
+    SpawnHook,
+    std::sync::mpsc::Sender<Result<Option<SpawnedGroup>, String>>,
+);
+
+#[cfg(unix)]
+thread_local! {
+    /// Each spawning thread's helper, started on its first process and kept until the
+    /// thread ends (its sender is dropped then): starting a thread per process cost
+    /// about as much as the process.
+    static HELPER: RefCell<Option<std::sync::mpsc::Sender<Job>>> = const { RefCell::new(None) };
+}
+
+/// Have `recorder` record the group with `hook` on this thread's helper while this
+/// thread is blocked in `spawn`.
+#[cfg(unix)]
+pub(crate) fn record_aside(recorder: Recorder, hook: SpawnHook) -> Recording {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let job = HELPER.with(|h| {
+        let mut helper = h.borrow_mut();
+        let mut job = (recorder, hook, tx);
+        if let Some(sender) = helper.as_ref() {
+            match sender.send(job) {
+                Ok(()) => return None,
+                // The helper is gone (it panicked): start another.
+                Err(std::sync::mpsc::SendError(j)) => job = j,
+            }
+        }
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("waymark-recorder".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                for (recorder, hook, reply) in queue {
+                    let _ = reply.send(recorder.record(&hook));
+                }
+            });
+        if started.is_err() {
+            return Some(job);
+        }
+        let sent = jobs.send(job);
+        *helper = Some(jobs);
+        sent.err().map(|std::sync::mpsc::SendError(j)| j)
+    });
+    match job {
+        // No helper could take it: record on a thread of its own.
+        Some((recorder, hook, tx)) => {
+            let spawned = std::thread::Builder::new().spawn(move || {
+                let _ = tx.send(recorder.record(&hook));
+            });
+            Recording(spawned.ok().map(|_| rx))
+        }
+        None => Recording(Some(rx)),
     }
 }
 

@@ -114,17 +114,14 @@ pub fn run_process(
     let started = Instant::now();
     #[cfg(unix)]
     let (spawned, recorded) = match (gate, &hook) {
-        (Some((recorder, child_ends)), Some(hook)) => std::thread::scope(|scope| {
+        (Some((recorder, child_ends)), Some(hook)) => {
             // The child waits in `pre_exec` and `spawn` returns only after its `exec`:
-            // the group is recorded from a helper thread meanwhile (see `gate`).
-            let recording = scope.spawn(|| recorder.record(hook));
+            // the group is recorded from this thread's helper meanwhile (see `gate`).
+            let recording = super::gate::record_aside(recorder, hook.clone());
             let spawned = cmd.spawn();
             drop(child_ends);
-            let recorded = recording
-                .join()
-                .unwrap_or_else(|_| Err("the recorder of the process failed".into()));
-            (spawned, recorded)
-        }),
+            (spawned, recording.wait())
+        }
         _ => (cmd.spawn(), Ok(None)),
     };
     #[cfg(not(unix))]

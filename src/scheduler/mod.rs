@@ -10,7 +10,9 @@
 //! go out as one append (one fsync), and only once that is durable are the started
 //! actions handed to threads and the dependents of the ended steps looked at. A 10,000-step
 //! run so costs a few hundred fsyncs rather than two per step, and nothing is decided on a
-//! record that is not yet on disk.
+//! record that is not yet on disk. The one exception is asked of the action
+//! ([`Action::must_record_start`]): a step that may simply run again after a crash starts
+//! as soon as its `step_started` is handed to the journal, before the fsync.
 //!
 //! Where things are: this file is the public surface (nodes, the [`Action`] trait,
 //! options, outcomes, [`run`]); `run_loop.rs` the loop and its journal rounds;
@@ -163,6 +165,14 @@ pub trait Action: Send + Sync + 'static {
     /// retries are left; a timeout is always retried). An action answers false for
     /// failures that asking again cannot change, such as an estate refusal.
     fn may_retry(&self, _node: usize) -> bool {
+        true
+    }
+    /// Whether `node`'s `step_started` must be durable before its action runs. An action
+    /// may answer false for a step that running again after a crash is the same as running
+    /// for the first time (idempotent, without a probe to ask first): then the action
+    /// starts as soon as its record is handed to the journal, without waiting for the
+    /// fsync. Its end is durable before any dependent starts all the same.
+    fn must_record_start(&self, _node: usize) -> bool {
         true
     }
     /// Whether to keep polling waiting gates when nothing else can run (a prompt is open).

@@ -97,6 +97,9 @@ pub(super) struct Run {
     pub(super) failures: Vec<String>,
     /// The interrupt was passed on to the running attempts.
     interrupt_forwarded: bool,
+    /// Per node: its `step_started` must be durable before its action runs
+    /// ([`super::Action::must_record_start`]).
+    record_start_first: Vec<bool>,
 }
 
 impl Run {
@@ -130,7 +133,9 @@ impl Run {
                 Prior::Pending => {}
             }
         }
+        let record_start_first = (0..n).map(|i| action.must_record_start(i)).collect();
         Run {
+            record_start_first,
             slots: Slots::new(&nodes, opts.concurrency, &opts.limits),
             attempts: Attempts::new(n),
             shared: Arc::new(Shared {
@@ -350,7 +355,19 @@ impl Run {
             failures,
         };
         match submitted {
-            Ok(durable) => self.rounds.in_flight.push_back(Commit { durable, round }),
+            Ok(durable) => {
+                // A start that need not be durable first runs now; its record is on its
+                // way, ahead of anything the attempt will append (module docs).
+                let mut round = round;
+                let eager: Vec<usize>;
+                (eager, round.starts) = std::mem::take(&mut round.starts)
+                    .into_iter()
+                    .partition(|&i| !self.record_start_first[i]);
+                self.rounds.in_flight.push_back(Commit { durable, round });
+                for i in eager {
+                    self.start_attempt(i);
+                }
+            }
             Err(e) => {
                 self.rounds.failures_in_flight -= failures;
                 self.not_durable(round, &e);

@@ -151,6 +151,35 @@ fn history(records: &[Record], step: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn started_is_durable_before_the_action_and_succeeded_before_any_dependent() {
+    journal_order_holds(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_need_not_be_durable_first_still_has_every_dependency_durable() {
+    journal_order_holds(false).await;
+}
+
+/// [`Probe`], but no step's start need be durable before it runs.
+struct Eager<F>(Probe<F>);
+
+impl<F> Action for Eager<F>
+where
+    F: Fn(usize, u32, &CancelToken) -> Result<Value, String> + Send + Sync + 'static,
+{
+    fn run(&self, n: usize, a: u32, c: &CancelToken, d: &FinishedView) -> Result<Value, String> {
+        self.0.run(n, a, c, d)
+    }
+    fn gate(&self, n: usize, first: bool) -> GateState {
+        self.0.gate(n, first)
+    }
+    fn must_record_start(&self, _node: usize) -> bool {
+        false
+    }
+}
+
+/// A layered run where each action reads the journal file as a crash would leave it:
+/// every dependency's success must be there, and its own start when `record_start_first`.
+async fn journal_order_holds(record_start_first: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let (journal, path) = journal_in(tmp.path());
     let nodes = layered(6, 10);
@@ -167,9 +196,11 @@ async fn started_is_durable_before_the_action_and_succeeded_before_any_dependent
             .records;
         let has = |want: &dyn Fn(&Event) -> bool| records.iter().any(|r| want(&r.event));
         let me = &names[node];
-        if !has(
-            &|e| matches!(e, Event::StepStarted { step, attempt: a } if step == me && *a == attempt),
-        ) {
+        if record_start_first
+            && !has(
+                &|e| matches!(e, Event::StepStarted { step, attempt: a } if step == me && *a == attempt),
+            )
+        {
             seen.lock()
                 .unwrap()
                 .push(format!("{me} ran before its start was on disk"));
@@ -184,11 +215,16 @@ async fn started_is_durable_before_the_action_and_succeeded_before_any_dependent
         }
         Ok(Value::Null)
     });
+    let action: Arc<dyn Action> = if record_start_first {
+        Arc::new(action)
+    } else {
+        Arc::new(Eager(action))
+    };
     let outcome = run(
         Arc::new(nodes),
         vec![Prior::Pending; 60],
         options(8),
-        Arc::new(action),
+        action,
         journal,
         CancelToken::new(),
     )

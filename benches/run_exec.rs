@@ -1,5 +1,5 @@
-//! SPEC §8: 1,000 `exec("/bin/true")` steps in a 10×100 layered DAG at `--concurrency 8`:
-//! wall time ≤ 1.5× `make -j8` on the same DAG.
+//! 1,000 `exec("/bin/true")` steps in a 10×100 layered DAG at `--concurrency 8`: wall time
+//! ≤ 1.25× `make -j8` on the same DAG (issue 16; SPEC §8 asks ≤ 1.5×).
 //!
 //! Run with `cargo bench --bench run_exec`. The bench writes a runbook and a Makefile with
 //! the same graph: 10 layers of 100 steps, each step after steps `w` and `w+1 (mod 100)`
@@ -74,7 +74,7 @@ fn main() {
     println!(
         "{} exec(\"/bin/true\") steps, {LAYERS}×{WIDTH} layered DAG, {JOBS} at once: \
          make -j{JOBS} median {:.3} s, waymark median {:.3} s, \
-         median ratio {:.2} (target ≤ 1.5)",
+         median ratio {:.2} (target ≤ 1.25, issue 16; SPEC §8: ≤ 1.5)",
         LAYERS * WIDTH,
         median(&mut makes),
         median(&mut waymarks),

@@ -3,7 +3,14 @@
 /// A runbook named `name` of 100 layers of 100 steps, written as a Rhai loop: step
 /// `s{layer}-{w}` runs `closure` after steps `w` and `w + 1` of the layer above. `tail`
 /// is appended as is (it may use `prev`, the last layer's step names).
+#[allow(dead_code)] // not every bench uses both forms
 pub fn layered_runbook(name: &str, closure: &str, tail: &str) -> String {
+    layered_runbook_with(name, closure, "", tail)
+}
+
+/// [`layered_runbook`] with `options` (e.g. `"idempotent: true, "`) in every step's map.
+#[allow(dead_code)]
+pub fn layered_runbook_with(name: &str, closure: &str, options: &str, tail: &str) -> String {
     format!(
         r#"runbook(#{{ name: "{name}", description: "10,000 generated steps" }});
 let prev = [];
@@ -11,7 +18,7 @@ for l in 0..100 {{
     let layer = [];
     for w in 0..100 {{
         let after = if prev.is_empty() {{ [] }} else {{ [prev[w], prev[(w + 1) % 100]] }};
-        layer.push(step(`s${{l}}-${{w}}`, #{{ after: after, run: {closure} }}));
+        layer.push(step(`s${{l}}-${{w}}`, #{{ {options}after: after, run: {closure} }}));
     }}
     prev = layer;
 }}

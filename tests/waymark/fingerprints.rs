@@ -154,3 +154,48 @@ step("b", #{ run: |ctx| sh("true") });
     assert_ne!(fp(&before, "a"), fp(&after, "a"));
     assert_eq!(fp(&before, "b"), fp(&after, "b"));
 }
+
+// A run's journal keeps the v2 fingerprints this waymark computed; a later waymark must
+// compute the same ones for the same files, or every resume would see changed steps.
+// These values are pinned from the release that wrote them: a change in how the runbook
+// is parsed, optimised or walked must not move them.
+#[test]
+fn v2_fingerprints_of_unchanged_files_stay_what_journals_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = fixture(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let pointers = plan_of(
+        other.path(),
+        &[
+            (
+                "rb.rhai",
+                r#"import "lib/q" as q;
+runbook(#{ name: "f", description: "d", params: #{ p: #{ help: "h", default_value: "x" } } });
+const LIMIT = 3;
+fn probe() { true }
+fn poll() { wait_until(|| call(Fn("probe")), #{ timeout: "1s" }) }
+step("w", #{ run: |ctx| poll(), retries: 2, timeout: "5m", tags: ["t"] });
+step("c", #{ after: "w", run: |ctx| sh(q::BACKUP + LIMIT), check: |ctx| 1 + 2 == 3, undo: |ctx| if false { probe() } });
+gate("g", #{ after: "c", instructions: "Do it.", approvals: 2 });
+"#,
+            ),
+            ("lib/q.rhai", "export const BACKUP = \"backup\";"),
+        ],
+    );
+    let got: Vec<String> = plan
+        .steps
+        .iter()
+        .chain(&pointers.steps)
+        .map(|s| format!("{} {}", s.decl.name, s.fingerprint))
+        .collect();
+    assert_eq!(got, PINNED, "{got:#?}");
+}
+
+const PINNED: &[&str] = &[
+    "backup v2-cd466f7785173736",
+    "restore v2-20077baf70552f4c",
+    "note v2-06c66a9a6edc05d4",
+    "w v2-df93cc1cb1a10c9b",
+    "c v2-db98fd567f56bf89",
+    "g v2-f170b509a8c33cc8",
+];

@@ -227,6 +227,12 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     }
     engine.set_module_resolver(resolver);
     register_declarations(&mut engine, &shared);
+    // Parsed once, unoptimised: the option keys' positions are read from this tree (an
+    // optimised map of constants loses them), then it is optimised as `compile` would.
+    let level = engine.optimization_level();
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
+    let compiled = engine.compile(&text);
+    engine.set_optimization_level(level);
     let engine = Arc::new(engine);
 
     let inventory = rhai::serde::to_dynamic(&req.inventory).unwrap_or(Dynamic::UNIT);
@@ -234,7 +240,7 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     scope.push_constant_dynamic("params", shared.params_dyn.clone());
     scope.push_constant_dynamic("inventory", inventory.clone());
 
-    let result = engine.compile(&text).map_err(|e| {
+    let result = compiled.map_err(|e| {
         let pos = to_pos(&file, e.1);
         let mut d = Diagnostic::at(pos, format!("syntax error: {}", e.0));
         if text.contains("default:") || text.contains("default :") {
@@ -244,7 +250,9 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     });
     let eval_err = match result {
         Err(d) => Some(d),
-        Ok(mut ast) => {
+        Ok(ast) => {
+            shared.keys.add_unoptimised(file.clone(), &ast);
+            let mut ast = engine.optimize_ast(&Scope::new(), ast, level);
             ast.set_source(file.as_ref());
             super::engine::LoadGuard::run(|| engine.run_ast_with_scope(&mut scope, &ast))
                 .err()

@@ -1,4 +1,4 @@
-//! What the benchmarks share: the generated 100×100 layered runbook of SPEC §8.
+//! What the benchmarks share: the generated layered runbooks of SPEC §8.
 
 /// A runbook named `name` of 100 layers of 100 steps, written as a Rhai loop: step
 /// `s{layer}-{w}` runs `closure` after steps `w` and `w + 1` of the layer above. `tail`
@@ -24,4 +24,30 @@ for l in 0..100 {{
 }}
 {tail}"#
     )
+}
+
+/// `layers` × `width` explicit `step()` calls (the worst case for parsing and closure
+/// bookkeeping): step `s{layer}-{w}` runs after steps `w` and `w + 1` of the layer above.
+#[allow(dead_code)]
+pub fn explicit_runbook(layers: usize, width: usize) -> String {
+    let mut s = String::from("runbook(#{ name: \"bench\", description: \"generated\" });\n");
+    for l in 0..layers {
+        for w in 0..width {
+            let after = if l == 0 {
+                String::new()
+            } else {
+                format!(
+                    "after: [\"s{}-{}\", \"s{}-{}\"], ",
+                    l - 1,
+                    w,
+                    l - 1,
+                    (w + 1) % width
+                )
+            };
+            s.push_str(&format!(
+                "step(\"s{l}-{w}\", #{{ {after}run: |ctx| () }});\n"
+            ));
+        }
+    }
+    s
 }

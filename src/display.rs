@@ -378,6 +378,7 @@ mod tests {
             retry_delay: std::time::Duration::ZERO,
             timeout: None,
             group: None,
+            budgeted: false,
         };
         let d = Display::new(Arc::new(vec![node("a"), node("b")]), false, 0);
         d.event(&Event::StepStarted {

@@ -814,7 +814,25 @@ impl Action for RhaiAction {
         cancel: &CancelToken,
         done: &FinishedView,
     ) -> Result<Value, String> {
-        match &self.plan.steps[node].decl.run {
+        let decl = &self.plan.steps[node].decl;
+        if let Some(part) = decl.rollout.as_deref() {
+            if matches!(part, crate::dsl::declaration::RolloutPart::Barrier { .. }) {
+                let verdict = crate::rollout::barrier(part, |name| {
+                    self.plan
+                        .index
+                        .get(name)
+                        .and_then(|&i| done.result(i))
+                        .is_some_and(|r| r.state == crate::scheduler::ResultState::Failed)
+                });
+                let log = self.step_log(node);
+                match &verdict {
+                    Ok(v) => log.line("log", &format!("batch results: {v}")),
+                    Err(e) => log.line("error", e),
+                }
+                return verdict;
+            }
+        }
+        match &decl.run {
             Some(c) => self.call(node, attempt, c, cancel, done),
             None => Ok(Value::Null),
         }

@@ -29,6 +29,7 @@ pub mod redact;
 pub mod render;
 pub mod report;
 pub mod resume;
+pub mod rollout;
 pub mod run_state;
 pub mod scheduler;
 pub mod secret;

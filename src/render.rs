@@ -1,19 +1,90 @@
 //! Renderings of a plan: text for people, JSON for tools, Mermaid and DOT for diagrams.
 
+use crate::dsl::declaration::RolloutPart;
 use crate::dsl::{StepKind, When};
 use crate::duration::format_duration;
 use crate::plan::Plan;
 use serde_json::json;
 use std::fmt::Write as _;
 
-/// `plan --format json` (shape fixed by SPEC §3, plus `title` and `fingerprint`).
+/// One batch of a rollout, by step index.
+struct Batch {
+    index: usize,
+    items: Vec<usize>,
+    barrier: Option<usize>,
+    between: Option<usize>,
+}
+
+/// A rollout as the plan holds it: its batches in order, and its budget.
+struct Rollout<'a> {
+    name: &'a str,
+    max_failures: String,
+    allowed: usize,
+    total: usize,
+    batches: Vec<Batch>,
+}
+
+/// The rollouts of a plan, from the parts their steps play.
+fn rollouts(plan: &Plan) -> Vec<Rollout<'_>> {
+    let mut out: Vec<Rollout> = Vec::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let Some(part) = s.decl.rollout.as_deref() else {
+            continue;
+        };
+        let (name, k) = part.batch();
+        let pos = match out.iter().position(|r| r.name == name) {
+            Some(p) => p,
+            None => {
+                out.push(Rollout {
+                    name,
+                    max_failures: String::new(),
+                    allowed: 0,
+                    total: 0,
+                    batches: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        let r = &mut out[pos];
+        while r.batches.len() < k {
+            let index = r.batches.len() + 1;
+            r.batches.push(Batch {
+                index,
+                items: Vec::new(),
+                barrier: None,
+                between: None,
+            });
+        }
+        let b = &mut r.batches[k - 1];
+        match part {
+            RolloutPart::Item { .. } => b.items.push(i),
+            RolloutPart::Barrier { total, budget, .. } => {
+                b.barrier = Some(i);
+                r.total = *total;
+                r.max_failures = budget.describe();
+                r.allowed = budget.allowed(*total);
+            }
+            RolloutPart::Between { .. } => b.between = Some(i),
+        }
+    }
+    out
+}
+
+fn names(plan: &Plan, idx: &[usize]) -> Vec<String> {
+    idx.iter()
+        .map(|&i| plan.steps[i].decl.name.clone())
+        .collect()
+}
+
+/// `plan --format json` (the contract's shape, plus `title`, `fingerprint`, and
+/// `rollout`/`rollouts` when the runbook has any).
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
     let steps: Vec<_> = plan
         .steps
         .iter()
         .map(|s| {
             let d = &s.decl;
-            json!({
+            let mut step = json!({
                 "name": d.name,
                 "kind": d.kind.as_str(),
                 "title": d.title,
@@ -25,7 +96,17 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
                 "retries": d.retries,
                 "timeout": d.timeout.map(format_duration),
                 "fingerprint": s.fingerprint,
-            })
+            });
+            if let Some(part) = d.rollout.as_deref() {
+                let (name, batch) = part.batch();
+                let role = match part {
+                    RolloutPart::Item { .. } => "item",
+                    RolloutPart::Barrier { .. } => "barrier",
+                    RolloutPart::Between { .. } => "between",
+                };
+                step["rollout"] = json!({ "name": name, "batch": batch, "role": role });
+            }
+            step
         })
         .collect();
     let waves: Vec<Vec<&str>> = plan
@@ -37,7 +118,28 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
                 .collect()
         })
         .collect();
-    json!({ "runbook": plan.name, "steps": steps, "waves": waves })
+    let mut doc = json!({ "runbook": plan.name, "steps": steps, "waves": waves });
+    let rs = rollouts(plan);
+    if !rs.is_empty() {
+        doc["rollouts"] = rs
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "items": r.total,
+                    "max_failures": r.max_failures,
+                    "failures_allowed": r.allowed,
+                    "batches": r.batches.iter().map(|b| json!({
+                        "batch": b.index,
+                        "items": names(plan, &b.items),
+                        "barrier": b.barrier.map(|i| plan.steps[i].decl.name.as_str()),
+                        "between": b.between.map(|i| plan.steps[i].decl.name.as_str()),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+    }
+    doc
 }
 
 /// `plan --format text`: waves, gates with titles, retries/timeouts, non-idempotent steps.
@@ -56,6 +158,37 @@ pub fn plan_text(plan: &Plan) -> String {
         gates,
         plan.waves.len()
     );
+    for r in rollouts(plan) {
+        let sizes: Vec<String> = r
+            .batches
+            .iter()
+            .map(|b| b.items.len().to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nrollout {}: {} items in {} batch(es) of {}; max_failures {} ({} of {} may fail)",
+            r.name,
+            r.total,
+            r.batches.len(),
+            sizes.join(", "),
+            r.max_failures,
+            r.allowed,
+            r.total
+        );
+        for b in &r.batches {
+            let mut items = names(plan, &b.items);
+            if items.len() > 8 {
+                let more = items.len() - 6;
+                items.truncate(6);
+                items.push(format!("… {more} more"));
+            }
+            let mut line = format!("  batch {}: {}", b.index, items.join(", "));
+            if let Some(i) = b.between {
+                let _ = write!(line, " → {}", plan.steps[i].decl.name);
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
     for (w, members) in plan.waves.iter().enumerate() {
         let _ = writeln!(out, "\nwave {}:", w + 1);
         for &i in members {
@@ -141,6 +274,16 @@ pub fn plan_mermaid(plan: &Plan) -> String {
             let _ = writeln!(out, "    {} --> {}", node_id(j), node_id(i));
         }
     }
+    for (n, r) in rollouts(plan).iter().enumerate() {
+        for b in &r.batches {
+            let label = format!("{} batch {}", r.name, b.index).replace('"', "#quot;");
+            let _ = writeln!(out, "    subgraph r{n}b{}[\"{label}\"]", b.index);
+            for &i in b.items.iter().chain(&b.barrier) {
+                let _ = writeln!(out, "        {}", node_id(i));
+            }
+            let _ = writeln!(out, "    end");
+        }
+    }
     out
 }
 
@@ -165,6 +308,20 @@ pub fn plan_dot(plan: &Plan) -> String {
     for (i, s) in plan.steps.iter().enumerate() {
         for &j in &s.deps {
             let _ = writeln!(out, "    {} -> {};", node_id(j), node_id(i));
+        }
+    }
+    for (n, r) in rollouts(plan).iter().enumerate() {
+        for b in &r.batches {
+            let _ = writeln!(out, "    subgraph cluster_r{n}b{} {{", b.index);
+            let _ = writeln!(
+                out,
+                "        label=\"{}\";",
+                escape_label(&format!("{} batch {}", r.name, b.index))
+            );
+            for &i in b.items.iter().chain(&b.barrier) {
+                let _ = writeln!(out, "        {};", node_id(i));
+            }
+            let _ = writeln!(out, "    }}");
         }
     }
     out.push_str("}\n");

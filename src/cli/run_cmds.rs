@@ -52,6 +52,10 @@ pub fn nodes_of(plan: &Plan) -> Vec<Node> {
             retry_delay: s.decl.retry_delay,
             timeout: s.decl.timeout,
             group: s.decl.group.clone(),
+            budgeted: matches!(
+                s.decl.rollout.as_deref(),
+                Some(crate::dsl::declaration::RolloutPart::Item { .. })
+            ),
         })
         .collect()
 }

@@ -43,6 +43,7 @@ fn nodes(state: &RunState) -> Vec<Node> {
             retry_delay: Duration::ZERO,
             timeout: None,
             group: None,
+            budgeted: false,
         })
         .collect()
 }

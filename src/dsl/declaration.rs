@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// When a step runs relative to the outcome of its dependencies (SPEC §2 `when`).
+/// When a step runs relative to the outcome of its dependencies (`when`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum When {
     /// Every dependency succeeded or was approved (the default).
@@ -17,6 +17,10 @@ pub enum When {
     Always,
     /// At least one dependency failed.
     Failure,
+    /// Every dependency finished and at least one of them ran (succeeded or failed):
+    /// the end of a rollout's batch, skipped when its batch never started. Declared by
+    /// `rollout()` only.
+    Ran,
 }
 
 impl When {
@@ -26,8 +30,17 @@ impl When {
             When::Success => "success",
             When::Always => "always",
             When::Failure => "failure",
+            When::Ran => "ran",
         }
     }
+}
+
+/// A valid step name: non-empty; letters, digits and `-_.:/@`.
+pub fn valid_step_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.:/@".contains(c))
 }
 
 /// Step or gate.
@@ -66,6 +79,9 @@ pub struct Callable {
     pub source: String,
     /// The script functions the closure can call, for fingerprints and their diffs.
     pub callees: Arc<[super::callees::Callee]>,
+    /// A second argument after `ctx`: a rollout's item (`|ctx, item|`) or batch
+    /// (`between: |ctx, batch|`). Its value is part of `source`, so of the fingerprint.
+    pub extra: Option<Dynamic>,
 }
 
 impl std::fmt::Debug for Callable {
@@ -75,7 +91,7 @@ impl std::fmt::Debug for Callable {
 }
 
 impl Callable {
-    /// Call the closure with one argument (the step context map).
+    /// Call the closure with the step context map (and its [`Callable::extra`]).
     #[allow(deprecated)]
     pub fn call(
         &self,
@@ -83,7 +99,20 @@ impl Callable {
         arg: Dynamic,
     ) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
         let ctx = self.env.create_context(engine);
-        self.fn_ptr.call_within_context::<Dynamic>(&ctx, (arg,))
+        match &self.extra {
+            Some(x) => self
+                .fn_ptr
+                .call_within_context::<Dynamic>(&ctx, (arg, x.clone())),
+            None => self.fn_ptr.call_within_context::<Dynamic>(&ctx, (arg,)),
+        }
+    }
+
+    /// The same closure called with `extra` after `ctx`, `label` naming it in the source.
+    pub fn with_extra(&self, label: &str, extra: Dynamic) -> Callable {
+        let mut c = self.clone();
+        c.source.push_str(&format!("\n// {label}: {extra:?}"));
+        c.extra = Some(extra);
+        c
     }
 }
 
@@ -166,8 +195,87 @@ pub struct StepDecl {
     pub separate_approver: bool,
     /// Gate: plays the operator's part in a rehearsal.
     pub rehearse: Option<Callable>,
+    /// The part this step plays in a `rollout()`, if it was declared by one.
+    pub rollout: Option<Arc<RolloutPart>>,
     /// Where `step(`/`gate(` was called.
     pub pos: Option<SrcPos>,
+}
+
+/// A rollout's failure budget: failed items it tolerates before no further batch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// At most this many items.
+    Count(u32),
+    /// At most this percentage of the items (rounded down).
+    Percent(u32),
+}
+
+impl Budget {
+    /// The number of failed items tolerated out of `total`.
+    pub fn allowed(self, total: usize) -> usize {
+        match self {
+            Budget::Count(n) => n as usize,
+            Budget::Percent(p) => total * p as usize / 100,
+        }
+    }
+
+    /// As the author wrote it (`2`, `"10%"`).
+    pub fn describe(self) -> String {
+        match self {
+            Budget::Count(n) => n.to_string(),
+            Budget::Percent(p) => format!("{p}%"),
+        }
+    }
+}
+
+/// What a step declared by `rollout(NAME, items, …)` is to it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RolloutPart {
+    /// The work for one item (`NAME:ITEM`): its failure counts against the budget
+    /// instead of stopping the run.
+    Item {
+        /// The rollout's name.
+        rollout: String,
+        /// 1-based batch.
+        batch: usize,
+    },
+    /// The end of batch `batch` (`NAME:batch-K`): runs once its items finished, whatever
+    /// their outcome, and fails — so no later batch starts — when more of the rollout's
+    /// items failed than the budget allows.
+    Barrier {
+        /// The rollout's name.
+        rollout: String,
+        /// 1-based batch.
+        batch: usize,
+        /// How many batches the rollout has.
+        batches: usize,
+        /// The step names of this batch's items.
+        items: Vec<String>,
+        /// The step names of every item up to and including this batch.
+        so_far: Vec<String>,
+        /// How many items the rollout has.
+        total: usize,
+        /// The failure budget.
+        budget: Budget,
+    },
+    /// A gate or a verifying step between batch `batch` and the next.
+    Between {
+        /// The rollout's name.
+        rollout: String,
+        /// 1-based batch it follows.
+        batch: usize,
+    },
+}
+
+impl RolloutPart {
+    /// The rollout's name and the batch.
+    pub fn batch(&self) -> (&str, usize) {
+        match self {
+            RolloutPart::Item { rollout, batch }
+            | RolloutPart::Barrier { rollout, batch, .. }
+            | RolloutPart::Between { rollout, batch } => (rollout, *batch),
+        }
+    }
 }
 
 impl StepDecl {
@@ -193,6 +301,7 @@ impl StepDecl {
             approvals: 1,
             separate_approver: false,
             rehearse: None,
+            rollout: None,
             pos,
         }
     }

@@ -454,6 +454,7 @@ impl MakeCallable for Maker<'_, '_> {
             env,
             source,
             callees,
+            extra: None,
         }
     }
 }
@@ -562,13 +563,7 @@ pub fn detach(v: &Dynamic) -> Dynamic {
     v
 }
 
-/// A valid step name: non-empty; letters, digits and `-_.:/@`.
-pub fn valid_step_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_.:/@".contains(c))
-}
+pub use super::declaration::valid_step_name;
 
 fn declare(
     ctx: NativeCallContext,
@@ -650,6 +645,84 @@ fn declare(
     st.diags.extend(diags);
     st.steps.push(decl);
     Ok(name_str)
+}
+
+/// `rollout(name, items, opts)`: validate, expand into steps (see [`super::rollout`])
+/// and return the name of its last barrier, for later steps' `after`.
+fn declare_rollout(
+    ctx: NativeCallContext,
+    shared: &Shared,
+    name: Dynamic,
+    items: Dynamic,
+    opts: Dynamic,
+) -> Result<String, Box<EvalAltResult>> {
+    let main = shared.state().main_file.clone();
+    let pos = call_pos(&ctx, &main);
+    {
+        let mut st = shared.state();
+        if !st.loading {
+            return Err(Box::new(EvalAltResult::ErrorRuntime(
+                "rollout() can only be called while the runbook loads, not inside a step".into(),
+                ctx.call_position(),
+            )));
+        }
+        if st.runbook.is_none() {
+            let d = Diagnostic::at(pos, "rollout() called before runbook(...)")
+                .help("call `runbook(#{ name: ... })` once at the top of the script, before any step, gate or rollout");
+            st.diags.push(d);
+            return Err(abort());
+        }
+    }
+    let Some(name) = name.clone().into_string().ok() else {
+        let t = name.type_name();
+        shared.state().diags.push(Diagnostic::at(
+            pos,
+            format!("the name of a rollout must be a string, not {t}"),
+        ));
+        return Ok(String::new());
+    };
+    let Some(opts) = opts.clone().try_cast::<Map>() else {
+        let t = opts.type_name();
+        shared.state().diags.push(
+            Diagnostic::at(
+                pos,
+                format!("the options of rollout `{name}` must be a map `#{{ ... }}`, not {t}"),
+            )
+            .help("write `rollout(NAME, ITEMS, #{ run: |ctx, item| { … } })`"),
+        );
+        return Ok(String::new());
+    };
+    let sources = shared
+        .sources
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let keys = Keys {
+        sources: &sources,
+        index: &shared.keys,
+    };
+    let mut maker = Maker {
+        ctx: &ctx,
+        shared,
+        env: None,
+    };
+    let mut diags = Vec::new();
+    let site = super::rollout::Site {
+        call: pos,
+        keys: &keys,
+        mk: &mut maker,
+    };
+    let expanded = super::rollout::expand(&name, &items, &opts, site, &mut diags);
+    let mut st = shared.state();
+    st.diags.extend(diags);
+    let Some(e) = expanded else {
+        return Ok(format!("{name}:batch-1"));
+    };
+    if let (Some((group, n)), Some(rb)) = (e.limit, st.runbook.as_mut()) {
+        rb.limits.insert(group, n);
+    }
+    st.steps.extend(e.steps);
+    Ok(e.last)
 }
 
 fn declare_runbook(
@@ -776,6 +849,13 @@ fn register_declarations(engine: &mut Engine, shared: &Arc<Shared>) {
     engine.register_fn("runbook", move |ctx: NativeCallContext, opts: Dynamic| {
         declare_runbook(ctx, &s, opts)
     });
+    let s = shared.clone();
+    engine.register_fn(
+        "rollout",
+        move |ctx: NativeCallContext, name: Dynamic, items: Dynamic, opts: Dynamic| {
+            declare_rollout(ctx, &s, name, items, opts)
+        },
+    );
     for kind in [StepKind::Step, StepKind::Gate] {
         let s = shared.clone();
         engine.register_fn(

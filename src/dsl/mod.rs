@@ -13,6 +13,7 @@ pub mod options;
 pub mod positions;
 pub mod primitives;
 pub mod resolver;
+pub mod rollout;
 pub mod step_env;
 pub mod strict;
 pub mod unknown;

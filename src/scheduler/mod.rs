@@ -71,6 +71,9 @@ pub struct Node {
     pub timeout: Option<Duration>,
     /// Concurrency group.
     pub group: Option<String>,
+    /// A rollout's item: its failure does not stop the run (fail-fast) — a later node
+    /// that counts the failures decides — yet the run still ends failed, naming it.
+    pub budgeted: bool,
 }
 
 /// What the journal says of a node before this process starts (resume).

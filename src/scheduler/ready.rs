@@ -125,6 +125,10 @@ impl Run {
             When::Success => node.deps.iter().all(|&d| self.st[d] == St::Succeeded),
             When::Always => true,
             When::Failure => node.deps.iter().any(|&d| self.st[d] == St::Failed),
+            When::Ran => node
+                .deps
+                .iter()
+                .any(|&d| matches!(self.st[d], St::Succeeded | St::Failed)),
         };
         if go && node.when == When::Success && self.failing_fast() {
             let reason = self.fail_fast_reason();
@@ -140,6 +144,7 @@ impl Run {
         }
         let reason = match node.when {
             When::Failure => "no dependency failed".to_string(),
+            When::Ran => "none of its dependencies ran".to_string(),
             _ => {
                 let bad: Vec<&str> = node
                     .deps

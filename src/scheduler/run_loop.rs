@@ -95,6 +95,8 @@ pub(super) struct Run {
     pub(super) gates: Gates,
     /// Names of the nodes that failed (fail-fast stops new steps once there is one).
     pub(super) failures: Vec<String>,
+    /// Names of the budgeted nodes that failed: they fail the run at its end only.
+    pub(super) tolerated: Vec<String>,
     /// The interrupt was passed on to the running attempts.
     interrupt_forwarded: bool,
     /// Per node: its `step_started` must be durable before its action runs
@@ -154,6 +156,7 @@ impl Run {
             rounds: Rounds::default(),
             gates: Gates::new(n),
             failures: Vec::new(),
+            tolerated: Vec::new(),
             interrupt_forwarded: false,
         }
     }
@@ -242,7 +245,9 @@ impl Run {
         if self.shared.interrupt.is_cancelled() {
             Outcome::Cancelled
         } else if !self.failures.is_empty() {
-            Outcome::Failed(std::mem::take(&mut self.failures))
+            let mut failed = std::mem::take(&mut self.failures);
+            failed.append(&mut self.tolerated);
+            Outcome::Failed(failed)
         } else if !self.gates.waiting.is_empty() {
             Outcome::Paused(
                 self.gates
@@ -251,6 +256,8 @@ impl Run {
                     .map(|&i| nodes[i].name.clone())
                     .collect(),
             )
+        } else if !self.tolerated.is_empty() {
+            Outcome::Failed(std::mem::take(&mut self.tolerated))
         } else if self.st.iter().all(|s| s.finished()) {
             Outcome::Succeeded
         } else {
@@ -286,7 +293,7 @@ impl Run {
         let rehearsed = std::mem::take(&mut self.gates.rehearsed);
         let failures = ended
             .iter()
-            .filter(|e| e.result.is_err() && !e.will_retry)
+            .filter(|e| e.result.is_err() && !e.will_retry && !nodes[e.node].budgeted)
             .count()
             + rehearsed.iter().filter(|(_, r)| r.is_err()).count();
         // A failure on its way to the journal stops new steps just as a settled one would.
@@ -473,7 +480,12 @@ impl Run {
             }
             Err(e) => {
                 self.st[i] = St::Failed;
-                self.failures.push(shared.nodes[i].name.clone());
+                let name = shared.nodes[i].name.clone();
+                if shared.nodes[i].budgeted {
+                    self.tolerated.push(name);
+                } else {
+                    self.failures.push(name);
+                }
                 board.set_result(i, ResultState::Failed, Some(e));
             }
         }

@@ -33,6 +33,7 @@ mod recap;
 mod reference;
 mod report;
 mod resume;
+mod rollouts;
 mod scheduler;
 mod secrets;
 mod team;

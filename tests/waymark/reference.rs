@@ -5,7 +5,7 @@
 
 use crate::harness::Test;
 use std::collections::BTreeSet;
-use waymark::dsl::{engine, estate_ops, exec, options, primitives, strict, StepKind};
+use waymark::dsl::{engine, estate_ops, exec, options, primitives, rollout, strict, StepKind};
 
 fn doc(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -55,6 +55,7 @@ fn reference_lists_every_option_and_function() {
         ("Step options", options::STEP_OPTIONS),
         ("Gate options", options::GATE_OPTIONS),
         ("Process options", exec::OPTIONS),
+        ("Rollout options", rollout::ROLLOUT_OPTIONS),
     ] {
         assert_same(title, keys, table_keys(section(&reference, title)));
     }
@@ -107,7 +108,15 @@ fn reference_lists_every_option_and_function() {
         .filter(|n| n.starts_with(|c: char| c.is_ascii_alphabetic()))
         .filter(|n| !rhai_own.contains(n))
         .collect();
-    names.extend(["runbook", StepKind::Step.as_str(), StepKind::Gate.as_str()].map(str::to_string));
+    names.extend(
+        [
+            "runbook",
+            "rollout",
+            StepKind::Step.as_str(),
+            StepKind::Gate.as_str(),
+        ]
+        .map(str::to_string),
+    );
     assert!(
         names.contains("exec") && names.contains("backup_cmdb"),
         "the engine's registry was not read: {names:?}"

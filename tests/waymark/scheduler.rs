@@ -67,6 +67,7 @@ fn dag(n: usize, seed: u64) -> Vec<Node> {
             retry_delay: Duration::ZERO,
             timeout: None,
             group: None,
+            budgeted: false,
         })
         .collect();
     for i in 1..n {

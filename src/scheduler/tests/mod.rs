@@ -48,6 +48,7 @@ fn dag(spec: &[(&str, &[usize])]) -> Vec<Node> {
             retry_delay: Duration::from_millis(1),
             timeout: None,
             group: None,
+            budgeted: false,
         })
         .collect();
     for i in 0..nodes.len() {
@@ -366,6 +367,59 @@ async fn after_a_failure_no_new_step_starts_unless_keep_going() {
             assert_eq!(others, [["skipped"]; 2]);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budgeted_failure_stops_nothing_yet_the_run_ends_failed_naming_it() {
+    // item (budgeted, fails) · b · c; end (ran) after item; after-end after end.
+    let mut nodes = dag(&[
+        ("item", &[]),
+        ("b", &[]),
+        ("c", &[]),
+        ("end", &[0]),
+        ("after-end", &[3]),
+    ]);
+    nodes[0].budgeted = true;
+    nodes[3].when = When::Ran;
+    let (outcome, records) = run_with(
+        nodes,
+        options(1),
+        |node, _, _| {
+            if node == 0 {
+                Err("no".into())
+            } else {
+                Ok(Value::Null)
+            }
+        },
+        CancelToken::new(),
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Failed(vec!["item".into()]));
+    for s in ["b", "c", "end", "after-end"] {
+        assert_eq!(history(&records, s), ["started@1", "succeeded@1"], "{s}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_end_is_skipped_when_none_of_its_batch_ran() {
+    // gate-ish "prev" fails → "item" skipped → "end" (ran) skipped too.
+    let mut nodes = dag(&[("prev", &[]), ("item", &[0]), ("end", &[1])]);
+    nodes[2].when = When::Ran;
+    let (_, records) = run_with(
+        nodes,
+        options(2),
+        |node, _, _| {
+            if node == 0 {
+                Err("no".into())
+            } else {
+                Ok(Value::Null)
+            }
+        },
+        CancelToken::new(),
+    )
+    .await;
+    assert_eq!(history(&records, "item"), ["skipped"]);
+    assert_eq!(history(&records, "end"), ["skipped"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -279,6 +279,10 @@ pub fn expand(
                             ),
                         ),
                         (
+                            "barrier".into(),
+                            Dynamic::from(format!("{name}:batch-{batch}")),
+                        ),
+                        (
                             "steps".into(),
                             Dynamic::from_array(
                                 names.iter().map(|s| Dynamic::from(s.clone())).collect(),

@@ -406,3 +406,67 @@ fn a_bad_rollout_is_reported_at_its_options() {
         );
     }
 }
+
+#[test]
+fn the_fleet_example_stops_after_the_third_failure_and_resume_runs_only_what_is_left() {
+    // 50 lab servers, three of which fail once; batches 1, 5, 50%, 100%; max_failures 2.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rb = format!("{root}/examples/fleet-rollout.rhai");
+    let inv = format!("{root}/examples/estates/fleet.toml");
+    let t = Test::new();
+    let o = t
+        .bare()
+        .args([
+            "run",
+            &rb,
+            "--inventory",
+            &inv,
+            "--yes",
+            "--state-dir",
+            "st",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let started = |t: &Test| -> Vec<String> {
+        let id = t.started_run("st").unwrap();
+        let text = std::fs::read_to_string(t.path().join("st/runs").join(id).join("journal.jsonl"))
+            .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["type"] == "step_started")
+            .filter_map(|v| v["step"].as_str().map(String::from))
+            .filter(|s| s.starts_with("change:web-"))
+            .collect()
+    };
+    let first = started(&t);
+    // Batches 1-3 (25 servers) ran; batch 4 never started.
+    assert_eq!(first.len(), 25, "{first:?}");
+    assert!(!first.iter().any(|s| s == "change:web-26"), "{first:?}");
+    let id = t.started_run("st").unwrap();
+    let r = t
+        .bare()
+        .args(["resume", &id, "--yes", "--state-dir", "st"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let again: Vec<String> = started(&t)[25..].to_vec();
+    assert_eq!(
+        again.len(),
+        28,
+        "the three failed and the 25 of batch 4: {again:?}"
+    );
+    for s in [
+        "change:web-04",
+        "change:web-12",
+        "change:web-20",
+        "change:web-50",
+    ] {
+        assert!(again.iter().any(|x| x == s), "{s} in {again:?}");
+    }
+}

@@ -826,7 +826,15 @@ impl Action for RhaiAction {
                 });
                 let log = self.step_log(node);
                 match &verdict {
-                    Ok(v) => log.line("log", &format!("batch results: {v}")),
+                    // A failure within the budget is a warning: the recap lists it.
+                    Ok(v)
+                        if v["failed_in_batch"]
+                            .as_array()
+                            .is_some_and(|a| !a.is_empty()) =>
+                    {
+                        log.line("warn", &crate::rollout::summary(v))
+                    }
+                    Ok(v) => log.line("log", &crate::rollout::summary(v)),
                     Err(e) => log.line("error", e),
                 }
                 return verdict;

@@ -7,6 +7,36 @@
 use crate::dsl::declaration::RolloutPart;
 use serde_json::{json, Value};
 
+/// One line for the barrier's step log: the batch's results in words.
+pub fn summary(out: &Value) -> String {
+    let list = |k: &str| -> Vec<String> {
+        out[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (here, so_far) = (list("failed_in_batch"), list("failed_so_far"));
+    format!(
+        "batch {} of {} of rollout {}: {} item(s), {} failed{}; {} failed so far, max_failures allows {}",
+        out["batch"],
+        out["batches"],
+        out["rollout"].as_str().unwrap_or(""),
+        out["items"],
+        here.len(),
+        if here.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", here.join(", "))
+        },
+        so_far.len(),
+        out["max_failures"]
+    )
+}
+
 /// The barrier's verdict: its output (the batch's results) or why the rollout stops.
 /// `failed(name)` says whether the item step `name` ended failed.
 pub fn barrier(part: &RolloutPart, failed: impl Fn(&str) -> bool) -> Result<Value, String> {
@@ -89,6 +119,10 @@ mod tests {
         .unwrap();
         assert_eq!(out["failed_in_batch"], json!(["fleet:d"]));
         assert_eq!(out["failed_so_far"], json!(["fleet:a", "fleet:d"]));
+        assert_eq!(
+            summary(&out),
+            "batch 2 of 3 of rollout fleet: 2 item(s), 1 failed (fleet:d); 2 failed so far, max_failures allows 2"
+        );
     }
 
     #[test]

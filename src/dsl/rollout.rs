@@ -249,7 +249,7 @@ pub fn expand(
                         "Rollout {name}: batch {batch} of {n} done — go on?"
                     ));
                     g.instructions = Some(format!(
-                        "Batch {batch} of {n} of rollout `{name}` has finished: {} item(s) ({}).\nIts results (which items failed, against max_failures {}) are the output of step `{name}:batch-{batch}`: `waymark status` shows it and each item's state.\nCheck the batch, then approve to start batch {} ({next} more item(s)), or reject to stop the rollout here.",
+                        "Batch {batch} of {n} of rollout `{name}` has finished: {} item(s) ({}).\nIts results — which items failed, against max_failures {} — are in the log of step `{name}:batch-{batch}` (`waymark log RUN_ID {name}:batch-{batch}`; `waymark status` shows each item's state).\nCheck the batch, then approve to start batch {} ({next} more item(s)), or reject to stop the rollout here.",
                         end - start,
                         short_list(&items[start..end]),
                         budget.describe(),

@@ -406,6 +406,16 @@ impl KeyPositions for Keys<'_> {
     fn key_pos(&self, call: &Option<SrcPos>, path: &[&str]) -> Option<SrcPos> {
         self.index.key_pos(self.sources, call.as_ref()?, path)
     }
+
+    fn arg_pos(
+        &self,
+        call: &Option<SrcPos>,
+        index: usize,
+        element: Option<&str>,
+    ) -> Option<SrcPos> {
+        self.index
+            .arg_pos(self.sources, call.as_ref()?, index, element)
+    }
 }
 
 struct Maker<'a, 'b> {

@@ -52,6 +52,17 @@ pub trait KeyPositions {
     /// Position of the deepest key of `path` (`["params", "server"]`) written literally in
     /// the option map of the call at `call`.
     fn key_pos(&self, call: &Option<SrcPos>, path: &[&str]) -> Option<SrcPos>;
+
+    /// Position of argument `index` of the call at `call`, or of the last element of
+    /// that array literal reading `element`.
+    fn arg_pos(
+        &self,
+        _call: &Option<SrcPos>,
+        _index: usize,
+        _element: Option<&str>,
+    ) -> Option<SrcPos> {
+        None
+    }
 }
 
 /// Turns closures into [`Callable`]s (needs the Rhai call context, so the loader provides it).

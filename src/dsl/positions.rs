@@ -54,10 +54,46 @@ fn line_col(pos: Position) -> Option<LineCol> {
     Some((pos.line()?, pos.position().unwrap_or(1)))
 }
 
-/// Every call of one file that has a map literal among its arguments, by the call's
-/// position (what `NativeCallContext::call_position` reports for it).
+/// Where one argument of a call is, and, for an array literal, where each element is
+/// (with its text when it is a string or number literal).
+#[derive(Debug)]
+struct Arg {
+    pos: LineCol,
+    elements: Vec<(Option<String>, LineCol)>,
+}
+
+/// One call: the keys of its first map-literal argument, and its arguments.
 #[derive(Debug, Default)]
-struct FileKeys(HashMap<LineCol, Vec<Key>>);
+struct Call {
+    keys: Vec<Key>,
+    args: Vec<Arg>,
+}
+
+/// Every call of one file, by the call's position (what
+/// `NativeCallContext::call_position` reports for it).
+#[derive(Debug, Default)]
+struct FileKeys(HashMap<LineCol, Call>);
+
+fn arg_of(expr: &Expr) -> Option<Arg> {
+    let elements = match expr {
+        Expr::Array(items, _) => items
+            .iter()
+            .filter_map(|e| {
+                let text = match e {
+                    Expr::StringConstant(s, _) => Some(s.to_string()),
+                    Expr::IntegerConstant(n, _) => Some(n.to_string()),
+                    _ => None,
+                };
+                Some((text, line_col(e.position())?))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(Arg {
+        pos: line_col(expr.position())?,
+        elements,
+    })
+}
 
 impl FileKeys {
     fn parse(text: &str) -> FileKeys {
@@ -81,11 +117,14 @@ impl FileKeys {
                 Some(ASTNode::Stmt(Stmt::FnCall(x, pos))) => Some((x, *pos)),
                 _ => None,
             };
-            if let Some((call, pos)) = call {
-                if let (Some(at), Some(keys)) = (line_col(pos), call.args.iter().find_map(keys_of))
-                {
-                    out.0.insert(at, keys);
-                }
+            if let Some((call, at)) = call.and_then(|(c, p)| Some((c, line_col(p)?))) {
+                out.0.insert(
+                    at,
+                    Call {
+                        keys: call.args.iter().find_map(keys_of).unwrap_or_default(),
+                        args: call.args.iter().filter_map(arg_of).collect(),
+                    },
+                );
             }
             true
         });
@@ -118,7 +157,45 @@ impl KeyIndex {
     /// the parameter's map was built by a function. `None` when not even the first key
     /// is in a literal at the call.
     pub fn key_pos(&self, sources: &SourceMap, call: &SrcPos, path: &[&str]) -> Option<SrcPos> {
-        let file = {
+        let file = self.file(sources, call)?;
+        let mut keys = &file.0.get(&(call.line, call.col))?.keys;
+        let mut found = None;
+        for name in path {
+            let Some(k) = keys.iter().find(|k| k.name == *name) else {
+                break;
+            };
+            found = Some(k.pos);
+            keys = &k.value;
+        }
+        found.map(|p| at(call, p))
+    }
+
+    /// Where argument `index` (0-based) of the call at `call` is written; with
+    /// `element`, where the last element of that array literal reading `element` is
+    /// (the one a "twice" error is about), else the argument itself.
+    pub fn arg_pos(
+        &self,
+        sources: &SourceMap,
+        call: &SrcPos,
+        index: usize,
+        element: Option<&str>,
+    ) -> Option<SrcPos> {
+        let file = self.file(sources, call)?;
+        let arg = file.0.get(&(call.line, call.col))?.args.get(index)?;
+        let pos = element
+            .and_then(|want| {
+                arg.elements
+                    .iter()
+                    .rev()
+                    .find(|(text, _)| text.as_deref() == Some(want))
+                    .map(|(_, p)| *p)
+            })
+            .unwrap_or(arg.pos);
+        Some(at(call, pos))
+    }
+
+    fn file(&self, sources: &SourceMap, call: &SrcPos) -> Option<Arc<FileKeys>> {
+        Some({
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             match files.get(&call.file) {
                 Some(f) => f.clone(),
@@ -128,21 +205,15 @@ impl KeyIndex {
                     parsed
                 }
             }
-        };
-        let mut keys = file.0.get(&(call.line, call.col))?;
-        let mut found = None;
-        for name in path {
-            let Some(k) = keys.iter().find(|k| k.name == *name) else {
-                break;
-            };
-            found = Some(k.pos);
-            keys = &k.value;
-        }
-        found.map(|(line, col)| SrcPos {
-            file: call.file.clone(),
-            line,
-            col,
         })
+    }
+}
+
+fn at(call: &SrcPos, (line, col): LineCol) -> SrcPos {
+    SrcPos {
+        file: call.file.clone(),
+        line,
+        col,
     }
 }
 
@@ -204,6 +275,25 @@ mod tests {
             "fn f() {\n  step(\"x\", #{ retries: 1 })\n}\nlet c = || step(\"y\", #{ when: 1 });";
         assert_eq!(lookup(text, (2, 3), &["retries"]), Some((2, 16)));
         assert_eq!(lookup(text, (4, 12), &["when"]), Some((4, 25)));
+    }
+
+    #[test]
+    fn arguments_and_array_elements_have_positions() {
+        let mut sources = SourceMap::default();
+        sources.insert(
+            "f.rhai".into(),
+            "rollout(\"r\", [\"a\", \"b\", \"a\"], #{});".into(),
+        );
+        let call = SrcPos {
+            file: "f.rhai".into(),
+            line: 1,
+            col: 1,
+        };
+        let idx = KeyIndex::default();
+        let col = |e: Option<&str>| idx.arg_pos(&sources, &call, 1, e).map(|p| p.col);
+        assert_eq!(col(None), Some(14));
+        assert_eq!(col(Some("a")), Some(25), "the repeated one");
+        assert_eq!(col(Some("zz")), Some(14));
     }
 
     #[test]

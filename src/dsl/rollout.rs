@@ -66,7 +66,12 @@ pub fn expand(
                 .help("names are non-empty and use letters, digits and `-_.:/@`"),
         );
     }
-    let items = item_list(name, items, &call, diags);
+    let item_at = |element: Option<&str>| {
+        site.keys
+            .arg_pos(&call, 1, element)
+            .or_else(|| call.clone())
+    };
+    let items = item_list(name, items, &item_at, diags);
 
     // The rollout's own options, then the step options each item takes.
     let mut step_opts = Map::new();
@@ -338,13 +343,13 @@ fn short_list(items: &[(String, Dynamic)]) -> String {
 fn item_list(
     name: &str,
     items: &Dynamic,
-    call: &Option<SrcPos>,
+    at: &dyn Fn(Option<&str>) -> Option<SrcPos>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<(String, Dynamic)> {
     let Some(arr) = items.clone().try_cast::<Array>() else {
         diags.push(
             Diagnostic::at(
-                call.clone(),
+                at(None),
                 format!("the items of rollout `{name}` must be an array, not {}", items.type_name()),
             )
             .help("for example `rollout(\"agents\", [\"ws-01\", \"ws-02\"], #{ run: |ctx, item| … })`"),
@@ -353,7 +358,7 @@ fn item_list(
     };
     if arr.is_empty() {
         diags.push(
-            Diagnostic::at(call.clone(), format!("rollout `{name}` has no items")).help(
+            Diagnostic::at(at(None), format!("rollout `{name}` has no items")).help(
                 "a rollout over nothing would do nothing: check where the item list comes from",
             ),
         );
@@ -374,7 +379,7 @@ fn item_list(
         let Some(item_name) = item_name else {
             diags.push(
                 Diagnostic::at(
-                    call.clone(),
+                    at(None),
                     format!(
                         "an item of rollout `{name}` is {} without a `name`",
                         v.type_name()
@@ -387,7 +392,7 @@ fn item_list(
         if !valid_step_name(&format!("{name}:{item_name}")) {
             diags.push(
                 Diagnostic::at(
-                    call.clone(),
+                    at(Some(&item_name)),
                     format!("item `{item_name}` of rollout `{name}` cannot be part of a step name"),
                 )
                 .help("item names use letters, digits and `-_.:/@`"),
@@ -397,7 +402,7 @@ fn item_list(
         if !seen.insert(item_name.clone()) {
             diags.push(
                 Diagnostic::at(
-                    call.clone(),
+                    at(Some(&item_name)),
                     format!("rollout `{name}` has item `{item_name}` twice"),
                 )
                 .help("each item gets a step of its own, named after it: remove the duplicate"),

@@ -383,8 +383,8 @@ fn a_bad_rollout_is_reported_at_its_options() {
     let o = t.run();
     assert_eq!(o.code, 2, "{o:?}");
     for (msg, at) in [
-        ("rollout `a` has no items", "rb.rhai:2:1"),
-        ("rollout `b` has item `p` twice", "rb.rhai:3:1"),
+        ("rollout `a` has no items", "rb.rhai:2:14"),
+        ("rollout `b` has item `p` twice", "rb.rhai:3:25"),
         (
             "bad `batches`: sizes are cumulative and must increase",
             "rb.rhai:4:48",

@@ -359,6 +359,18 @@ fn plan_json_lists_the_batches() {
     let text = t.bare().args(["plan", "rb.rhai"]).output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("rollout fleet: 10 items in 3 batch(es) of 1, 4, 5; max_failures 10% (1 of 10 may fail)"), "{text}");
+    for (format, batch) in [
+        ("mermaid", "subgraph r0b2[\"fleet batch 2\"]"),
+        ("dot", "label=\"fleet batch 2\";"),
+    ] {
+        let o = t
+            .bare()
+            .args(["plan", "rb.rhai", "--format", format])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(batch), "{format}: {text}");
+    }
     let dry = t
         .bare()
         .args(["run", "rb.rhai", "--dry-run"])

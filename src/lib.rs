@@ -34,5 +34,6 @@ pub mod run_state;
 pub mod scheduler;
 pub mod secret;
 pub mod shipped;
+pub mod ssh;
 pub mod state;
 pub mod step_log;

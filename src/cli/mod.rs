@@ -523,6 +523,8 @@ pub fn main() -> i32 {
             crate::inbox::Decision::Reject,
         ),
     };
+    // The run's ssh master connections end with it (see `crate::ssh`).
+    crate::ssh::shutdown();
     tracing::debug!("command done");
     match result {
         Ok(code) => code as i32,

@@ -1,15 +1,17 @@
 //! `exec`, `sh` and `ps`: child processes of a step, through [`crate::process`].
 //!
 //! A non-zero exit throws (failing the step) unless `check: false` is passed; the
-//! process group is killed when the step times out or the run is interrupted.
+//! process group is killed when the step times out or the run is interrupted. With
+//! `host: NAME` the same call runs on that inventory server ([`super::remote`]).
 
+use super::remote::Call;
 use super::step_env::require;
 use crate::duration::parse_duration;
 use crate::process::{self, ProcessSpec};
 use rhai::{Array, Engine, EvalAltResult, Map, NativeCallContext, Position};
 
 /// Options of `exec`, `sh` and `ps` (the reference test reads this list).
-pub const OPTIONS: &[&str] = &["check", "timeout", "env", "cwd", "stdin"];
+pub const OPTIONS: &[&str] = &["check", "timeout", "env", "cwd", "stdin", "host"];
 
 fn err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), pos))
@@ -59,6 +61,14 @@ fn apply(
     if let Some(i) = opts.get("stdin") {
         spec.stdin = Some(i.to_string());
     }
+    if let Some(h) = opts.get("host") {
+        if !h.is_string() {
+            return Err(err(
+                format!("{what}: `host` must be the name of an inventory server"),
+                pos,
+            ));
+        }
+    }
     match opts.get("check") {
         None => Ok(true),
         Some(v) => v
@@ -67,37 +77,55 @@ fn apply(
     }
 }
 
-// `script`: what `sh`/`ps` were given, which names their result better than the shell
-// command line wrapped around it.
 fn run(
     ctx: &NativeCallContext,
     what: &str,
-    script: Option<&str>,
-    mut spec: ProcessSpec,
+    call: Call,
     opts: &Map,
 ) -> Result<rhai::Dynamic, Box<EvalAltResult>> {
     let pos = ctx.call_position();
     let env = require(ctx, what)?;
+    let host = opts.get("host").and_then(|h| h.clone().into_string().ok());
+    // `script`: what `sh`/`ps` were given, which names their result better than the
+    // shell command line wrapped around it.
+    let (mut spec, script) = match (&call, &host) {
+        (_, Some(_)) => (ProcessSpec::default(), None),
+        (Call::Exec(program, args), None) => (ProcessSpec::new(*program, args.clone()), None),
+        (Call::Sh(script), None) => (process::sh_spec(script), Some(*script)),
+        (Call::Ps(script), None) => (
+            process::ps_spec(script).map_err(|e| err(e.to_string(), pos))?,
+            Some(*script),
+        ),
+    };
     let check = apply(&mut spec, opts, what, pos)?;
-    if let Some(dry) = &env.dry_run {
-        let command = process::describe(&spec);
-        let named = brief(script.unwrap_or(&command));
-        dry.record(what.to_string(), vec![command]);
-        return Ok(dry.unknown(format!("the result of {what} {named}")));
-    }
-    let out = process::run_process(&spec, &env.cancel, &env.log).map_err(|e| {
-        if matches!(
-            e,
-            process::ProcessError::TimedOut { .. } | process::ProcessError::Cancelled { .. }
-        ) && env.cancel.is_cancelled()
-        {
-            return Box::new(EvalAltResult::ErrorTerminated(
-                env.log.scrub(&e.to_string()).into(),
-                pos,
-            ));
+    let (out, command) = match host {
+        Some(host) => {
+            let (target, remote) = super::remote::prepare(&env, &host, &call, &spec, what, pos)?;
+            let command = format!("{}: {}", target.name, remote.shown);
+            if let Some(dry) = &env.dry_run {
+                dry.record(format!("{what} on {host}"), vec![command.clone()]);
+                return Ok(dry.unknown(format!(
+                    "the result of {what} on {host}: {}",
+                    brief(&remote.shown)
+                )));
+            }
+            (
+                super::remote::run(&env, &target, &remote, what, pos)?,
+                command,
+            )
         }
-        err(env.log.scrub(&e.to_string()), pos)
-    })?;
+        None => {
+            let command = process::describe(&spec);
+            if let Some(dry) = &env.dry_run {
+                let named = brief(script.unwrap_or(&command));
+                dry.record(what.to_string(), vec![command]);
+                return Ok(dry.unknown(format!("the result of {what} {named}")));
+            }
+            let out = process::run_process(&spec, &env.cancel, &env.log)
+                .map_err(|e| super::remote::process_error(&env, e, pos))?;
+            (out, command)
+        }
+    };
     if check && out.code != 0 {
         let tail: String = out
             .stderr
@@ -109,11 +137,7 @@ fn run(
             .rev()
             .collect::<Vec<_>>()
             .join("\n");
-        let mut msg = format!(
-            "`{}` exited with code {}",
-            process::describe(&spec),
-            out.code
-        );
+        let mut msg = format!("`{command}` exited with code {}", out.code);
         if !tail.trim().is_empty() {
             msg.push_str(&format!(": {}", tail.trim()));
         }
@@ -159,28 +183,22 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn(
         "exec",
         |ctx: NativeCallContext, program: &str, args: Array| {
-            let spec = ProcessSpec::new(program, args_of(args, ctx.call_position())?);
-            run(&ctx, "exec", None, spec, &Map::new())
+            let args = args_of(args, ctx.call_position())?;
+            run(&ctx, "exec", Call::Exec(program, args), &Map::new())
         },
     );
     engine.register_fn(
         "exec",
         |ctx: NativeCallContext, program: &str, args: Array, opts: Map| {
-            let spec = ProcessSpec::new(program, args_of(args, ctx.call_position())?);
-            run(&ctx, "exec", None, spec, &opts)
+            let args = args_of(args, ctx.call_position())?;
+            run(&ctx, "exec", Call::Exec(program, args), &opts)
         },
     );
     engine.register_fn("sh", |ctx: NativeCallContext, script: &str| {
-        run(
-            &ctx,
-            "sh",
-            Some(script),
-            process::sh_spec(script),
-            &Map::new(),
-        )
+        run(&ctx, "sh", Call::Sh(script), &Map::new())
     });
     engine.register_fn("sh", |ctx: NativeCallContext, script: &str, opts: Map| {
-        run(&ctx, "sh", Some(script), process::sh_spec(script), &opts)
+        run(&ctx, "sh", Call::Sh(script), &opts)
     });
     let ps = |ctx: &NativeCallContext,
               script: &str,
@@ -195,8 +213,7 @@ pub fn register(engine: &mut Engine) {
                 ctx.call_position(),
             ));
         }
-        let spec = process::ps_spec(script).map_err(|e| err(e.to_string(), ctx.call_position()))?;
-        run(ctx, "ps", Some(script), spec, opts)
+        run(ctx, "ps", Call::Ps(script), opts)
     };
     engine.register_fn("ps", move |ctx: NativeCallContext, script: &str| {
         ps(&ctx, script, &Map::new())

@@ -12,6 +12,7 @@ pub mod loader;
 pub mod options;
 pub mod positions;
 pub mod primitives;
+pub mod remote;
 pub mod resolver;
 pub mod rollout;
 pub mod step_env;

@@ -98,6 +98,10 @@ mod platform {
         stderr: Option<ChildStderr>,
         /// The pipe, the bytes to send, and how many were sent.
         stdin: Option<(ChildStdin, Vec<u8>, usize)>,
+        /// Keep the pipe open once everything was sent (`ProcessSpec::hold_stdin`).
+        hold: bool,
+        /// The pipe, held open and no longer written to; closed with this.
+        held: Option<ChildStdin>,
         captures: Option<(StreamCapture, StreamCapture)>,
         exit: ExitWatch,
         buf: Vec<u8>,
@@ -122,23 +126,26 @@ mod platform {
         pub(crate) fn start(
             child: Child,
             stdin: Option<Vec<u8>>,
+            hold: bool,
             log: &StepLog,
         ) -> Result<Self, (Child, io::Error)> {
-            Self::start_with(child, stdin, log, cfg!(target_os = "linux"))
+            Self::start_with(child, stdin, hold, log, cfg!(target_os = "linux"))
         }
 
         pub(super) fn start_with(
             mut child: Child,
             stdin: Option<Vec<u8>>,
+            hold: bool,
             log: &StepLog,
             use_pidfd: bool,
         ) -> Result<Self, (Child, io::Error)> {
-            let stdin = match (child.stdin.take(), stdin) {
+            let (stdin, held) = match (child.stdin.take(), stdin) {
                 // Non-blocking, so a child that stops reading cannot stall its output.
                 (Some(pipe), Some(data)) if !data.is_empty() && set_nonblocking(&pipe) => {
-                    Some((pipe, data, 0))
+                    (Some((pipe, data, 0)), None)
                 }
-                _ => None, // dropping the pipe gives the child end-of-input at once
+                (Some(pipe), _) if hold => (None, Some(pipe)),
+                _ => (None, None), // dropping the pipe gives the child end-of-input at once
             };
             let stdout = child.stdout.take();
             let stderr = child.stderr.take();
@@ -147,6 +154,8 @@ mod platform {
                 stdout,
                 stderr,
                 stdin,
+                hold,
+                held,
                 captures: Some((
                     StreamCapture::new("stdout", log.clone()),
                     StreamCapture::new("stderr", log.clone()),
@@ -233,7 +242,11 @@ mod platform {
                 Ok(n) => {
                     *sent += n;
                     if *sent >= data.len() {
-                        self.stdin = None; // closing it is the child's end-of-input
+                        // Closing it is the child's end-of-input, unless it is held.
+                        let done = self.stdin.take();
+                        if self.hold {
+                            self.held = done.map(|(pipe, ..)| pipe);
+                        }
                     }
                 }
                 Err(e) if retryable(&e) => {}
@@ -365,9 +378,11 @@ mod platform {
 
     impl ChildIo {
         /// Take over `child`'s pipes and exit; on failure the child is given back.
+        /// `hold` is not supported here: stdin is closed after its text.
         pub(crate) fn start(
             mut child: Child,
             stdin: Option<Vec<u8>>,
+            _hold: bool,
             log: &StepLog,
         ) -> Result<Self, (Child, io::Error)> {
             let (tx, events) = mpsc::channel();
@@ -482,6 +497,7 @@ mod tests {
         let mut io = ChildIo::start_with(
             child,
             Some(b"ping\n".to_vec()),
+            false,
             &StepLog::disabled(),
             use_pidfd,
         )

@@ -22,6 +22,7 @@ mod spec;
 
 pub use capture::CAPTURE_LIMIT;
 pub use error::{KillOutcome, ProcessError};
+pub(crate) use gate::die_with_parent;
 pub use gate::{with_spawn_hook, SpawnHook, SpawnedGroup};
 pub use powershell::{find_powershell, find_powershell_in, ps_spec, ps_spec_with};
 pub use run::{run_process, ProcessOutput, DRAIN_GRACE, KILL_GRACE, TICK};

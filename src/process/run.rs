@@ -156,7 +156,8 @@ pub fn run_process(
             return Err(record_error(log, io_error, e));
         }
     }
-    let mut io = match ChildIo::start(child, spec.stdin.clone().map(String::into_bytes), log) {
+    let stdin = spec.stdin.clone().map(String::into_bytes);
+    let mut io = match ChildIo::start(child, stdin, spec.hold_stdin, log) {
         Ok(io) => io,
         Err((mut child, e)) => {
             // Unsupervised, it must not outlive this call.
@@ -456,7 +457,7 @@ fn build_command(spec: &ProcessSpec, program: &Path) -> Command {
     if let Some(cwd) = &spec.cwd {
         cmd.current_dir(cwd);
     }
-    cmd.stdin(if spec.stdin.is_some() {
+    cmd.stdin(if spec.stdin.is_some() || spec.hold_stdin {
         Stdio::piped()
     } else {
         Stdio::null()
@@ -652,6 +653,28 @@ mod tests {
         // Inheriting waymark's terminal would make `cat` wait for the operator.
         let out = run(&ProcessSpec::new("cat", Vec::<String>::new())).unwrap();
         assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn held_stdin_stays_open_after_its_text_until_the_process_exits() {
+        // `cat` copies the text, then waits on the open pipe; the shell sees it alive.
+        let script = "exec 3<&0; cat <&3 >\"$1\" & sleep 0.5; kill -0 $! && echo open; kill $!";
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy");
+        let mut spec = sh_with_arg(script, &copy);
+        spec.stdin = Some("text".into());
+        spec.hold_stdin = true;
+        let out = run(&spec).unwrap();
+        assert_eq!(out.stdout, "open\n");
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), "text");
+        // Without holding, the same `cat` sees end-of-input and is gone.
+        spec.hold_stdin = false;
+        assert_eq!(run(&spec).unwrap().stdout, "");
+        // Held with no text: open at once.
+        spec.stdin = None;
+        spec.hold_stdin = true;
+        assert_eq!(run(&spec).unwrap().stdout, "open\n");
     }
 
     #[test]

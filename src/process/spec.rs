@@ -19,6 +19,12 @@ pub struct ProcessSpec {
     pub stdin: Option<String>,
     /// Stop the process (and its children) after this long.
     pub timeout: Option<Duration>,
+    /// Keep stdin open (after `stdin`'s text, if any) until the process exits, instead
+    /// of closing it: a remote command's wrapper reads it to notice waymark is gone.
+    pub hold_stdin: bool,
+    /// What the step log and errors show instead of the command line (a remote
+    /// command shows as `HOST: command`, not as the `ssh` invocation carrying it).
+    pub shown: Option<String>,
 }
 
 impl ProcessSpec {
@@ -50,6 +56,9 @@ pub fn sh_spec(script: &str) -> ProcessSpec {
 /// is one short line, otherwise summarised (`< [stdin: 3 lines, 120 bytes]`). The
 /// result is not redacted: pass it through the step's redactor before showing it.
 pub fn describe(spec: &ProcessSpec) -> String {
+    if let Some(shown) = &spec.shown {
+        return shown.clone();
+    }
     let mut out = String::new();
     if let Some(cwd) = &spec.cwd {
         out.push_str("cd ");

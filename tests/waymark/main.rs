@@ -31,9 +31,13 @@ mod pipes;
 mod pty;
 mod recap;
 mod reference;
+#[cfg(unix)]
+mod remote;
 mod report;
 mod resume;
 mod rollouts;
 mod scheduler;
 mod secrets;
+#[cfg(unix)]
+mod sshd;
 mod team;

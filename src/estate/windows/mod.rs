@@ -40,7 +40,8 @@ pub struct WindowsEstate {
 impl WindowsEstate {
     /// The windows estate of `inv`, reaching servers through their inventory transport.
     pub fn new(inv: Inventory) -> WindowsEstate {
-        WindowsEstate::with_transport(inv, Arc::new(InventoryTransport))
+        let base = std::path::Path::new(&inv.origin).parent().map(Into::into);
+        WindowsEstate::with_transport(inv, Arc::new(InventoryTransport { base }))
     }
 
     /// The same with a chosen transport (tests use a fake one).

@@ -12,6 +12,7 @@ use crate::estate::driver::OpContext;
 use crate::estate::error::EstateError;
 use crate::estate::inventory::{Server, TransportKind};
 use crate::estate::quote;
+use crate::ssh::{RemoteCommand, Shell, SshError, Target};
 
 /// What a PowerShell run printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -36,8 +37,11 @@ pub trait Transport: Send + Sync {
 }
 
 /// The transport each server's inventory entry asks for.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct InventoryTransport;
+#[derive(Debug, Clone, Default)]
+pub struct InventoryTransport {
+    /// The inventory file's directory (relative key and known_hosts paths start there).
+    pub base: Option<PathBuf>,
+}
 
 impl Transport for InventoryTransport {
     fn run_powershell(
@@ -48,7 +52,10 @@ impl Transport for InventoryTransport {
     ) -> Result<PsOutput, EstateError> {
         match server.transport {
             TransportKind::Local => LocalTransport.run_powershell(server, script, cx),
-            TransportKind::Ssh => SshTransport.run_powershell(server, script, cx),
+            TransportKind::Ssh => SshTransport {
+                base: self.base.clone(),
+            }
+            .run_powershell(server, script, cx),
             TransportKind::PsRemoting => PsRemotingTransport.run_powershell(server, script, cx),
         }
     }
@@ -58,9 +65,13 @@ impl Transport for InventoryTransport {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalTransport;
 
-/// `ssh HOST pwsh -NoProfile -NonInteractive -Command -`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SshTransport;
+/// `pwsh -NoProfile -NonInteractive -Command -` over the host's ssh master connection
+/// ([`crate::ssh`], the same code path as `exec` with `host:`).
+#[derive(Debug, Clone, Default)]
+pub struct SshTransport {
+    /// The inventory file's directory (relative key and known_hosts paths start there).
+    pub base: Option<PathBuf>,
+}
 
 /// A local PowerShell running the script through `Invoke-Command -ComputerName HOST`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -117,17 +128,31 @@ impl Transport for SshTransport {
             }
         })?;
         (cx.log)(&format!("running on {} via ssh", server.name));
-        let mut args = strings(&["-o", "BatchMode=yes", "--"]);
-        args.push(server.name.clone());
-        args.push("pwsh".into());
-        args.extend(strings(PS_ARGS));
-        run_command(
-            Path::new("ssh"),
-            &args,
-            &stdin_payload(script),
-            &server.name,
-            cx,
-        )
+        let target = Target::new(server, self.base.as_deref(), Shell::PowerShell);
+        let command = RemoteCommand {
+            argv: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            stdin: None,
+            powershell: Some(script.to_string()),
+            timeout: None,
+            shown: "pwsh -NoProfile -NonInteractive -Command - (the script on stdin)".into(),
+        };
+        let log = crate::step_log::StepLog::disabled();
+        match crate::ssh::run(&target, &command, cx.cancel, &log) {
+            Ok(out) => Ok(PsOutput {
+                code: out.signal.is_none().then_some(out.code),
+                stdout: out.stdout,
+                stderr: out.stderr,
+            }),
+            Err(SshError::Connect { host, message }) => Err(EstateError::Transient {
+                op: "ssh".into(),
+                server: host,
+                message,
+            }),
+            Err(SshError::Cancelled(reason)) => Err(EstateError::Cancelled(reason)),
+            Err(SshError::Process(e)) => Err(process_error(&server.name, e)),
+        }
     }
 }
 
@@ -157,7 +182,8 @@ pub fn describe(server: &Server) -> String {
             PS_ARGS.join(" ")
         ),
         TransportKind::Ssh => format!(
-            "{name}: ssh -o BatchMode=yes -- {name} pwsh {} (the script on stdin)",
+            "{name}: ssh to {} (one master connection per host, BatchMode, strict host keys) running pwsh {} (the script on stdin)",
+            server.address(),
             PS_ARGS.join(" ")
         ),
         TransportKind::PsRemoting => format!(
@@ -214,7 +240,7 @@ fn run_command(
     server: &str,
     cx: &OpContext,
 ) -> Result<PsOutput, EstateError> {
-    use crate::process::{run_process, ProcessError, ProcessSpec};
+    use crate::process::{run_process, ProcessSpec};
     let spec = ProcessSpec {
         stdin: Some(stdin.to_string()),
         ..ProcessSpec::new(program.display().to_string(), args.to_vec())
@@ -225,15 +251,22 @@ fn run_command(
             stdout: out.stdout,
             stderr: out.stderr,
         }),
-        Err(ProcessError::Cancelled { reason, .. }) => Err(EstateError::Cancelled(reason)),
-        Err(ProcessError::NotFound { program, .. }) => Err(EstateError::Transport {
+        Err(e) => Err(process_error(server, e)),
+    }
+}
+
+fn process_error(server: &str, e: crate::process::ProcessError) -> EstateError {
+    use crate::process::ProcessError;
+    match e {
+        ProcessError::Cancelled { reason, .. } => EstateError::Cancelled(reason),
+        ProcessError::NotFound { program, .. } => EstateError::Transport {
             server: server.to_string(),
             message: format!("`{program}` is not installed or not on PATH"),
-        }),
-        Err(e) => Err(EstateError::Transport {
+        },
+        e => EstateError::Transport {
             server: server.to_string(),
             message: e.to_string(),
-        }),
+        },
     }
 }
 

@@ -1,0 +1,99 @@
+//! Where and how to reach one inventory server over ssh: its address, port, user,
+//! key and known_hosts file, and which shell runs commands there.
+
+use std::path::{Path, PathBuf};
+
+use crate::estate::{Driver, Inventory, Server};
+
+/// The shell a host runs remote commands in, which decides how waymark quotes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    /// A POSIX `sh` (Linux, BSD, macOS).
+    Posix,
+    /// Windows: OpenSSH's default shell, with PowerShell run explicitly.
+    PowerShell,
+}
+
+/// One server as ssh reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The inventory name (messages, the master connection's key).
+    pub name: String,
+    /// Host name or IP address to connect to.
+    pub address: String,
+    /// Port (ssh's default when `None`).
+    pub port: Option<u16>,
+    /// Remote user (ssh's default when `None`).
+    pub user: Option<String>,
+    /// Private key, the only one offered when set.
+    pub identity_file: Option<PathBuf>,
+    /// Host keys to check against (the user's own when `None`).
+    pub known_hosts: Option<PathBuf>,
+    /// How commands are quoted there.
+    pub shell: Shell,
+}
+
+impl Target {
+    /// `server` of `inv`. Relative key and known_hosts paths are taken from the
+    /// inventory file's directory (a `~/` path is left to ssh, which expands it).
+    pub fn of(server: &Server, inv: &Inventory) -> Target {
+        let shell = if inv.driver == Some(Driver::Windows) {
+            Shell::PowerShell
+        } else {
+            Shell::Posix
+        };
+        Target::new(server, Path::new(&inv.origin).parent(), shell)
+    }
+
+    /// `server` with relative paths taken from `base` and commands run by `shell`.
+    pub fn new(server: &Server, base: Option<&Path>, shell: Shell) -> Target {
+        let file = |p: &Option<String>| {
+            p.as_ref().map(|p| match base {
+                Some(b) if !p.starts_with('~') && Path::new(p).is_relative() => b.join(p),
+                _ => PathBuf::from(p),
+            })
+        };
+        Target {
+            name: server.name.clone(),
+            address: server.address().to_string(),
+            port: server.port,
+            user: server.user.clone(),
+            identity_file: file(&server.identity_file),
+            known_hosts: file(&server.known_hosts),
+            shell,
+        }
+    }
+
+    /// The options every ssh invocation for this host gets, master and clients alike:
+    /// never prompt, refuse unknown host keys, notice a dead peer.
+    pub(super) fn options(&self) -> Vec<String> {
+        let mut o: Vec<String> = [
+            "BatchMode=yes",
+            "StrictHostKeyChecking=yes",
+            "ConnectTimeout=15",
+            "ServerAliveInterval=15",
+            "ServerAliveCountMax=3",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .flat_map(|kv| ["-o".to_string(), kv.to_string()])
+        .collect();
+        if let Some(k) = &self.known_hosts {
+            // ssh splits this option's value on spaces unless it is double-quoted.
+            o.push("-o".into());
+            o.push(format!("UserKnownHostsFile=\"{}\"", k.display()));
+        }
+        if let Some(i) = &self.identity_file {
+            o.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into()]);
+            o.push(i.display().to_string());
+        }
+        // As `-o`, not `-p`/`-l`: scp reads those letters differently.
+        if let Some(p) = self.port {
+            o.extend(["-o".into(), format!("Port={p}")]);
+        }
+        if let Some(u) = &self.user {
+            o.extend(["-o".into(), format!("User={u}")]);
+        }
+        o
+    }
+}

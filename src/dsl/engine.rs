@@ -81,6 +81,7 @@ pub fn new_engine() -> Engine {
     engine.on_debug(|s, _, _| super::step_env::print_line("debug", s));
     super::primitives::register(&mut engine);
     super::exec::register(&mut engine);
+    super::clock::register(&mut engine);
     super::estate_ops::register(&mut engine);
     super::unknown::register(&mut engine);
     super::strict::register(&mut engine);

@@ -3,6 +3,7 @@
 //! declarations; nothing here schedules or persists anything.
 
 pub mod callees;
+pub mod clock;
 pub mod declaration;
 pub mod engine;
 pub mod estate_ops;

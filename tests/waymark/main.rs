@@ -12,6 +12,7 @@ mod cases;
 mod cli_conventions;
 mod cli_plan;
 mod cli_run;
+mod clock;
 mod closures;
 mod conveniences;
 mod crash;

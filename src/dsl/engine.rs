@@ -82,6 +82,7 @@ pub fn new_engine() -> Engine {
     super::primitives::register(&mut engine);
     super::exec::register(&mut engine);
     super::clock::register(&mut engine);
+    super::remote::register(&mut engine);
     super::estate_ops::register(&mut engine);
     super::unknown::register(&mut engine);
     super::strict::register(&mut engine);

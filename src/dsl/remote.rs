@@ -3,15 +3,16 @@
 //! step log shows the command once as `HOST: command`, and a step's timeout or Ctrl-C
 //! stops the remote process group too. A host that cannot be reached is an
 //! `estate_error` of kind `transient` (so `retries` apply); a name the inventory does
-//! not list is `unknown_server`.
+//! not list is `unknown_server`. `upload` and `download` copy files over the same
+//! connection.
 
-use rhai::{Dynamic, EvalAltResult, Position};
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Position};
 
 use super::estate_ops::thrown;
-use super::step_env::StepEnv;
+use super::step_env::{require, StepEnv};
 use crate::estate::EstateError;
 use crate::process::{ProcessOutput, ProcessSpec};
-use crate::ssh::{RemoteCommand, Shell, SshError, Target};
+use crate::ssh::{check_remote_path, Direction, RemoteCommand, Shell, SshError, Target};
 
 /// What `exec`, `sh` or `ps` was asked to run.
 pub enum Call<'a> {
@@ -106,7 +107,14 @@ pub fn run(
     what: &str,
     pos: Position,
 ) -> Result<ProcessOutput, Box<EvalAltResult>> {
-    crate::ssh::run(target, command, &env.cancel, &env.log).map_err(|e| match e {
+    crate::ssh::run(target, command, &env.cancel, &env.log)
+        .map_err(|e| ssh_error(env, e, what, pos))
+}
+
+/// An ssh failure as scripts see it: a connection failure is a `transient` estate error,
+/// a stop ends the closure, anything else is a runtime error; all redacted.
+fn ssh_error(env: &StepEnv, e: SshError, what: &str, pos: Position) -> Box<EvalAltResult> {
+    match e {
         SshError::Connect { host, message } => {
             let e = EstateError::Transient {
                 op: what.to_string(),
@@ -122,7 +130,73 @@ pub fn run(
             pos,
         )),
         SshError::Process(p) => process_error(env, p, pos),
-    })
+        e @ SshError::Copy { .. } => err(env.log.scrub(&e.to_string()), pos),
+    }
+}
+
+/// `upload(host, local, remote)` / `download(host, remote, local)`.
+fn transfer(
+    ctx: &NativeCallContext,
+    direction: Direction,
+    host: &str,
+    local: &str,
+    remote: &str,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let what = match direction {
+        Direction::Upload => "upload",
+        Direction::Download => "download",
+    };
+    let pos = ctx.call_position();
+    let env = require(ctx, what)?;
+    check_remote_path(remote).map_err(|m| err(format!("{what}: {m}"), pos))?;
+    if local.is_empty() {
+        return Err(err(format!("{what}: the local path is empty"), pos));
+    }
+    let (target, _) = prepare(
+        &env,
+        host,
+        &Call::Exec("true", Vec::new()),
+        &ProcessSpec::default(),
+        what,
+        pos,
+    )?;
+    if let Some(dry) = &env.dry_run {
+        let shown = match direction {
+            Direction::Upload => format!("{local} → {host}:{remote}"),
+            Direction::Download => format!("{host}:{remote} → {local}"),
+        };
+        dry.record(format!("{what} on {host}"), vec![shown]);
+        return Ok(Dynamic::UNIT);
+    }
+    if direction == Direction::Upload && !std::path::Path::new(local).is_file() {
+        return Err(err(format!("upload: `{local}` is not a file"), pos));
+    }
+    crate::ssh::copy(
+        &target,
+        direction,
+        std::path::Path::new(local),
+        remote,
+        &env.cancel,
+        &env.log,
+    )
+    .map_err(|e| ssh_error(&env, e, what, pos))?;
+    Ok(Dynamic::UNIT)
+}
+
+/// Register `upload` and `download`.
+pub fn register(engine: &mut Engine) {
+    engine.register_fn(
+        "upload",
+        |ctx: NativeCallContext, host: &str, local: &str, remote: &str| {
+            transfer(&ctx, Direction::Upload, host, local, remote)
+        },
+    );
+    engine.register_fn(
+        "download",
+        |ctx: NativeCallContext, host: &str, remote: &str, local: &str| {
+            transfer(&ctx, Direction::Download, host, local, remote)
+        },
+    );
 }
 
 /// A process error as scripts see it: stopped steps end the closure (not a catchable

@@ -14,8 +14,10 @@
 //! stdin closes — which happens when waymark stops the local `ssh` (timeout, Ctrl-C) or
 //! dies (even by `kill -9`, since the local `ssh` then dies with it). So nothing keeps
 //! running on the remote side. Arguments are quoted by waymark for the remote shell
-//! (POSIX `sh`; PowerShell on Windows hosts).
+//! (POSIX `sh`; PowerShell on Windows hosts). Files travel with `scp` over the same
+//! master connection ([`copy`]).
 
+mod copy;
 mod master;
 mod target;
 mod wrapper;
@@ -24,6 +26,7 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::process::{run_process, ProcessError, ProcessOutput};
 use crate::step_log::StepLog;
 
+pub use copy::{check_remote_path, copy, Direction};
 pub use master::shutdown;
 pub use target::{Shell, Target};
 pub use wrapper::{posix_quote, RemoteCommand};
@@ -43,6 +46,13 @@ pub enum SshError {
     Process(ProcessError),
     /// Stopped (timeout, Ctrl-C) while connecting.
     Cancelled(CancelReason),
+    /// `scp` ran and failed (no such file, permission denied, ...).
+    Copy {
+        /// `upload LOCAL → HOST:PATH` or the reverse.
+        what: String,
+        /// What scp said.
+        message: String,
+    },
 }
 
 impl std::fmt::Display for SshError {
@@ -52,6 +62,7 @@ impl std::fmt::Display for SshError {
                 write!(f, "cannot reach `{host}` over ssh: {message}")
             }
             SshError::Process(e) => write!(f, "{e}"),
+            SshError::Copy { what, message } => write!(f, "{what} failed: {message}"),
             SshError::Cancelled(CancelReason::Timeout) => {
                 write!(f, "stopped while connecting: the step timed out")
             }

@@ -50,13 +50,29 @@ step("many", #{ after: ["hostile"], run: |ctx| {
     for i in 0..10 { sh("echo " + i, #{ host: "web1" }); }
     sh("true", #{ host: "web2" });
 }});
+step("files", #{ after: ["many"], run: |ctx| {
+    let dir = trimmed(exec("mktemp", ["-d"], #{ host: "web1" }).stdout);
+    let far = dir + "/it's $(x) ünï.bin";
+    upload("web1", "payload.bin", far);
+    download("web1", far, "back.bin");
+    try { download("web1", dir + "/missing", "x.bin"); throw "no error"; }
+    catch (e) { if !`${e}`.contains("download web1:") { throw e; } }
+    exec("rm", ["-r", dir], #{ host: "web1" });
+}});
 "#,
         )
         .args(&["run", "rb.rhai", "--inventory", "inv.toml"]);
+    let payload: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::write(t.path().join("payload.bin"), &payload).unwrap();
     let o = t.run();
     assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
     assert!(!t.path().join("pwned").exists());
-    // Fourteen commands on web1 and three on web2: one connection each.
+    assert!(
+        std::fs::read(t.path().join("back.bin")).unwrap() == payload,
+        "the file changed on its way"
+    );
+    // Fifteen commands and three copies on web1, three commands on web2: one
+    // connection each.
     assert_eq!(web1.connections(), 1, "{}", web1.log());
     assert_eq!(web2.connections(), 1, "{}", web2.log());
     // The step log shows each command once, readably, with its host.

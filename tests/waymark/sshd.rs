@@ -92,7 +92,8 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             PermitRootLogin yes\nLogLevel VERBOSE\nMaxSessions 50\nMaxStartups 50\n",
+             PermitRootLogin yes\nLogLevel VERBOSE\nMaxSessions 50\nMaxStartups 50\n\
+             Subsystem sftp internal-sftp\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();

@@ -152,6 +152,10 @@ impl Transport for SshTransport {
             }),
             Err(SshError::Cancelled(reason)) => Err(EstateError::Cancelled(reason)),
             Err(SshError::Process(e)) => Err(process_error(&server.name, e)),
+            Err(e @ SshError::Copy { .. }) => Err(EstateError::Transport {
+                server: server.name.clone(),
+                message: e.to_string(),
+            }),
         }
     }
 }

@@ -196,3 +196,86 @@ for host in ["stranger", "dead"] {
     assert!(out.contains("Connection refused"), "{out}");
     assert_eq!(stranger.log().matches("Accepted publickey").count(), 0);
 }
+
+#[test]
+fn the_fleet_example_rolls_through_its_group_one_host_at_a_time_and_rolls_back() {
+    let Some(keys) = keys("the_fleet_example_rolls_through…") else {
+        return;
+    };
+    let (web1, web2) = (Sshd::start(&keys, true), Sshd::start(&keys, true));
+    let roots = tempfile::tempdir().unwrap();
+    let mut inv = "name = \"shop\"\n".to_string();
+    for (name, s) in [("web1", &web1), ("web2", &web2)] {
+        let root = roots.path().join(name);
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("app.conf"), "version=1\n").unwrap();
+        inv.push_str(&s.server(name, &keys));
+        inv.push_str(&format!(
+            "groups = [\"web\"]\nvars = {{ root = \"{}\" }}\n",
+            root.display()
+        ));
+    }
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/fleet/rolling-maintenance.rhai");
+    let example = example.to_str().unwrap();
+    let t = Test::new().file("inv.toml", &inv).args(&[
+        "run",
+        example,
+        "--inventory",
+        "inv.toml",
+        "--param",
+        "version=2.4.1",
+    ]);
+    let o = t.run();
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    // One host at a time: web2 is drained only after web1 is back.
+    let order: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter_map(|l| l.split("▶ ").nth(1))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "drain:web1",
+            "change:web1",
+            "verify:web1",
+            "undrain:web1",
+            "drain:web2",
+            "change:web2",
+            "verify:web2",
+            "undrain:web2"
+        ],
+        "{}",
+        o.stderr
+    );
+    for name in ["web1", "web2"] {
+        let root = roots.path().join(name);
+        assert_eq!(
+            std::fs::read_to_string(root.join("app.conf")).unwrap(),
+            "version=2.4.1\n"
+        );
+        assert!(!root.join("maintenance").exists());
+    }
+    let back = t
+        .bare()
+        .args(["rollback", &t.run_id(), "--yes"])
+        .output()
+        .unwrap();
+    // Exit 1: the run ends rolled back.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&back.stdout),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert_eq!(back.status.code(), Some(1), "{said}");
+    assert!(said.contains("rolled back"), "{said}");
+    for name in ["web1", "web2"] {
+        let root = roots.path().join(name);
+        assert_eq!(
+            std::fs::read_to_string(root.join("app.conf")).unwrap(),
+            "version=1\n"
+        );
+        assert!(!root.join("maintenance").exists());
+    }
+}

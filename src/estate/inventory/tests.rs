@@ -456,3 +456,16 @@ fn problems_render_through_the_diagnostic_renderer_with_a_caret() {
         "{r}"
     );
 }
+
+#[test]
+fn the_fleet_example_inventory_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleet/fleet.toml");
+    let inv = Inventory::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inv.driver, None);
+    let web: Vec<&str> = (inv.servers.iter())
+        .filter(|s| s.groups.iter().any(|g| g == "web"))
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(web, ["web1", "web2"]);
+    assert!(inv.servers.iter().all(|s| s.vars.contains_key("root")));
+}

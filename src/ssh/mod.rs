@@ -20,6 +20,8 @@
 mod copy;
 mod master;
 mod target;
+#[cfg(test)]
+mod tests;
 mod wrapper;
 
 use crate::cancel::{CancelReason, CancelToken};

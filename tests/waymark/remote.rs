@@ -279,3 +279,36 @@ fn the_fleet_example_rolls_through_its_group_one_host_at_a_time_and_rolls_back()
         assert!(!root.join("maintenance").exists());
     }
 }
+
+#[test]
+fn a_dry_run_lists_remote_commands_with_their_host_without_connecting() {
+    // Port 1 on loopback: nothing listens, and a dry run must not try.
+    let t = Test::new()
+        .file(
+            "inv.toml",
+            "name = \"team\"\n[[server]]\nname = \"web1\"\naddress = \"127.0.0.1\"\nport = 1\ntransport = \"ssh\"\n",
+        )
+        .file(
+            "rb.rhai",
+            r#"runbook(#{ name: "remote", description: "d" });
+step("a", #{ run: |ctx| {
+    exec("systemctl", ["restart", "it's"], #{ host: "web1" });
+    upload("web1", "app.conf", "/etc/app.conf");
+}});
+"#,
+        )
+        .args(&["run", "rb.rhai", "--inventory", "inv.toml", "--dry-run"]);
+    let o = t.run();
+    assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains(r"web1: systemctl restart 'it'\''s'"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("app.conf → web1:/etc/app.conf"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("Connection refused"), "{}", o.stdout);
+}

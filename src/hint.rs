@@ -87,11 +87,11 @@ mod tests {
     #[test]
     fn lab_reset_hint_names_the_inventory_and_state_dir_it_needs() {
         assert_eq!(
-            lab_reset("<demo>", &Store::open(Path::new(".waymark"))),
+            lab_reset("<demo>", &Store::dir(Path::new(".waymark"))),
             "waymark lab reset"
         );
         assert_eq!(
-            lab_reset("estates/my lab.toml", &Store::open(Path::new("/srv/wm"))),
+            lab_reset("estates/my lab.toml", &Store::dir(Path::new("/srv/wm"))),
             "waymark lab reset --inventory 'estates/my lab.toml' --state-dir /srv/wm"
         );
     }

@@ -116,11 +116,35 @@ pub struct Pending {
     /// The decision.
     pub item: InboxItem,
     path: PathBuf,
+    /// How a store other than a directory removes it (`path` then only names it).
+    remover: Option<Remover>,
 }
+
+/// Removes one pending item from a store other than a directory.
+#[derive(Clone)]
+pub struct Remover(pub std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl fmt::Debug for Remover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Remover")
+    }
+}
+
+impl PartialEq for Remover {
+    fn eq(&self, _: &Remover) -> bool {
+        true
+    }
+}
+
+impl Eq for Remover {}
 
 impl Pending {
     /// Delete the item's file: call only after its event is durable in the journal.
     pub fn remove(&self) -> Result<(), InboxError> {
+        if let Some(Remover(remove)) = &self.remover {
+            return remove()
+                .map_err(|e| InboxError::new(&self.path, "remove", io::Error::other(e)));
+        }
         match fs::remove_file(&self.path) {
             Ok(()) => {}
             // Already gone (removed by an earlier attempt): the goal is met.
@@ -132,6 +156,16 @@ impl Pending {
             sync_dir(dir).map_err(|e| InboxError::new(dir, "sync", e))?;
         }
         Ok(())
+    }
+
+    /// An item kept by a store other than a directory: `label` names it in messages,
+    /// `remover` removes it.
+    pub fn stored(item: InboxItem, label: PathBuf, remover: Remover) -> Pending {
+        Pending {
+            item,
+            path: label,
+            remover: Some(remover),
+        }
     }
 
     /// The file holding the item.
@@ -161,6 +195,15 @@ pub struct InboxError {
 }
 
 impl InboxError {
+    /// An error of a store other than a directory (`what` names the place).
+    pub fn store(what: &str, action: &'static str, message: String) -> Self {
+        InboxError {
+            path: PathBuf::from(what),
+            action,
+            source: io::Error::other(message),
+        }
+    }
+
     fn new(path: &Path, action: &'static str, source: io::Error) -> Self {
         InboxError {
             path: path.to_path_buf(),
@@ -269,7 +312,11 @@ pub fn drain(run_dir: &Path) -> Result<Drained, InboxError> {
     for name in names {
         let path = dir.join(&name);
         match read_item(&path) {
-            Ok(item) => drained.items.push(Pending { item, path }),
+            Ok(item) => drained.items.push(Pending {
+                item,
+                path,
+                remover: None,
+            }),
             // Taken by a concurrent drain between listing and reading.
             Err(ReadProblem::Gone) => {}
             Err(ReadProblem::Bad(why)) => drained.warnings.push(format!(

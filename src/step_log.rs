@@ -62,7 +62,16 @@ pub struct StepLog {
 struct Inner {
     redactor: Redactor,
     echo: Option<LogEcho>,
-    file: Mutex<LogFile>,
+    dest: Dest,
+}
+
+/// Takes each entry (timestamped lines, redacted) of a log kept somewhere else than a file.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Where the entries go: a rotated file (directory store) or a sink (a database store).
+enum Dest {
+    File(Mutex<LogFile>),
+    Sink(LineSink),
 }
 
 /// The mutable part, behind the lock so concurrent lines never interleave mid-line.
@@ -84,10 +93,13 @@ impl std::fmt::Debug for StepLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.inner {
             None => f.write_str("StepLog(disabled)"),
-            Some(inner) => {
-                let file = inner.file.lock().unwrap_or_else(|e| e.into_inner());
-                write!(f, "StepLog({})", file.path.display())
-            }
+            Some(inner) => match &inner.dest {
+                Dest::File(file) => {
+                    let file = file.lock().unwrap_or_else(|e| e.into_inner());
+                    write!(f, "StepLog({})", file.path.display())
+                }
+                Dest::Sink(_) => f.write_str("StepLog(sink)"),
+            },
         }
     }
 }
@@ -115,22 +127,37 @@ impl StepLog {
             inner: Some(Arc::new(Inner {
                 redactor,
                 echo: options.echo,
-                file: Mutex::new(LogFile {
+                dest: Dest::File(Mutex::new(LogFile {
                     path,
                     file: None,
                     opened: false,
                     written: 0,
                     cap: options.cap.max(MIN_LOG_CAP),
                     error: None,
-                }),
+                })),
             })),
         })
+    }
+
+    /// A log whose entries go to `sink` (already redacted, one call per entry), for a
+    /// store that keeps step logs elsewhere than in files.
+    pub fn to_sink(redactor: Redactor, options: StepLogOptions, sink: LineSink) -> Self {
+        Self {
+            inner: Some(Arc::new(Inner {
+                redactor,
+                echo: options.echo,
+                dest: Dest::Sink(sink),
+            })),
+        }
     }
 
     /// Where the log is written, or `None` when disabled.
     pub fn path(&self) -> Option<PathBuf> {
         let inner = self.inner.as_ref()?;
-        let file = inner.file.lock().unwrap_or_else(|e| e.into_inner());
+        let Dest::File(file) = &inner.dest else {
+            return None;
+        };
+        let file = file.lock().unwrap_or_else(|e| e.into_inner());
         Some(file.path.clone())
     }
 
@@ -159,9 +186,12 @@ impl StepLog {
             let l = l.strip_suffix('\r').unwrap_or(l);
             let _ = writeln!(block, "{stamp} [{stream}] {l}");
         }
-        {
-            let mut file = inner.file.lock().unwrap_or_else(|e| e.into_inner());
-            file.append(&stamp, block.as_bytes());
+        match &inner.dest {
+            Dest::File(file) => {
+                let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                file.append(&stamp, block.as_bytes());
+            }
+            Dest::Sink(sink) => sink(&block),
         }
         // Outside the lock: the display may be slow and must not stall other writers.
         if let Some(echo) = &inner.echo {
@@ -174,7 +204,10 @@ impl StepLog {
     /// The first error met writing the file, if any (the log may be incomplete).
     pub fn write_error(&self) -> Option<String> {
         let inner = self.inner.as_ref()?;
-        let file = inner.file.lock().unwrap_or_else(|e| e.into_inner());
+        let Dest::File(file) = &inner.dest else {
+            return None;
+        };
+        let file = file.lock().unwrap_or_else(|e| e.into_inner());
         file.error.clone()
     }
 }

@@ -130,7 +130,7 @@ pub fn log(store: &Store, run: &str, step: Option<&str>, follow: bool) -> Result
 fn follow_logs(target: &Run, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
     use std::io::Write as _;
     let run = target.id();
-    let mut tails: Vec<(String, crate::follow::LogTail)> = names
+    let mut tails: Vec<(String, crate::state::StepLogTail)> = names
         .into_iter()
         .map(|n| {
             let tail = target.follow_step_log(&n);

@@ -245,8 +245,8 @@ pub struct StateDirArg {
 
 impl StateDirArg {
     /// The one place the state's location becomes a store; nothing past here sees it.
-    pub fn store(&self) -> crate::state::Store {
-        crate::state::Store::open(&self.state_dir)
+    pub fn store(&self) -> Result<crate::state::Store, crate::exit::CliError> {
+        crate::state::Store::open(&self.state_dir).map_err(crate::exit::CliError::bad_input)
     }
 }
 
@@ -416,7 +416,7 @@ pub fn main() -> i32 {
     };
     init_tracing(cli.verbose);
     crate::display::set_verbose(cli.verbose > 0);
-    let result = match cli.command {
+    let result = (|| match cli.command {
         Command::List { json } => plan_cmds::list(json),
         Command::Check { runbook, json } => plan_cmds::check(&runbook, json),
         Command::Show { runbook, json } => show_cmds::show(&runbook, json),
@@ -426,7 +426,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run_cmds::run(
             &a.runbook,
             &run_cmds::RunOptions {
-                state: a.state.store(),
+                state: a.state.store()?,
                 concurrency: a.concurrency as usize,
                 keep_going: a.keep_going,
                 yes: a.yes,
@@ -435,10 +435,10 @@ pub fn main() -> i32 {
             },
         ),
         Command::Resume(a) => resume_cmds::resume(
-            &a.state.store(),
+            &a.state.store()?,
             a.run_id.as_deref(),
             &run_cmds::RunOptions {
-                state: a.state.store(),
+                state: a.state.store()?,
                 concurrency: a.concurrency as usize,
                 keep_going: a.keep_going,
                 yes: a.yes,
@@ -462,7 +462,7 @@ pub fn main() -> i32 {
             wait_orphans,
             state,
         } => resume_cmds::rollback(
-            &state.store(),
+            &state.store()?,
             &run_id,
             &resume_cmds::RollbackOptions {
                 yes,
@@ -478,28 +478,28 @@ pub fn main() -> i32 {
             state,
         } => {
             let _ = json;
-            watch::watch(&state.store(), run_id.as_deref())
+            watch::watch(&state.store()?, run_id.as_deref())
         }
         Command::Status {
             run_id,
             json,
             state,
             ..
-        } => status_cmds::status(&state.store(), run_id.as_deref(), json),
-        Command::Runs { json, state } => log_cmds::runs(&state.store(), json),
+        } => status_cmds::status(&state.store()?, run_id.as_deref(), json),
+        Command::Runs { json, state } => log_cmds::runs(&state.store()?, json),
         Command::Log {
             run_id,
             step,
             follow,
             state,
-        } => log_cmds::log(&state.store(), &run_id, step.as_deref(), follow),
+        } => log_cmds::log(&state.store()?, &run_id, step.as_deref(), follow),
         Command::Report {
             run_id,
             output,
             state,
-        } => log_cmds::report(&state.store(), &run_id, output.as_deref()),
+        } => log_cmds::report(&state.store()?, &run_id, output.as_deref()),
         Command::Approve(a) => decide_cmds::decide(
-            &a.state.store(),
+            &a.state.store()?,
             &a.run_id,
             &a.gate,
             a.by,
@@ -510,19 +510,19 @@ pub fn main() -> i32 {
             inventory,
             json,
             state,
-        }) => lab_cmds::lab_show(inventory.as_deref(), &state.store(), json),
+        }) => lab_cmds::lab_show(inventory.as_deref(), &state.store()?, json),
         Command::Lab(LabCommand::Reset { inventory, state }) => {
-            lab_cmds::lab_reset(inventory.as_deref(), &state.store())
+            lab_cmds::lab_reset(inventory.as_deref(), &state.store()?)
         }
         Command::Reject(a) => decide_cmds::decide(
-            &a.state.store(),
+            &a.state.store()?,
             &a.run_id,
             &a.gate,
             a.by,
             a.note,
             crate::inbox::Decision::Reject,
         ),
-    };
+    })();
     // The run's ssh master connections end with it (see `crate::ssh`).
     crate::ssh::shutdown();
     tracing::debug!("command done");

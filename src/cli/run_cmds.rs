@@ -519,7 +519,7 @@ mod tests {
 
     fn options(yes: bool, non_interactive: bool) -> RunOptions {
         RunOptions {
-            state: Store::open(std::path::Path::new("state")),
+            state: Store::dir(std::path::Path::new("state")),
             concurrency: 4,
             keep_going: false,
             yes,

@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn open_without_inventory_is_the_demo_rehearsal() {
         let dir = tempfile::tempdir().unwrap();
-        let e = open(None, &crate::state::Store::open(dir.path())).unwrap();
+        let e = open(None, &crate::state::Store::dir(dir.path())).unwrap();
         assert_eq!(e.driver(), "lab");
         assert!(e.is_rehearsal());
         assert_eq!(e.inventory().name, "demo-lab");
@@ -119,7 +119,7 @@ mod tests {
     fn open_windows_inventory_is_not_a_rehearsal() {
         let dir = tempfile::tempdir().unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/windows.toml");
-        let e = open(Some(&path), &crate::state::Store::open(dir.path())).unwrap();
+        let e = open(Some(&path), &crate::state::Store::dir(dir.path())).unwrap();
         assert_eq!(e.driver(), "windows");
         assert!(!e.is_rehearsal());
     }

@@ -75,6 +75,22 @@ pub enum LockError {
         /// What the holder wrote about itself, if it could be read.
         holder: Option<LockHolder>,
     },
+    /// Another process holds the run's lease (a database store) until it expires.
+    Leased {
+        /// The run.
+        run: String,
+        /// The holder.
+        holder: LockHolder,
+        /// When the lease expires unless its holder renews it (RFC 3339 UTC).
+        expires: String,
+    },
+    /// The store could not be asked (a database store).
+    Store {
+        /// The run.
+        run: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The lock file could not be opened, locked or written.
     Io {
         /// The lock file.
@@ -104,6 +120,18 @@ impl fmt::Display for LockError {
                 }
                 write!(f, "; wait for it to finish or stop it, then try again")
             }
+            LockError::Leased {
+                run,
+                holder: h,
+                expires,
+            } => write!(
+                f,
+                "run {run} is driven by pid {} on host {} (user {}, since {}); its lease expires at {expires} unless renewed: wait for it to finish or stop it, then try again",
+                h.pid, h.host, h.user, h.since
+            ),
+            LockError::Store { run, message } => {
+                write!(f, "cannot take ownership of run {run}: {message}")
+            }
             LockError::Io { path, source } => {
                 write!(f, "cannot lock {}: {source}", path.display())
             }
@@ -115,7 +143,7 @@ impl std::error::Error for LockError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LockError::Io { source, .. } => Some(source),
-            LockError::Held { .. } => None,
+            LockError::Held { .. } | LockError::Leased { .. } | LockError::Store { .. } => None,
         }
     }
 }

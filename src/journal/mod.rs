@@ -19,10 +19,13 @@ pub mod writer;
 pub use error::JournalError;
 pub use identity::{current_host, current_user};
 pub use lock::{is_held, LockError, RunLock};
-pub use reader::{read_journal, read_origin, read_selected, JournalContents, RunOrigin};
+pub use reader::{
+    origin_of_line, read_bytes, read_journal, read_origin, read_selected, JournalContents,
+    RunOrigin,
+};
 pub use record::{Event, FinalStatus, GateInfo, PlannedStep, Record};
 pub(crate) use writer::sync_dir;
-pub use writer::JournalWriter;
+pub use writer::{JournalWriter, RowSink};
 
 /// File name of a run's journal inside its run directory.
 pub(crate) const JOURNAL_FILE: &str = "journal.jsonl";

@@ -51,27 +51,12 @@ pub struct RunOrigin {
 /// `run_started` line.
 pub fn read_origin(path: &Path) -> Option<RunOrigin> {
     use std::io::BufRead;
-    // Plain fields, no `flatten`: the planned steps are skipped, not buffered.
-    #[derive(serde::Deserialize)]
-    struct First {
-        #[serde(rename = "type")]
-        kind: String,
-        source: String,
-        params: std::collections::BTreeMap<String, String>,
-        #[serde(default)]
-        inventory: Option<String>,
-    }
     let file = std::fs::File::open(path).ok()?;
     let mut line = Vec::new();
     std::io::BufReader::new(file)
         .read_until(b'\n', &mut line)
         .ok()?;
-    let first: First = serde_json::from_slice(line.strip_suffix(b"\n")?).ok()?;
-    (first.kind == "run_started").then_some(RunOrigin {
-        source: first.source,
-        params: first.params,
-        inventory: first.inventory,
-    })
+    origin_of_line(line.strip_suffix(b"\n")?)
 }
 
 /// The result of verifying a journal's bytes, with where the valid prefix ends.
@@ -111,6 +96,40 @@ pub fn read_selected(
     Ok(JournalContents {
         records: scan.records,
         warnings: scan.warnings,
+    })
+}
+
+/// Verify `bytes` (a journal's lines as a store other than a file returned them), decoding
+/// only the records `keep` selects; `label` names the journal in messages.
+pub fn read_bytes(
+    label: &Path,
+    bytes: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<JournalContents, JournalError> {
+    let scan = scan_selected(label, bytes, keep)?;
+    Ok(JournalContents {
+        records: scan.records,
+        warnings: scan.warnings,
+    })
+}
+
+/// The [`RunOrigin`] in `line`, a journal's first line (without its newline).
+pub fn origin_of_line(line: &[u8]) -> Option<RunOrigin> {
+    // Plain fields, no `flatten`: the planned steps are skipped, not buffered.
+    #[derive(serde::Deserialize)]
+    struct First {
+        #[serde(rename = "type")]
+        kind: String,
+        source: String,
+        params: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        inventory: Option<String>,
+    }
+    let first: First = serde_json::from_slice(line).ok()?;
+    (first.kind == "run_started").then_some(RunOrigin {
+        source: first.source,
+        params: first.params,
+        inventory: first.inventory,
     })
 }
 

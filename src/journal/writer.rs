@@ -274,10 +274,65 @@ impl std::future::Future for Durable {
     }
 }
 
+/// Where a batch of encoded lines becomes durable when it is not a file: a store's rows
+/// (`state/pg`), committed in one transaction. `commit` returns once they are durable.
+pub trait RowSink: Send {
+    /// Make `lines` (one encoded record each, without newline) durable as records
+    /// `first_seq`, `first_seq + 1`, …, all or none.
+    fn commit(&mut self, first_seq: u64, lines: &[&str]) -> Result<(), String>;
+}
+
+/// What the writer thread appends to.
+enum Sink {
+    /// The journal file: one write and one `fsync` per batch.
+    File(File),
+    /// A store's rows: one transaction per batch.
+    Rows(Box<dyn RowSink>),
+}
+
+impl Sink {
+    /// Hand `buf` (records `first_seq`, …) to the sink: written for a file, durable
+    /// (committed) for rows.
+    fn write(&mut self, first_seq: u64, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::File(file) => file.write_all(buf),
+            Sink::Rows(rows) => {
+                let text = std::str::from_utf8(buf).map_err(io::Error::other)?;
+                let lines: Vec<&str> = text.lines().collect();
+                rows.commit(first_seq, &lines).map_err(io::Error::other)
+            }
+        }
+    }
+
+    /// Make everything written so far durable: an `fsync` for a file; rows already are.
+    fn sync(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(file) => file.sync_data(),
+            Sink::Rows(_) => Ok(()),
+        }
+    }
+}
+
+impl JournalWriter {
+    /// A writer appending to `sink` (a store's rows), whose next record is `next_seq`;
+    /// `label` names the journal in messages.
+    pub fn to_rows(
+        sink: Box<dyn RowSink>,
+        label: PathBuf,
+        next_seq: u64,
+    ) -> Result<JournalWriter, JournalError> {
+        spawn_sink(Sink::Rows(sink), label, next_seq)
+    }
+}
+
 /// Start the writer thread for an open journal whose next record is `next_seq`.
 fn spawn(file: File, path: PathBuf, next_seq: u64) -> Result<JournalWriter, JournalError> {
+    spawn_sink(Sink::File(file), path, next_seq)
+}
+
+fn spawn_sink(sink: Sink, path: PathBuf, next_seq: u64) -> Result<JournalWriter, JournalError> {
     let (tx, rx) = mpsc::channel();
-    let thread = WriterThread::new(file, path.clone(), next_seq);
+    let thread = WriterThread::new(sink, path.clone(), next_seq);
     std::thread::Builder::new()
         .name("waymark-journal".into())
         .spawn(move || thread.run(rx))
@@ -291,7 +346,7 @@ fn spawn(file: File, path: PathBuf, next_seq: u64) -> Result<JournalWriter, Jour
 
 /// The state owned by the writer thread.
 struct WriterThread {
-    file: File,
+    sink: Sink,
     path: PathBuf,
     next_seq: u64,
     /// Reused between batches so a steady stream of records does not reallocate.
@@ -306,9 +361,9 @@ struct WriterThread {
 const KEEP_BUFFER: usize = 4 << 20;
 
 impl WriterThread {
-    fn new(file: File, path: PathBuf, next_seq: u64) -> Self {
+    fn new(sink: Sink, path: PathBuf, next_seq: u64) -> Self {
         WriterThread {
-            file,
+            sink,
             path,
             next_seq,
             buf: Vec::with_capacity(64 << 10),
@@ -340,6 +395,7 @@ impl WriterThread {
         }
         self.buf.clear();
         let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let first_seq = self.next_seq;
         let mut answers: Vec<(Reply, Outcome)> = Vec::with_capacity(batch.len());
         let mut early: Vec<(Reply, Outcome)> = Vec::new();
         for req in batch {
@@ -352,15 +408,15 @@ impl WriterThread {
         }
         if !self.buf.is_empty() {
             self.commits += 1;
-            let mut written = self.file.write_all(&self.buf);
+            let mut written = self.sink.write(first_seq, &self.buf);
             if written.is_ok() {
-                // Written is all these callers wait for; the fsync below (or the next
+                // Written is all these callers wait for; the sync below (or the next
                 // batch's) makes their records durable.
                 for (reply, outcome) in early.drain(..) {
                     reply.send(outcome);
                 }
                 if !answers.is_empty() {
-                    written = self.file.sync_data();
+                    written = self.sink.sync();
                 }
             }
             if let Err(e) = written {
@@ -660,7 +716,7 @@ mod tests {
         }
         drop(tx);
         // Everything was queued before the thread looked, so it must all go in one commit.
-        let commits = WriterThread::new(file, path.clone(), 1).run(rx);
+        let commits = WriterThread::new(Sink::File(file), path.clone(), 1).run(rx);
         assert_eq!(commits, 1);
         let mut next = 1;
         for rrx in waiting {
@@ -707,7 +763,9 @@ mod tests {
             path: Arc::from(Path::new("/dev/full")),
             redactor: Default::default(),
         };
-        std::thread::spawn(move || WriterThread::new(file, "/dev/full".into(), 1).run(rx));
+        std::thread::spawn(move || {
+            WriterThread::new(Sink::File(file), "/dev/full".into(), 1).run(rx)
+        });
         let first = w.append_blocking(vec![started()]).unwrap_err();
         assert!(
             matches!(

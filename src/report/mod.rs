@@ -186,6 +186,8 @@ pub fn estate_view(inventory: Option<&str>, store: &Store) -> EstateView {
                 store
                     .lab(&inv.name)
                     .read_base()
+                    .ok()
+                    .flatten()
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     .and_then(|v| v.get("events").and_then(|e| e.as_array()).cloned())
                     .unwrap_or_default()

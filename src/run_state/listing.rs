@@ -65,7 +65,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let state_dir = tmp.path();
         let runs = state_dir.join("runs");
-        let store = Store::open(state_dir);
+        let store = Store::dir(state_dir);
         // Named so that directory order and start order disagree.
         for (id, steps) in [("run-b", DIAMOND), ("run-a", &[("x", "step")][..])] {
             let run = store.run(id).unwrap();
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn list_runs_of_a_fresh_state_dir_is_empty() {
         let tmp = tempfile::tempdir().unwrap();
-        let listing = list_runs(&Store::open(tmp.path()));
+        let listing = list_runs(&Store::dir(tmp.path()));
         assert!(listing.runs.is_empty() && listing.warnings.is_empty());
     }
 }

@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn a_summary_read_from_disk_matches_the_full_load() {
         let tmp = tempfile::tempdir().unwrap();
-        let run = Store::open(tmp.path()).create_run().unwrap();
+        let run = Store::dir(tmp.path()).create_run().unwrap();
         let (w, _) = run.create_journal(started(DIAMOND)).unwrap();
         w.append_blocking(vec![
             Event::StepStarted {

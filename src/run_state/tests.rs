@@ -507,7 +507,7 @@ fn steps_not_in_the_starting_plan_are_listed_after_it() {
 #[test]
 fn load_tells_a_live_run_from_a_crashed_one_by_its_lock() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = Store::open(tmp.path()).create_run().unwrap();
+    let run = Store::dir(tmp.path()).create_run().unwrap();
     let lock = run.own().unwrap();
     let (w, _) = run.create_journal(started(DIAMOND)).unwrap();
     w.append_blocking(vec![Event::StepStarted {

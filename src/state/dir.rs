@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn runs_live_where_earlier_versions_put_them() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path());
+        let store = Store::dir(tmp.path());
         let run = store.create_run().unwrap();
         let dir = tmp.path().join("runs").join(run.id());
         assert!(dir.is_dir());
@@ -264,7 +264,9 @@ mod tests {
             .unwrap();
         log.line("out", "hello");
         assert!(dir.join("logs").join(log_file_name("db:backup")).is_file());
-        let Store::Dir(d) = &store;
+        let Store::Dir(d) = &store else {
+            unreachable!()
+        };
         let lab = d.lab("demo-lab");
         assert_eq!(lab.base, tmp.path().join("lab/demo-lab.json"));
         assert_eq!(lab.log, tmp.path().join("lab/demo-lab.log"));
@@ -274,7 +276,7 @@ mod tests {
     #[test]
     fn fresh_runs_get_distinct_directories() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path());
+        let store = Store::dir(tmp.path());
         let (a, b) = (store.create_run().unwrap(), store.create_run().unwrap());
         assert_ne!(a.id(), b.id());
         assert!(!a.exists(), "no journal yet");
@@ -283,9 +285,9 @@ mod tests {
     #[test]
     fn a_step_log_reads_back_with_its_rotated_generation() {
         let tmp = tempfile::tempdir().unwrap();
-        let run = Store::open(tmp.path()).run("r1").unwrap();
+        let run = Store::dir(tmp.path()).run("r1").unwrap();
         assert_eq!(run.read_step_log("s"), StepLogBytes::default());
-        let Run::Dir(r) = &run;
+        let Run::Dir(r) = &run else { unreachable!() };
         let logs = r.dir.join("logs");
         std::fs::create_dir_all(&logs).unwrap();
         let name = log_file_name("s");

@@ -16,8 +16,11 @@
 //! See ARCHITECTURE.md.
 
 mod dir;
+mod lab;
+mod pg;
 
 pub use dir::{DirRun, DirStore};
+pub use pg::{PgLab, PgLabLock, PgRun, PgStore};
 
 use crate::inbox::{Drained, InboxError, InboxItem};
 use crate::journal::{
@@ -85,12 +88,23 @@ fn random_u16() -> u16 {
 pub enum Store {
     /// A directory on this machine (the default, `./.waymark`).
     Dir(DirStore),
+    /// A PostgreSQL database shared by a team (`postgres://…`).
+    Pg(PgStore),
 }
 
 impl Store {
-    /// The store named by `--state-dir` / `WAYMARK_STATE_DIR`.
-    pub fn open(location: &std::path::Path) -> Store {
-        Store::Dir(DirStore::new(location))
+    /// The store named by `--state-dir` / `WAYMARK_STATE_DIR`: a `postgres://` or
+    /// `postgresql://` URL (connected, schema brought up to date), else a directory.
+    pub fn open(location: &std::path::Path) -> Result<Store, String> {
+        match location.to_str().filter(|l| pg::is_url(l)) {
+            Some(url) => PgStore::open(url).map(Store::Pg),
+            None => Ok(Store::Dir(DirStore::new(location))),
+        }
+    }
+
+    /// The directory store at `dir` (tests, and code that has only a directory).
+    pub fn dir(dir: &std::path::Path) -> Store {
+        Store::Dir(DirStore::new(dir))
     }
 
     /// ` --state-dir LOCATION` when the location is not the default, else nothing: what
@@ -98,6 +112,7 @@ impl Store {
     pub fn flag(&self) -> String {
         match self {
             Store::Dir(d) => d.flag(),
+            Store::Pg(p) => p.flag(),
         }
     }
 
@@ -105,6 +120,7 @@ impl Store {
     pub fn describe(&self) -> String {
         match self {
             Store::Dir(d) => d.describe(),
+            Store::Pg(p) => p.describe(),
         }
     }
 
@@ -112,6 +128,7 @@ impl Store {
     pub fn describe_runs(&self) -> String {
         match self {
             Store::Dir(d) => d.describe_runs(),
+            Store::Pg(p) => p.describe(),
         }
     }
 
@@ -119,6 +136,7 @@ impl Store {
     pub fn run_ids(&self) -> Result<Vec<String>, String> {
         match self {
             Store::Dir(d) => d.run_ids(),
+            Store::Pg(p) => p.run_ids(),
         }
     }
 
@@ -126,6 +144,7 @@ impl Store {
     pub fn create_run(&self) -> io::Result<Run> {
         match self {
             Store::Dir(d) => d.create_run().map(Run::Dir),
+            Store::Pg(p) => p.create_run().map(Run::Pg),
         }
     }
 
@@ -134,6 +153,7 @@ impl Store {
     pub fn run(&self, run_id: &str) -> Result<Run, String> {
         match self {
             Store::Dir(d) => d.run(run_id).map(Run::Dir),
+            Store::Pg(p) => p.run(run_id).map(Run::Pg),
         }
     }
 
@@ -141,6 +161,7 @@ impl Store {
     pub fn lab(&self, name: &str) -> LabStore {
         match self {
             Store::Dir(d) => LabStore::Files(d.lab(name)),
+            Store::Pg(p) => LabStore::Rows(p.lab(name)),
         }
     }
 }
@@ -150,6 +171,8 @@ impl Store {
 pub enum Run {
     /// A run directory.
     Dir(DirRun),
+    /// A run in a database.
+    Pg(PgRun),
 }
 
 /// What a step's log holds now: the rotated generation (empty when none) and the current
@@ -167,6 +190,8 @@ pub struct StepLogBytes {
 pub enum Ownership {
     /// The run directory's `flock`, released by the kernel however the holder exits.
     Lock(RunLock),
+    /// A database lease with an epoch, renewed while held, fencing out the previous holder.
+    Lease(pg::Lease),
 }
 
 impl Run {
@@ -174,6 +199,7 @@ impl Run {
     pub fn id(&self) -> &str {
         match self {
             Run::Dir(r) => r.id(),
+            Run::Pg(r) => r.id(),
         }
     }
 
@@ -181,6 +207,7 @@ impl Run {
     pub fn store(&self) -> Store {
         match self {
             Run::Dir(r) => Store::Dir(r.store().clone()),
+            Run::Pg(r) => Store::Pg(r.store().clone()),
         }
     }
 
@@ -188,6 +215,7 @@ impl Run {
     pub fn exists(&self) -> bool {
         match self {
             Run::Dir(r) => r.exists(),
+            Run::Pg(r) => r.exists(),
         }
     }
 
@@ -195,6 +223,7 @@ impl Run {
     pub fn read_journal(&self) -> Result<JournalContents, JournalError> {
         match self {
             Run::Dir(r) => r.read_journal(),
+            Run::Pg(r) => r.read_selected(&|_| true),
         }
     }
 
@@ -205,6 +234,7 @@ impl Run {
     ) -> Result<JournalContents, JournalError> {
         match self {
             Run::Dir(r) => r.read_selected(wanted),
+            Run::Pg(r) => r.read_selected(wanted),
         }
     }
 
@@ -212,6 +242,7 @@ impl Run {
     pub fn read_origin(&self) -> Option<RunOrigin> {
         match self {
             Run::Dir(r) => r.read_origin(),
+            Run::Pg(r) => r.read_origin(),
         }
     }
 
@@ -219,6 +250,7 @@ impl Run {
     pub fn is_held(&self) -> bool {
         match self {
             Run::Dir(r) => r.is_held(),
+            Run::Pg(r) => r.is_held(),
         }
     }
 
@@ -226,6 +258,7 @@ impl Run {
     pub fn own(&self) -> Result<Ownership, LockError> {
         match self {
             Run::Dir(r) => r.lock().map(Ownership::Lock),
+            Run::Pg(r) => r.own().map(Ownership::Lease),
         }
     }
 
@@ -233,6 +266,7 @@ impl Run {
     pub fn create_journal(&self, first: Event) -> Result<(JournalWriter, Record), JournalError> {
         match self {
             Run::Dir(r) => r.create_journal(first),
+            Run::Pg(r) => r.create_journal(first),
         }
     }
 
@@ -240,6 +274,7 @@ impl Run {
     pub fn open_journal(&self) -> Result<(JournalWriter, JournalContents), JournalError> {
         match self {
             Run::Dir(r) => r.open_journal(),
+            Run::Pg(r) => r.open_journal(),
         }
     }
 
@@ -247,6 +282,7 @@ impl Run {
     pub fn submit_decision(&self, item: &InboxItem) -> Result<String, InboxError> {
         match self {
             Run::Dir(r) => r.submit_decision(item),
+            Run::Pg(r) => r.submit_decision(item),
         }
     }
 
@@ -254,6 +290,7 @@ impl Run {
     pub fn pending_decisions(&self) -> Result<Drained, InboxError> {
         match self {
             Run::Dir(r) => r.pending_decisions(),
+            Run::Pg(r) => r.pending_decisions(),
         }
     }
 
@@ -266,6 +303,7 @@ impl Run {
     ) -> io::Result<StepLog> {
         match self {
             Run::Dir(r) => r.step_log(step, redactor, options),
+            Run::Pg(r) => r.step_log(step, redactor, options),
         }
     }
 
@@ -273,56 +311,82 @@ impl Run {
     pub fn read_step_log(&self, step: &str) -> StepLogBytes {
         match self {
             Run::Dir(r) => r.read_step_log(step),
+            Run::Pg(r) => r.read_step_log(step),
         }
     }
 
     /// A reader of `step`'s log as it grows, from its start (`log --follow`).
-    pub fn follow_step_log(&self, step: &str) -> crate::follow::LogTail {
+    pub fn follow_step_log(&self, step: &str) -> StepLogTail {
         match self {
-            Run::Dir(r) => r.follow_step_log(step),
+            Run::Dir(r) => StepLogTail::File(r.follow_step_log(step)),
+            Run::Pg(r) => StepLogTail::Rows {
+                run: r.clone(),
+                step: step.to_string(),
+                after: 0,
+                partial: Vec::new(),
+            },
         }
     }
 }
 
-/// Where one lab estate keeps its state (see [`crate::estate::lab_state::StateFile`]).
-#[derive(Debug, Clone)]
-pub enum LabStore {
-    /// Files under the state directory's `lab/`.
-    Files(dir::LabFiles),
+/// The reading position in one step's log as it grows.
+#[derive(Debug)]
+pub enum StepLogTail {
+    /// A log file, followed across rotations.
+    File(crate::follow::LogTail),
+    /// A log's rows, after the last one read.
+    Rows {
+        /// The run.
+        run: PgRun,
+        /// The step.
+        step: String,
+        /// The last row read.
+        after: i64,
+        /// Bytes after the last newline.
+        partial: Vec<u8>,
+    },
 }
 
-impl LabStore {
-    /// The estate as of its last compaction (its recorded `events` among it), if stored.
-    pub fn read_base(&self) -> Option<Vec<u8>> {
+impl StepLogTail {
+    /// The whole lines written since the last call.
+    pub fn poll(&mut self) -> Vec<String> {
         match self {
-            LabStore::Files(f) => std::fs::read(&f.base).ok(),
+            StepLogTail::File(t) => t.poll(),
+            StepLogTail::Rows {
+                run,
+                step,
+                after,
+                partial,
+            } => {
+                let (bytes, last) = run.step_log_since(step, *after);
+                *after = last;
+                partial.extend(bytes);
+                let Some(end) = partial.iter().rposition(|&b| b == b'\n') else {
+                    return Vec::new();
+                };
+                let whole: Vec<u8> = partial.drain(..=end).collect();
+                String::from_utf8_lossy(&whole)
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            }
         }
+    }
+
+    /// Everything left, the last line even without its newline (the writer is gone).
+    pub fn rest(&mut self) -> Vec<String> {
+        if let StepLogTail::File(t) = self {
+            return t.rest();
+        }
+        let mut lines = self.poll();
+        if let StepLogTail::Rows { partial, .. } = self {
+            if !partial.is_empty() {
+                lines.push(String::from_utf8_lossy(partial).into_owned());
+                partial.clear();
+            }
+        }
+        lines
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_ids_have_the_documented_shape() {
-        let id = new_run_id();
-        let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(parts.len(), 3, "{id}");
-        assert_eq!(parts[0].len(), 8, "{id}");
-        assert_eq!(parts[1].len(), 6, "{id}");
-        assert_eq!(parts[2].len(), 4, "{id}");
-        assert!(id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
-        assert!(check_run_id(&id).is_ok());
-    }
-
-    #[test]
-    fn run_ids_that_could_be_paths_are_refused() {
-        let store = Store::open(std::path::Path::new("/s"));
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "x y"] {
-            assert!(check_run_id(bad).is_err(), "{bad:?}");
-            assert!(store.run(bad).is_err(), "{bad:?}");
-        }
-        assert!(store.run("20261123-221500-ab12").is_ok());
-    }
-}
+pub use lab::{LabLock, LabStore};

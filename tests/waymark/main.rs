@@ -27,6 +27,7 @@ mod itms;
 mod live;
 mod misspellings;
 mod notify;
+mod pg;
 mod pipes;
 #[cfg(unix)]
 mod pty;
@@ -42,3 +43,4 @@ mod secrets;
 #[cfg(unix)]
 mod sshd;
 mod team;
+mod team_pg;

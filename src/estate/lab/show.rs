@@ -124,15 +124,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = demo(dir.path());
         call(&e, "set_replication", "ns-apac", json!({"enabled": false})).unwrap();
-        let doc = show(None, &crate::state::Store::open(dir.path())).unwrap();
+        let doc = show(None, &crate::state::Store::dir(dir.path())).unwrap();
         assert_eq!(doc["servers"]["ns-apac"]["replication_enabled"], false);
         assert_eq!(doc["events"][0]["op"], "set_replication");
         let text = show_text(&doc);
         assert!(text.contains("Lab estate `demo-lab` (rehearsal)"), "{text}");
         assert!(text.contains("set_replication"), "{text}");
-        assert!(reset(None, &crate::state::Store::open(dir.path())).unwrap());
+        assert!(reset(None, &crate::state::Store::dir(dir.path())).unwrap());
         assert_eq!(
-            show(None, &crate::state::Store::open(dir.path())).unwrap()["events"],
+            show(None, &crate::state::Store::dir(dir.path())).unwrap()["events"],
             json!([])
         );
     }

@@ -6,8 +6,6 @@
 //! by rename, so it cannot carry the lock), and writes are atomic: temp file, fsync,
 //! rename, directory fsync. A crash leaves either the old state or the new one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -61,11 +59,10 @@ pub struct Stamp(Option<(u64, std::time::SystemTime)>, u64);
 /// between writing the base and removing the log changes nothing).
 #[derive(Debug, Clone)]
 pub struct StateFile {
-    /// The estate as of its last compaction (`lab/NAME.json` in a state directory).
+    /// The estate as of its last compaction (`lab/NAME.json` in a state directory), as
+    /// named in messages.
     pub path: PathBuf,
-    lock_path: PathBuf,
-    tmp_path: PathBuf,
-    log_path: PathBuf,
+    store: LabStore,
     /// The exact `waymark lab reset` command for this estate, for error messages.
     reset: String,
 }
@@ -74,12 +71,10 @@ impl StateFile {
     /// The state file of `inv`'s estate in `store`.
     pub fn new(store: &Store, inv: &Inventory) -> StateFile {
         let reset = crate::hint::lab_reset(&inv.origin, store);
-        let LabStore::Files(files) = store.lab(&inv.name);
+        let store = store.lab(&inv.name);
         StateFile {
-            path: files.base,
-            lock_path: files.lock,
-            tmp_path: files.tmp,
-            log_path: files.log,
+            path: PathBuf::from(store.label()),
+            store,
             reset,
         }
     }
@@ -91,10 +86,7 @@ impl StateFile {
 
     /// The files' [`Stamp`] now.
     pub fn stamp(&self) -> Stamp {
-        let base = fs::metadata(&self.path)
-            .ok()
-            .and_then(|m| Some((m.len(), m.modified().ok()?)));
-        let log = fs::metadata(&self.log_path).map_or(0, |m| m.len());
+        let (base, log) = self.store.stamp();
         Stamp(base, log)
     }
 
@@ -107,32 +99,19 @@ impl StateFile {
         }
         let mut line = serde_json::to_vec(&v).map_err(encode)?;
         line.push(b'\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|e| self.err(format!("cannot open {}: {e}", self.log_path.display())))?;
-        f.write_all(&line)
-            .and_then(|_| f.sync_data())
-            .map_err(|e| self.err(format!("cannot write {}: {e}", self.log_path.display())))
+        self.store.append_log(&line).map_err(|e| self.err(e))
     }
 
     /// Write `st` as the new base and drop the log it includes.
     pub fn compact(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
         self.save(st, redactor)?;
-        match fs::remove_file(&self.log_path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.err(format!("cannot remove {}: {e}", self.log_path.display()))),
-        }
+        self.store.remove_log().map(|_| ()).map_err(|e| self.err(e))
     }
 
     /// Replay the log over `st`; returns how many lines it held.
     fn replay(&self, st: &mut LabState) -> Result<usize, EstateError> {
-        let text = match fs::read_to_string(&self.log_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(self.err(format!("cannot read {}: {e}", self.log_path.display()))),
+        let Some(text) = self.store.read_log().map_err(|e| self.err(e))? else {
+            return Ok(0);
         };
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         for (i, line) in lines.iter().enumerate() {
@@ -143,7 +122,7 @@ impl StateFile {
                 Err(e) => {
                     return Err(self.err(format!(
                         "{} line {} damaged ({e}); run `{}` to start the rehearsal over",
-                        self.log_path.display(),
+                        self.store.log_label(),
                         i + 1,
                         self.reset
                     )))
@@ -166,21 +145,9 @@ impl StateFile {
 
     /// Run `f` holding the cross-process lock of this estate.
     pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, EstateError>) -> Result<T, EstateError> {
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| self.err(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| self.err(format!("cannot open lock file: {e}")))?;
-        lock.lock()
-            .map_err(|e| self.err(format!("cannot lock: {e}")))?;
+        let lock = self.store.lock().map_err(|e| self.err(e))?;
         let out = f();
-        // Closing the file releases the lock as well; unlocking first makes the order explicit.
-        let _ = lock.unlock();
+        drop(lock);
         out
     }
 
@@ -191,15 +158,14 @@ impl StateFile {
 
     /// [`StateFile::load`], and how many log lines it replayed.
     pub fn load_counting(&self, inv: &Inventory) -> Result<(LabState, usize), EstateError> {
-        let mut st = match fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+        let mut st = match self.store.read_base().map_err(|e| self.err(e))? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 self.err(format!(
                     "damaged ({e}); run `{}` to start the rehearsal over",
                     self.reset
                 ))
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => LabState::seed(inv),
-            Err(e) => return Err(self.err(format!("cannot read: {e}"))),
+            None => LabState::seed(inv),
         };
         let lines = self.replay(&mut st)?;
         st.add_missing(inv);
@@ -207,7 +173,7 @@ impl StateFile {
     }
 
     /// Replace the state atomically and durably, with the run's secrets scrubbed from
-    /// every string (operation arguments, settings a server was given): the file
+    /// every string (operation arguments, settings a server was given): the state
     /// outlives the run and is shown by `lab show`.
     pub fn save(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
         let encode = |e: serde_json::Error| self.err(format!("cannot encode: {e}"));
@@ -219,33 +185,15 @@ impl StateFile {
             serde_json::to_vec_pretty(&v).map_err(encode)?
         };
         bytes.push(b'\n');
-        let mut f = File::create(&self.tmp_path)
-            .map_err(|e| self.err(format!("cannot write {}: {e}", self.tmp_path.display())))?;
-        f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| self.err(format!("cannot write {}: {e}", self.tmp_path.display())))?;
-        drop(f);
-        fs::rename(&self.tmp_path, &self.path)
-            .map_err(|e| self.err(format!("cannot replace: {e}")))?;
-        // The rename is only durable once the directory entry is.
-        if let Some(dir) = self.path.parent() {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        self.store.write_base(&bytes).map_err(|e| self.err(e))
     }
 
-    /// Delete the state (and its lock file); true when there was a state to delete.
+    /// Delete the state; true when there was a state to delete.
     pub fn remove(&self) -> Result<bool, EstateError> {
         self.locked(|| {
-            let _ = fs::remove_file(&self.tmp_path);
-            let had_log = fs::remove_file(&self.log_path).is_ok();
-            match fs::remove_file(&self.path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(had_log),
-                Err(e) => Err(self.err(format!("cannot delete: {e}"))),
-            }
+            let had_log = self.store.remove_log().map_err(|e| self.err(e))?;
+            let had_base = self.store.remove_base().map_err(|e| self.err(e))?;
+            Ok(had_base || had_log)
         })
     }
 }
@@ -288,7 +236,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
         std::io::Write::write_all(&mut f, b"{\"event\": {\"seq\"").unwrap();
         assert_eq!(demo(dir.path()).state().unwrap().events.len(), 80);
-        assert!(reset(None, &crate::state::Store::open(dir.path())).unwrap());
+        assert!(reset(None, &crate::state::Store::dir(dir.path())).unwrap());
         assert!(!log.exists());
     }
 

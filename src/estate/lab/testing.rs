@@ -11,11 +11,11 @@ use crate::estate::{Estate, EstateError, Inventory, OpContext};
 use crate::state::Store;
 
 pub(crate) fn lab(src: &str, dir: &Path) -> LabEstate {
-    LabEstate::new(Inventory::parse(src, "t.toml").unwrap(), &Store::open(dir))
+    LabEstate::new(Inventory::parse(src, "t.toml").unwrap(), &Store::dir(dir))
 }
 
 pub(crate) fn demo(dir: &Path) -> LabEstate {
-    LabEstate::new(crate::estate::demo::inventory(), &Store::open(dir))
+    LabEstate::new(crate::estate::demo::inventory(), &Store::dir(dir))
 }
 
 pub(crate) fn call(

@@ -419,7 +419,7 @@ fn result_keys_match_the_lab() {
     let dir = tempfile::tempdir().unwrap();
     let lab = crate::estate::LabEstate::new(
         Inventory::parse(&lab_src, "lab.toml").unwrap(),
-        &crate::state::Store::open(dir.path()),
+        &crate::state::Store::dir(dir.path()),
     );
     let token = CancelToken::new();
     let log = |_: &str| {};

@@ -306,7 +306,7 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/collation-mismatch.toml");
         let e = LabEstate::new(
             Inventory::load(&path).unwrap(),
-            &crate::state::Store::open(dir.path()),
+            &crate::state::Store::dir(dir.path()),
         );
         let r = call(&e, "collation", "ns-emea", json!({})).unwrap();
         assert_eq!(r["matches"], false);

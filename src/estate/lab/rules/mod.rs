@@ -153,12 +153,12 @@ mod tests {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/estates/transient-fault.toml");
         let inv = Inventory::load(&path).unwrap();
-        let e = LabEstate::new(inv.clone(), &crate::state::Store::open(dir.path()));
+        let e = LabEstate::new(inv.clone(), &crate::state::Store::dir(dir.path()));
         let err = call(&e, "backup_cmdb", "ns-hq", json!({})).unwrap_err();
         assert!(err.is_transient(), "{err}");
         drop(e);
         // A new process (a resumed run) sees the fault consumed.
-        let e = LabEstate::new(inv, &crate::state::Store::open(dir.path()));
+        let e = LabEstate::new(inv, &crate::state::Store::dir(dir.path()));
         let r = call(&e, "backup_cmdb", "ns-hq", json!({})).unwrap();
         assert_eq!(r["verified"], true);
         let evs = ops_of(&e);

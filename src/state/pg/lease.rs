@@ -1,0 +1,243 @@
+//! Ownership of a run in the database: a lease with fencing.
+//!
+//! Taking the lease bumps the run's epoch; the holder renews the expiry every third of
+//! the lease's length from its own thread and connection. Every journal batch locks the
+//! run's row and checks the epoch inside its transaction, so a holder that was paused or
+//! cut off past its expiry — and replaced — cannot write another record. When either
+//! the heartbeat or a batch finds the epoch moved on, the process stops at once with
+//! exit 2: continuing would mean two drivers.
+
+use super::conn::Conn;
+use crate::journal::lock::LockHolder;
+use crate::journal::{LockError, RowSink};
+use postgres::Config;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The lease's length: `WAYMARK_LEASE` (a duration such as `30s`), default 30 seconds.
+pub fn lease_length() -> Duration {
+    std::env::var("WAYMARK_LEASE")
+        .ok()
+        .and_then(|v| crate::duration::parse_duration(&v).ok())
+        .filter(|d| *d >= Duration::from_secs(1))
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// This process's name for its host: `WAYMARK_HOST`, else the host name.
+pub fn host() -> String {
+    std::env::var("WAYMARK_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(crate::journal::current_host)
+}
+
+/// The lease on one run, held until dropped.
+#[derive(Debug)]
+pub struct Lease {
+    epoch: i64,
+    stop: Arc<AtomicBool>,
+    conn: Conn,
+    run: String,
+}
+
+/// Stop the process: it lost the run to `holder`. Nothing more may be written.
+fn fenced(run: &str, holder: &str) -> ! {
+    errln!(
+        "error: lost ownership of run {run} to {holder}: another process took it over after this one's lease expired; stopping without writing anything more"
+    );
+    std::process::exit(crate::exit::Exit::BadInput as i32)
+}
+
+fn holder_now(c: &mut postgres::Client, run: &str) -> String {
+    c.query_opt(
+        "SELECT coalesce(holder_host, '?') || ' (pid ' || coalesce(holder_pid, 0) || ')' FROM waymark_runs WHERE run_id = $1",
+        &[&run],
+    )
+    .ok()
+    .flatten()
+    .map_or_else(|| "another host".to_string(), |r| r.get(0))
+}
+
+impl Lease {
+    /// Take the lease of `run`, or say who holds it and until when.
+    pub fn take(config: &Config, shown: &str, run: &str) -> Result<Lease, LockError> {
+        let store_err = |message: String| LockError::Store {
+            run: run.to_string(),
+            message,
+        };
+        let conn = Conn::open(config.clone(), shown).map_err(store_err)?;
+        let secs = lease_length().as_secs_f64();
+        let (me, pid, user) = (
+            host(),
+            std::process::id() as i32,
+            crate::journal::current_user(),
+        );
+        let id = run.to_string();
+        let taken = conn
+            .call(move |c| {
+                let mut tx = c.transaction()?;
+                let row = tx.query_opt(
+                    "SELECT holder_host, holder_pid, holder_user, \
+                     to_char(holder_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                     to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                     expires_at > now() \
+                     FROM waymark_runs WHERE run_id = $1 FOR UPDATE",
+                    &[&id],
+                )?;
+                let Some(row) = row else {
+                    return Ok(Err(None));
+                };
+                if row.get::<_, Option<bool>>(5) == Some(true) {
+                    let holder = LockHolder {
+                        pid: row.get::<_, Option<i32>>(1).unwrap_or(0) as u32,
+                        host: row.get::<_, Option<String>>(0).unwrap_or_default(),
+                        user: row.get::<_, Option<String>>(2).unwrap_or_default(),
+                        since: row.get::<_, Option<String>>(3).unwrap_or_default(),
+                    };
+                    let expires: String = row.get::<_, Option<String>>(4).unwrap_or_default();
+                    return Ok(Err(Some((holder, expires))));
+                }
+                let epoch: i64 = tx
+                    .query_one(
+                        "UPDATE waymark_runs SET holder_host = $2, holder_pid = $3, holder_user = $4, \
+                         holder_since = now(), epoch = epoch + 1, \
+                         expires_at = now() + make_interval(secs => $5) \
+                         WHERE run_id = $1 RETURNING epoch",
+                        &[&id, &me, &pid, &user, &secs],
+                    )?
+                    .get(0);
+                tx.commit()?;
+                Ok(Ok(epoch))
+            })
+            .map_err(store_err)?;
+        let epoch = match taken {
+            Ok(epoch) => epoch,
+            Err(Some((holder, expires))) => {
+                return Err(LockError::Leased {
+                    run: run.to_string(),
+                    holder,
+                    expires,
+                })
+            }
+            Err(None) => return Err(store_err("no such run".into())),
+        };
+        let lease = Lease {
+            epoch,
+            stop: Arc::new(AtomicBool::new(false)),
+            conn,
+            run: run.to_string(),
+        };
+        lease.heartbeat(secs);
+        Ok(lease)
+    }
+
+    /// The epoch this lease was taken with.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    fn heartbeat(&self, secs: f64) {
+        let (conn, stop, run, epoch) = (
+            self.conn.clone(),
+            self.stop.clone(),
+            self.run.clone(),
+            self.epoch,
+        );
+        let every = Duration::from_secs_f64(secs / 3.0);
+        let _ = std::thread::Builder::new()
+            .name("waymark-lease".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let id = run.clone();
+                let renewed = conn.call(move |c| {
+                    let n = c.execute(
+                        "UPDATE waymark_runs SET expires_at = now() + make_interval(secs => $3) \
+                         WHERE run_id = $1 AND epoch = $2",
+                        &[&id, &epoch, &secs],
+                    )?;
+                    Ok((
+                        n,
+                        if n == 0 {
+                            holder_now(c, &id)
+                        } else {
+                            String::new()
+                        },
+                    ))
+                });
+                match renewed {
+                    Ok((0, holder)) if !stop.load(Ordering::Relaxed) => fenced(&run, &holder),
+                    Ok(_) => {}
+                    Err(e) => errln!("warning: cannot renew the lease of run {run}: {e}"),
+                }
+            });
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (id, epoch) = (self.run.clone(), self.epoch);
+        // Let the next driver in at once instead of after the expiry.
+        let _ = self.conn.call(move |c| {
+            c.execute(
+                "UPDATE waymark_runs SET expires_at = NULL WHERE run_id = $1 AND epoch = $2",
+                &[&id, &epoch],
+            )
+        });
+    }
+}
+
+/// The journal's rows for the lease holder: each batch is one transaction that first
+/// proves the epoch still holds.
+pub(super) struct JournalRows {
+    pub conn: Conn,
+    pub run: String,
+    pub epoch: i64,
+}
+
+impl RowSink for JournalRows {
+    fn commit(&mut self, first_seq: u64, lines: &[&str]) -> Result<(), String> {
+        let (run, epoch) = (self.run.clone(), self.epoch);
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        let first = first_seq as i64;
+        let outcome = self.conn.call(move |c| {
+            let mut tx = c.transaction()?;
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM waymark_runs WHERE run_id = $1 AND epoch = $2 FOR UPDATE",
+                    &[&run, &epoch],
+                )?
+                .is_some();
+            if !held {
+                drop(tx);
+                return Ok(Err(holder_now(c, &run)));
+            }
+            // A retry after a commit whose answer was lost finds its rows already there.
+            let have: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM waymark_journal WHERE run_id = $1 AND seq >= $2",
+                    &[&run, &first],
+                )?
+                .get(0);
+            if have as usize == lines.len() {
+                return Ok(Ok(()));
+            }
+            let stmt = tx.prepare(
+                "INSERT INTO waymark_journal (run_id, seq, record) VALUES ($1, $2, $3::text::json)",
+            )?;
+            for (i, line) in lines.iter().enumerate() {
+                tx.execute(&stmt, &[&run, &(first + i as i64), line])?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        })?;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(holder) => fenced(&self.run, &holder),
+        }
+    }
+}

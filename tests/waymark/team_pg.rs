@@ -1,0 +1,323 @@
+//! Team mode as a team would use it: the state in a real PostgreSQL, commands from
+//! several "hosts" (`WAYMARK_HOST`) and processes against the same database.
+
+use crate::harness::{expect_code, step, wait_until, Test};
+use crate::pg;
+use std::process::Output;
+
+const GATED: &str = r#"runbook(#{ name: "g", description: "d" });
+step("before", #{ run: |ctx| { log("doing before"); sh("echo before >> effects") } });
+gate("sim", #{ after: "before", title: "Upgrade in SIM", instructions: "Run SIM." });
+step("after", #{ after: "sim", run: |ctx| sh("echo after >> effects") });
+"#;
+
+fn wm(t: &Test, url: &str, host: &str, args: &[&str]) -> Output {
+    t.bare()
+        .args(args)
+        .args(["--state-dir", url])
+        .env("WAYMARK_HOST", host)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn status(t: &Test, url: &str, run: &str) -> serde_json::Value {
+    let o = wm(t, url, "c", &["status", run, "--json"]);
+    expect_code(&o, 0);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn latest_run(t: &Test, url: &str) -> String {
+    let o = wm(t, url, "c", &["runs", "--json"]);
+    expect_code(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v.as_array().unwrap().last().unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_run_paused_on_one_host_is_approved_from_another_and_resumed_from_a_third() {
+    let Some((_c, _db, url)) =
+        pg::database("a_run_paused_on_one_host_is_approved_from_another_and_resumed_from_a_third")
+    else {
+        return;
+    };
+    let t = Test::new().file("rb.rhai", GATED);
+    expect_code(&wm(&t, &url, "a", &["run", "rb.rhai"]), 3);
+    let id = latest_run(&t, &url);
+    // Nothing of the run is on this machine's disk: it is all in the database.
+    assert!(!t.path().join(".waymark").exists());
+    let s = status(&t, &url, &id);
+    assert_eq!(step(&s, "before")["state"], "succeeded");
+    assert_eq!(step(&s, "sim")["state"], "awaiting_approval");
+    // The hint names the database, so an approver elsewhere can paste it.
+    let cmd = step(&s, "sim")["commands"]["approve"].as_str().unwrap();
+    assert!(cmd.contains(&format!("--state-dir {url}")), "{cmd}");
+
+    let o = wm(&t, &url, "c", &["approve", &id, "sim", "--note", "checked"]);
+    expect_code(&o, 0);
+    let o = wm(&t, &url, "b", &["resume", &id]);
+    expect_code(&o, 0);
+    assert_eq!(t.read("effects"), "before\nafter\n");
+
+    let s = status(&t, &url, &id);
+    assert_eq!(s["status"], "succeeded");
+    // The approver's account is the database role the server authenticated.
+    assert_eq!(step(&s, "sim")["approvals"][0]["account"], "postgres");
+    assert_eq!(step(&s, "sim")["approvals"][0]["note"], "checked");
+    // Step logs are in the database too.
+    let o = wm(&t, &url, "c", &["log", &id, "before"]);
+    expect_code(&o, 0);
+    assert!(text(&o).contains("[log] doing before"), "{}", text(&o));
+}
+
+#[test]
+fn a_second_host_is_refused_while_the_lease_is_live_with_holder_and_expiry() {
+    let Some((_c, _db, url)) =
+        pg::database("a_second_host_is_refused_while_the_lease_is_live_with_holder_and_expiry")
+    else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "slow", description: "d" });
+step("wait", #{ run: |ctx| sh("touch started; sleep 5") });"#,
+    );
+    let mut a = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .env("WAYMARK_HOST", "host-a")
+        .spawn()
+        .unwrap();
+    wait_until("the step started", || {
+        t.path().join("started").exists().then_some(())
+    });
+    let id = latest_run(&t, &url);
+    let o = wm(&t, &url, "host-b", &["resume", &id]);
+    expect_code(&o, 2);
+    let e = text(&o);
+    assert!(e.contains("host-a") && e.contains("expires at"), "{e}");
+    assert!(a.wait().unwrap().success());
+    let s = status(&t, &url, &id);
+    assert_eq!(s["status"], "succeeded");
+}
+
+#[test]
+fn a_driver_killed_on_one_host_is_finished_by_another_with_every_step_once() {
+    let Some((_c, _db, url)) =
+        pg::database("a_driver_killed_on_one_host_is_finished_by_another_with_every_step_once")
+    else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "k", description: "d" });
+step("one", #{ run: |ctx| sh("echo one >> effects") });
+step("two", #{ after: "one", run: |ctx| sh("echo two >> effects; touch started; sleep 30") });
+step("three", #{ after: "two", run: |ctx| sh("echo three >> effects") });"#,
+    );
+    let lease = [("WAYMARK_LEASE", "2s")];
+    let mut a = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .env("WAYMARK_HOST", "a")
+        .envs(lease)
+        .spawn()
+        .unwrap();
+    wait_until("step two started", || {
+        t.path().join("started").exists().then_some(())
+    });
+    unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
+    let _ = a.wait();
+    // Its step's process is still sleeping: kill it as the orphan it is, once the lease
+    // of the dead driver has run out.
+    let id = latest_run(&t, &url);
+    let resumed = wait_until("the dead driver's lease expired", || {
+        let o = t
+            .bare()
+            .args(["resume", &id, "--kill-orphans", "--rerun", "two"])
+            .args(["--state-dir", &url])
+            .env("WAYMARK_HOST", "b")
+            .envs(lease)
+            .output()
+            .unwrap();
+        (o.status.code() != Some(2) || !text(&o).contains("expires at")).then_some(o)
+    });
+    // `two` runs again (its effect happened in full or not, and --rerun says so); the
+    // others exactly once.
+    let _ = resumed;
+    let effects = t.read("effects");
+    assert_eq!(effects.matches("one").count(), 1, "{effects}");
+    assert_eq!(effects.matches("three").count(), 1, "{effects}");
+    let s = status(&t, &url, &id);
+    assert_eq!(s["status"], "succeeded", "{s}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_stopped_driver_woken_after_another_host_took_over_is_fenced() {
+    let Some((_c, _db, url)) =
+        pg::database("a_stopped_driver_woken_after_another_host_took_over_is_fenced")
+    else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "f", description: "d" });
+step("one", #{ run: |ctx| sh("touch started; sleep 3; echo one >> effects"), idempotent: true });
+step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
+    );
+    let lease = [("WAYMARK_LEASE", "2s")];
+    let a = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .env("WAYMARK_HOST", "a")
+        .envs(lease)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("step one started", || {
+        t.path().join("started").exists().then_some(())
+    });
+    unsafe { libc::kill(a.id() as i32, libc::SIGSTOP) };
+    let id = latest_run(&t, &url);
+    let b = wait_until("b took over", || {
+        let o = t
+            .bare()
+            .args(["resume", &id, "--rerun", "one", "--kill-orphans"])
+            .args(["--state-dir", &url])
+            .env("WAYMARK_HOST", "b")
+            .envs(lease)
+            .output()
+            .unwrap();
+        (!text(&o).contains("expires at")).then_some(o)
+    });
+    expect_code(&b, 0);
+    unsafe { libc::kill(a.id() as i32, libc::SIGCONT) };
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains(&format!("lost ownership of run {id} to b")),
+        "{e}"
+    );
+    let s = status(&t, &url, &id);
+    assert_eq!(s["status"], "succeeded");
+    // The fenced driver wrote nothing after waking: `two` ran once, by b.
+    assert_eq!(t.read("effects").matches("two").count(), 1);
+}
+
+#[test]
+fn a_server_restart_mid_run_loses_nothing() {
+    let Some(c) = pg::own_cluster("a_server_restart_mid_run_loses_nothing") else {
+        return;
+    };
+    let url = c.database("restart");
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "r", description: "d" });
+step("one", #{ run: |ctx| sh("touch started; sleep 2; echo one >> effects") });
+step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
+    );
+    let a = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .env("WAYMARK_HOST", "a")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("step one started", || {
+        t.path().join("started").exists().then_some(())
+    });
+    c.restart(std::time::Duration::from_secs(1));
+    let out = a.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(t.read("effects"), "one\ntwo\n");
+    let id = latest_run(&t, &url);
+    assert_eq!(status(&t, &url, &id)["status"], "succeeded");
+}
+
+#[test]
+fn lab_show_and_reset_work_against_the_database() {
+    let Some((_c, _db, url)) = pg::database("lab_show_and_reset_work_against_the_database") else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "l", description: "d" });
+step("check", #{ run: |ctx| ns_version("ns-hq") });"#,
+    );
+    let o = wm(&t, &url, "a", &["run", "rb.rhai"]);
+    expect_code(&o, 0);
+    let o = wm(&t, &url, "b", &["lab", "show", "--json"]);
+    expect_code(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(!v["events"].as_array().unwrap().is_empty(), "{v}");
+    let o = wm(&t, &url, "b", &["lab", "reset"]);
+    expect_code(&o, 0);
+    assert!(text(&o).contains("reset"), "{}", text(&o));
+    let o = wm(&t, &url, "b", &["lab", "show", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["events"].as_array().unwrap().is_empty(), "{v}");
+}
+
+/// The grants the operator guide documents for the two roles (docs/operator-guide.md).
+const APPROVER_GRANTS: &str = "CREATE ROLE approver LOGIN; \
+    GRANT SELECT ON ALL TABLES IN SCHEMA public TO approver; \
+    GRANT INSERT ON waymark_decisions TO approver; \
+    GRANT USAGE ON SEQUENCE waymark_decisions_id_seq TO approver;";
+const RUNNER_GRANTS: &str = "CREATE ROLE runner LOGIN; \
+    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO runner; \
+    GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO runner;";
+
+#[test]
+fn an_approver_role_approves_but_cannot_drive_and_a_runner_role_drives() {
+    let Some((c, db, url)) =
+        pg::database("an_approver_role_approves_but_cannot_drive_and_a_runner_role_drives")
+    else {
+        return;
+    };
+    let t = Test::new().file("rb.rhai", GATED);
+    // The owner creates the schema once (any waymark command does); then the roles.
+    expect_code(&wm(&t, &url, "admin", &["runs"]), 0);
+    c.sql(&db, APPROVER_GRANTS);
+    c.sql(&db, RUNNER_GRANTS);
+    let (runner, approver) = (c.url_of(&db, "runner"), c.url_of(&db, "approver"));
+
+    expect_code(&wm(&t, &runner, "a", &["run", "rb.rhai"]), 3);
+    let id = latest_run(&t, &runner);
+    // The approver cannot take the lease, hence cannot append a record either.
+    let o = wm(&t, &approver, "c", &["resume", &id]);
+    expect_code(&o, 2);
+    assert!(text(&o).contains("permission denied"), "{}", text(&o));
+    let o = wm(&t, &approver, "c", &["approve", &id, "sim"]);
+    expect_code(&o, 0);
+    expect_code(&wm(&t, &runner, "b", &["resume", &id]), 0);
+    let s = status(&t, &approver, &id);
+    assert_eq!(s["status"], "succeeded");
+    assert_eq!(step(&s, "sim")["approvals"][0]["account"], "approver");
+    // Writing the journal directly is refused to the approver by the database itself.
+    let may = |what: &str| {
+        c.sql_as(
+            &db,
+            "approver",
+            &format!("SELECT has_table_privilege({what})"),
+        )
+    };
+    assert_eq!(may("'waymark_journal', 'INSERT'"), "f");
+    assert_eq!(may("'waymark_runs', 'UPDATE'"), "f");
+}

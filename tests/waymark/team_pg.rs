@@ -321,3 +321,68 @@ fn an_approver_role_approves_but_cannot_drive_and_a_runner_role_drives() {
     assert_eq!(may("'waymark_journal', 'INSERT'"), "f");
     assert_eq!(may("'waymark_runs', 'UPDATE'"), "f");
 }
+
+#[test]
+fn log_follow_status_watch_report_and_rollback_work_against_the_database() {
+    let Some((_c, _db, url)) =
+        pg::database("log_follow_status_watch_report_and_rollback_work_against_the_database")
+    else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "w", description: "d" });
+step("one", #{ run: |ctx| sh("echo do-one >> effects"), undo: |ctx| sh("echo undo-one >> effects") });
+step("slow", #{ after: "one", run: |ctx| {
+    sh("touch started");
+    log("line 1");
+    sleep("500ms");
+    log("line 2");
+    sleep("500ms");
+    fail("bad end");
+} });"#,
+    );
+    let mut run = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("slow started", || {
+        t.path().join("started").exists().then_some(())
+    });
+    let id = latest_run(&t, &url);
+    let watch = t
+        .bare()
+        .args(["status", &id, "--watch", "--state-dir", &url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let follow = wm(&t, &url, "c", &["log", &id, "slow", "--follow"]);
+    expect_code(&follow, 0);
+    let out = String::from_utf8_lossy(&follow.stdout);
+    let (one, two) = (out.find("line 1").unwrap(), out.find("line 2").unwrap());
+    assert!(one < two, "{out}");
+    assert!(out.contains("error: bad end"), "{out}");
+    assert_eq!(run.wait().unwrap().code(), Some(1));
+    let watched = watch.wait_with_output().unwrap();
+    let w = String::from_utf8_lossy(&watched.stderr);
+    assert!(w.contains(&format!("run {id} failed")), "{w}");
+
+    let report = t.path().join("r.html");
+    let o = wm(
+        &t,
+        &url,
+        "c",
+        &["report", &id, "--output", report.to_str().unwrap()],
+    );
+    expect_code(&o, 0);
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(page.contains("line 2"), "the report carries the step log");
+
+    let o = wm(&t, &url, "b", &["rollback", &id, "--yes"]);
+    expect_code(&o, 1);
+    assert_eq!(t.read("effects"), "do-one\nundo-one\n");
+    assert_eq!(status(&t, &url, &id)["status"], "rolled_back");
+}

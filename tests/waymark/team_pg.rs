@@ -386,3 +386,46 @@ step("slow", #{ after: "one", run: |ctx| {
     assert_eq!(t.read("effects"), "do-one\nundo-one\n");
     assert_eq!(status(&t, &url, &id)["status"], "rolled_back");
 }
+
+#[test]
+fn an_outage_longer_than_the_lease_stops_the_run_and_resume_finishes_it_once_back() {
+    let Some(c) = pg::own_cluster(
+        "an_outage_longer_than_the_lease_stops_the_run_and_resume_finishes_it_once_back",
+    ) else {
+        return;
+    };
+    let url = c.database("outage");
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "o", description: "d" });
+step("one", #{ run: |ctx| sh("touch started; sleep 1; echo one >> effects"), idempotent: true });
+step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
+    );
+    let lease = [("WAYMARK_LEASE", "2s")];
+    let a = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .envs(lease)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("step one started", || {
+        t.path().join("started").exists().then_some(())
+    });
+    c.restart(std::time::Duration::from_secs(8));
+    let out = a.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{e}");
+    // It said why, and nothing after `one` started.
+    assert!(e.contains("lost the connection"), "{e}");
+    assert!(!t.read("effects").contains("two"), "{e}");
+    let id = latest_run(&t, &url);
+    let o = wm(&t, &url, "a", &["resume", &id]);
+    expect_code(&o, 0);
+    assert!(
+        t.read("effects").ends_with("one\ntwo\n"),
+        "{}",
+        t.read("effects")
+    );
+    assert_eq!(status(&t, &url, &id)["status"], "succeeded");
+}

@@ -5,14 +5,19 @@
 //! thread and callers hand it jobs over a channel (from async code too: the caller
 //! thread only waits on a channel). A job that meets a broken connection (the server
 //! restarted, the network blipped) is retried on a fresh connection with a growing
-//! delay for up to [`RETRY_FOR`], so a server restart shorter than that loses nothing.
+//! delay for as long as the run's lease lasts, so a server restart shorter than that
+//! loses nothing.
 
 use postgres::{Client, Config, NoTls};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-/// How long a job keeps retrying over reconnects before its caller hears the error.
-pub const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long a job keeps retrying over reconnects before its caller hears the error: the
+/// lease's length (at least 5 s), so an outage shorter than the lease loses nothing and
+/// a longer one stops the run, which `resume` continues once the database is back.
+fn retry_for() -> Duration {
+    super::lease::lease_length().max(Duration::from_secs(5))
+}
 
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
@@ -118,13 +123,14 @@ impl Conn {
         let shown = self.shown.clone();
         let job: Job = Box::new(move |w: &mut Worker| {
             let start = Instant::now();
+            let retry_for = retry_for();
             let mut delay = Duration::from_millis(100);
             let mut told = false;
             let out = loop {
                 let res = w.client().and_then(&mut f);
                 match res {
                     Ok(v) => break Ok(v),
-                    Err(e) if is_connection_error(&e) && start.elapsed() < RETRY_FOR => {
+                    Err(e) if is_connection_error(&e) && start.elapsed() < retry_for => {
                         if !told {
                             errln!(
                                 "warning: lost the connection to {shown} ({}); retrying",

@@ -429,3 +429,39 @@ step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
     );
     assert_eq!(status(&t, &url, &id)["status"], "succeeded");
 }
+
+#[test]
+fn a_live_run_picks_up_an_approval_made_from_another_host() {
+    let Some((_c, _db, url)) =
+        pg::database("a_live_run_picks_up_an_approval_made_from_another_host")
+    else {
+        return;
+    };
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "live", description: "d" });
+step("slow", #{ run: |ctx| sh("touch started; sleep 4") });
+gate("g", #{ instructions: "Look." });
+step("after", #{ after: "g", run: |ctx| sh("echo after >> effects") });"#,
+    );
+    let a = t
+        .bare()
+        .args(["run", "rb.rhai", "--non-interactive", "--state-dir", &url])
+        .env("WAYMARK_HOST", "a")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_until("the gate waits", || {
+        if !t.path().join("started").exists() {
+            return None;
+        }
+        let id = latest_run(&t, &url);
+        (step(&status(&t, &url, &id), "g")["state"] == "awaiting_approval").then_some(id)
+    });
+    expect_code(&wm(&t, &url, "c", &["approve", &id, "g"]), 0);
+    let out = a.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{e}");
+    assert!(e.contains("approved by"), "{e}");
+    assert_eq!(t.read("effects"), "after\n");
+}

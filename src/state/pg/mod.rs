@@ -19,6 +19,7 @@
 mod conn;
 mod lease;
 mod url;
+mod wake;
 
 pub use conn::Conn;
 pub use lease::Lease;
@@ -379,11 +380,15 @@ impl PgRun {
             .store
             .conn
             .call(move |c| {
-                let r = c.query_one(
+                let mut tx = c.transaction()?;
+                let r = tx.query_one(
                     "INSERT INTO waymark_decisions (run_id, item) \
                      SELECT run_id, $2::text::json FROM waymark_runs WHERE run_id = $1 RETURNING id",
                     &[&id, &text],
                 )?;
+                // Delivered at commit: the live run's listener wakes it.
+                tx.execute("SELECT pg_notify($1, $2)", &[&wake::CHANNEL, &id])?;
+                tx.commit()?;
                 Ok(r.get(0))
             })
             .map_err(|e| InboxError::store(&self.store.url, "write", e))?;
@@ -391,6 +396,19 @@ impl PgRun {
     }
 
     pub(super) fn pending_decisions(&self) -> Result<Drained, InboxError> {
+        let wake = wake::Wake::of(&self.store.config);
+        if !wake.take(&self.id) {
+            return Ok(Drained::default());
+        }
+        let drained = self.read_decisions()?;
+        wake.read(
+            &self.id,
+            drained.items.is_empty() && drained.warnings.is_empty(),
+        );
+        Ok(drained)
+    }
+
+    fn read_decisions(&self) -> Result<Drained, InboxError> {
         let id = self.id.clone();
         let rows: Vec<(i64, String, String)> = self
             .store

@@ -465,3 +465,106 @@ step("after", #{ after: "g", run: |ctx| sh("echo after >> effects") });"#,
     assert!(e.contains("approved by"), "{e}");
     assert_eq!(t.read("effects"), "after\n");
 }
+
+/// The issue's night: operator A starts the hierarchy rehearsal and is killed; approver C,
+/// with a read-and-approve role, approves the gates from another process; operator B
+/// resumes from another host and finishes; every host sees the same status, logs, lab.
+#[test]
+fn the_team_night_killed_operator_remote_approver_and_second_shift_finish_the_hierarchy() {
+    let test =
+        "the_team_night_killed_operator_remote_approver_and_second_shift_finish_the_hierarchy";
+    let Some((c, db, url)) = pg::database(test) else {
+        return;
+    };
+    let t = Test::new();
+    expect_code(&wm(&t, &url, "admin", &["runs"]), 0);
+    c.sql(&db, APPROVER_GRANTS);
+    c.sql(&db, RUNNER_GRANTS);
+    let (runner, approver) = (c.url_of(&db, "runner"), c.url_of(&db, "approver"));
+    let lease = [("WAYMARK_LEASE", "2s")];
+
+    let mut a = t
+        .bare()
+        .args(["run", "itms-7.6/hierarchy", "--non-interactive"])
+        .args(["--state-dir", &runner])
+        .env("WAYMARK_HOST", "a")
+        .envs(lease)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = wait_until("A has done something", || {
+        let o = wm(&t, &approver, "c", &["runs", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        let id = v.as_array()?.last()?["run_id"].as_str()?.to_string();
+        let s = status(&t, &approver, &id);
+        let done = s["steps"]
+            .as_array()?
+            .iter()
+            .filter(|x| x["state"] == "succeeded")
+            .count();
+        (done >= 3).then_some(id)
+    });
+    unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
+    let _ = a.wait();
+
+    let mut finished = false;
+    for _ in 0..60 {
+        let o = t
+            .bare()
+            .args(["resume", &id, "--kill-orphans", "--state-dir", &runner])
+            .env("WAYMARK_HOST", "b")
+            .envs(lease)
+            .output()
+            .unwrap();
+        match o.status.code() {
+            Some(0) => {
+                finished = true;
+                break;
+            }
+            // A's lease has not run out yet.
+            Some(2) if text(&o).contains("expires at") => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            Some(3) => {
+                let s = status(&t, &approver, &id);
+                for g in s["steps"].as_array().unwrap() {
+                    if g["state"] == "awaiting_approval" {
+                        let name = g["name"].as_str().unwrap();
+                        expect_code(&wm(&t, &approver, "c", &["approve", &id, name]), 0);
+                    }
+                }
+            }
+            other => panic!("resume exited {other:?}: {}", text(&o)),
+        }
+    }
+    assert!(finished, "the run never finished");
+    let s = status(&t, &approver, &id);
+    assert_eq!(s["status"], "succeeded");
+    let gates: Vec<&serde_json::Value> = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == "gate")
+        .collect();
+    assert!(!gates.is_empty());
+    for g in gates {
+        assert_eq!(g["approvals"][0]["account"], "approver", "{g}");
+    }
+    // The same from every host: the lab as B's role and as C's role.
+    let show = |u: &str, host: &str| {
+        let o = wm(&t, u, host, &["lab", "show", "--json"]);
+        expect_code(&o, 0);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let lab = show(&approver, "c");
+    assert_eq!(lab, show(&runner, "b"));
+    // (Not the exactly-once rules of tests/waymark/itms.rs: a gate's `rehearse` runs
+    // again when a resumed run reopens the gate, with either store — reported.)
+    for ns in ["ns-hq", "ns-emea", "ns-emea-branch", "ns-apac"] {
+        assert_eq!(lab["servers"][ns]["version"], "7.6", "{ns}");
+    }
+    // And the log of a step B ran reads the same from C's role.
+    let o = wm(&t, &approver, "c", &["log", &id]);
+    expect_code(&o, 0);
+    assert_eq!(o.stdout, wm(&t, &runner, "b", &["log", &id]).stdout);
+}

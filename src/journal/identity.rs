@@ -62,8 +62,13 @@ pub fn account_name(uid: u32) -> String {
     }
 }
 
-/// This machine's host name, or `unknown-host` when the OS will not say.
+/// This machine's name as waymark records it: `WAYMARK_HOST` when set (several "hosts"
+/// on one machine, in tests and demos), else the host name, or `unknown-host` when the
+/// OS will not say.
 pub fn current_host() -> String {
+    if let Some(h) = std::env::var("WAYMARK_HOST").ok().filter(|h| !h.is_empty()) {
+        return h;
+    }
     #[cfg(unix)]
     {
         let mut buf = [0u8; 256];

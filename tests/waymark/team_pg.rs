@@ -568,3 +568,19 @@ fn the_team_night_killed_operator_remote_approver_and_second_shift_finish_the_hi
     expect_code(&o, 0);
     assert_eq!(o.stdout, wm(&t, &runner, "b", &["log", &id]).stdout);
 }
+
+#[test]
+fn the_host_a_decision_and_a_resume_came_from_is_the_one_waymark_host_names() {
+    let Some((_c, _db, url)) =
+        pg::database("the_host_a_decision_and_a_resume_came_from_is_the_one_waymark_host_names")
+    else {
+        return;
+    };
+    let t = Test::new().file("rb.rhai", GATED);
+    expect_code(&wm(&t, &url, "host-a", &["run", "rb.rhai"]), 3);
+    let id = latest_run(&t, &url);
+    expect_code(&wm(&t, &url, "desk-c", &["approve", &id, "sim"]), 0);
+    expect_code(&wm(&t, &url, "host-b", &["resume", &id]), 0);
+    let s = status(&t, &url, &id);
+    assert_eq!(step(&s, "sim")["approvals"][0]["host"], "desk-c");
+}

@@ -26,10 +26,7 @@ pub fn lease_length() -> Duration {
 
 /// This process's name for its host: `WAYMARK_HOST`, else the host name.
 pub fn host() -> String {
-    std::env::var("WAYMARK_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(crate::journal::current_host)
+    crate::journal::current_host()
 }
 
 /// The lease on one run, held until dropped.

@@ -584,3 +584,39 @@ fn the_host_a_decision_and_a_resume_came_from_is_the_one_waymark_host_names() {
     let s = status(&t, &url, &id);
     assert_eq!(step(&s, "sim")["approvals"][0]["host"], "desk-c");
 }
+
+#[test]
+fn no_secret_value_reaches_the_database() {
+    let Some((c, db, url)) = pg::database("no_secret_value_reaches_the_database") else {
+        return;
+    };
+    const KEY: &str = "s3cr3t-team-key-8812";
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "s", description: "d" });
+step("use", #{ run: |ctx| {
+    let k = secret("k");
+    log("the key is " + k);
+    sh("echo key=" + k);
+    fail("still " + k)
+} });"#,
+    );
+    let o = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &url])
+        .env("WAYMARK_SECRET_K", KEY)
+        .output()
+        .unwrap();
+    expect_code(&o, 1);
+    let everything = c.sql(
+        &db,
+        "SELECT string_agg(t, E'\\n') FROM ( \
+           SELECT record::text AS t FROM waymark_journal \
+           UNION ALL SELECT entry FROM waymark_step_logs \
+           UNION ALL SELECT item::text FROM waymark_decisions \
+           UNION ALL SELECT coalesce(base, '') FROM waymark_lab \
+           UNION ALL SELECT line FROM waymark_lab_log) x",
+    );
+    assert!(everything.contains("the key is"), "{everything}");
+    assert!(!everything.contains(KEY), "{everything}");
+}

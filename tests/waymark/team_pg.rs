@@ -275,14 +275,30 @@ step("check", #{ run: |ctx| ns_version("ns-hq") });"#,
     assert!(v["events"].as_array().unwrap().is_empty(), "{v}");
 }
 
-/// The grants the operator guide documents for the two roles (docs/operator-guide.md).
-const APPROVER_GRANTS: &str = "CREATE ROLE approver LOGIN; \
-    GRANT SELECT ON ALL TABLES IN SCHEMA public TO approver; \
-    GRANT INSERT ON waymark_decisions TO approver; \
-    GRANT USAGE ON SEQUENCE waymark_decisions_id_seq TO approver;";
-const RUNNER_GRANTS: &str = "CREATE ROLE runner LOGIN; \
-    GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO runner; \
-    GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO runner;";
+/// The grants the operator guide documents for the two roles (docs/operator-guide.md),
+/// under names of this database's own (roles are cluster-wide); returns the runner's
+/// URL, the approver's URL and the approver's role name.
+fn roles(c: &pg::Cluster, db: &str) -> (String, String, String) {
+    let (approver, runner) = (format!("approver_{db}"), format!("runner_{db}"));
+    c.sql(
+        db,
+        &format!(
+            "CREATE ROLE {approver} LOGIN; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {approver}; \
+             GRANT INSERT ON waymark_decisions TO {approver}; \
+             GRANT USAGE ON SEQUENCE waymark_decisions_id_seq TO {approver};"
+        ),
+    );
+    c.sql(
+        db,
+        &format!(
+            "CREATE ROLE {runner} LOGIN; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {runner}; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {runner};"
+        ),
+    );
+    (c.url_of(db, &runner), c.url_of(db, &approver), approver)
+}
 
 #[test]
 fn an_approver_role_approves_but_cannot_drive_and_a_runner_role_drives() {
@@ -294,9 +310,7 @@ fn an_approver_role_approves_but_cannot_drive_and_a_runner_role_drives() {
     let t = Test::new().file("rb.rhai", GATED);
     // The owner creates the schema once (any waymark command does); then the roles.
     expect_code(&wm(&t, &url, "admin", &["runs"]), 0);
-    c.sql(&db, APPROVER_GRANTS);
-    c.sql(&db, RUNNER_GRANTS);
-    let (runner, approver) = (c.url_of(&db, "runner"), c.url_of(&db, "approver"));
+    let (runner, approver, who) = roles(c, &db);
 
     expect_code(&wm(&t, &runner, "a", &["run", "rb.rhai"]), 3);
     let id = latest_run(&t, &runner);
@@ -309,15 +323,9 @@ fn an_approver_role_approves_but_cannot_drive_and_a_runner_role_drives() {
     expect_code(&wm(&t, &runner, "b", &["resume", &id]), 0);
     let s = status(&t, &approver, &id);
     assert_eq!(s["status"], "succeeded");
-    assert_eq!(step(&s, "sim")["approvals"][0]["account"], "approver");
+    assert_eq!(step(&s, "sim")["approvals"][0]["account"], who.as_str());
     // Writing the journal directly is refused to the approver by the database itself.
-    let may = |what: &str| {
-        c.sql_as(
-            &db,
-            "approver",
-            &format!("SELECT has_table_privilege({what})"),
-        )
-    };
+    let may = |what: &str| c.sql_as(&db, &who, &format!("SELECT has_table_privilege({what})"));
     assert_eq!(may("'waymark_journal', 'INSERT'"), "f");
     assert_eq!(may("'waymark_runs', 'UPDATE'"), "f");
 }
@@ -478,9 +486,7 @@ fn the_team_night_killed_operator_remote_approver_and_second_shift_finish_the_hi
     };
     let t = Test::new();
     expect_code(&wm(&t, &url, "admin", &["runs"]), 0);
-    c.sql(&db, APPROVER_GRANTS);
-    c.sql(&db, RUNNER_GRANTS);
-    let (runner, approver) = (c.url_of(&db, "runner"), c.url_of(&db, "approver"));
+    let (runner, approver, who) = roles(c, &db);
     let lease = [("WAYMARK_LEASE", "2s")];
 
     let mut a = t
@@ -548,7 +554,7 @@ fn the_team_night_killed_operator_remote_approver_and_second_shift_finish_the_hi
         .collect();
     assert!(!gates.is_empty());
     for g in gates {
-        assert_eq!(g["approvals"][0]["account"], "approver", "{g}");
+        assert_eq!(g["approvals"][0]["account"], who.as_str(), "{g}");
     }
     // The same from every host: the lab as B's role and as C's role.
     let show = |u: &str, host: &str| {

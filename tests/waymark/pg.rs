@@ -201,6 +201,16 @@ impl Cluster {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
+    /// The URL of database `db` as role `user` through the unix socket.
+    #[allow(dead_code)]
+    pub fn socket_url_of(&self, db: &str, user: &str) -> String {
+        format!(
+            "postgres:///{db}?host={}&port={}&user={user}",
+            self.data.parent().unwrap().display(),
+            self.port
+        )
+    }
+
     /// The URL of database `db` as role `user`.
     pub fn url_of(&self, db: &str, user: &str) -> String {
         format!("postgres://{user}@127.0.0.1:{}/{db}", self.port)

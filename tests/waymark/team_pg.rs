@@ -626,3 +626,15 @@ step("use", #{ run: |ctx| {
     assert!(everything.contains("the key is"), "{everything}");
     assert!(!everything.contains(KEY), "{everything}");
 }
+
+#[test]
+fn a_unix_socket_host_reaches_the_same_runs() {
+    let Some((c, db, url)) = pg::database("a_unix_socket_host_reaches_the_same_runs") else {
+        return;
+    };
+    let t = Test::new().file("rb.rhai", GATED);
+    expect_code(&wm(&t, &url, "a", &["run", "rb.rhai"]), 3);
+    let id = latest_run(&t, &url);
+    let socket = c.socket_url_of(&db, "postgres");
+    assert_eq!(latest_run(&t, &socket), id);
+}

@@ -145,6 +145,27 @@ impl Cluster {
         Ok(())
     }
 
+    /// Require a password (SCRAM) from role `user` over TCP, and give it `password`.
+    #[allow(dead_code)]
+    pub fn require_password(&self, user: &str, password: &str) {
+        self.sql(
+            "postgres",
+            &format!("CREATE ROLE {user} LOGIN SUPERUSER PASSWORD '{password}'"),
+        );
+        let hba = self.data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).unwrap();
+        let line = format!("host all {user} 127.0.0.1/32 scram-sha-256\n");
+        std::fs::write(&hba, line + old.as_str()).unwrap();
+        let o = as_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("reload")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
     /// Stop the server (fast: connections are cut), then start it again on the same port.
     #[allow(dead_code)]
     pub fn restart(&self, down_for: std::time::Duration) {

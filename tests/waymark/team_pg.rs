@@ -638,3 +638,45 @@ fn a_unix_socket_host_reaches_the_same_runs() {
     let socket = c.socket_url_of(&db, "postgres");
     assert_eq!(latest_run(&t, &socket), id);
 }
+
+#[test]
+fn the_password_comes_from_pgpassword_or_the_pgpass_file_and_never_shows() {
+    let test = "the_password_comes_from_pgpassword_or_the_pgpass_file_and_never_shows";
+    let Some(c) = pg::own_cluster(test) else {
+        return;
+    };
+    c.database("pw");
+    c.require_password("wm", "pw-Secret-42");
+    let url = c.url_of("pw", "wm");
+    let t = Test::new().file("rb.rhai", GATED);
+    let runs = |env: &[(&str, &str)]| {
+        t.bare()
+            .args(["runs", "--state-dir", &url])
+            .env_remove("PGPASSWORD")
+            .env("HOME", t.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let o = runs(&[]);
+    expect_code(&o, 2);
+    assert!(text(&o).contains("cannot connect to"), "{}", text(&o));
+    expect_code(&runs(&[("PGPASSWORD", "pw-Secret-42")]), 0);
+    let pass = t.path().join("pgpass");
+    std::fs::write(&pass, format!("127.0.0.1:{}:pw:wm:pw-Secret-42\n", c.port)).unwrap();
+    expect_code(&runs(&[("PGPASSFILE", pass.to_str().unwrap())]), 0);
+    // A password in the URL works too, and no hint or message repeats it.
+    let with = url.replace("wm@", "wm:pw-Secret-42@");
+    let o = t
+        .bare()
+        .args(["run", "rb.rhai", "--state-dir", &with])
+        .output()
+        .unwrap();
+    expect_code(&o, 3);
+    assert!(!text(&o).contains("pw-Secret-42"), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("--state-dir {url}")),
+        "{}",
+        text(&o)
+    );
+}

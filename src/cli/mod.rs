@@ -434,25 +434,29 @@ pub fn main() -> i32 {
                 non_interactive: a.non_interactive,
             },
         ),
-        Command::Resume(a) => resume_cmds::resume(
-            &a.state.store()?,
-            a.run_id.as_deref(),
-            &run_cmds::RunOptions {
-                state: a.state.store()?,
-                concurrency: a.concurrency as usize,
-                keep_going: a.keep_going,
-                yes: a.yes,
-                dry_run: false,
-                non_interactive: a.non_interactive,
-            },
-            &resume_cmds::ResumeOptions {
-                rerun: a.rerun,
-                mark_done: a.mark_done,
-                from: a.from,
-                accept_changes: a.accept_changes,
-                orphans: resume_cmds::OrphanChoice::from_flags(a.kill_orphans, a.wait_orphans),
-            },
-        ),
+        Command::Resume(a) => {
+            // One store (one connection, for a database) for the whole resume.
+            let store = a.state.store()?;
+            resume_cmds::resume(
+                &store,
+                a.run_id.as_deref(),
+                &run_cmds::RunOptions {
+                    state: store.clone(),
+                    concurrency: a.concurrency as usize,
+                    keep_going: a.keep_going,
+                    yes: a.yes,
+                    dry_run: false,
+                    non_interactive: a.non_interactive,
+                },
+                &resume_cmds::ResumeOptions {
+                    rerun: a.rerun,
+                    mark_done: a.mark_done,
+                    from: a.from,
+                    accept_changes: a.accept_changes,
+                    orphans: resume_cmds::OrphanChoice::from_flags(a.kill_orphans, a.wait_orphans),
+                },
+            )
+        }
         Command::Rollback {
             run_id,
             yes,

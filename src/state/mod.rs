@@ -6,10 +6,10 @@
 //! for what it needs. No module outside `state/` (and the file formats it delegates to:
 //! [`crate::journal`]'s writer and reader, [`crate::inbox`], [`crate::step_log`],
 //! [`crate::follow`], the lab's state file) sees a path or joins a sub-path of the state
-//! directory, so a second store (PostgreSQL, issue 12) slots in here without touching them.
+//! directory; the PostgreSQL store ([`pg`], team mode) is the second store behind it.
 //!
 //! The stores are an enum, not trait objects: the set is closed and known (a directory,
-//! later PostgreSQL), each operation's contract differs in ways a caller must not have to
+//! PostgreSQL), each operation's contract differs in ways a caller must not have to
 //! care about (durability = fsync vs a committed transaction, ownership = flock vs a
 //! lease with an epoch, follow = polling a file vs polling rows), and an enum keeps those
 //! differences in one `match` per operation instead of behind `dyn` with boxed futures.

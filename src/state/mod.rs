@@ -5,7 +5,7 @@
 //! (`cli`), into a [`Store`]; every other module asks the store, or a [`Run`] it opened,
 //! for what it needs. No module outside `state/` (and the file formats it delegates to:
 //! [`crate::journal`]'s writer and reader, [`crate::inbox`], [`crate::step_log`],
-//! [`crate::follow`], the lab's state file) sees a path or joins a sub-path of the state
+//! [`crate::follow`]) sees a path or joins a sub-path of the state
 //! directory; the PostgreSQL store ([`pg`], team mode) is the second store behind it.
 //!
 //! The stores are an enum, not trait objects: the set is closed and known (a directory,

@@ -1,5 +1,7 @@
 //! Team mode as a team would use it: the state in a real PostgreSQL, commands from
-//! several "hosts" (`WAYMARK_HOST`) and processes against the same database.
+//! several "hosts" (`WAYMARK_HOST`) and processes against the same database. One file
+//! over 600 lines: the scenarios share their runbooks and helpers, and each reads as
+//! one story of a team's night.
 
 use crate::harness::{expect_code, step, wait_until, Test};
 use crate::pg;

@@ -264,7 +264,7 @@ pub fn execute(
             std::io::stderr().is_terminal(),
             prior
                 .iter()
-                .filter(|p| !matches!(p, Prior::Pending))
+                .filter(|p| !matches!(p, Prior::Pending | Prior::Rehearsed))
                 .count(),
         )
         .pinned(),

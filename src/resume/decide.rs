@@ -7,7 +7,11 @@
 //! (`unknown`, or `running` in a run nobody holds) is marked done by `--mark-done`, run
 //! again by `--rerun`, settled by its `check` probe if it has one (idempotent or not:
 //! re-running may still cost a restart), run again if idempotent, and otherwise left for a
-//! person. A succeeded `fresh` step runs again when something after it still has to run.
+//! person. A gate still to decide whose rehearsal passed is asked without rehearsing
+//! again; one whose rehearsal failed, or never ended (a crash or Ctrl-C caught it), is
+//! rehearsed again — a lab's operations state facts ("upgraded to 7.6"), so playing a
+//! part twice changes nothing the first did not. A succeeded `fresh` step runs again when
+//! something after it still has to run.
 //! A step whose definition changed after it succeeded needs `--accept-changes`.
 
 use super::{ResumeOptions, Resumed};
@@ -242,6 +246,9 @@ pub fn decide(
                 };
                 in_flight.push((i, what));
             }
+            // Its rehearsal acted on the estate once: the gate is asked again, never
+            // rehearsed again (`--from` it to play it once more).
+            _ if old.rehearsal.as_ref().is_some_and(|r| r.passed()) => prior[i] = Prior::Rehearsed,
             _ => {}
         }
     }
@@ -311,7 +318,7 @@ fn fresh_again(plan: &Plan, prior: &mut [Prior]) -> Vec<usize> {
             }
             let pending_after = downstream(plan, i)
                 .into_iter()
-                .any(|d| d != i && matches!(prior[d], Prior::Pending));
+                .any(|d| d != i && matches!(prior[d], Prior::Pending | Prior::Rehearsed));
             if pending_after {
                 prior[i] = Prior::Pending;
                 again.push(i);

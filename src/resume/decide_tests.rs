@@ -300,3 +300,65 @@ fn a_waiting_gate_keeps_its_approvals_and_when_it_began_waiting() {
     let p = resume_plan(&state, &plan, &from_a);
     assert!(p.resumed.approvals.is_empty() && p.resumed.waiting_since.is_empty());
 }
+
+#[test]
+fn a_passed_rehearsal_is_never_played_again_one_cut_short_or_failed_is() {
+    let text = r#"
+        runbook(#{ name: "r", description: "d" });
+        step("a", #{ run: || 1 });
+        gate("g", #{ after: ["a"], title: "ok?", instructions: "look", rehearse: |ctx| 1 });
+    "#;
+    let plan = plan_of(text);
+    let started = |j: &mut Journal| {
+        j.done("a").waiting("g").push(Event::RehearsalStarted {
+            gate: "g".into(),
+            attempt: 1,
+        });
+    };
+    let ended = |error: Option<&str>| Event::RehearsalEnded {
+        gate: "g".into(),
+        attempt: 1,
+        error: error.map(str::to_string),
+    };
+
+    let mut passed = journal(&plan);
+    started(&mut passed);
+    passed.push(ended(None));
+    let p = resume_plan(&passed.replay(false), &plan, &options());
+    assert_eq!(p.prior[1], Prior::Rehearsed);
+    // Rejected by a person after the rehearsal: asked again, still not rehearsed again.
+    passed.push(Event::GateRejected {
+        gate: "g".into(),
+        by: "bob".into(),
+        host: "h".into(),
+        note: None,
+        plan_fingerprint: plan.fingerprint.clone(),
+        account: Some("bob".into()),
+        at: None,
+    });
+    let p = resume_plan(&passed.replay(false), &plan, &options());
+    assert_eq!(p.prior[1], Prior::Rehearsed);
+    // `--from` asks for the gate from scratch, rehearsal included.
+    let from_g = ResumeOptions {
+        from: Some("g".into()),
+        ..options()
+    };
+    let p = resume_plan(&passed.replay(false), &plan, &from_g);
+    assert_eq!(p.prior[1], Prior::Pending);
+
+    // Cut short by a crash (no end on record): played again, its operations being facts.
+    let mut cut = journal(&plan);
+    started(&mut cut);
+    let p = resume_plan(&cut.replay(false), &plan, &options());
+    assert_eq!(p.prior[1], Prior::Pending);
+
+    // Failed (which rejected the gate): played again, as a failed step runs again.
+    let mut failed = journal(&plan);
+    started(&mut failed);
+    failed.push(ended(Some("ns-01 refused")));
+    let state = failed.replay(false);
+    let p = resume_plan(&state, &plan, &options());
+    assert_eq!(p.prior[1], Prior::Pending);
+    let r = state.step("g").unwrap().rehearsal.clone().unwrap();
+    assert_eq!((r.runs, r.error.as_deref()), (1, Some("ns-01 refused")));
+}

@@ -22,7 +22,7 @@ pub(crate) mod tests;
 
 pub use listing::{list_runs, RunListing};
 pub use states::{RunStatus, StepState};
-pub use step::{Approval, StepStatus, UndoAttempt};
+pub use step::{Approval, Rehearsal, StepStatus, UndoAttempt};
 pub use summary::RunSummary;
 
 use crate::journal::record::Record;

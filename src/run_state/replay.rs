@@ -207,12 +207,26 @@ impl Replay {
                 s.started_at.get_or_insert_with(|| ts.to_string());
             }
             // A rehearsal plays the operator's part while its gate waits: the gate's state
-            // changes only when it failed, which rejects the gate. One caught in flight by
-            // a crash runs again on resume (lab operations are idempotent).
-            Event::RehearsalStarted { .. } => {}
+            // changes only when it failed, which rejects the gate. Resume never runs a
+            // passed one again; one caught in flight by a crash, or one that failed, runs
+            // again (`crate::resume`: lab operations state facts, so a repeat is safe).
+            Event::RehearsalStarted { gate, .. } => {
+                let s = self.step(gate, StepKind::Gate);
+                let runs = s.rehearsal.as_ref().map_or(0, |r| r.runs) + 1;
+                s.rehearsal = Some(super::step::Rehearsal {
+                    runs,
+                    started_at: ts.to_string(),
+                    ended_at: None,
+                    error: None,
+                });
+            }
             Event::RehearsalEnded { gate, error, .. } => {
+                let s = self.step(gate, StepKind::Gate);
+                if let Some(r) = s.rehearsal.as_mut() {
+                    r.ended_at = Some(ts.to_string());
+                    r.error = error.clone();
+                }
                 if let Some(e) = error {
-                    let s = self.step(gate, StepKind::Gate);
                     s.finish(StepState::Rejected, ts);
                     s.error = Some(format!("the rehearsal of this gate failed: {e}"));
                 }

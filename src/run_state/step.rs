@@ -61,8 +61,32 @@ pub struct StepStatus {
     /// Process groups its latest attempt started, `(pgid, leader start time)`: after a
     /// crash, the ones still alive are orphans (`crate::orphans`).
     pub processes: Vec<(u32, u64)>,
+    /// A gate's latest rehearsal (a lab playing the operator's part), if it had one.
+    pub rehearsal: Option<Rehearsal>,
     /// The last failure said another attempt follows.
     pub(super) retry_pending: bool,
+}
+
+/// A gate's latest rehearsal, from its `rehearsal_started` and `rehearsal_ended`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rehearsal {
+    /// Rehearsals started over the whole run (more than one: a crash caught one in
+    /// flight, or a failed one ran again on resume).
+    pub runs: u32,
+    /// When the latest one started.
+    pub started_at: String,
+    /// When it ended; `None`: it never did (the process died or was interrupted while it
+    /// ran).
+    pub ended_at: Option<String>,
+    /// Why it failed (which rejected the gate); `None` with `ended_at`: it passed.
+    pub error: Option<String>,
+}
+
+impl Rehearsal {
+    /// It ran to its end and passed: its part is played and never runs again.
+    pub fn passed(&self) -> bool {
+        self.ended_at.is_some() && self.error.is_none()
+    }
 }
 
 /// One run of a step's `undo` by `waymark rollback`.
@@ -95,6 +119,7 @@ impl StepStatus {
             completed_seq: None,
             undo_attempts: Vec::new(),
             processes: Vec::new(),
+            rehearsal: None,
             retry_pending: false,
         }
     }

@@ -5,7 +5,8 @@
 //! `rehearsal_started` when the action rehearses it (a lab plays the operator's part).
 //! Once that round is durable the rehearsal runs on a blocking thread with its own cancel
 //! token (an interrupt cancels it, and the gate's `timeout` bounds it); its
-//! `rehearsal_ended` is durable before the gate is first asked. Asking
+//! `rehearsal_ended` is durable before the gate is first asked. A gate whose rehearsal
+//! passed in an earlier process (`Prior::Rehearsed`) opens without one. Asking
 //! ([`super::Action::gate`]: `--yes`, the inbox, the prompt, each of which may append a
 //! decision) also runs on a blocking thread, one poll of the asked gates at a time, when a
 //! gate opens and every `gate_poll` after. An approved gate's `step_succeeded` goes in a
@@ -48,6 +49,9 @@ pub(super) struct Gates {
     pub(super) rehearsed: Vec<(usize, Result<(), String>)>,
     /// Rehearsals in flight, by node.
     pub(super) rehearsing: Vec<Option<Rehearsal>>,
+    /// By node: its rehearsal passed in an earlier process ([`super::Prior::Rehearsed`]),
+    /// so it opens without one.
+    pub(super) rehearsed_before: Vec<bool>,
     /// Gates asked at least once in this run (the first ask opens a prompt).
     asked: Vec<bool>,
     /// Gates to ask as soon as no poll is in flight.
@@ -70,6 +74,7 @@ impl Gates {
             opening: Vec::new(),
             rehearsed: Vec::new(),
             rehearsing: (0..n).map(|_| None).collect(),
+            rehearsed_before: vec![false; n],
             asked: vec![false; n],
             due: Vec::new(),
             polling: false,

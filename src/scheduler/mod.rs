@@ -85,6 +85,10 @@ pub enum Prior {
     Done(Value),
     /// Skipped earlier by its condition.
     Skipped,
+    /// A gate still to decide whose rehearsal passed earlier: it opens and is asked
+    /// without rehearsing again (the operator's part was played once, and a rehearsal
+    /// acts on the estate).
+    Rehearsed,
 }
 
 /// How a gate stands when asked.

@@ -116,6 +116,7 @@ impl Run {
         let n = nodes.len();
         let mut st = vec![St::Pending; n];
         let mut board = Board::default();
+        let mut gates = Gates::new(n);
         for (i, p) in prior.iter().enumerate() {
             match p {
                 Prior::Done(v) => {
@@ -133,6 +134,7 @@ impl Run {
                     board.set_result(i, ResultState::Skipped, None);
                 }
                 Prior::Pending => {}
+                Prior::Rehearsed => gates.rehearsed_before[i] = true,
             }
         }
         let record_start_first = (0..n).map(|i| action.must_record_start(i)).collect();
@@ -154,7 +156,7 @@ impl Run {
             // Decide every pending node whose dependencies are all finished.
             queue: Queue::new(n),
             rounds: Rounds::default(),
-            gates: Gates::new(n),
+            gates,
             failures: Vec::new(),
             tolerated: Vec::new(),
             interrupt_forwarded: false,
@@ -301,7 +303,12 @@ impl Run {
         starts.extend(self.pick_launches(failing));
         let opened: Vec<(usize, bool)> = std::mem::take(&mut self.gates.opening)
             .into_iter()
-            .map(|i| (i, shared.action.rehearses(i)))
+            .map(|i| {
+                (
+                    i,
+                    !self.gates.rehearsed_before[i] && shared.action.rehearses(i),
+                )
+            })
             .collect();
         if ended.is_empty() && starts.is_empty() && opened.is_empty() && rehearsed.is_empty() {
             return Ok(());

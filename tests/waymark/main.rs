@@ -33,6 +33,7 @@ mod pipes;
 mod pty;
 mod recap;
 mod reference;
+mod rehearsals;
 #[cfg(unix)]
 mod remote;
 mod report;

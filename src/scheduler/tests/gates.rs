@@ -200,3 +200,38 @@ async fn a_rehearsal_that_outlives_the_gate_timeout_rejects_the_gate() {
         Some("it did not finish within the gate's timeout of 20ms")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_rehearsed_in_an_earlier_process_opens_without_rehearsing_again() {
+    let rehearsals = Arc::new(AtomicUsize::new(0));
+    let counted = rehearsals.clone();
+    let action = Beside {
+        ran: Arc::default(),
+        rehearse: Some(Box::new(move |_: &CancelToken| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })),
+        ask: Box::new(|| GateState::Approved),
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (journal, path) = journal_in(tmp.path());
+    let prior = vec![Prior::Rehearsed, Prior::Pending];
+    let outcome = run(
+        Arc::new(gate_beside_a_step()),
+        prior,
+        options(4),
+        Arc::new(action),
+        journal,
+        CancelToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, Outcome::Succeeded);
+    assert_eq!(rehearsals.load(Ordering::SeqCst), 0);
+    let records = read_journal(&path).unwrap().records;
+    assert!(seq_of(&records, |e| matches!(e, Event::GateWaiting { .. })).is_some());
+    assert!(
+        seq_of(&records, |e| matches!(e, Event::RehearsalStarted { .. })).is_none(),
+        "{records:#?}"
+    );
+}

@@ -33,7 +33,7 @@ const PARENTS: &[(&str, &str)] = &[
 ];
 const HIERARCHY_NS: &[&str] = &["ns-hq", "ns-emea", "ns-emea-branch", "ns-apac"];
 
-fn estate(name: &str) -> String {
+pub(crate) fn estate(name: &str) -> String {
     format!(
         "{}/examples/estates/{name}.toml",
         env!("CARGO_MANIFEST_DIR")
@@ -41,14 +41,14 @@ fn estate(name: &str) -> String {
 }
 
 /// Run the binary in `t`'s dir with `--state-dir st` appended.
-fn wm(t: &Test, args: &[&str]) -> Output {
+pub(crate) fn wm(t: &Test, args: &[&str]) -> Output {
     let mut all = args.to_vec();
     all.extend_from_slice(&["--state-dir", "st"]);
     cmd(t, &all)
 }
 
 /// Run the binary in `t`'s dir with exactly `args` (for commands without a state dir).
-fn cmd(t: &Test, args: &[&str]) -> Output {
+pub(crate) fn cmd(t: &Test, args: &[&str]) -> Output {
     let o = t.bare().args(args).output().unwrap();
     Output {
         code: o.status.code().unwrap_or(-1),
@@ -58,14 +58,14 @@ fn cmd(t: &Test, args: &[&str]) -> Output {
 }
 
 /// `waymark run RUNBOOK --yes` plus `extra`.
-fn run(t: &Test, runbook: &str, extra: &[&str]) -> Output {
+pub(crate) fn run(t: &Test, runbook: &str, extra: &[&str]) -> Output {
     let mut args = vec!["run", runbook, "--yes"];
     args.extend_from_slice(extra);
     wm(t, &args)
 }
 
 /// `waymark lab show --json` for the demo estate or `inventory`.
-fn lab(t: &Test, inventory: Option<&str>) -> Value {
+pub(crate) fn lab(t: &Test, inventory: Option<&str>) -> Value {
     let mut args = vec!["lab", "show", "--json"];
     if let Some(i) = inventory {
         args.extend_from_slice(&["--inventory", i]);
@@ -75,11 +75,11 @@ fn lab(t: &Test, inventory: Option<&str>) -> Value {
     serde_json::from_str(&o.stdout).unwrap()
 }
 
-fn events(doc: &Value) -> Vec<Value> {
+pub(crate) fn events(doc: &Value) -> Vec<Value> {
     doc["events"].as_array().cloned().unwrap_or_default()
 }
 
-fn seq(e: &Value) -> u64 {
+pub(crate) fn seq(e: &Value) -> u64 {
     e["seq"].as_u64().unwrap()
 }
 
@@ -88,7 +88,7 @@ fn ok(e: &Value) -> bool {
 }
 
 /// Successful events of `op`, optionally on `server`.
-fn ok_events<'a>(evs: &'a [Value], op: &str, server: Option<&str>) -> Vec<&'a Value> {
+pub(crate) fn ok_events<'a>(evs: &'a [Value], op: &str, server: Option<&str>) -> Vec<&'a Value> {
     evs.iter()
         .filter(|e| e["op"] == op && ok(e) && server.is_none_or(|s| e["server"] == s))
         .collect()
@@ -142,13 +142,13 @@ fn assert_nothing_mutated(doc: &Value, why: &str) {
     );
 }
 
-fn status_json(t: &Test) -> Value {
+pub(crate) fn status_json(t: &Test) -> Value {
     let o = wm(t, &["status", "--json"]);
     assert_eq!(o.code, 0, "{o:?}");
     serde_json::from_str(&o.stdout).unwrap()
 }
 
-fn step_state<'a>(status: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn step_state<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["steps"]
         .as_array()
         .unwrap()

@@ -24,6 +24,7 @@ mod gates;
 mod harness;
 mod hostile;
 mod itms;
+mod itms_site_servers;
 mod live;
 mod misspellings;
 mod notify;

@@ -181,6 +181,7 @@ impl Inventory {
                 "identity_file": s.identity_file,
                 "known_hosts": s.known_hosts,
                 "parent": s.parent,
+                "ns": s.ns,
                 "sql": s.sql,
                 "endpoints": s.endpoints,
                 "transport": s.transport.as_str(),

@@ -41,6 +41,7 @@ pub(super) struct RawServer {
     pub(super) identity_file: Option<Spanned<String>>,
     pub(super) known_hosts: Option<Spanned<String>>,
     pub(super) parent: Option<Spanned<String>>,
+    pub(super) ns: Option<Spanned<String>>,
     pub(super) sql: Option<Spanned<String>>,
     pub(super) endpoints: Option<u64>,
     pub(super) transport: Option<Spanned<String>>,
@@ -74,6 +75,7 @@ pub(super) struct RawLab {
     pub(super) products: Option<Vec<String>>,
     pub(super) lac_enabled: Option<bool>,
     pub(super) test_group: Option<String>,
+    pub(super) agent_upgrade_fails: Option<bool>,
     pub(super) fail: Option<Spanned<BTreeMap<String, u32>>>,
 }
 
@@ -89,6 +91,7 @@ const SERVER_KEYS: &[&str] = &[
     "identity_file",
     "known_hosts",
     "parent",
+    "ns",
     "sql",
     "endpoints",
     "transport",
@@ -117,6 +120,7 @@ const LAB_KEYS: &[&str] = &[
     "products",
     "lac_enabled",
     "test_group",
+    "agent_upgrade_fails",
     "fail",
 ];
 

@@ -99,6 +99,12 @@ pub struct LabFacts {
     pub test_group: Option<String>,
     /// Transient faults: the first N calls of an operation fail.
     pub fail: Option<BTreeMap<String, u32>>,
+    /// A site server whose agent does not take the upgrade policies (offline, package
+    /// download blocked, ...). Read from the inventory at each call, not seeded: setting
+    /// it back to false and resuming is how a rehearsal plays fixing the machine, so it
+    /// is left out of the seed fingerprint (no `lab reset` is asked for).
+    #[serde(skip_serializing)]
+    pub agent_upgrade_fails: Option<bool>,
 }
 
 /// One server of the estate.
@@ -127,6 +133,9 @@ pub struct Server {
     pub known_hosts: Option<String>,
     /// Parent NS in the hierarchy (NS only).
     pub parent: Option<String>,
+    /// The NS that manages a site server (site servers only; the inventory's only NS
+    /// when not written).
+    pub ns: Option<String>,
     /// SQL host or `HOST\INSTANCE` holding the CMDB (NS only).
     pub sql: Option<String>,
     /// Managed endpoints.
@@ -154,6 +163,7 @@ impl Server {
             identity_file: None,
             known_hosts: None,
             parent: None,
+            ns: None,
             sql: None,
             endpoints: None,
             transport: TransportKind::Local,

@@ -469,3 +469,35 @@ fn the_fleet_example_inventory_is_valid() {
     assert_eq!(web, ["web1", "web2"]);
     assert!(inv.servers.iter().all(|s| s.vars.contains_key("root")));
 }
+
+#[test]
+fn a_site_server_names_its_ns_or_belongs_to_the_only_one() {
+    let one = parse(&lab(
+        "[[server]]\nname = \"ns-1\"\nrole = \"ns\"\n[[server]]\nname = \"pkg-1\"\nrole = \"site\"\n",
+    ))
+    .unwrap();
+    assert_eq!(one.server("pkg-1").unwrap().ns.as_deref(), Some("ns-1"));
+    assert_eq!(one.to_json()["servers"][1]["ns"], "ns-1");
+    let two =
+        "[[server]]\nname = \"ns-1\"\nrole = \"ns\"\n[[server]]\nname = \"ns-2\"\nrole = \"ns\"\n";
+    let e = err(&lab(&format!(
+        "{two}[[server]]\nname = \"pkg-1\"\nrole = \"site\"\n"
+    )));
+    assert!(
+        e.contains("inv.toml:10:8: site server `pkg-1` has no `ns`, and this inventory has 2 NSs"),
+        "{e}"
+    );
+    assert!(e.contains("add ns = \"NAME\""), "{e}");
+    let e = err(&lab(&format!(
+        "{two}[[server]]\nname = \"pkg-1\"\nrole = \"site\"\nns = \"ns-3\"\n"
+    )));
+    assert!(e.contains("names ns `ns-3`, which is not an NS"), "{e}");
+    let e = err(&lab(&format!("{two}ns = \"ns-1\"\n")));
+    assert!(
+        e.contains("server `ns-2` has `ns`, which only a site server has"),
+        "{e}"
+    );
+    // A team's own inventory (no driver) is not an ITMS estate: no NS is asked for.
+    let own = "name = \"x\"\n[[server]]\nname = \"a\"\nrole = \"ns\"\n[[server]]\nname = \"b\"\nrole = \"ns\"\n[[server]]\nname = \"c\"\nrole = \"site\"\n";
+    assert!(parse(own).is_ok());
+}

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::state::{Fleet, Fragmentation, LabState, Policy, ServerState};
-use crate::estate::inventory::{Inventory, Server};
+use super::state::{Fleet, Fragmentation, LabState, Policy, ServerState, SiteAgent};
+use crate::estate::inventory::{Inventory, Role, Server};
 use crate::estate::itms;
 
 /// Collation of a healthy default server.
@@ -170,6 +170,18 @@ fn seed_server(inv: &Inventory, s: &Server, index: usize) -> ServerState {
         } else {
             Vec::new()
         },
+        site_servers: inv
+            .servers
+            .iter()
+            .filter(|o| is_ns && o.role == Some(Role::Site) && o.ns.as_deref() == Some(&s.name))
+            .map(|o| {
+                let at = SiteAgent {
+                    agent: release.clone(),
+                    plugin: release.clone(),
+                };
+                (o.name.clone(), at)
+            })
+            .collect(),
         test_group: is_ns.then_some(test_group),
         settings: if is_ns {
             default_settings()

@@ -51,6 +51,16 @@ pub struct Fleet {
     pub plugin: String,
 }
 
+/// The agent and plug-in release one site server of an NS reports (its NS's
+/// `site_servers` entry; the inventory's site servers with `ns` = that NS).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SiteAgent {
+    /// Symantec Management Agent release.
+    pub agent: String,
+    /// Site-server plug-in release.
+    pub plugin: String,
+}
+
 /// Index fragmentation waiting for `defragment_cmdb`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
 pub struct Fragmentation {
@@ -136,6 +146,10 @@ pub struct ServerState {
     /// Agents by group (NS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<Fleet>,
+    /// The site servers this NS manages, by name (NS). Kept on the NS because their
+    /// versions are what its CMDB records.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub site_servers: BTreeMap<String, SiteAgent>,
     /// The test group's name (NS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_group: Option<String>,

@@ -186,6 +186,7 @@ pub const OPS: &[OpInfo] = &[
         roles: NS,
         args: &[
             arg("group", ArgKind::Str, "only computers in this filter (e.g. the test group)"),
+            arg("computer", ArgKind::Str, "only this computer, by name (e.g. one site server, verified before the clients)"),
             arg("target", ArgKind::Str, "version to compare with numerically, e.g. \"7.6\""),
         ],
         result: "{server, rows: [{agent, version, count, at_target}], total, below_target}",

@@ -96,6 +96,7 @@ impl WindowsEstate {
                         &inst,
                         itms::CMDB,
                         a.given_str("group").as_deref(),
+                        a.given_str("computer").as_deref(),
                     ),
                 }]
             }

@@ -219,14 +219,28 @@ $warningLines = @($files | Select-String -Pattern 'warning')
 }
 
 /// `agent_versions`: agent/plug-in versions from Inv_AeX_AC_Client_Agent, optionally
-/// limited to the members of one filter.
-pub fn agent_versions(instance: &str, database: &str, group: Option<&str>) -> String {
-    let filter = match group {
-        Some(g) => format!(
-            " JOIN dbo.CollectionMembership AS cm ON cm.ResourceGuid = a._ResourceGuid JOIN dbo.vCollection AS c ON c.Guid = cm.CollectionGuid WHERE c.Name = {}",
-            tsql_str(g)
-        ),
-        None => String::new(),
+/// limited to the members of one filter and/or to one computer (by its name in
+/// vComputer, e.g. a site server verified on its own).
+pub fn agent_versions(
+    instance: &str,
+    database: &str,
+    group: Option<&str>,
+    computer: Option<&str>,
+) -> String {
+    let mut joins = String::new();
+    let mut wheres = Vec::new();
+    if let Some(g) = group {
+        joins.push_str(" JOIN dbo.CollectionMembership AS cm ON cm.ResourceGuid = a._ResourceGuid JOIN dbo.vCollection AS c ON c.Guid = cm.CollectionGuid");
+        wheres.push(format!("c.Name = {}", tsql_str(g)));
+    }
+    if let Some(name) = computer {
+        joins.push_str(" JOIN dbo.vComputer AS vc ON vc.Guid = a._ResourceGuid");
+        wheres.push(format!("vc.Name = {}", tsql_str(name)));
+    }
+    let filter = if wheres.is_empty() {
+        joins
+    } else {
+        format!("{joins} WHERE {}", wheres.join(" AND "))
     };
     let tsql = format!(
         "SET NOCOUNT ON; USE {}; SELECT 'WAYMARK', CONVERT(nvarchar(30), COUNT(*)), a.[Product Version], a.[Agent Name] FROM dbo.Inv_AeX_AC_Client_Agent AS a{filter} GROUP BY a.[Agent Name], a.[Product Version];",

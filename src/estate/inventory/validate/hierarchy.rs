@@ -35,6 +35,60 @@ pub(super) fn check(
     cycles(servers, raw, &names.ns, c);
 }
 
+/// Each site server's `ns` names an NS of the inventory; without one it is managed by
+/// the inventory's only NS. With several NSs an ITMS estate (one with a driver) must say
+/// which: the agents runbook verifies each site server against its own NS.
+pub(super) fn site_servers(
+    servers: &mut [Server],
+    raw: &[Spanned<RawServer>],
+    driver: Option<Driver>,
+    c: &mut Collector<'_>,
+) {
+    let ns: Vec<String> = servers
+        .iter()
+        .filter(|s| s.is_ns())
+        .map(|s| s.name.clone())
+        .collect();
+    for (s, rs) in servers.iter_mut().zip(raw) {
+        if s.role != Some(Role::Site) {
+            continue;
+        }
+        let r = rs.get_ref();
+        match &r.ns {
+            Some(n) if !ns.contains(n.get_ref()) => {
+                let help = match did_you_mean(n.get_ref(), ns.iter().map(String::as_str)) {
+                    Some(sug) => format!("did you mean `{sug}`?"),
+                    None => format!("`ns` is one of: {}", ns.join(", ")),
+                };
+                c.at(
+                    n.span().start,
+                    format!(
+                        "site server `{}` names ns `{}`, which is not an NS in this inventory",
+                        s.name,
+                        n.get_ref().escape_debug()
+                    ),
+                    Some(help),
+                );
+            }
+            Some(_) => {}
+            None if ns.len() == 1 => s.ns = Some(ns[0].clone()),
+            None if ns.len() > 1 && driver.is_some() => c.at(
+                r.name.span().start,
+                format!(
+                    "site server `{}` has no `ns`, and this inventory has {} NSs",
+                    s.name,
+                    ns.len()
+                ),
+                Some(format!(
+                    "add ns = \"NAME\": the NS that manages it, one of {}",
+                    ns.join(", ")
+                )),
+            ),
+            None => {}
+        }
+    }
+}
+
 /// The names of the servers, by what they may be referred to as.
 struct Names<'a> {
     ns: Vec<&'a str>,

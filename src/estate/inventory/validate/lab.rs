@@ -97,6 +97,7 @@ pub(super) fn facts(server: &str, l: &Spanned<RawLab>, c: &mut Collector<'_>) ->
         products: r.products.clone(),
         lac_enabled: r.lac_enabled,
         test_group: r.test_group.clone(),
+        agent_upgrade_fails: r.agent_upgrade_fails,
         fail: r.fail.as_ref().map(|f| f.get_ref().clone()),
     }
 }

@@ -45,12 +45,13 @@ pub(super) fn inventory(raw: &RawInventory, c: &mut Collector<'_>) -> Checked {
         );
     }
     let mut seen = HashMap::new();
-    let servers: Vec<Server> = raw
+    let mut servers: Vec<Server> = raw
         .server
         .iter()
         .map(|rs| server::check(rs, driver, &mut seen, c))
         .collect();
     hierarchy::check(&servers, &raw.server, driver, c);
+    hierarchy::site_servers(&mut servers, &raw.server, driver, c);
     let notify = raw
         .notify
         .as_ref()

@@ -42,6 +42,16 @@ pub(super) fn check(
         .describe_role();
         not_ns_keys(&name, &what, r, c);
     }
+    if let (Some(n), false) = (&r.ns, role == Some(Role::Site)) {
+        c.at(
+            n.span().start,
+            format!("server `{name}` has `ns`, which only a site server has"),
+            Some(
+                "`ns` names the NS that manages a site server (role = \"site\"): remove it here"
+                    .into(),
+            ),
+        );
+    }
     if r.endpoints.is_some_and(|n| n > MAX_ENDPOINTS) {
         c.at(
             r.name.span().start,
@@ -68,6 +78,7 @@ pub(super) fn check(
         identity_file: reach.identity_file,
         known_hosts: reach.known_hosts,
         parent: r.parent.as_ref().map(|p| p.get_ref().clone()),
+        ns: r.ns.as_ref().map(|p| p.get_ref().clone()),
         sql: r.sql.as_ref().map(|p| p.get_ref().clone()),
         endpoints: r.endpoints,
         transport,

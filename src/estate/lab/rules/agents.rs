@@ -13,9 +13,12 @@ use crate::estate::results::agent_rows_result;
 use crate::estate::{EstateError, Problem};
 
 pub(super) fn agent_versions(c: &mut Ctx) -> Result<Value, EstateError> {
-    let me = c.me()?;
     let group = c.args.given_str("group");
     let target = c.args.given_str("target");
+    if let Some(computer) = c.args.given_str("computer") {
+        return site_server_versions(c, &computer, group.as_deref(), target.as_deref());
+    }
+    let me = c.me()?;
     let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
     for f in me
         .agents
@@ -32,6 +35,65 @@ pub(super) fn agent_versions(c: &mut Ctx) -> Result<Value, EstateError> {
     let rows: Vec<(String, String, u64)> =
         counts.into_iter().map(|((a, v), n)| (a, v, n)).collect();
     Ok(agent_rows_result(c.server, rows, target.as_deref()))
+}
+
+/// One computer's rows. The lab knows individual computers only for the site servers
+/// an NS manages (`ns` in the inventory); any other name reports nothing, as a CMDB
+/// query for a computer that never reported would. A site server takes the NS's enabled
+/// site-server upgrade policies when it is asked about (the lab's "next policy
+/// refresh"), unless its `agent_upgrade_fails` fact — read from the inventory now, so
+/// clearing it plays fixing the machine — holds it back.
+fn site_server_versions(
+    c: &mut Ctx,
+    computer: &str,
+    group: Option<&str>,
+    target: Option<&str>,
+) -> Result<Value, EstateError> {
+    let stuck = c
+        .inv
+        .server(computer)
+        .is_some_and(|s| s.lab.agent_upgrade_fails == Some(true));
+    let me = c.me_mut()?;
+    let rel = itms::release(me.version());
+    let lac = me.lac_enabled;
+    let on = |kind: &str| {
+        me.policies.iter().any(|p| {
+            let (k, a, aud) = itms::classify_policy(&p.name);
+            p.enabled && p.group.is_none() && k == kind && a == "upgrade" && aud == "site_servers"
+        })
+    };
+    let (agent_on, plugin_on) = (on("agent"), on("plugin"));
+    let in_group = group.is_none_or(|g| g == "site_servers");
+    let Some(site) = me
+        .site_servers
+        .iter_mut()
+        .find(|(n, _)| n.eq_ignore_ascii_case(computer))
+        .map(|(_, v)| v)
+        .filter(|_| in_group)
+    else {
+        return Ok(agent_rows_result(c.server, Vec::new(), target));
+    };
+    let deaf = rel == itms::TARGET && itms::is_75(&site.agent) && !lac;
+    if !stuck && !deaf {
+        if agent_on && itms::compare_versions(&site.agent, &rel).is_lt() {
+            site.agent = rel.clone();
+        }
+        if plugin_on && itms::compare_versions(&site.plugin, &rel).is_lt() {
+            site.plugin = rel.clone();
+        }
+    }
+    let rows = vec![
+        (
+            "Symantec Management Agent".to_string(),
+            site.agent.clone(),
+            1,
+        ),
+        ("Site Server Plug-in".to_string(), site.plugin.clone(), 1),
+    ];
+    if stuck {
+        c.note("agent_upgrade_fails", json!(true));
+    }
+    Ok(agent_rows_result(c.server, rows, target))
 }
 
 pub(super) fn agent_registration_status(c: &mut Ctx) -> Result<Value, EstateError> {
@@ -171,5 +233,50 @@ mod tests {
         .unwrap();
         let all = call(&e, "agent_versions", "ns-1", json!({"target": "7.6"})).unwrap();
         assert_eq!(all["below_target"], 0);
+    }
+
+    #[test]
+    fn a_site_server_takes_its_ns_policies_unless_its_fact_holds_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = "name = \"s\"\ndriver = \"lab\"\n[[server]]\nname = \"ns-1\"\nrole = \"ns\"\n\
+                   [[server]]\nname = \"pkg-1\"\nrole = \"site\"\n\
+                   [[server]]\nname = \"pkg-2\"\nrole = \"site\"\n[server.lab]\nagent_upgrade_fails = true\n";
+        let e = lab(inv, dir.path());
+        let look = |site: &str| {
+            call(
+                &e,
+                "agent_versions",
+                "ns-1",
+                json!({"computer": site, "target": "7.6"}),
+            )
+            .unwrap()
+        };
+        call(&e, "disable_policies", "ns-1", json!({})).unwrap();
+        call(&e, "ns_upgrade", "ns-1", json!({})).unwrap();
+        call(&e, "set_lac", "ns-1", json!({"enabled": true})).unwrap();
+        assert_eq!(look("pkg-1")["below_target"], 2, "policies still off");
+        let site: Vec<String> = call(
+            &e,
+            "list_policies",
+            "ns-1",
+            json!({"audience": "site_servers"}),
+        )
+        .unwrap()["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect();
+        call(&e, "enable_policies", "ns-1", json!({"ids": site})).unwrap();
+        let ok = look("PKG-1");
+        assert_eq!(
+            (ok["total"].as_u64(), ok["below_target"].as_u64()),
+            (Some(2), Some(0))
+        );
+        let stuck = look("pkg-2");
+        assert_eq!(stuck["below_target"], 2, "{stuck}");
+        // A computer the NS does not manage reports nothing, as the CMDB would.
+        assert_eq!(look("ws-9")["total"], 0);
+        assert_eq!(events(&e).last().unwrap()["computer"], "ws-9");
     }
 }

@@ -55,11 +55,15 @@ fn scripts(v: &Values) -> Vec<(&'static str, String)> {
         ("smp_log_errors", smp_log_errors(86_400)),
         (
             "agent_versions",
-            agent_versions(v.instance, v.text, Some(v.text)),
+            agent_versions(v.instance, v.text, Some(v.text), None),
         ),
         (
             "agent_versions all",
-            agent_versions(v.instance, v.text, None),
+            agent_versions(v.instance, v.text, None, None),
+        ),
+        (
+            "agent_versions computer",
+            agent_versions(v.instance, v.text, Some(v.text), Some(v.text)),
         ),
         (
             "list_policies patterns",

@@ -55,11 +55,19 @@ fn snapshot_replication() {
 fn snapshot_agents_and_policies() {
     assert_snapshot!(
         "agent_versions_all",
-        agent_versions(INSTANCE, "Symantec_CMDB", None)
+        agent_versions(INSTANCE, "Symantec_CMDB", None, None)
     );
     assert_snapshot!(
         "agent_versions_group_hostile",
-        agent_versions(EVIL_INSTANCE, EVIL_TEXT, Some(EVIL_TEXT))
+        agent_versions(EVIL_INSTANCE, EVIL_TEXT, Some(EVIL_TEXT), None)
+    );
+    assert_snapshot!(
+        "agent_versions_computer",
+        agent_versions(INSTANCE, "Symantec_CMDB", None, Some("pkg-lon-01"))
+    );
+    assert_snapshot!(
+        "agent_versions_group_and_computer_hostile",
+        agent_versions(EVIL_INSTANCE, EVIL_TEXT, Some(EVIL_TEXT), Some(EVIL_TEXT))
     );
     let patterns: Vec<String> = crate::estate::itms::DEFAULT_POLICY_PATTERNS
         .iter()
@@ -193,8 +201,8 @@ fn hostile_values_only_change_literal_contents() {
             backup_cmdb(EVIL_INSTANCE, EVIL_TEXT, EVIL_PATH, true),
         ),
         (
-            agent_versions(INSTANCE, "Symantec_CMDB", Some("Test")),
-            agent_versions(EVIL_INSTANCE, EVIL_TEXT, Some(EVIL_TEXT)),
+            agent_versions(INSTANCE, "Symantec_CMDB", Some("Test"), Some("pkg-01")),
+            agent_versions(EVIL_INSTANCE, EVIL_TEXT, Some(EVIL_TEXT), Some(EVIL_TEXT)),
         ),
         (
             run_scheduled_task("NS.Package Refresh", true),

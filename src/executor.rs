@@ -276,12 +276,16 @@ impl RhaiAction {
     fn process_recorder(&self, node: usize, attempt: u32) -> crate::process::SpawnHook {
         let journal = self.journal.clone();
         let step = self.plan.steps[node].decl.name.clone();
+        // Only this host can find the group again (`crate::orphans`); named once per process.
+        static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let host = HOST.get_or_init(crate::journal::current_host);
         Arc::new(move |g: &crate::process::SpawnedGroup| {
             let ev = Event::ProcessStarted {
                 step: step.clone(),
                 attempt,
                 pgid: g.pgid,
                 start_time: g.start_time,
+                host: Some(host.clone()),
             };
             // Written, not fsync'd: a group outlives a crash of waymark, never one of
             // the machine, so the kernel holding the record is enough (journal/writer.rs).

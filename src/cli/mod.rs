@@ -108,6 +108,9 @@ enum Command {
         /// Processes a crashed run left running: wait for them to end first.
         #[arg(long)]
         wait_orphans: bool,
+        /// Processes a crashed run started on another host were checked there and are gone.
+        #[arg(long)]
+        orphans_checked: bool,
         #[command(flatten)]
         state: StateDirArg,
     },
@@ -304,6 +307,9 @@ struct ResumeArgs {
     /// Processes a crashed run left running: wait for them to end first.
     #[arg(long)]
     wait_orphans: bool,
+    /// Processes a crashed run started on another host were checked there and are gone.
+    #[arg(long)]
+    orphans_checked: bool,
     /// Most steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: u16,
@@ -454,6 +460,7 @@ pub fn main() -> i32 {
                     from: a.from,
                     accept_changes: a.accept_changes,
                     orphans: resume_cmds::OrphanChoice::from_flags(a.kill_orphans, a.wait_orphans),
+                    orphans_checked: a.orphans_checked,
                 },
             )
         }
@@ -464,6 +471,7 @@ pub fn main() -> i32 {
             keep_going,
             kill_orphans,
             wait_orphans,
+            orphans_checked,
             state,
         } => resume_cmds::rollback(
             &state.store()?,
@@ -473,6 +481,7 @@ pub fn main() -> i32 {
                 accept_changes,
                 keep_going,
                 orphans: resume_cmds::OrphanChoice::from_flags(kill_orphans, wait_orphans),
+                orphans_checked,
             },
         ),
         Command::Status {

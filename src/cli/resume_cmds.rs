@@ -16,12 +16,44 @@ use std::sync::Arc;
 // crash must be gone: otherwise a step re-run while its first attempt still acts would
 // do its effect twice, and a probe could look before the effect happened.
 // `again` is the command to repeat with a flag (`resume RUN`, `rollback RUN --yes`).
+// Groups another host started cannot be looked for from here: the operator checks them
+// there and says so (`--orphans-checked`), or resumes from that host.
 fn settle_orphans(
     re: &Reopened,
     choice: Option<OrphanChoice>,
+    checked: bool,
     store: &Store,
     again: &str,
 ) -> Result<(), CliError> {
+    let elsewhere = crate::orphans::elsewhere(&re.state);
+    if !elsewhere.is_empty() {
+        let sd = store.flag();
+        let lines = crate::orphans::describe_elsewhere(
+            &elsewhere,
+            &format!("waymark {again}{sd}"),
+            &format!("waymark status {}{sd}", re.run_id),
+        );
+        if !checked {
+            return Err(CliError::notice(
+                Exit::Paused,
+                format!(
+                    "run {}: the crashed run's processes may still be running on another host; decide before going on:\n  {}",
+                    re.run_id,
+                    lines.join("\n  ")
+                ),
+            ));
+        }
+        errln!(
+            "going on: the process groups started on {} were checked there (--orphans-checked)",
+            elsewhere
+                .iter()
+                .map(|e| e.host.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let orphans = crate::orphans::find(&re.state);
     if orphans.is_empty() {
         return Ok(());
@@ -237,7 +269,8 @@ pub fn resume(
     let re = reopen(store, run, r.from.is_some())?;
     // A mistake in the hooks is reported before anything is journaled.
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
-    settle_orphans(&re, r.orphans, store, &format!("resume {}", re.run_id))?;
+    let again = format!("resume {}", re.run_id);
+    settle_orphans(&re, r.orphans, r.orphans_checked, store, &again)?;
     let (state, plan) = (&re.state, &re.plan);
     let mut decided = match crate::resume::decide(state, plan, r) {
         Err(e) => return Err(bad(e.to_string())),
@@ -453,13 +486,16 @@ pub struct RollbackOptions {
     pub keep_going: bool,
     /// What to do with process groups a crash left running (as for resume).
     pub orphans: Option<OrphanChoice>,
+    /// Process groups another host started were checked there (as for resume).
+    pub orphans_checked: bool,
 }
 
 /// `waymark rollback`: run the `undo` of succeeded steps, newest first.
 pub fn rollback(store: &Store, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
     let mut re = reopen(store, Some(run), true)?;
     // An undo must not race the attempt it would undo, or any other left running.
-    settle_orphans(&re, o.orphans, store, &format!("rollback {run} --yes"))?;
+    let again = format!("rollback {run} --yes");
+    settle_orphans(&re, o.orphans, o.orphans_checked, store, &again)?;
     let done = crate::resume::rollback::undo_order(&re.state, &re.plan);
     if done.is_empty() {
         outln!(

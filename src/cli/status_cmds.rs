@@ -50,10 +50,15 @@ pub fn status(store: &Store, run: Option<&str>, json: bool) -> Result<Exit, CliE
         }
     }
     let orphans = crate::orphans::find(&state);
+    let elsewhere = crate::orphans::elsewhere(&state);
     if json {
         v["orphans"] = orphans
             .iter()
             .map(|o| json!({ "step": o.step, "pgid": o.pgid }))
+            .collect();
+        v["orphans_elsewhere"] = elsewhere
+            .iter()
+            .map(|e| json!({ "step": e.step, "host": e.host, "pgids": e.pgids }))
             .collect();
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(Exit::Ok);
@@ -69,6 +74,18 @@ pub fn status(store: &Store, run: Option<&str>, json: bool) -> Result<Exit, CliE
             "  deal with them first: waymark resume {} --kill-orphans{sd}  (or --wait-orphans)",
             state.run_id
         );
+    }
+    if !elsewhere.is_empty() {
+        let sd = store.flag();
+        outln!("processes of the crashed run may still be running on another host:");
+        let lines = crate::orphans::describe_elsewhere(
+            &elsewhere,
+            &format!("waymark resume {}{sd}", state.run_id),
+            &format!("waymark status {}{sd}", state.run_id),
+        );
+        for line in lines {
+            outln!("  {line}");
+        }
     }
     Ok(Exit::Ok)
 }

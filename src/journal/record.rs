@@ -135,6 +135,11 @@ pub enum Event {
         /// field 22; 0 where unknown), so a reused pid is not taken for the group.
         #[serde(default)]
         start_time: u64,
+        /// The host whose waymark started it (`WAYMARK_HOST`, else its name): the only
+        /// place the group can be looked for. Absent in older journals, where the host
+        /// that drove the run at the time is meant (`run_started`, `run_resumed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     /// An attempt succeeded; durable before any dependent starts.
     StepSucceeded {

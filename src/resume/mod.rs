@@ -26,6 +26,9 @@ pub struct ResumeOptions {
     /// What to do with process groups a crashed run left running (`None`: ask in a
     /// terminal, else stop with exit 3).
     pub orphans: Option<OrphanChoice>,
+    /// `--orphans-checked`: the process groups another host started were checked there
+    /// and are gone (`crate::orphans::Elsewhere`).
+    pub orphans_checked: bool,
 }
 
 /// `--kill-orphans` / `--wait-orphans`.

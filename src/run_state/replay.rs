@@ -31,6 +31,8 @@ pub(super) struct Replay {
     resumes: u32,
     last_seq: u64,
     seen_start: bool,
+    /// The host driving the run now: of the first start, then of the latest resume.
+    driver_host: String,
     sources: Option<(String, BTreeMap<String, String>)>,
 }
 
@@ -84,6 +86,7 @@ impl Replay {
                 self.inventory = inventory.clone();
                 self.user = user.clone();
                 self.host = host.clone();
+                self.driver_host = host.clone();
                 self.plan_fingerprint = plan_fingerprint.clone();
                 self.started_at = Some(ts.to_string());
                 if self.run_level_only {
@@ -116,9 +119,11 @@ impl Replay {
             Event::RunResumed {
                 plan_fingerprint,
                 gates,
+                host,
                 ..
             } => {
                 self.live_again();
+                self.driver_host = host.clone();
                 self.resumes += 1;
                 self.plan_fingerprint = plan_fingerprint.clone();
                 if !self.run_level_only {
@@ -140,16 +145,19 @@ impl Replay {
                 s.skip_reason = None;
                 s.retry_pending = false;
                 s.processes.clear();
+                s.processes_host = None;
             }
             Event::ProcessStarted {
                 step,
                 pgid,
                 start_time,
+                host,
                 ..
             } => {
-                self.step(step, StepKind::Step)
-                    .processes
-                    .push((*pgid, *start_time));
+                let driver = (!self.driver_host.is_empty()).then(|| self.driver_host.clone());
+                let s = self.step(step, StepKind::Step);
+                s.processes.push((*pgid, *start_time));
+                s.processes_host = host.clone().or(driver);
             }
             Event::StepSucceeded {
                 step,

@@ -61,6 +61,8 @@ pub struct StepStatus {
     /// Process groups its latest attempt started, `(pgid, leader start time)`: after a
     /// crash, the ones still alive are orphans (`crate::orphans`).
     pub processes: Vec<(u32, u64)>,
+    /// The host whose waymark started `processes`: only there can they be looked for.
+    pub processes_host: Option<String>,
     /// A gate's latest rehearsal (a lab playing the operator's part), if it had one.
     pub rehearsal: Option<Rehearsal>,
     /// The last failure said another attempt follows.
@@ -119,6 +121,7 @@ impl StepStatus {
             completed_seq: None,
             undo_attempts: Vec::new(),
             processes: Vec::new(),
+            processes_host: None,
             rehearsal: None,
             retry_pending: false,
         }

@@ -232,6 +232,19 @@ fn torn_tail_warning_was_printed_twice_and_with_ansi_codes_into_a_pipe() {
     assert!(!err.contains('\u{1b}'), "escape codes into a pipe: {err:?}");
 }
 
+/// Whether process group `pgid` has a member that is not a zombie (this machine's init
+/// may never reap them).
+fn group_alive(pgid: i32) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let Some(close) = stat.rfind(')') else {
+            return false;
+        };
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z"
+    })
+}
+
 #[test]
 fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
     // The direct child dies with waymark (Linux); the subshell in its group does not,
@@ -260,17 +273,7 @@ fn orphan_of_a_killed_run_wrote_after_the_operator_looked() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         Some(v["pgid"].as_i64().unwrap() as i32)
     });
-    // A member that is not a zombie (this machine's init may never reap them).
-    let group_alive = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let Some(close) = stat.rfind(')') else {
-                return false;
-            };
-            let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            f.len() > 2 && f[2] == pgid.to_string() && f[0] != "Z"
-        })
-    };
+    let group_alive = || group_alive(pgid);
     assert!(group_alive(), "the step's processes outlived waymark");
 
     let st = run(&t, &["status"], None);
@@ -346,4 +349,90 @@ fn resume_wait_orphans_lets_the_first_attempt_finish_before_any_decision() {
     assert_eq!(f, "x\n", "{err}");
     expect_code(&r, 3);
     assert!(err.contains("--mark-done slow"), "{err}");
+}
+
+#[test]
+fn another_host_never_judges_a_crashed_hosts_process_groups_by_its_own_proc() {
+    // Two hosts sharing one state directory (team mode's situation, `WAYMARK_HOST` standing
+    // in for the machines): host a crashes while its step's group runs; host b must not
+    // call that group alive or gone, nor kill it, since b's /proc is not a's.
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "orphans", description: "d" });
+           step("slow", #{ run: |ctx| sh("(sleep 60; echo x >> f) & touch started; wait") });"#,
+    );
+    let on = |host: &str, args: &[&str]| {
+        t.bare()
+            .args(args)
+            .env("WAYMARK_HOST", host)
+            .output()
+            .unwrap()
+    };
+    let mut a = t
+        .bare()
+        .args(["run", "rb.rhai"])
+        .env("WAYMARK_HOST", "a")
+        .spawn()
+        .unwrap();
+    crate::harness::wait_until("the step's group to start", || {
+        t.path().join("started").exists().then_some(())
+    });
+    unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
+    let _ = a.wait();
+    let v: serde_json::Value =
+        serde_json::from_slice(&on("a", &["status", "--json"]).stdout).unwrap();
+    let pgid = v["orphans"][0]["pgid"]
+        .as_u64()
+        .expect("host a sees its own group") as u32;
+    let alive = || group_alive(pgid as i32);
+
+    let st = on("b", &["status"]);
+    let out = String::from_utf8_lossy(&st.stdout);
+    assert!(
+        out.contains(&format!(
+            "step slow: process group(s) {pgid} were started on host a; from b waymark cannot tell whether they still run"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("is still running"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&on("b", &["status", "--json"]).stdout).unwrap();
+    assert_eq!(v["orphans"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["orphans_elsewhere"],
+        serde_json::json!([{ "step": "slow", "host": "a", "pgids": [pgid] }])
+    );
+
+    // Asked to kill them, b refuses to touch pgids it cannot see and says what to do.
+    let id = t.run_id();
+    let r = on("b", &["resume", "--kill-orphans"]);
+    expect_code(&r, 3);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("started on host a"), "{err}");
+    assert!(
+        err.contains(&format!("`waymark resume {id} --kill-orphans`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`waymark resume {id} --orphans-checked`")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("--mark-done"),
+        "no decision about the step yet: {err}"
+    );
+    assert!(alive(), "b acted on a group of host a");
+
+    // On host a the group is found, and there it is dealt with.
+    let r = on("a", &["resume", "--kill-orphans"]);
+    expect_code(&r, 3);
+    assert!(!alive(), "{}", String::from_utf8_lossy(&r.stderr));
+    // b, told the groups were checked on a, goes on to the decision about the step.
+    let r = on("b", &["resume", "--orphans-checked", "--mark-done", "slow"]);
+    expect_code(&r, 0);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("were checked there (--orphans-checked)"),
+        "{err}"
+    );
 }

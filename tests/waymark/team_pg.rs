@@ -36,6 +36,32 @@ fn status(t: &Test, url: &str, run: &str) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
+/// Host b cannot see host a's processes, so it stops before any decision and names them;
+/// the operator kills them "on host a" (the same machine here) and tells b so. Returns b's
+/// refusal.
+fn kill_on_a_what_b_cannot_see(t: &Test, url: &str, id: &str, refused: Output) -> Output {
+    expect_code(&refused, 3);
+    let e = text(&refused);
+    assert!(
+        e.contains("started on host a") && e.contains("--orphans-checked"),
+        "{e}"
+    );
+    let v = status(t, url, id);
+    assert_eq!(v["orphans"], serde_json::json!([]), "{v}");
+    let groups = v["orphans_elsewhere"]
+        .as_array()
+        .expect("groups on a")
+        .clone();
+    assert!(!groups.is_empty(), "{v}");
+    for g in &groups {
+        assert_eq!(g["host"], "a", "{v}");
+        for pgid in g["pgids"].as_array().unwrap() {
+            unsafe { libc::kill(-(pgid.as_i64().unwrap() as i32), libc::SIGKILL) };
+        }
+    }
+    refused
+}
+
 fn latest_run(t: &Test, url: &str) -> String {
     let o = wm(t, url, "c", &["runs", "--json"]);
     expect_code(&o, 0);
@@ -140,10 +166,10 @@ step("three", #{ after: "two", run: |ctx| sh("echo three >> effects") });"#,
     });
     unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
     let _ = a.wait();
-    // Its step's process is still sleeping: kill it as the orphan it is, once the lease
-    // of the dead driver has run out.
+    // Its step's process is still sleeping on host a: once the lease of the dead driver
+    // has run out, b says it cannot tell, the operator kills it on a and tells b so.
     let id = latest_run(&t, &url);
-    let resumed = wait_until("the dead driver's lease expired", || {
+    let refused = wait_until("the dead driver's lease expired", || {
         let o = t
             .bare()
             .args(["resume", &id, "--kill-orphans", "--rerun", "two"])
@@ -154,6 +180,15 @@ step("three", #{ after: "two", run: |ctx| sh("echo three >> effects") });"#,
             .unwrap();
         (o.status.code() != Some(2) || !text(&o).contains("expires at")).then_some(o)
     });
+    kill_on_a_what_b_cannot_see(&t, &url, &id, refused);
+    let resumed = t
+        .bare()
+        .args(["resume", &id, "--orphans-checked", "--rerun", "two"])
+        .args(["--state-dir", &url])
+        .env("WAYMARK_HOST", "b")
+        .envs(lease)
+        .output()
+        .unwrap();
     // `two` runs again (its effect happened in full or not, and --rerun says so); the
     // others exactly once.
     let _ = resumed;
@@ -192,7 +227,7 @@ step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
     });
     unsafe { libc::kill(a.id() as i32, libc::SIGSTOP) };
     let id = latest_run(&t, &url);
-    let b = wait_until("b took over", || {
+    let refused = wait_until("a's lease expired", || {
         let o = t
             .bare()
             .args(["resume", &id, "--rerun", "one", "--kill-orphans"])
@@ -203,6 +238,15 @@ step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
             .unwrap();
         (!text(&o).contains("expires at")).then_some(o)
     });
+    kill_on_a_what_b_cannot_see(&t, &url, &id, refused);
+    let b = t
+        .bare()
+        .args(["resume", &id, "--rerun", "one", "--orphans-checked"])
+        .args(["--state-dir", &url])
+        .env("WAYMARK_HOST", "b")
+        .envs(lease)
+        .output()
+        .unwrap();
     expect_code(&b, 0);
     unsafe { libc::kill(a.id() as i32, libc::SIGCONT) };
     let out = a.wait_with_output().unwrap();
@@ -412,9 +456,11 @@ step("one", #{ run: |ctx| sh("touch started; sleep 1; echo one >> effects"), ide
 step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
     );
     let lease = [("WAYMARK_LEASE", "2s")];
+    // Started and resumed on the same host: only there can its process be looked for.
     let a = t
         .bare()
         .args(["run", "rb.rhai", "--state-dir", &url])
+        .env("WAYMARK_HOST", "a")
         .envs(lease)
         .stderr(std::process::Stdio::piped())
         .spawn()

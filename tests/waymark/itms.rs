@@ -675,6 +675,9 @@ fn dry_run_on_windows_shows_the_backup_tsql_the_collation_query_and_the_replicat
         "RESTORE VERIFYONLY",
         "SERVERPROPERTY(''Collation'')",
         "HierarchyManagementService.asmx/EnableHierarchyReplication",
+        // Each site server verified on its own NS's CMDB before the clients.
+        "agents:smp01:site-server:pkg-lon-01",
+        "WHERE vc.Name = N''pkg-lon-01''",
         // A gate's instructions quote the vendor guide word for word.
         "12. Click Begin install to start the upgrade",
         "On the \"Install Readiness Check\" page, resolve the requirements that are marked with a red icon, and then click Next",

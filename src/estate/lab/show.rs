@@ -34,6 +34,19 @@ pub fn show_text(doc: &Value) -> String {
         "SERVER", "ROLE", "VERSION", "REPLICATION", "LAC", "NOTES"
     ));
     if let Some(servers) = doc["servers"].as_object() {
+        // A site server's agent is what its NS records of it.
+        let site_agent = |site: &str| {
+            servers.iter().find_map(|(ns, v)| {
+                let a = &v["site_servers"][site];
+                a.is_object().then(|| {
+                    format!(
+                        "agent {}, plug-in {} (as {ns} records it)",
+                        a["agent"].as_str().unwrap_or("?"),
+                        a["plugin"].as_str().unwrap_or("?")
+                    )
+                })
+            })
+        };
         for (name, s) in servers {
             let role = s["role"].as_str().unwrap_or("");
             let version = s["version"].as_str().unwrap_or("-");
@@ -71,6 +84,9 @@ pub fn show_text(doc: &Value) -> String {
             }
             if let Some(from) = s["imported_from"].as_str() {
                 notes.push(format!("imported from {from}"));
+            }
+            if role == "site" {
+                notes.extend(site_agent(name));
             }
             out.push_str(&format!(
                 "{name:<18} {role:<8} {version:<13} {repl:<12} {lac:<10} {}\n",
@@ -130,6 +146,15 @@ mod tests {
         let text = show_text(&doc);
         assert!(text.contains("Lab estate `demo-lab` (rehearsal)"), "{text}");
         assert!(text.contains("set_replication"), "{text}");
+        // A site server's row says what its NS records of its agent.
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("site-lon-01 "))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            row.ends_with("agent 7.5, plug-in 7.5 (as ns-emea records it)"),
+            "{row}"
+        );
         assert!(reset(None, &crate::state::Store::dir(dir.path())).unwrap());
         assert_eq!(
             show(None, &crate::state::Store::dir(dir.path())).unwrap()["events"],

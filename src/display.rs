@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Prints run progress as events become durable.
-pub struct Display {
+pub(crate) struct Display {
     nodes: Arc<Vec<Node>>,
     started: Instant,
     state: Mutex<(usize, HashMap<String, Instant>)>,
@@ -31,14 +31,14 @@ pub struct Display {
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Show steps' `log()` lines live (set from `-v`).
-pub fn set_verbose(on: bool) {
+pub(crate) fn set_verbose(on: bool) {
     VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Display {
     /// A display for these nodes; `terminal` when stderr is one; `already_done`
     /// counts nodes finished before this process (resume).
-    pub fn new(nodes: Arc<Vec<Node>>, terminal: bool, already_done: usize) -> Self {
+    pub(crate) fn new(nodes: Arc<Vec<Node>>, terminal: bool, already_done: usize) -> Self {
         let color = crate::term::color(terminal);
         Self {
             terminal,
@@ -56,7 +56,7 @@ impl Display {
     /// Pin a progress area at the bottom of the terminal (overall progress, failures,
     /// waiting gates, each running step's time) when stderr is a terminal that takes
     /// colour; a pipe, CI log, `TERM=dumb` or `NO_COLOR` keeps the plain line log.
-    pub fn pinned(mut self) -> Self {
+    pub(crate) fn pinned(mut self) -> Self {
         if self.color {
             let done = self.state.lock().map(|s| s.0).unwrap_or(0);
             self.live = Some(crate::live::Live::new(self.nodes.len(), done));
@@ -66,7 +66,7 @@ impl Display {
 
     /// In a terminal, every `every` say what has been running a while and for how long,
     /// so a long step never looks like a hung tool.
-    pub fn start_ticker(self: &Arc<Self>, every: std::time::Duration) {
+    pub(crate) fn start_ticker(self: &Arc<Self>, every: std::time::Duration) {
         // The pinned area shows every running step's time already.
         if !self.terminal || self.live.is_some() {
             return;
@@ -90,7 +90,7 @@ impl Display {
     }
 
     /// `… running 2/10: backup-cmdb 1m05s, package-refresh 12s` for steps running ≥ `min`.
-    pub fn running_line(&self, min: std::time::Duration) -> Option<String> {
+    pub(crate) fn running_line(&self, min: std::time::Duration) -> Option<String> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut long: Vec<(&String, std::time::Duration)> =
             st.1.iter()
@@ -128,7 +128,7 @@ impl Display {
     }
 
     /// Show one durable event.
-    pub fn event(&self, ev: &Event) {
+    pub(crate) fn event(&self, ev: &Event) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let total = self.nodes.len();
         let line = match ev {
@@ -275,7 +275,7 @@ impl Display {
     }
 
     /// A prompt takes the terminal: lines are kept until [`Display::release`].
-    pub fn hold(&self) {
+    pub(crate) fn hold(&self) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.get_or_insert_with(Vec::new);
         if let Some(live) = &self.live {
@@ -284,7 +284,7 @@ impl Display {
     }
 
     /// The prompt is gone: show what was held, in order, and write directly again.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(buf) = held.take() {
             if !buf.is_empty() {
@@ -298,7 +298,7 @@ impl Display {
 
     /// One line a step wrote to its log: `warn()` lines are shown (and kept for the
     /// recap), `log()` lines with `-v`; process output stays in the step's log file.
-    pub fn step_line(&self, step: &str, stream: &str, line: &str) {
+    pub(crate) fn step_line(&self, step: &str, stream: &str, line: &str) {
         match stream {
             "warn" => {
                 self.warnings
@@ -315,7 +315,7 @@ impl Display {
     }
 
     /// `⏸ gate G waits for approval`.
-    pub fn gate_waits(&self, gate: &str) {
+    pub(crate) fn gate_waits(&self, gate: &str) {
         if let Some(live) = &self.live {
             live.gate_waiting(gate);
         }
@@ -326,7 +326,7 @@ impl Display {
     }
 
     /// The `warn()` lines raised so far, as (step, line).
-    pub fn warnings(&self) -> Vec<(String, String)> {
+    pub(crate) fn warnings(&self) -> Vec<(String, String)> {
         self.warnings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -334,17 +334,17 @@ impl Display {
     }
 
     /// How long this display has been running.
-    pub fn elapsed(&self) -> std::time::Duration {
+    pub(crate) fn elapsed(&self) -> std::time::Duration {
         self.started.elapsed()
     }
 
     /// A line that is not an event: what a gate decided beyond the journal, a warning.
-    pub fn notice(&self, line: &str) {
+    pub(crate) fn notice(&self, line: &str) {
         self.line(&format!("{} {line}", self.paint("33", "!")));
     }
 
     /// Called once the run stops.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(live) = &self.live {
             live.clear();

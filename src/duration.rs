@@ -5,25 +5,25 @@ use std::time::{Duration, Instant};
 /// The longest duration waymark accepts anywhere (a year). Longer values are typos or
 /// attacks, and adding them to a clock overflows: `"3000000000000000h"` used to parse
 /// and then panic mid-run when a timeout deadline was computed.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
 
 /// `now + d`, never panicking: a sum past what the clock can hold becomes the latest
 /// deadline it can (`MAX_DURATION` from now, or failing that `now`).
-pub fn deadline_from(now: Instant, d: Duration) -> Instant {
+pub(crate) fn deadline_from(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(MAX_DURATION))
         .unwrap_or(now)
 }
 
 /// [`deadline_from`] the current instant.
-pub fn deadline_after(d: Duration) -> Instant {
+pub(crate) fn deadline_after(d: Duration) -> Instant {
     deadline_from(Instant::now(), d)
 }
 
 /// Parse a duration made of one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`, `d`.
 ///
 /// Returns a message fit for a diagnostic when the text is not a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration: expected something like \"30s\", \"5m\" or \"1h30m\"".into());
@@ -73,7 +73,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Render a duration the way [`parse_duration`] reads it (`1h30m`, `250ms`, `0s`).
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         return "0s".into();

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 /// How gates are answered in this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GateMode {
+pub(crate) enum GateMode {
     /// `--yes`: one approval of every gate by the account running waymark.
     ApproveAll,
     /// Wait for approvals through the inbox (`waymark approve` from another shell).
@@ -30,7 +30,7 @@ pub enum GateMode {
 }
 
 /// Runs Rhai steps for one run.
-pub struct RhaiAction {
+pub(crate) struct RhaiAction {
     plan: Arc<Plan>,
     engine: Arc<rhai::Engine>,
     params: Map,
@@ -66,7 +66,7 @@ pub struct RhaiAction {
 impl RhaiAction {
     /// An executor for `plan`, writing step logs and reading decisions through `run`.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         plan: Arc<Plan>,
         engine: Arc<rhai::Engine>,
         params: &std::collections::BTreeMap<String, String>,
@@ -110,13 +110,13 @@ impl RhaiAction {
 
     /// The parameters the runbook declares (reading one without a value gives `()`;
     /// reading any other name fails the step). Defaults to those with values.
-    pub fn declare_params(&mut self, names: impl IntoIterator<Item = String>) {
+    pub(crate) fn declare_params(&mut self, names: impl IntoIterator<Item = String>) {
         self.outputs = OutputCache::new(self.plan.clone(), names.into_iter().collect());
     }
 
     /// When a gate began waiting in an earlier process (resume), so its `timeout` counts
     /// from then and not from this resume.
-    pub fn preload_waiting_since(&self, gate: usize, since: std::time::SystemTime) {
+    pub(crate) fn preload_waiting_since(&self, gate: usize, since: std::time::SystemTime) {
         let waited = std::time::SystemTime::now()
             .duration_since(since)
             .unwrap_or_default();
@@ -130,7 +130,7 @@ impl RhaiAction {
     }
 
     /// An approving account already journaled for a gate (resume).
-    pub fn preload_approver(&self, gate: usize, by: String) {
+    pub(crate) fn preload_approver(&self, gate: usize, by: String) {
         self.approvers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -181,7 +181,7 @@ impl RhaiAction {
     }
 
     /// Call one closure of a step with its ctx and environment.
-    pub fn call(
+    pub(crate) fn call(
         &self,
         node: usize,
         attempt: u32,
@@ -299,7 +299,7 @@ impl RhaiAction {
 
 /// What is known of finished steps when a closure is called: live from the scheduler,
 /// or from the journal (rollback).
-pub trait Known {
+pub(crate) trait Known {
     /// Output of step `i`, if it succeeded.
     fn output(&self, i: usize) -> Option<Value>;
     /// Outcome of step `i`, if it finished.
@@ -330,7 +330,7 @@ impl Known for FinishedView {
 
 /// Outputs of succeeded steps as the journal recorded them, by plan index.
 #[derive(Debug, Default)]
-pub struct JournalOutputs(pub HashMap<usize, Value>);
+pub(crate) struct JournalOutputs(pub HashMap<usize, Value>);
 
 impl Known for JournalOutputs {
     fn output(&self, i: usize) -> Option<Value> {
@@ -355,7 +355,7 @@ impl Known for JournalOutputs {
 /// It also carries what `ctx`'s strict maps need to explain a name they lack: the plan
 /// (is a missing output's step an ancestor?) and the declared parameters.
 #[derive(Default)]
-pub struct OutputCache {
+pub(crate) struct OutputCache {
     converted: Arc<std::sync::RwLock<HashMap<usize, Dynamic>>>,
     plan: Option<Arc<Plan>>,
     declared: Option<Arc<[String]>>,
@@ -363,7 +363,7 @@ pub struct OutputCache {
 
 impl OutputCache {
     /// A cache for a run of `plan` whose runbook declares the parameters `declared`.
-    pub fn new(plan: Arc<Plan>, declared: Vec<String>) -> Self {
+    pub(crate) fn new(plan: Arc<Plan>, declared: Vec<String>) -> Self {
         OutputCache {
             converted: Default::default(),
             plan: Some(plan),
@@ -452,7 +452,7 @@ impl crate::dsl::strict::OutputSource for LiveOutputs {
 
 /// The `ctx` map a closure receives (SPEC §2).
 #[allow(clippy::too_many_arguments)]
-pub fn build_ctx(
+pub(crate) fn build_ctx(
     plan: &Plan,
     params: &Map,
     inventory: &Arc<Dynamic>,
@@ -521,7 +521,7 @@ pub fn build_ctx(
 
 /// Where a step's `--dry-run` description stopped short of its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DryStop {
+pub(crate) enum DryStop {
     /// It decided on a value known only at run time: "depends on run time: …".
     DependsOn(String),
     /// It failed for a reason of its own (a bad argument, `fail()`, …).
@@ -532,7 +532,7 @@ pub enum DryStop {
 /// would do and give unknown values for anything only running something would tell
 /// (results, earlier steps' outputs); returns the recorded commands and, if the closure
 /// stopped early, why.
-pub fn dry_run_step(
+pub(crate) fn dry_run_step(
     rb: &crate::dsl::Runbook,
     plan: &Plan,
     node: usize,
@@ -628,7 +628,7 @@ fn params_keys(params: &Map) -> Vec<String> {
 }
 
 /// A step output as JSON: unit, bool, int, float, string, array or map of those.
-pub fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
+pub(crate) fn to_json(v: &Dynamic, redactor: &Redactor) -> Result<Value, String> {
     if v.is_unit() {
         return Ok(Value::Null);
     }

@@ -4,7 +4,7 @@ use crate::diagnostic::{Diagnostic, SourceMap};
 
 /// Process exit codes, fixed by the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Succeeded, or the command did what it was asked.
     Ok = 0,
     /// Run failed, rejected, or rolled back.
@@ -21,7 +21,7 @@ pub enum Exit {
 /// [`Diagnostic`]s and rendered by [`crate::diagnostic::render`], so every error reads
 /// alike; [`CliError::notice`] is for a stop that is not an error (a decision needed).
 #[derive(Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     /// Exit code.
     pub exit: Exit,
     /// Rendered text for stderr.
@@ -30,12 +30,12 @@ pub struct CliError {
 
 impl CliError {
     /// Bad input (exit 2): a problem with no position.
-    pub fn bad_input(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(message: impl Into<String>) -> Self {
         Diagnostic::new(message).into()
     }
 
     /// Diagnostics with the sources their positions point into, and an exit code.
-    pub fn diagnostics(exit: Exit, diags: &[Diagnostic], sources: &SourceMap) -> Self {
+    pub(crate) fn diagnostics(exit: Exit, diags: &[Diagnostic], sources: &SourceMap) -> Self {
         Self {
             exit,
             message: crate::diagnostic::render(diags, sources),
@@ -43,7 +43,7 @@ impl CliError {
     }
 
     /// A stop that is not an error, printed as is (e.g. a choice the operator must make).
-    pub fn notice(exit: Exit, text: impl Into<String>) -> Self {
+    pub(crate) fn notice(exit: Exit, text: impl Into<String>) -> Self {
         Self {
             exit,
             message: text.into(),
@@ -51,13 +51,13 @@ impl CliError {
     }
 
     /// The same error with another exit code.
-    pub fn with_exit(mut self, exit: Exit) -> Self {
+    pub(crate) fn with_exit(mut self, exit: Exit) -> Self {
         self.exit = exit;
         self
     }
 
     /// What to print on stderr.
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 }

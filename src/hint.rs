@@ -8,10 +8,10 @@ use crate::state::Store;
 use std::path::Path;
 
 /// The default `--state-dir`, which hints leave out.
-pub const DEFAULT_STATE_DIR: &str = ".waymark";
+pub(crate) const DEFAULT_STATE_DIR: &str = ".waymark";
 
 /// ` --state-dir DIR` when `state_dir` is not the default, else nothing.
-pub fn state_dir_flag(state_dir: &Path) -> String {
+pub(crate) fn state_dir_flag(state_dir: &Path) -> String {
     if state_dir == Path::new(DEFAULT_STATE_DIR) {
         String::new()
     } else {
@@ -20,7 +20,7 @@ pub fn state_dir_flag(state_dir: &Path) -> String {
 }
 
 /// `s` as one shell word: unchanged when it is plain, else single-quoted.
-pub fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let plain = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:@=+,%".contains(c));
@@ -32,7 +32,7 @@ pub fn quote(s: &str) -> String {
 }
 
 /// `waymark approve RUN GATE` with the flags it needs.
-pub fn approve(run_id: &str, gate: &str, state: &Store) -> String {
+pub(crate) fn approve(run_id: &str, gate: &str, state: &Store) -> String {
     format!(
         "waymark approve {run_id} {}{} --note \"what you checked\"",
         quote(gate),
@@ -41,7 +41,7 @@ pub fn approve(run_id: &str, gate: &str, state: &Store) -> String {
 }
 
 /// `waymark reject RUN GATE` with the flags it needs.
-pub fn reject(run_id: &str, gate: &str, state: &Store) -> String {
+pub(crate) fn reject(run_id: &str, gate: &str, state: &Store) -> String {
     format!(
         "waymark reject {run_id} {}{} --note \"why\"",
         quote(gate),
@@ -50,12 +50,12 @@ pub fn reject(run_id: &str, gate: &str, state: &Store) -> String {
 }
 
 /// `waymark runs` with the flags it needs.
-pub fn runs(state: &Store) -> String {
+pub(crate) fn runs(state: &Store) -> String {
     format!("waymark runs{}", state.flag())
 }
 
 /// `waymark lab reset` for the inventory at `origin` (`<demo>` for the built-in one).
-pub fn lab_reset(origin: &str, state: &Store) -> String {
+pub(crate) fn lab_reset(origin: &str, state: &Store) -> String {
     let inventory = if origin.starts_with("<demo") {
         String::new()
     } else {
@@ -65,7 +65,7 @@ pub fn lab_reset(origin: &str, state: &Store) -> String {
 }
 
 /// `waymark resume RUN` with the flags it needs.
-pub fn resume(run_id: &str, state: &Store) -> String {
+pub(crate) fn resume(run_id: &str, state: &Store) -> String {
     format!("waymark resume {run_id}{}", state.flag())
 }
 

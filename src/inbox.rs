@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Directory inside a run directory that holds submitted decisions.
-pub const INBOX_DIR: &str = "inbox";
+pub(crate) const INBOX_DIR: &str = "inbox";
 
 /// Larger files are not approvals waymark wrote; they are skipped rather than read.
 const MAX_ITEM_BYTES: u64 = 1 << 20;
@@ -232,7 +232,7 @@ impl std::error::Error for InboxError {
 }
 
 /// Durably add `item` to the inbox of the run in `run_dir`; returns the file written.
-pub fn submit(run_dir: &Path, item: &InboxItem) -> Result<PathBuf, InboxError> {
+pub(crate) fn submit(run_dir: &Path, item: &InboxItem) -> Result<PathBuf, InboxError> {
     let dir = run_dir.join(INBOX_DIR);
     // `create_dir`, not `_all`: a mistyped run id must not conjure up a run directory.
     match fs::create_dir(&dir) {
@@ -290,7 +290,7 @@ fn share_like(run_dir: &Path, dir: &Path) {
 }
 
 /// The items pending in the inbox of the run in `run_dir`, oldest first; nothing is removed.
-pub fn drain(run_dir: &Path) -> Result<Drained, InboxError> {
+pub(crate) fn drain(run_dir: &Path) -> Result<Drained, InboxError> {
     let dir = run_dir.join(INBOX_DIR);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,

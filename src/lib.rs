@@ -4,36 +4,38 @@
 //! → [`plan`] (validated DAG, waves, fingerprints) → scheduler (run opaque actions
 //! over the DAG) with every state change written to the [`journal`]. See ARCHITECTURE.md.
 
+#![warn(unreachable_pub)]
+
 #[macro_use]
-pub mod term;
+pub(crate) mod term;
 pub mod cancel;
 pub mod cli;
 pub mod diagnostic;
-pub mod display;
+pub(crate) mod display;
 pub mod dsl;
-pub mod duration;
+pub(crate) mod duration;
 pub mod estate;
-pub mod executor;
-pub mod exit;
-pub mod follow;
-pub mod hint;
-pub mod inbox;
+pub(crate) mod executor;
+pub(crate) mod exit;
+pub(crate) mod follow;
+pub(crate) mod hint;
+pub(crate) mod inbox;
 pub mod journal;
-pub mod live;
-pub mod notify;
-pub mod orphans;
+pub(crate) mod live;
+pub(crate) mod notify;
+pub(crate) mod orphans;
 pub mod plan;
-pub mod process;
-pub mod prompt;
-pub mod redact;
-pub mod render;
-pub mod report;
-pub mod resume;
-pub mod rollout;
-pub mod run_state;
+pub(crate) mod process;
+pub(crate) mod prompt;
+pub(crate) mod redact;
+pub(crate) mod render;
+pub(crate) mod report;
+pub(crate) mod resume;
+pub(crate) mod rollout;
+pub(crate) mod run_state;
 pub mod scheduler;
-pub mod secret;
+pub(crate) mod secret;
 pub mod shipped;
-pub mod ssh;
-pub mod state;
-pub mod step_log;
+pub(crate) mod ssh;
+pub(crate) mod state;
+pub(crate) mod step_log;

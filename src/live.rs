@@ -18,7 +18,7 @@ const MAX_RUNNING_LINES: usize = 6;
 
 /// The counts the summary line shows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Steps and gates finished (succeeded, failed for good, skipped, decided).
     pub done: usize,
     /// All of them.
@@ -31,7 +31,7 @@ pub struct Progress {
 
 impl Progress {
     /// `3 failed · waiting: sim-upgrade, review-logs` (empty when nothing is notable).
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         let mut parts = Vec::new();
         if self.failed > 0 {
             parts.push(format!("{} failed", self.failed));
@@ -62,7 +62,7 @@ struct State {
 }
 
 /// The pinned area.
-pub struct Live {
+pub(crate) struct Live {
     multi: MultiProgress,
     overall: ProgressBar,
     more: ProgressBar,
@@ -71,7 +71,7 @@ pub struct Live {
 
 impl Live {
     /// A pinned area on stderr for a run of `total` nodes, `done` of them finished before.
-    pub fn new(total: usize, done: usize) -> Live {
+    pub(crate) fn new(total: usize, done: usize) -> Live {
         Self::with_target(total, done, ProgressDrawTarget::stderr())
     }
 
@@ -136,7 +136,7 @@ impl Live {
     }
 
     /// A step began an attempt.
-    pub fn started(&self, step: &str, attempt: u32) {
+    pub(crate) fn started(&self, step: &str, attempt: u32) {
         let mut st = self.lock();
         if st.lines.contains_key(step) || st.overflow.iter().any(|s| s == step) {
             return;
@@ -165,7 +165,7 @@ impl Live {
 
     /// A step's attempt ended; `finished` when no retry follows, `failed` when it failed
     /// for good.
-    pub fn ended(&self, step: &str, finished: bool, failed: bool) {
+    pub(crate) fn ended(&self, step: &str, finished: bool, failed: bool) {
         let mut st = self.lock();
         if let Some(bar) = st.lines.remove(step) {
             bar.finish_and_clear();
@@ -190,43 +190,44 @@ impl Live {
     }
 
     /// A gate began waiting.
-    pub fn gate_waiting(&self, gate: &str) {
+    pub(crate) fn gate_waiting(&self, gate: &str) {
         let mut st = self.lock();
         st.progress.waiting.insert(gate.to_string());
         self.refresh(&st);
     }
 
     /// A gate was decided (it no longer waits; its step end counts it as done).
-    pub fn gate_decided(&self, gate: &str) {
+    pub(crate) fn gate_decided(&self, gate: &str) {
         let mut st = self.lock();
         st.progress.waiting.remove(gate);
         self.refresh(&st);
     }
 
     /// The counts as drawn.
-    pub fn progress(&self) -> Progress {
+    #[cfg(test)]
+    pub(crate) fn progress(&self) -> Progress {
         self.lock().progress.clone()
     }
 
     /// Print `line` (without its newline) above the pinned area.
-    pub fn println(&self, line: &str) {
+    pub(crate) fn println(&self, line: &str) {
         // Fails only when the terminal is gone; the journal is the record.
         let _ = self.multi.println(line);
     }
 
     /// Take the pinned area off the screen (a prompt needs it); [`Live::show`] brings it back.
-    pub fn hide(&self) {
+    pub(crate) fn hide(&self) {
         let _ = self.multi.clear();
         self.multi.set_draw_target(ProgressDrawTarget::hidden());
     }
 
     /// Draw the pinned area again.
-    pub fn show(&self) {
+    pub(crate) fn show(&self) {
         self.multi.set_draw_target(ProgressDrawTarget::stderr());
     }
 
     /// The run stopped: remove the area so the scrollback holds only the event lines.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let st = self.lock();
         for bar in st.lines.values() {
             bar.finish_and_clear();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 /// A recorded process group of an in-flight step that is still alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Orphan {
+pub(crate) struct Orphan {
     /// The step whose attempt started it.
     pub step: String,
     /// Its process group id.
@@ -31,7 +31,7 @@ pub struct Orphan {
 /// The recorded process groups of an in-flight step, started on another host: whether
 /// they still run can only be seen there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Elsewhere {
+pub(crate) struct Elsewhere {
     /// The step whose attempt started them.
     pub step: String,
     /// The host that started them.
@@ -57,12 +57,12 @@ fn started_on(s: &StepStatus, here: &str) -> bool {
 
 /// The live groups, started on this host, of steps left in flight by a process that is
 /// gone.
-pub fn find(state: &RunState) -> Vec<Orphan> {
+pub(crate) fn find(state: &RunState) -> Vec<Orphan> {
     find_on(state, &crate::journal::current_host())
 }
 
 /// [`find`] as seen from host `here`.
-pub fn find_on(state: &RunState, here: &str) -> Vec<Orphan> {
+pub(crate) fn find_on(state: &RunState, here: &str) -> Vec<Orphan> {
     in_flight(state)
         .filter(|s| started_on(s, here))
         .flat_map(|s| {
@@ -80,12 +80,12 @@ pub fn find_on(state: &RunState, here: &str) -> Vec<Orphan> {
 
 /// The groups of steps left in flight that another host started: alive or not, this
 /// host cannot tell.
-pub fn elsewhere(state: &RunState) -> Vec<Elsewhere> {
+pub(crate) fn elsewhere(state: &RunState) -> Vec<Elsewhere> {
     elsewhere_of(state, &crate::journal::current_host())
 }
 
 /// [`elsewhere`] as seen from host `here`.
-pub fn elsewhere_of(state: &RunState, here: &str) -> Vec<Elsewhere> {
+pub(crate) fn elsewhere_of(state: &RunState, here: &str) -> Vec<Elsewhere> {
     in_flight(state)
         .filter(|s| !started_on(s, here))
         .map(|s| Elsewhere {
@@ -99,7 +99,7 @@ pub fn elsewhere_of(state: &RunState, here: &str) -> Vec<Elsewhere> {
 /// What the operator must know of groups on other hosts, one line each, then what to
 /// do: `again` is the command that resumes (`waymark resume RUN --state-dir …`), `status`
 /// the one that shows the run.
-pub fn describe_elsewhere(groups: &[Elsewhere], again: &str, status: &str) -> Vec<String> {
+pub(crate) fn describe_elsewhere(groups: &[Elsewhere], again: &str, status: &str) -> Vec<String> {
     let here = crate::journal::current_host();
     let mut lines: Vec<String> = groups
         .iter()
@@ -128,7 +128,7 @@ pub fn describe_elsewhere(groups: &[Elsewhere], again: &str, status: &str) -> Ve
 }
 
 /// One line per orphan: step, group, and what is in it.
-pub fn describe(orphans: &[Orphan]) -> Vec<String> {
+pub(crate) fn describe(orphans: &[Orphan]) -> Vec<String> {
     orphans
         .iter()
         .map(|o| {
@@ -145,7 +145,7 @@ pub fn describe(orphans: &[Orphan]) -> Vec<String> {
 }
 
 /// The shell command that ends `o` by hand.
-pub fn kill_command(o: &Orphan) -> String {
+pub(crate) fn kill_command(o: &Orphan) -> String {
     format!("kill -TERM -- -{}", o.pgid)
 }
 
@@ -162,7 +162,7 @@ fn leader_command(pgid: u32) -> Option<String> {
 
 /// Stop every orphan: SIGTERM, then SIGKILL after `grace`; returns those still alive
 /// after a further bounded wait (a process stuck in the kernel cannot be killed).
-pub fn kill(orphans: &[Orphan], grace: Duration) -> Vec<Orphan> {
+pub(crate) fn kill(orphans: &[Orphan], grace: Duration) -> Vec<Orphan> {
     for o in orphans.iter().filter(|o| still_ours(o)) {
         group::terminate(o.pgid);
     }
@@ -174,7 +174,7 @@ pub fn kill(orphans: &[Orphan], grace: Duration) -> Vec<Orphan> {
 }
 
 /// Wait until every orphan has ended, or `limit` passes; returns those still alive.
-pub fn wait(orphans: &[Orphan], limit: Option<Duration>) -> Vec<Orphan> {
+pub(crate) fn wait(orphans: &[Orphan], limit: Option<Duration>) -> Vec<Orphan> {
     let started = Instant::now();
     loop {
         let left: Vec<Orphan> = orphans.iter().filter(|o| still_ours(o)).cloned().collect();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// What the operator must see to decide a gate.
 #[derive(Debug, Clone)]
-pub struct Ask {
+pub(crate) struct Ask {
     /// The gate's name.
     pub gate: String,
     /// Its title.
@@ -34,7 +34,7 @@ pub struct Ask {
 
 /// The operator's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Approve or reject `gate`, with an optional note.
     Decide {
         /// The gate.
@@ -49,7 +49,7 @@ pub enum Answer {
 }
 
 /// Called with each answer (on the prompt's thread).
-pub type OnAnswer = Box<dyn Fn(Answer) + Send + Sync>;
+pub(crate) type OnAnswer = Box<dyn Fn(Answer) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -65,7 +65,7 @@ struct State {
 }
 
 /// Asks gates in the terminal, one at a time, on a thread of its own.
-pub struct GatePrompter {
+pub(crate) struct GatePrompter {
     display: Arc<Display>,
     state: Mutex<State>,
     wake: Condvar,
@@ -80,7 +80,7 @@ enum Read {
 
 impl GatePrompter {
     /// A prompter drawing on stderr, reading stdin, holding `display` while it asks.
-    pub fn new(display: Arc<Display>, on_answer: OnAnswer) -> Arc<Self> {
+    pub(crate) fn new(display: Arc<Display>, on_answer: OnAnswer) -> Arc<Self> {
         Arc::new(GatePrompter {
             display,
             state: Mutex::new(State::default()),
@@ -94,7 +94,7 @@ impl GatePrompter {
     }
 
     /// Queue `ask`; its prompt opens once the ones before it closed.
-    pub fn ask(self: &Arc<Self>, ask: Ask) {
+    pub(crate) fn ask(self: &Arc<Self>, ask: Ask) {
         let mut st = self.lock();
         if st.paused || st.closed || st.decided.contains(&ask.gate) {
             return;
@@ -116,7 +116,7 @@ impl GatePrompter {
     }
 
     /// `gate` was decided (`why` says by whom): its prompt closes or is never shown.
-    pub fn decided(&self, gate: &str, why: String) {
+    pub(crate) fn decided(&self, gate: &str, why: String) {
         let mut st = self.lock();
         st.decided.insert(gate.to_string());
         st.queue.retain(|a| a.gate != gate);
@@ -125,19 +125,14 @@ impl GatePrompter {
         }
     }
 
-    /// The operator chose to pause.
-    pub fn paused(&self) -> bool {
-        self.lock().paused
-    }
-
     /// A prompt is open or waiting to open: the run should wait for it.
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         let st = self.lock();
         !st.paused && !st.closed && (st.current.is_some() || !st.queue.is_empty())
     }
 
     /// The run stopped: close any open prompt (saying `why`) and ask nothing more.
-    pub fn close(&self, why: &str) {
+    pub(crate) fn close(&self, why: &str) {
         let mut st = self.lock();
         st.closed = true;
         st.queue.clear();

@@ -17,11 +17,11 @@
 use std::sync::{Arc, RwLock};
 
 /// The replacement text for a secret value.
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// Shortest secret value waymark accepts, and shortest line of a multi-line value
 /// that is matched on its own (module doc).
-pub const MIN_SECRET_CHARS: usize = 4;
+pub(crate) const MIN_SECRET_CHARS: usize = 4;
 
 /// A shared, growable set of secret values to scrub from text.
 #[derive(Debug, Clone, Default)]
@@ -103,7 +103,7 @@ impl Redactor {
 /// `'...'` and `$'...'`, PowerShell and T-SQL literals, JSON, Rust/Rhai `Debug`, URL
 /// segments), and the same for each line of a multi-line value that is at least
 /// [`MIN_SECRET_CHARS`] long once trimmed.
-pub fn forms(secret: &str) -> Vec<String> {
+pub(crate) fn forms(secret: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut push = |s: String| {
         if !s.is_empty() && !out.contains(&s) {

@@ -78,7 +78,7 @@ fn names(plan: &Plan, idx: &[usize]) -> Vec<String> {
 
 /// `plan --format json` (the contract's shape, plus `title`, `fingerprint`, and
 /// `rollout`/`rollouts` when the runbook has any).
-pub fn plan_json(plan: &Plan) -> serde_json::Value {
+pub(crate) fn plan_json(plan: &Plan) -> serde_json::Value {
     let steps: Vec<_> = plan
         .steps
         .iter()
@@ -143,7 +143,7 @@ pub fn plan_json(plan: &Plan) -> serde_json::Value {
 }
 
 /// `plan --format text`: waves, gates with titles, retries/timeouts, non-idempotent steps.
-pub fn plan_text(plan: &Plan) -> String {
+pub(crate) fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
     let gates = plan
         .steps
@@ -260,7 +260,7 @@ fn escape_label(s: &str) -> String {
 }
 
 /// `plan --format mermaid`: a flowchart; gates are drawn as hexagons.
-pub fn plan_mermaid(plan: &Plan) -> String {
+pub(crate) fn plan_mermaid(plan: &Plan) -> String {
     let mut out = String::from("flowchart TD\n");
     for (i, s) in plan.steps.iter().enumerate() {
         let label = s.decl.name.replace('"', "#quot;");
@@ -288,7 +288,7 @@ pub fn plan_mermaid(plan: &Plan) -> String {
 }
 
 /// `plan --format dot`: Graphviz; gates are drawn as octagons.
-pub fn plan_dot(plan: &Plan) -> String {
+pub(crate) fn plan_dot(plan: &Plan) -> String {
     let mut out = format!(
         "digraph \"{}\" {{\n    rankdir=TB;\n",
         escape_label(&plan.name)

@@ -8,7 +8,7 @@ use crate::dsl::declaration::RolloutPart;
 use serde_json::{json, Value};
 
 /// One line for the barrier's step log: the batch's results in words.
-pub fn summary(out: &Value) -> String {
+pub(crate) fn summary(out: &Value) -> String {
     let list = |k: &str| -> Vec<String> {
         out[k]
             .as_array()
@@ -39,7 +39,7 @@ pub fn summary(out: &Value) -> String {
 
 /// The barrier's verdict: its output (the batch's results) or why the rollout stops.
 /// `failed(name)` says whether the item step `name` ended failed.
-pub fn barrier(part: &RolloutPart, failed: impl Fn(&str) -> bool) -> Result<Value, String> {
+pub(crate) fn barrier(part: &RolloutPart, failed: impl Fn(&str) -> bool) -> Result<Value, String> {
     let RolloutPart::Barrier {
         rollout,
         batch,

@@ -13,7 +13,7 @@ fn cache() -> &'static Mutex<HashMap<String, String>> {
 }
 
 /// The environment variable that holds secret `name`.
-pub fn env_var(name: &str) -> String {
+pub(crate) fn env_var(name: &str) -> String {
     let up: String = name
         .chars()
         .map(|c| {
@@ -28,7 +28,7 @@ pub fn env_var(name: &str) -> String {
 }
 
 /// Resolve secret `name` (env, then a one-time prompt) and register it with `redactor`.
-pub fn resolve(name: &str, redactor: &Redactor) -> Result<String, String> {
+pub(crate) fn resolve(name: &str, redactor: &Redactor) -> Result<String, String> {
     if name.is_empty() {
         return Err("secret(): the name is empty".into());
     }

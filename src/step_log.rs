@@ -23,17 +23,17 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// Default size at which a step log is rotated (8 MiB).
-pub const DEFAULT_LOG_CAP: u64 = 8 * 1024 * 1024;
+pub(crate) const DEFAULT_LOG_CAP: u64 = 8 * 1024 * 1024;
 
 /// Smallest accepted cap: below this a single long line would rotate every write.
-pub const MIN_LOG_CAP: u64 = 1024;
+pub(crate) const MIN_LOG_CAP: u64 = 1024;
 
 /// Longest file-name stem produced by [`log_file_name`], leaving room for
 /// `.log.1` under the usual 255-byte file-name limit.
 const MAX_STEM: usize = 200;
 
 /// Called with `(stream, redacted line)` for every line written, to feed the live display.
-pub type LogEcho = Arc<dyn Fn(&str, &str) + Send + Sync>;
+pub(crate) type LogEcho = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 /// How a [`StepLog`] behaves beyond its location.
 #[derive(Clone)]
@@ -66,7 +66,7 @@ struct Inner {
 }
 
 /// Takes each entry (timestamped lines, redacted) of a log kept somewhere else than a file.
-pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Where the entries go: a rotated file (directory store) or a sink (a database store).
 enum Dest {
@@ -330,7 +330,7 @@ fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
 /// of a Windows device name (`con` → `%63on`) and an empty name (`%`). Names whose
 /// stem would exceed 200 bytes are cut and suffixed with `~` and 16 hex digits of
 /// their SHA-256: those are the only names the mapping does not reverse.
-pub fn log_file_name(step: &str) -> String {
+pub(crate) fn log_file_name(step: &str) -> String {
     let mut stem = String::with_capacity(step.len() + 8);
     for (i, b) in step.bytes().enumerate() {
         let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);

@@ -10,20 +10,20 @@
 use std::io::Write as _;
 
 /// Write `text` to stdout; a closed or failing stdout is ignored.
-pub fn write_out(text: &str) {
+pub(crate) fn write_out(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
 }
 
 /// Write `text` to stderr; a closed or failing stderr is ignored.
-pub fn write_err(text: &str) {
+pub(crate) fn write_err(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Whether to colour output going to a stream that `is_terminal`: not when `NO_COLOR` is set
 /// (<https://no-color.org>) nor on a `TERM=dumb` terminal, which shows escapes as garbage.
-pub fn color(is_terminal: bool) -> bool {
+pub(crate) fn color(is_terminal: bool) -> bool {
     is_terminal
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::env::var("TERM").map_or(true, |t| t != "dumb")

@@ -20,7 +20,7 @@ fn refuse(msg: String) -> CliError {
 }
 
 /// `waymark approve` / `waymark reject`.
-pub fn decide(
+pub(super) fn decide(
     store: &Store,
     run: &str,
     gate: &str,

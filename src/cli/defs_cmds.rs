@@ -7,7 +7,7 @@ use crate::exit::{CliError, Exit};
 use std::path::Path;
 
 /// Write the definition files into `dir` (created if needed); prints each file written.
-pub fn defs(dir: &Path) -> Result<Exit, CliError> {
+pub(super) fn defs(dir: &Path) -> Result<Exit, CliError> {
     let mut engine = crate::dsl::loader::describing_engine();
     for name in crate::shipped::stdlib_names() {
         let src = crate::shipped::stdlib(name).unwrap_or_default();

@@ -5,7 +5,11 @@ use crate::state::Store;
 use std::path::Path;
 
 /// `waymark lab show`.
-pub fn lab_show(inventory: Option<&Path>, store: &Store, json: bool) -> Result<Exit, CliError> {
+pub(super) fn lab_show(
+    inventory: Option<&Path>,
+    store: &Store,
+    json: bool,
+) -> Result<Exit, CliError> {
     let doc = crate::estate::lab::show(inventory, store)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
@@ -16,7 +20,7 @@ pub fn lab_show(inventory: Option<&Path>, store: &Store, json: bool) -> Result<E
 }
 
 /// `waymark lab reset`.
-pub fn lab_reset(inventory: Option<&Path>, store: &Store) -> Result<Exit, CliError> {
+pub(super) fn lab_reset(inventory: Option<&Path>, store: &Store) -> Result<Exit, CliError> {
     let removed = crate::estate::lab::reset(inventory, store)?;
     outln!(
         "{}",

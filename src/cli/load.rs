@@ -7,7 +7,9 @@ use crate::exit::{CliError, Exit};
 use crate::plan::Plan;
 
 /// Load and plan, or the rendered diagnostics (exit 2); also what RUNBOOK named.
-pub fn load_and_plan(args: &RunbookArgs) -> Result<(RunbookRef, dsl::Runbook, Plan), CliError> {
+pub(super) fn load_and_plan(
+    args: &RunbookArgs,
+) -> Result<(RunbookRef, dsl::Runbook, Plan), CliError> {
     let req = request(args).map_err(|(d, s)| CliError::diagnostics(Exit::BadInput, &d, &s))?;
     let (rb, plan) = Plan::load(&req).map_err(CliError::from)?;
     Ok((req.runbook, rb, plan))
@@ -15,7 +17,7 @@ pub fn load_and_plan(args: &RunbookArgs) -> Result<(RunbookRef, dsl::Runbook, Pl
 
 /// Load and plan, or the problems as diagnostics (for `check --json`): a bad RUNBOOK
 /// argument or inventory is a diagnostic without a position.
-pub fn load_and_plan_diagnostics(
+pub(super) fn load_and_plan_diagnostics(
     args: &RunbookArgs,
 ) -> Result<(dsl::Runbook, Plan), (Vec<Diagnostic>, SourceMap)> {
     let req = request(args)?;
@@ -24,7 +26,7 @@ pub fn load_and_plan_diagnostics(
 
 /// What RUNBOOK, `--param` and `--inventory` ask to load, or the problems with them
 /// (an inventory's at their lines, with the text they point into).
-pub fn request(args: &RunbookArgs) -> Result<LoadRequest, (Vec<Diagnostic>, SourceMap)> {
+pub(super) fn request(args: &RunbookArgs) -> Result<LoadRequest, (Vec<Diagnostic>, SourceMap)> {
     Ok(LoadRequest {
         runbook: RunbookRef::from_arg(&args.runbook)
             .map_err(|d| (vec![d], SourceMap::default()))?,

@@ -38,7 +38,7 @@ pub(super) fn resolve_run(store: &Store, run: Option<&str>) -> Result<Run, CliEr
 }
 
 /// `waymark runs`.
-pub fn runs(store: &Store, json: bool) -> Result<Exit, CliError> {
+pub(super) fn runs(store: &Store, json: bool) -> Result<Exit, CliError> {
     let listing = list_runs(store);
     for w in &listing.warnings {
         errln!("warning: {w}");
@@ -69,7 +69,12 @@ pub fn runs(store: &Store, json: bool) -> Result<Exit, CliError> {
 }
 
 /// `waymark log RUN [STEP]`.
-pub fn log(store: &Store, run: &str, step: Option<&str>, follow: bool) -> Result<Exit, CliError> {
+pub(super) fn log(
+    store: &Store,
+    run: &str,
+    step: Option<&str>,
+    follow: bool,
+) -> Result<Exit, CliError> {
     let target = resolve_run(store, Some(run))?;
     let (state, _) = RunState::load(&target).map_err(|e| CliError::bad_input(e.to_string()))?;
     let names: Vec<String> = match step {
@@ -181,7 +186,7 @@ fn follow_logs(target: &Run, names: Vec<String>, one: bool) -> Result<Exit, CliE
 }
 
 /// `waymark report RUN [--output FILE]`.
-pub fn report(store: &Store, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
+pub(super) fn report(store: &Store, run: &str, output: Option<&Path>) -> Result<Exit, CliError> {
     let target = resolve_run(store, Some(run))?;
     let id = target.id();
     let report = crate::report::build(&target).map_err(|e| CliError::bad_input(e.to_string()))?;

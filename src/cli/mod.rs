@@ -6,7 +6,7 @@ mod changes;
 mod decide_cmds;
 mod defs_cmds;
 mod dry_run;
-pub use crate::hint;
+pub(crate) use crate::hint;
 mod lab_cmds;
 mod load;
 mod log_cmds;
@@ -30,7 +30,7 @@ use std::path::PathBuf;
     about = "Runbook orchestrator: Rhai runbooks, a durable journal, manual gates and resume",
     after_help = "Examples:\n  waymark list\n  waymark plan itms-7.6/hierarchy\n  waymark check ./my-runbook.rhai --param server=ns01"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -235,7 +235,7 @@ enum LabCommand {
 
 /// `--state-dir` (env WAYMARK_STATE_DIR, default ./.waymark).
 #[derive(Debug, Clone, Args)]
-pub struct StateDirArg {
+pub(crate) struct StateDirArg {
     /// Where runs and lab estates live.
     #[arg(
         long,
@@ -248,7 +248,7 @@ pub struct StateDirArg {
 
 impl StateDirArg {
     /// The one place the state's location becomes a store; nothing past here sees it.
-    pub fn store(&self) -> Result<crate::state::Store, crate::exit::CliError> {
+    pub(crate) fn store(&self) -> Result<crate::state::Store, crate::exit::CliError> {
         crate::state::Store::open(&self.state_dir).map_err(crate::exit::CliError::bad_input)
     }
 }
@@ -336,7 +336,7 @@ struct DecideArgs {
 
 /// The runbook and its inputs (shared by check, plan and run).
 #[derive(Debug, Clone, Args)]
-pub struct RunbookArgs {
+pub(crate) struct RunbookArgs {
     /// Path of a .rhai file, or the name of a shipped runbook (see `waymark list`).
     pub runbook: String,
     /// Set a runbook parameter (repeatable).
@@ -349,7 +349,7 @@ pub struct RunbookArgs {
 
 /// Output format of `plan`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum PlanFormat {
+pub(crate) enum PlanFormat {
     /// Waves for people.
     Text,
     /// Machine-readable JSON: steps with their dependencies, waves, fingerprints.

@@ -8,7 +8,7 @@ use crate::render;
 use crate::shipped;
 
 /// `waymark list`: every shipped runbook with its declared name and description.
-pub fn list(json: bool) -> Result<Exit, CliError> {
+pub(super) fn list(json: bool) -> Result<Exit, CliError> {
     let names = shipped::runbook_names();
     let described: Vec<(&str, String, String)> = names
         .iter()
@@ -75,7 +75,7 @@ fn describe_statically(src: &str) -> (String, String) {
 
 /// `waymark check`: load and validate; print a one-line summary, or with `json` one
 /// document either way (exit 2 still says it is invalid).
-pub fn check(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
+pub(super) fn check(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
     if json {
         return check_json(args);
     }
@@ -139,7 +139,7 @@ fn check_json(args: &RunbookArgs) -> Result<Exit, CliError> {
 }
 
 /// `waymark plan`: the validated plan in the chosen format.
-pub fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliError> {
+pub(super) fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliError> {
     let (_, _rb, plan) = load_and_plan(args)?;
     let out = match format {
         PlanFormat::Text => render::plan_text(&plan),

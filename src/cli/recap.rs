@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// The recap of `run`; `warnings` are the `warn()` lines raised, as
 /// `(step, line)`, and `took` how long this process ran it.
-pub fn recap(run: &Run, warnings: &[(String, String)], took: Duration) -> String {
+pub(super) fn recap(run: &Run, warnings: &[(String, String)], took: Duration) -> String {
     let store = &run.store();
     let state = match RunState::load(run) {
         Ok((state, _)) => state,

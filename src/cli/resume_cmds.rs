@@ -6,7 +6,7 @@ use crate::exit::{CliError, Exit};
 use crate::journal::{self, current_host, current_user, Event, FinalStatus, JournalWriter};
 use crate::plan::Plan;
 use crate::resume::{Decision, InFlight};
-pub use crate::resume::{OrphanChoice, ResumeOptions};
+pub(super) use crate::resume::{OrphanChoice, ResumeOptions};
 use crate::run_state::{list_runs, RunState, RunStatus};
 use crate::state::{Ownership, Run, Store};
 use std::path::Path;
@@ -260,7 +260,7 @@ fn load_recorded(
 }
 
 /// `waymark resume`.
-pub fn resume(
+pub(super) fn resume(
     store: &Store,
     run: Option<&str>,
     o: &RunOptions,
@@ -477,7 +477,7 @@ fn edited_undos(state: &RunState, plan: &Plan, names: &[String]) -> Vec<(String,
 
 /// Options of `waymark rollback`.
 #[derive(Debug, Clone, Default)]
-pub struct RollbackOptions {
+pub(super) struct RollbackOptions {
     /// Go ahead (rollback changes the estate).
     pub yes: bool,
     /// Run undo closures edited since their steps ran.
@@ -491,7 +491,7 @@ pub struct RollbackOptions {
 }
 
 /// `waymark rollback`: run the `undo` of succeeded steps, newest first.
-pub fn rollback(store: &Store, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
+pub(super) fn rollback(store: &Store, run: &str, o: &RollbackOptions) -> Result<Exit, CliError> {
     let mut re = reopen(store, Some(run), true)?;
     // An undo must not race the attempt it would undo, or any other left running.
     let again = format!("rollback {run} --yes");

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// Options of `waymark run`.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(super) struct RunOptions {
     /// Where runs live.
     pub state: Store,
     /// Most steps at once.
@@ -36,7 +36,7 @@ pub struct RunOptions {
 }
 
 /// The scheduler's view of a plan.
-pub fn nodes_of(plan: &Plan) -> Vec<Node> {
+pub(super) fn nodes_of(plan: &Plan) -> Vec<Node> {
     plan.steps
         .iter()
         .map(|s| Node {
@@ -61,7 +61,7 @@ pub fn nodes_of(plan: &Plan) -> Vec<Node> {
 }
 
 /// How the journal records a step of the plan (gates with what an approver must see).
-pub fn planned_step(plan: &Plan, s: &crate::plan::PlanStep) -> PlannedStep {
+pub(super) fn planned_step(plan: &Plan, s: &crate::plan::PlanStep) -> PlannedStep {
     PlannedStep {
         name: s.decl.name.clone(),
         kind: s.decl.kind.as_str().into(),
@@ -85,7 +85,7 @@ pub(super) fn io_err(what: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 /// `waymark run`.
-pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
+pub(super) fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
     let (runbook, rb, plan) = load_and_plan(args)?;
     let estate = crate::estate::open(args.inventory.as_deref(), &o.state)
         .map_err(|e| CliError::bad_input(e.to_string()))?;
@@ -151,7 +151,7 @@ pub fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> {
 
 /// The run's notification hooks: each key from the environment, else the inventory's
 /// `[notify]`, else the runbook's `notify`.
-pub fn notify_hooks(
+pub(super) fn notify_hooks(
     rb: &crate::dsl::Runbook,
     inventory: &crate::estate::inventory::Inventory,
 ) -> Result<Hooks, CliError> {
@@ -204,7 +204,7 @@ fn gate_caller(n: Arc<Notifier>, plan: Arc<Plan>, run: RunInfo) -> impl Fn(&Even
 
 /// Run `plan` from `prior` to its end with the live display; the exit code of SPEC §3.
 #[allow(clippy::too_many_arguments)]
-pub fn execute(
+pub(super) fn execute(
     rb: &crate::dsl::Runbook,
     plan: Arc<Plan>,
     run: &Run,

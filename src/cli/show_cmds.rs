@@ -8,7 +8,7 @@ use crate::exit::{CliError, Exit};
 /// `waymark show RUNBOOK`: name, description and every parameter with its help, and
 /// whether it is required or what its default is. Needs no `--param`: the declaration
 /// is read even when required parameters are missing.
-pub fn show(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
+pub(super) fn show(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
     let req = super::load::request(args)
         .map_err(|(d, s)| CliError::diagnostics(Exit::BadInput, &d, &s))?;
     let decl: RunbookDecl = match dsl::load(&req) {
@@ -96,7 +96,7 @@ fn only_missing_params(diags: &[crate::diagnostic::Diagnostic]) -> bool {
 
 /// `waymark completions SHELL`: the completion script, generated from the same clap
 /// definition that parses the arguments, so it can never list a stale flag.
-pub fn completions(shell: clap_complete::Shell) -> Result<Exit, CliError> {
+pub(super) fn completions(shell: clap_complete::Shell) -> Result<Exit, CliError> {
     let mut cmd = <super::Cli as clap::CommandFactory>::command();
     // Into memory first: the generator panics on a closed pipe, `out!` does not.
     let mut buf = Vec::new();

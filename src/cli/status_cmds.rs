@@ -14,7 +14,7 @@ use crate::state::Store;
 use serde_json::{json, Value};
 
 /// `waymark status`.
-pub fn status(store: &Store, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
+pub(super) fn status(store: &Store, run: Option<&str>, json: bool) -> Result<Exit, CliError> {
     let target = resolve_run(store, run)?;
     let (state, warnings) =
         RunState::load(&target).map_err(|e| CliError::bad_input(e.to_string()))?;
@@ -196,7 +196,7 @@ fn undo_history(undos: &[Value]) -> String {
 }
 
 /// `approved by alice (account alice, on host h) at T: note`.
-pub fn decision_line(verb: &str, a: &Value) -> String {
+pub(super) fn decision_line(verb: &str, a: &Value) -> String {
     let by = a["by"].as_str().unwrap_or("?");
     let account = a["account"].as_str().unwrap_or(by);
     let host = a["host"].as_str().unwrap_or("?");
@@ -217,7 +217,7 @@ pub fn decision_line(verb: &str, a: &Value) -> String {
 
 /// What an approver needs to see of a waiting gate: title, instructions, what it still
 /// needs, and the commands to decide it.
-pub fn waiting_gate(state: &RunState, s: &StepStatus, store: &Store) -> Vec<String> {
+pub(super) fn waiting_gate(state: &RunState, s: &StepStatus, store: &Store) -> Vec<String> {
     let mut out = Vec::new();
     let title = s
         .gate
@@ -257,7 +257,7 @@ pub fn waiting_gate(state: &RunState, s: &StepStatus, store: &Store) -> Vec<Stri
 }
 
 /// The commands that move a stopped run on, as lines to print.
-pub fn next_commands(state: &RunState, store: &Store) -> Vec<String> {
+pub(super) fn next_commands(state: &RunState, store: &Store) -> Vec<String> {
     let id = &state.run_id;
     let sd = store.flag();
     match state.status {

@@ -49,7 +49,7 @@ fn nodes(state: &RunState) -> Vec<Node> {
 }
 
 /// `waymark status [RUN] --watch`.
-pub fn watch(store: &Store, run: Option<&str>) -> Result<Exit, CliError> {
+pub(super) fn watch(store: &Store, run: Option<&str>) -> Result<Exit, CliError> {
     let target = resolve_run(store, run)?;
     let id = target.id();
     super::status_cmds::status(store, Some(id), false)?;

@@ -15,7 +15,7 @@ use crate::duration::parse_duration;
 
 /// A point in time (UTC), with millisecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Time(SystemTime);
+pub(crate) struct Time(SystemTime);
 
 impl Time {
     fn text(&self) -> String {
@@ -55,7 +55,7 @@ fn seconds_between(a: &Time, b: &Time) -> f64 {
 }
 
 /// Register `now()`, `parse_time()`, and the `time` type's operators and properties.
-pub fn register(engine: &mut Engine) {
+pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Time>("time");
     engine.register_fn(
         "now",

@@ -36,7 +36,7 @@ impl When {
 }
 
 /// A valid step name: non-empty; letters, digits and `-_.:/@`.
-pub fn valid_step_name(name: &str) -> bool {
+pub(crate) fn valid_step_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

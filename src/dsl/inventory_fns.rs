@@ -12,7 +12,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 use crate::diagnostic::did_you_mean;
 
 /// Register `servers_in(inventory, group)` (also callable as `inventory.servers_in(group)`).
-pub fn register(engine: &mut Engine) {
+pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn(
         "servers_in",
         |ctx: NativeCallContext, inv: Map, group: &str| -> Result<Array, Box<EvalAltResult>> {
@@ -35,7 +35,7 @@ fn groups_of(server: &Dynamic) -> Vec<String> {
 }
 
 /// The servers of `inv` (the `inventory` map) in `group`, in inventory order.
-pub fn servers_in(inv: &Map, group: &str) -> Result<Array, String> {
+pub(crate) fn servers_in(inv: &Map, group: &str) -> Result<Array, String> {
     let servers: Array = inv
         .get("servers")
         .and_then(|s| s.read_lock::<Array>().map(|a| a.clone()))
@@ -68,7 +68,7 @@ pub fn servers_in(inv: &Map, group: &str) -> Result<Array, String> {
 /// Register the non-mutating string helpers: Rhai's own `trim` changes a string in
 /// place and returns `()`, so `r.stdout.trim()` silently yields nothing; these return
 /// the new value and leave the argument alone.
-pub fn register_text(engine: &mut Engine) {
+pub(crate) fn register_text(engine: &mut Engine) {
     engine.register_fn("trimmed", |s: &str| s.trim().to_string());
     engine.register_fn("lines", |s: &str| -> Array {
         s.lines().map(|l| Dynamic::from(l.to_string())).collect()

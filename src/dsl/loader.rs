@@ -320,7 +320,7 @@ fn to_pos(file: &Arc<str>, pos: Position) -> Option<SrcPos> {
 }
 
 /// Turn a script error into a diagnostic at its innermost position (None for an abort).
-pub fn eval_diagnostic(file: &Arc<str>, err: &EvalAltResult) -> Option<Diagnostic> {
+pub(crate) fn eval_diagnostic(file: &Arc<str>, err: &EvalAltResult) -> Option<Diagnostic> {
     let mut file = file.clone();
     let mut e = err;
     let mut outer: Vec<(Arc<str>, Position, String)> = Vec::new();
@@ -560,7 +560,7 @@ impl Maker<'_, '_> {
 }
 
 /// A deep copy of a value with no sharing left (captured variables become plain values).
-pub fn detach(v: &Dynamic) -> Dynamic {
+pub(crate) fn detach(v: &Dynamic) -> Dynamic {
     let v = v.flatten_clone();
     if v.is_array() {
         let arr = v.into_array().unwrap_or_default();
@@ -573,7 +573,7 @@ pub fn detach(v: &Dynamic) -> Dynamic {
     v
 }
 
-pub use super::declaration::valid_step_name;
+pub(crate) use super::declaration::valid_step_name;
 
 fn declare(
     ctx: NativeCallContext,
@@ -842,7 +842,7 @@ fn declare_runbook(
 
 /// An engine with everything a runbook can call — the primitives and `runbook`, `step`,
 /// `gate` — for describing the language (`waymark defs`), never for loading.
-pub fn describing_engine() -> Engine {
+pub(crate) fn describing_engine() -> Engine {
     let mut engine = super::engine::new_engine();
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),

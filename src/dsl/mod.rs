@@ -2,23 +2,23 @@
 //! primitives available inside steps. Loading evaluates a script once and yields typed
 //! declarations; nothing here schedules or persists anything.
 
-pub mod callees;
-pub mod clock;
-pub mod declaration;
+pub(crate) mod callees;
+pub(crate) mod clock;
+pub(crate) mod declaration;
 pub mod engine;
 pub mod estate_ops;
 pub mod exec;
-pub mod inventory_fns;
-pub mod loader;
+pub(crate) mod inventory_fns;
+pub(crate) mod loader;
 pub mod options;
-pub mod positions;
+pub(crate) mod positions;
 pub mod primitives;
-pub mod remote;
-pub mod resolver;
+pub(crate) mod remote;
+pub(crate) mod resolver;
 pub mod rollout;
-pub mod step_env;
+pub(crate) mod step_env;
 pub mod strict;
-pub mod unknown;
+pub(crate) mod unknown;
 
 pub use declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When};
 pub use loader::{load, LoadError, LoadRequest, Runbook, RunbookRef};

@@ -135,7 +135,7 @@ impl FileKeys {
 /// The key positions of every file a load looked into, parsed once per file on first
 /// use (only declarations ask, so a file without any is never parsed again).
 #[derive(Debug, Default)]
-pub struct KeyIndex {
+pub(crate) struct KeyIndex {
     files: Mutex<HashMap<Arc<str>, Arc<FileKeys>>>,
 }
 
@@ -144,7 +144,7 @@ impl KeyIndex {
     /// optimisation (the loader's own parse of the runbook), so the file is not parsed
     /// a second time: on a 10,000-step runbook that parse was a fifth of the load's time
     /// and, with both trees alive at once, its peak memory.
-    pub fn add_unoptimised(&self, file: Arc<str>, ast: &AST) {
+    pub(crate) fn add_unoptimised(&self, file: Arc<str>, ast: &AST) {
         let keys = Arc::new(FileKeys::of(ast));
         self.files
             .lock()
@@ -156,7 +156,12 @@ impl KeyIndex {
     /// is: `["params", "server", "help"]` answers `help`'s position, or `server`'s when
     /// the parameter's map was built by a function. `None` when not even the first key
     /// is in a literal at the call.
-    pub fn key_pos(&self, sources: &SourceMap, call: &SrcPos, path: &[&str]) -> Option<SrcPos> {
+    pub(crate) fn key_pos(
+        &self,
+        sources: &SourceMap,
+        call: &SrcPos,
+        path: &[&str],
+    ) -> Option<SrcPos> {
         let file = self.file(sources, call)?;
         let mut keys = &file.0.get(&(call.line, call.col))?.keys;
         let mut found = None;
@@ -173,7 +178,7 @@ impl KeyIndex {
     /// Where argument `index` (0-based) of the call at `call` is written; with
     /// `element`, where the last element of that array literal reading `element` is
     /// (the one a "twice" error is about), else the argument itself.
-    pub fn arg_pos(
+    pub(crate) fn arg_pos(
         &self,
         sources: &SourceMap,
         call: &SrcPos,

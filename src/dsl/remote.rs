@@ -15,7 +15,7 @@ use crate::process::{ProcessOutput, ProcessSpec};
 use crate::ssh::{check_remote_path, Direction, RemoteCommand, Shell, SshError, Target};
 
 /// What `exec`, `sh` or `ps` was asked to run.
-pub enum Call<'a> {
+pub(crate) enum Call<'a> {
     /// `exec(program, args)`.
     Exec(&'a str, Vec<String>),
     /// `sh(script)`.
@@ -34,7 +34,7 @@ fn throw(what: &str, host: &str, e: &EstateError, pos: Position) -> Box<EvalAltR
 
 /// The inventory server `host` as ssh reaches it, and the command `call` becomes there
 /// with the options already applied to `opts` (env, cwd, stdin, timeout).
-pub fn prepare(
+pub(crate) fn prepare(
     env: &StepEnv,
     host: &str,
     call: &Call,
@@ -100,7 +100,7 @@ pub fn prepare(
 
 /// Run `command` on `target`; errors are thrown as the local ones are, a connection
 /// failure as a `transient` estate error.
-pub fn run(
+pub(crate) fn run(
     env: &StepEnv,
     target: &Target,
     command: &RemoteCommand,
@@ -184,7 +184,7 @@ fn transfer(
 }
 
 /// Register `upload` and `download`.
-pub fn register(engine: &mut Engine) {
+pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn(
         "upload",
         |ctx: NativeCallContext, host: &str, local: &str, remote: &str| {

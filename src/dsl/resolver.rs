@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Resolves `import "name"` for one load.
-pub struct Resolver {
+pub(crate) struct Resolver {
     /// Canonical directory of the runbook; `None` for shipped runbooks (stdlib only).
     base: Option<PathBuf>,
     sources: Arc<Mutex<SourceMap>>,
@@ -29,7 +29,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver for a runbook in `base` (or a shipped one when `None`).
-    pub fn new(base: Option<PathBuf>, sources: Arc<Mutex<SourceMap>>) -> Self {
+    pub(crate) fn new(base: Option<PathBuf>, sources: Arc<Mutex<SourceMap>>) -> Self {
         Self {
             base,
             sources,
@@ -41,7 +41,7 @@ impl Resolver {
     }
 
     /// Name the runbook's own file (as diagnostics show it), so importing it is a cycle.
-    pub fn with_root(mut self, file: &str) -> Self {
+    pub(crate) fn with_root(mut self, file: &str) -> Self {
         self.root = Some(file.to_string());
         self
     }
@@ -85,7 +85,7 @@ impl Resolver {
     }
 
     /// Resolve imports among `files`, recorded with `main` as the runbook, and nowhere else.
-    pub fn recorded(mut self, main: &str, files: Arc<BTreeMap<String, String>>) -> Self {
+    pub(crate) fn recorded(mut self, main: &str, files: Arc<BTreeMap<String, String>>) -> Self {
         let dir = Path::new(main)
             .parent()
             .unwrap_or(Path::new(""))
@@ -182,7 +182,7 @@ fn stdlib_list() -> String {
 }
 
 /// How a file path is shown in diagnostics: relative to the current directory when possible.
-pub fn display_path(p: &Path) -> String {
+pub(crate) fn display_path(p: &Path) -> String {
     std::env::current_dir()
         .ok()
         .and_then(|cwd| cwd.canonicalize().ok())

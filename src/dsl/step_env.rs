@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything a running step's primitives need.
-pub struct StepEnv {
+pub(crate) struct StepEnv {
     /// Set on timeout or Ctrl-C; primitives stop and the closure is interrupted.
     pub cancel: CancelToken,
     /// The step's log (redacts what it writes).
@@ -27,15 +27,15 @@ pub struct StepEnv {
 }
 
 /// One thing a step would do: what, and the exact commands.
-pub type DryCall = (String, Vec<String>);
+pub(crate) type DryCall = (String, Vec<String>);
 
 /// What a step would do, collected during `--dry-run`.
 #[derive(Debug, Clone, Default)]
-pub struct DryRun(Arc<std::sync::Mutex<Vec<DryCall>>>);
+pub(crate) struct DryRun(Arc<std::sync::Mutex<Vec<DryCall>>>);
 
 impl DryRun {
     /// Note that `what` would run, with its exact commands.
-    pub fn record(&self, what: String, commands: Vec<String>) {
+    pub(crate) fn record(&self, what: String, commands: Vec<String>) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -43,12 +43,12 @@ impl DryRun {
     }
 
     /// Everything noted so far, in order.
-    pub fn take(&self) -> Vec<DryCall> {
+    pub(crate) fn take(&self) -> Vec<DryCall> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The result of something that would have run: unknown, standing for `what`.
-    pub fn unknown(&self, what: impl Into<Arc<str>>) -> Dynamic {
+    pub(crate) fn unknown(&self, what: impl Into<Arc<str>>) -> Dynamic {
         let what = what.into();
         super::unknown::touch(&what);
         super::unknown::Unknown::value(what)
@@ -60,7 +60,7 @@ thread_local! {
 }
 
 /// Run `f` (a step closure call) with `env` as the current step environment.
-pub fn with_env<T>(env: Arc<StepEnv>, f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_env<T>(env: Arc<StepEnv>, f: impl FnOnce() -> T) -> T {
     let prev = CURRENT.with(|c| c.replace(Some(env)));
     let out = f();
     CURRENT.with(|c| *c.borrow_mut() = prev);
@@ -72,7 +72,7 @@ fn current() -> Option<Arc<StepEnv>> {
 }
 
 /// Why the current step must stop, if it must (checked by the engine's progress hook).
-pub fn cancelled_reason() -> Option<String> {
+pub(crate) fn cancelled_reason() -> Option<String> {
     // Called on every script operation: look, don't clone the environment.
     let reason = CURRENT.with(|c| c.borrow().as_ref().and_then(|env| env.cancel.reason()))?;
     Some(match reason {
@@ -82,7 +82,7 @@ pub fn cancelled_reason() -> Option<String> {
 }
 
 /// `print`/`debug`: into the step log when inside a step, else to stderr.
-pub fn print_line(stream: &str, text: &str) {
+pub(crate) fn print_line(stream: &str, text: &str) {
     match current() {
         Some(env) => env.log.line(stream, text),
         None => errln!("{text}"),
@@ -90,12 +90,15 @@ pub fn print_line(stream: &str, text: &str) {
 }
 
 /// A script error at `pos`.
-pub fn rt_err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+pub(crate) fn rt_err(msg: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(msg.into().into(), pos))
 }
 
 /// The running step's environment, or the load-time refusal naming `what`.
-pub fn require(ctx: &NativeCallContext, what: &str) -> Result<Arc<StepEnv>, Box<EvalAltResult>> {
+pub(crate) fn require(
+    ctx: &NativeCallContext,
+    what: &str,
+) -> Result<Arc<StepEnv>, Box<EvalAltResult>> {
     current().ok_or_else(|| {
         rt_err(
             format!("`{what}` acts on the world and cannot be called while the runbook loads: call it inside a step's `run` closure"),
@@ -105,7 +108,7 @@ pub fn require(ctx: &NativeCallContext, what: &str) -> Result<Arc<StepEnv>, Box<
 }
 
 /// Sleep that wakes early when the step is cancelled (and then fails the step).
-pub fn interruptible_sleep(
+pub(crate) fn interruptible_sleep(
     env: &StepEnv,
     d: Duration,
     pos: Position,

@@ -19,12 +19,12 @@ thread_local! {
 }
 
 /// Forget the last unknown value used (a new closure's dry-run starts).
-pub fn reset() {
+pub(crate) fn reset() {
     LAST.with(|l| *l.borrow_mut() = None);
 }
 
 /// Note that `what` was just produced or used.
-pub fn touch(what: &Arc<str>) {
+pub(crate) fn touch(what: &Arc<str>) {
     LAST.with(|l| *l.borrow_mut() = Some(what.clone()));
 }
 
@@ -33,15 +33,15 @@ fn last() -> Option<Arc<str>> {
 }
 
 /// Prefix of the error that stops a dry-run closure at a decision on an unknown value.
-pub const DEPENDS: &str = "depends on run time: ";
+pub(crate) const DEPENDS: &str = "depends on run time: ";
 
 /// A value known only at run time, and what it is (e.g. "the output of step preflight:smp02").
 #[derive(Debug, Clone)]
-pub struct Unknown(pub Arc<str>);
+pub(crate) struct Unknown(pub Arc<str>);
 
 impl Unknown {
     /// An unknown value standing for `what`.
-    pub fn value(what: impl Into<Arc<str>>) -> Dynamic {
+    pub(crate) fn value(what: impl Into<Arc<str>>) -> Dynamic {
         Dynamic::from(Unknown(what.into()))
     }
 
@@ -59,7 +59,7 @@ fn decision(ctx: &NativeCallContext, u: &Unknown) -> Box<EvalAltResult> {
 }
 
 /// Register the unknown value's behaviour on `engine`.
-pub fn register(engine: &mut Engine) {
+pub(crate) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Unknown>("unknown value");
     engine.register_fn("to_string", |u: &mut Unknown| u.placeholder());
     engine.register_fn("to_debug", |u: &mut Unknown| u.placeholder());
@@ -114,7 +114,7 @@ pub fn register(engine: &mut Engine) {
 /// What an error from a dry-run closure means, in plain words: a decision on an unknown
 /// value, or (when Rhai tripped over one in a way not intercepted, e.g. `for x in
 /// unknown`) what the last one used stood for; `None` for a real error, shown as such.
-pub fn explain(err: &str) -> Option<String> {
+pub(crate) fn explain(err: &str) -> Option<String> {
     if let Some(i) = err.find(DEPENDS) {
         let rest = &err[i..];
         let end = rest

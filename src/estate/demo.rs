@@ -7,10 +7,10 @@
 use super::inventory::Inventory;
 
 /// The demo estate's inventory text.
-pub const DEMO_TOML: &str = include_str!("demo.toml");
+pub(crate) const DEMO_TOML: &str = include_str!("demo.toml");
 
 /// The demo estate's inventory.
-pub fn inventory() -> Inventory {
+pub(crate) fn inventory() -> Inventory {
     // The text is fixed and a test parses it, so failure here is a build defect; still,
     // fall back to an empty-but-valid shape rather than panic.
     Inventory::parse(DEMO_TOML, "<demo>").unwrap_or_else(|e| Inventory {

@@ -53,29 +53,29 @@ impl Role {
 }
 
 /// The only version an on-box upgrade or an off-box migration may start from.
-pub const REQUIRED_SOURCE: &str = "7.5 SP1 HF5";
+pub(crate) const REQUIRED_SOURCE: &str = "7.5 SP1 HF5";
 
 /// The version the shipped runbooks upgrade to.
-pub const TARGET: &str = "7.6";
+pub(crate) const TARGET: &str = "7.6";
 
 /// The database name of the CMDB.
-pub const CMDB: &str = "Symantec_CMDB";
+pub(crate) const CMDB: &str = "Symantec_CMDB";
 
 /// Free space (GB) below which the lab refuses an upgrade. The vendor guide gives no
 /// number (SIM's readiness check decides on real servers); this is the lab's own line.
-pub const LAB_MIN_FREE_GB: f64 = 10.0;
+pub(crate) const LAB_MIN_FREE_GB: f64 = 10.0;
 
 /// .NET Framework 4.5.1 `Release` value (the lowest, on Windows 8.1 / Server 2012 R2).
-pub const DOTNET_451_RELEASE: u64 = 378675;
+pub(crate) const DOTNET_451_RELEASE: u64 = 378675;
 
 /// Solutions that have no 7.6 release and are uninstalled by the upgrade.
-pub const WITHOUT_76_RELEASE: &[&str] = &["Mobile Management Solution"];
+pub(crate) const WITHOUT_76_RELEASE: &[&str] = &["Mobile Management Solution"];
 
 /// Products no longer bundled with ITMS 7.6.
-pub const NO_LONGER_BUNDLED: &[&str] = &["Out of Band Management Component"];
+pub(crate) const NO_LONGER_BUNDLED: &[&str] = &["Out of Band Management Component"];
 
 /// Products whose data must be copied by hand after an off-box migration.
-pub const MANUAL_MIGRATION: &[&str] = &[
+pub(crate) const MANUAL_MIGRATION: &[&str] = &[
     "Inventory Solution",
     "Software Management Solution",
     "Barcode Solution",
@@ -84,7 +84,7 @@ pub const MANUAL_MIGRATION: &[&str] = &[
 ];
 
 /// SQL `LIKE` patterns that select agent and plug-in install/upgrade policies by name.
-pub const DEFAULT_POLICY_PATTERNS: &[&str] = &[
+pub(crate) const DEFAULT_POLICY_PATTERNS: &[&str] = &[
     "%Agent% - Install",
     "%Agent% - Upgrade",
     "%Plug-in% - Install",
@@ -93,7 +93,7 @@ pub const DEFAULT_POLICY_PATTERNS: &[&str] = &[
 
 /// The release ("7.5", "7.6") of a version name such as "7.5 SP1 HF5" or a build
 /// such as "7.6.1383.0".
-pub fn release(version: &str) -> String {
+pub(crate) fn release(version: &str) -> String {
     let head = version.split_whitespace().next().unwrap_or("");
     let mut parts = head.split('.');
     match (parts.next(), parts.next()) {
@@ -103,14 +103,14 @@ pub fn release(version: &str) -> String {
 }
 
 /// True when `version` belongs to the 7.5 release (any service pack or hotfix).
-pub fn is_75(version: &str) -> bool {
+pub(crate) fn is_75(version: &str) -> bool {
     release(version) == "7.5"
 }
 
 /// Compare dotted versions numerically ("7.10" > "7.9"); non-numeric parts compare as text.
 ///
 /// ITMS.md: agent versions must be compared numerically, never as strings.
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
+pub(crate) fn compare_versions(a: &str, b: &str) -> Ordering {
     let split = |s: &str| -> Vec<String> {
         s.trim()
             .split(|c: char| c == '.' || c.is_whitespace())
@@ -134,7 +134,7 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 /// The leading dotted number of a file version such as "7.5.3153.0 (built by: x)".
-pub fn leading_version(text: &str) -> Option<String> {
+pub(crate) fn leading_version(text: &str) -> Option<String> {
     let v: String = text
         .trim()
         .chars()
@@ -145,7 +145,7 @@ pub fn leading_version(text: &str) -> Option<String> {
 }
 
 /// Products in `installed` whose name contains one of `names` (case-insensitive).
-pub fn matching(installed: &[String], names: &[&str]) -> Vec<String> {
+pub(crate) fn matching(installed: &[String], names: &[&str]) -> Vec<String> {
     installed
         .iter()
         .filter(|p| {
@@ -157,7 +157,7 @@ pub fn matching(installed: &[String], names: &[&str]) -> Vec<String> {
 }
 
 /// The product verdicts shared by both drivers' `installed_products` results.
-pub fn classify_products(products: &[String]) -> serde_json::Value {
+pub(crate) fn classify_products(products: &[String]) -> serde_json::Value {
     serde_json::json!({
         "products": products,
         "without_76_release": matching(products, WITHOUT_76_RELEASE),
@@ -172,7 +172,7 @@ pub fn classify_products(products: &[String]) -> serde_json::Value {
 /// kind is `agent` | `plugin` | `other`; action `install` | `upgrade` | `other`;
 /// audience `site_servers` | `clients`. Derived from the name because that is the only
 /// attribute both drivers can read the same way.
-pub fn classify_policy(name: &str) -> (&'static str, &'static str, &'static str) {
+pub(crate) fn classify_policy(name: &str) -> (&'static str, &'static str, &'static str) {
     let n = name.to_lowercase();
     let kind = if n.contains("plug-in") || n.contains("plugin") {
         "plugin"
@@ -198,7 +198,7 @@ pub fn classify_policy(name: &str) -> (&'static str, &'static str, &'static str)
 
 /// SQL Server `LIKE` matching with `%` and `_`, case-insensitive (the CMDB's
 /// default collation is case-insensitive), so the lab selects what SQL would.
-pub fn sql_like(text: &str, pattern: &str) -> bool {
+pub(crate) fn sql_like(text: &str, pattern: &str) -> bool {
     let t: Vec<char> = text.to_lowercase().chars().collect();
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
     // Classic two-pointer wildcard match with backtracking on the last `%`.

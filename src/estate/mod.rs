@@ -9,18 +9,18 @@
 //! [`Estate::driver`]. Both take the same arguments, return the same result shapes and
 //! fail with the same [`EstateError`] kinds. Nothing here knows about Rhai.
 
-pub mod demo;
+pub(crate) mod demo;
 mod driver;
 mod error;
-pub mod inventory;
-pub mod itms;
-pub mod lab;
-pub mod names;
+pub(crate) mod inventory;
+pub(crate) mod itms;
+pub(crate) mod lab;
+pub(crate) mod names;
 pub(crate) mod op;
-pub mod ops;
-pub mod quote;
+pub(crate) mod ops;
+pub(crate) mod quote;
 pub(crate) mod results;
-pub mod windows;
+pub(crate) mod windows;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,12 +28,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 pub(crate) use driver::prepare;
-pub use driver::{Estate, OpContext};
-pub use error::{EstateError, Problem};
-pub use inventory::{Driver, Inventory, InventoryError, Role, Server, TransportKind};
-pub use lab::LabEstate;
-pub use ops::{ArgInfo, ArgKind, Args, OpInfo, OPS};
-pub use windows::WindowsEstate;
+pub(crate) use driver::{Estate, OpContext};
+pub(crate) use error::{EstateError, Problem};
+pub(crate) use inventory::{Driver, Inventory, Server};
+pub(crate) use lab::LabEstate;
+pub use ops::{ArgInfo, ArgKind, OpInfo, OPS};
+pub(crate) use windows::WindowsEstate;
 
 /// Open the estate of `inventory` (the built-in demo lab when `None`); a lab estate's
 /// state lives in `store`.

@@ -2,7 +2,7 @@
 //! by the inventory, the windows driver and the transports, so they sit below all of them.
 
 /// Host names: letters, digits, '-' and '.', at most 253 characters, not starting with '-'.
-pub fn check_host_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_host_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a host name cannot be empty".into());
     }
@@ -29,7 +29,7 @@ pub fn check_host_name(name: &str) -> Result<(), String> {
 }
 
 /// SQL Server instance names: letters, digits, `_` and `$`, at most 16 characters.
-pub fn check_instance_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_instance_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 16 {
         return Err(format!(
             "SQL instance name `{}` must be 1 to 16 characters long",

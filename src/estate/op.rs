@@ -11,7 +11,7 @@ use super::EstateError;
 
 /// One estate operation, in the order of the table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
+pub(crate) enum Op {
     /// `ns_version`
     NsVersion,
     /// `verify_version`
@@ -76,7 +76,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in table order.
-    pub const ALL: [Op; 30] = [
+    pub(crate) const ALL: [Op; 30] = [
         Op::NsVersion,
         Op::VerifyVersion,
         Op::Collation,
@@ -110,7 +110,7 @@ impl Op {
     ];
 
     /// The name runbooks call it by (its table row's `name`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::NsVersion => "ns_version",
             Op::VerifyVersion => "verify_version",
@@ -146,13 +146,13 @@ impl Op {
     }
 
     /// The operation called `name`, if any.
-    pub fn from_name(name: &str) -> Option<Op> {
+    pub(crate) fn from_name(name: &str) -> Option<Op> {
         Op::ALL.into_iter().find(|op| op.name() == name)
     }
 
     /// The operation of a table row (rows come from the table, so this fails only when
     /// the table and this enum disagree, which a test rules out).
-    pub fn of(info: &OpInfo) -> Result<Op, EstateError> {
+    pub(crate) fn of(info: &OpInfo) -> Result<Op, EstateError> {
         Op::from_name(info.name).ok_or_else(|| EstateError::UnknownOp {
             op: info.name.to_string(),
             suggestion: None,

@@ -7,13 +7,14 @@
 
 /// The characters PowerShell accepts as a single quote: ASCII `'` and the typographic
 /// variants ‘ ’ ‚ ‛ (a pasted "smart quote" would otherwise end the literal).
-pub const PS_SINGLE_QUOTES: [char; 5] = ['\'', '\u{2018}', '\u{2019}', '\u{201A}', '\u{201B}'];
+pub(crate) const PS_SINGLE_QUOTES: [char; 5] =
+    ['\'', '\u{2018}', '\u{2019}', '\u{201A}', '\u{201B}'];
 
 /// A PowerShell single-quoted string literal holding exactly `s`.
 ///
 /// Inside `'...'` PowerShell expands nothing (`$`, backtick, `;` are plain text) and a
 /// doubled quote character stands for one, so doubling every quote variant is enough.
-pub fn ps(s: &str) -> String {
+pub(crate) fn ps(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('\'');
     for c in s.chars() {
@@ -27,23 +28,23 @@ pub fn ps(s: &str) -> String {
 }
 
 /// A PowerShell array literal `@('a', 'b')` of quoted strings.
-pub fn ps_array(items: &[String]) -> String {
+pub(crate) fn ps_array(items: &[String]) -> String {
     let inner: Vec<String> = items.iter().map(|s| ps(s)).collect();
     format!("@({})", inner.join(", "))
 }
 
 /// A T-SQL Unicode string literal `N'...'` holding exactly `s` (quotes doubled).
-pub fn tsql_str(s: &str) -> String {
+pub(crate) fn tsql_str(s: &str) -> String {
     format!("N'{}'", s.replace('\'', "''"))
 }
 
 /// A T-SQL bracketed identifier `[...]` holding exactly `s` (`]` doubled), as QUOTENAME does.
-pub fn tsql_ident(s: &str) -> String {
+pub(crate) fn tsql_ident(s: &str) -> String {
     format!("[{}]", s.replace(']', "]]"))
 }
 
 /// A URL path segment: everything but RFC 3986 unreserved characters percent-encoded (UTF-8).
-pub fn url_segment(s: &str) -> String {
+pub(crate) fn url_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -58,7 +59,7 @@ pub fn url_segment(s: &str) -> String {
 /// Check a Windows path argument: characters Windows forbids in paths (`"`, `<`, `>`,
 /// `|`, `?`, `*`, control characters) are refused, because no real path holds them and
 /// `"` would be re-split by native argument passing on its way to `sqlcmd.exe`.
-pub fn check_windows_path(arg: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_windows_path(arg: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         return Err(format!("argument `{arg}` is empty"));
     }
@@ -76,7 +77,7 @@ pub fn check_windows_path(arg: &str, value: &str) -> Result<(), String> {
 
 /// Check a free-text argument bound for a native command line (`sqlcmd -Q`): no control
 /// characters and no `"` (see [`check_windows_path`]).
-pub fn check_plain_text(arg: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_plain_text(arg: &str, value: &str) -> Result<(), String> {
     if let Some(c) = value.chars().find(|c| c.is_control() || *c == '"') {
         return Err(format!(
             "argument `{arg}` ({}) contains {c:?}, which cannot be passed safely to sqlcmd",

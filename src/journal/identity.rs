@@ -27,7 +27,7 @@ pub fn current_user() -> String {
 
 /// The name of the account with id `uid`, or `uid N` when it has none.
 #[cfg(unix)]
-pub fn account_name(uid: u32) -> String {
+pub(crate) fn account_name(uid: u32) -> String {
     let mut buf = vec![0u8; 1024];
     loop {
         // SAFETY: an all-zero passwd is a valid value for getpwuid_r to overwrite.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// File name of the lock inside a run directory.
-pub const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// Proof that this process drives the run; the lock is released when this is dropped.
 #[derive(Debug)]
@@ -40,7 +40,7 @@ fn held_fds() -> std::sync::MutexGuard<'static, Vec<i32>> {
 /// The fds of the run locks this process holds now, for children to close before they
 /// wait for anything (`process/gate.rs`).
 #[cfg(unix)]
-pub fn lock_fds() -> Vec<i32> {
+pub(crate) fn lock_fds() -> Vec<i32> {
     held_fds().clone()
 }
 
@@ -210,7 +210,8 @@ pub fn is_held(run_dir: &Path) -> bool {
 }
 
 /// Who holds the run's lock according to its file, whether or not the lock is still held.
-pub fn holder(run_dir: &Path) -> Option<LockHolder> {
+#[cfg(test)]
+fn holder(run_dir: &Path) -> Option<LockHolder> {
     let mut file = File::open(run_dir.join(LOCK_FILE)).ok()?;
     read_holder(&mut file)
 }

@@ -9,12 +9,12 @@
 //! Architecture invariant: this module knows nothing about Rhai, plans or scheduling; it
 //! stores and verifies [`Record`]s.
 
-pub mod error;
-pub mod identity;
-pub mod lock;
-pub mod reader;
-pub mod record;
-pub mod writer;
+pub(crate) mod error;
+pub(crate) mod identity;
+pub(crate) mod lock;
+pub(crate) mod reader;
+pub(crate) mod record;
+pub(crate) mod writer;
 
 pub use error::JournalError;
 pub use identity::{current_host, current_user};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// A parsed `http://HOST[:PORT][/PATH]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl {
+pub(crate) struct HttpUrl {
     /// Host name or address (IPv6 without brackets).
     pub host: String,
     /// Port (80 when not given).
@@ -40,7 +40,7 @@ impl HttpUrl {
 }
 
 /// Parse a webhook URL, or say why it cannot be used.
-pub fn parse_url(url: &str) -> Result<HttpUrl, String> {
+pub(crate) fn parse_url(url: &str) -> Result<HttpUrl, String> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("https://") {
         return Err(format!(
@@ -99,7 +99,7 @@ pub fn parse_url(url: &str) -> Result<HttpUrl, String> {
 }
 
 /// `POST` `body` as JSON to `url`; `Ok` on a 2xx status, else what went wrong.
-pub fn post_json(url: &HttpUrl, body: &[u8], timeout: Duration) -> Result<u16, String> {
+pub(crate) fn post_json(url: &HttpUrl, body: &[u8], timeout: Duration) -> Result<u16, String> {
     let addrs: Vec<_> = (url.host.as_str(), url.port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {}: {e}", url.host))?

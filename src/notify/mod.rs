@@ -12,7 +12,7 @@
 //! short backoff and then logged as a warning, and the payload passes the run's
 //! redactor so a secret never leaves in it.
 
-pub mod http;
+pub(crate) mod http;
 
 use crate::redact::Redactor;
 use serde_json::{json, Value};
@@ -73,7 +73,7 @@ impl Hooks {
 }
 
 /// A command hook needs a program to run.
-pub fn check_command(argv: &[String]) -> Result<(), String> {
+pub(crate) fn check_command(argv: &[String]) -> Result<(), String> {
     match argv.first() {
         Some(p) if !p.trim().is_empty() => Ok(()),
         _ => Err(
@@ -84,7 +84,7 @@ pub fn check_command(argv: &[String]) -> Result<(), String> {
 
 /// How hard delivery tries.
 #[derive(Debug, Clone, Copy)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     /// Attempts per hook and payload.
     pub attempts: u32,
     /// Wait before the second attempt; doubles after each failure.
@@ -120,7 +120,7 @@ enum Msg {
 
 /// What happened, as the payload's `event` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A gate began waiting for approval.
     GateWaiting,
     /// The run stopped to wait for people.
@@ -135,7 +135,7 @@ pub enum Kind {
 
 impl Kind {
     /// The payload's `event` value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::GateWaiting => "gate_waiting",
             Kind::RunPaused => "run_paused",
@@ -148,7 +148,7 @@ impl Kind {
 
 /// The run a notification is about, and how its commands are spelled.
 #[derive(Debug, Clone)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     /// The run's id.
     pub run_id: String,
     /// The runbook's name.
@@ -159,7 +159,7 @@ pub struct RunInfo {
 
 /// A gate as shown to its approvers.
 #[derive(Debug, Clone)]
-pub struct GateInfo {
+pub(crate) struct GateInfo {
     /// The gate's name.
     pub name: String,
     /// Its title.
@@ -169,7 +169,7 @@ pub struct GateInfo {
 }
 
 /// The JSON payload of one notification (shape in docs/operator-guide.md).
-pub fn payload(run: &RunInfo, kind: Kind, gates: &[GateInfo], failed: &[String]) -> Value {
+pub(crate) fn payload(run: &RunInfo, kind: Kind, gates: &[GateInfo], failed: &[String]) -> Value {
     let id = &run.run_id;
     let sd = &run.state_dir_flag;
     let gate_json: Vec<Value> = gates
@@ -233,7 +233,7 @@ pub fn payload(run: &RunInfo, kind: Kind, gates: &[GateInfo], failed: &[String])
 }
 
 /// Delivers payloads to the hooks on a thread of its own, in order.
-pub struct Notifier {
+pub(crate) struct Notifier {
     // Behind locks so the notifier can be shared with the scheduler's observer and
     // still be finished by whoever ends the run.
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
@@ -242,7 +242,7 @@ pub struct Notifier {
 
 impl Notifier {
     /// Start the delivery thread; `None` when there is no hook (nothing to do).
-    pub fn start(hooks: Hooks, redactor: Redactor, delivery: Delivery) -> Option<Notifier> {
+    pub(crate) fn start(hooks: Hooks, redactor: Redactor, delivery: Delivery) -> Option<Notifier> {
         if hooks.is_empty() {
             return None;
         }
@@ -332,18 +332,18 @@ impl Notifier {
     }
 
     /// Queue a payload; returns at once.
-    pub fn send(&self, payload: Value) {
+    pub(crate) fn send(&self, payload: Value) {
         self.post(Msg::Now(payload));
     }
 
     /// `gate` began waiting: queue its payload, delivered unless the gate is decided
     /// within [`Delivery::gate_delay`].
-    pub fn gate_waiting(&self, gate: &str, payload: Value) {
+    pub(crate) fn gate_waiting(&self, gate: &str, payload: Value) {
         self.post(Msg::Gate(gate.to_string(), payload));
     }
 
     /// `gate` was approved or rejected.
-    pub fn gate_decided(&self, gate: &str) {
+    pub(crate) fn gate_decided(&self, gate: &str) {
         self.post(Msg::Decided(gate.to_string()));
     }
 
@@ -355,7 +355,7 @@ impl Notifier {
 
     /// No more payloads: wait up to `wait` for the queued ones to be delivered (the
     /// run's last notification must not die with the process), then give up on them.
-    pub fn finish(&self, wait: Duration) {
+    pub(crate) fn finish(&self, wait: Duration) {
         let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };

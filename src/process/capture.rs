@@ -8,7 +8,7 @@
 use crate::step_log::StepLog;
 
 /// Most bytes of each of stdout and stderr kept for the script (1 MiB).
-pub const CAPTURE_LIMIT: usize = 1024 * 1024;
+pub(crate) const CAPTURE_LIMIT: usize = 1024 * 1024;
 
 /// Longest run of bytes without a newline logged as one line; longer runs are split
 /// so a tool that never prints `\n` cannot make waymark buffer without bound.

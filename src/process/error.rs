@@ -11,7 +11,7 @@ const MESSAGE_COMMAND_CHARS: usize = 160;
 
 /// What stopping a process group achieved; every timeout/cancel error carries one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KillOutcome {
+pub(crate) enum KillOutcome {
     /// The work was cancelled before the process was started.
     NotStarted,
     /// Nothing of the group was left to signal.
@@ -32,7 +32,8 @@ pub enum KillOutcome {
 
 impl KillOutcome {
     /// True when no process of the group can still be running.
-    pub fn group_stopped(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn group_stopped(&self) -> bool {
         !matches!(self, KillOutcome::SignalFailed { .. })
     }
 }
@@ -65,7 +66,7 @@ impl fmt::Display for KillOutcome {
 /// A non-zero exit is *not* an error here: it is returned in the output, and the
 /// caller decides (the DSL's `check` option).
 #[derive(Debug)]
-pub enum ProcessError {
+pub(crate) enum ProcessError {
     /// The program does not exist (on PATH, or at the path given).
     NotFound {
         /// The program as written in the runbook.
@@ -122,7 +123,8 @@ pub enum ProcessError {
 
 impl ProcessError {
     /// The kill outcome of a timeout or cancel error.
-    pub fn kill_outcome(&self) -> Option<KillOutcome> {
+    #[cfg(test)]
+    pub(crate) fn kill_outcome(&self) -> Option<KillOutcome> {
         match self {
             ProcessError::TimedOut { kill, .. } | ProcessError::Cancelled { kill, .. } => {
                 Some(*kill)

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 /// A process group just started, not yet released to run its program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpawnedGroup {
+pub(crate) struct SpawnedGroup {
     /// Process group id (the leader's pid).
     pub pgid: u32,
     /// The leader's start time (see [`super::group::start_time`]); 0 where unknown.
@@ -40,14 +40,14 @@ pub struct SpawnedGroup {
 }
 
 /// Records a group durably; an error stops the process before its program runs.
-pub type SpawnHook = Arc<dyn Fn(&SpawnedGroup) -> Result<(), String> + Send + Sync>;
+pub(crate) type SpawnHook = Arc<dyn Fn(&SpawnedGroup) -> Result<(), String> + Send + Sync>;
 
 thread_local! {
     static HOOK: RefCell<Option<SpawnHook>> = const { RefCell::new(None) };
 }
 
 /// Run `f` with `hook` recording every process group this thread starts.
-pub fn with_spawn_hook<T>(hook: SpawnHook, f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_spawn_hook<T>(hook: SpawnHook, f: impl FnOnce() -> T) -> T {
     let prev = HOOK.with(|h| h.replace(Some(hook)));
     let out = f();
     HOOK.with(|h| *h.borrow_mut() = prev);

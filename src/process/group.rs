@@ -14,7 +14,7 @@ use std::io;
 
 /// The result of sending a signal to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
+pub(crate) enum Sent {
     /// At least one process got it.
     Delivered,
     /// No process is left in the group.
@@ -28,19 +28,19 @@ pub(crate) const TERMINATE_IS_GRACEFUL: bool = cfg!(unix);
 
 /// Ask every process of the group to stop (SIGTERM).
 #[cfg(unix)]
-pub fn terminate(pgid: u32) -> Sent {
+pub(crate) fn terminate(pgid: u32) -> Sent {
     signal(pgid, libc::SIGTERM)
 }
 
 /// Stop every process of the group now (SIGKILL).
 #[cfg(unix)]
-pub fn kill(pgid: u32) -> Sent {
+pub(crate) fn kill(pgid: u32) -> Sent {
     signal(pgid, libc::SIGKILL)
 }
 
 /// True when no process (not even a zombie) is left in the group.
 #[cfg(unix)]
-pub fn is_empty(pgid: u32) -> bool {
+pub(crate) fn is_empty(pgid: u32) -> bool {
     signal(pgid, 0) == Sent::NoProcess
 }
 
@@ -67,7 +67,7 @@ fn signal(pgid: u32, sig: libc::c_int) -> Sent {
 /// The start time of process `pid`: clock ticks since boot, field 22 of
 /// `/proc/PID/stat` (Linux). Recorded with a group so a later check can tell the group
 /// from an unrelated process that got the same pid. `None` where unknown.
-pub fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `comm` (field 2) is in parentheses and may hold spaces or `)`: count after the last.
     let after = &stat[stat.rfind(')')? + 1..];
@@ -83,7 +83,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// Zombies do not count: they can do nothing, and where nobody reaps them (a container
 /// whose init does not) they would be reported forever.
 #[cfg(unix)]
-pub fn is_alive(pgid: u32, start_time: u64) -> bool {
+pub(crate) fn is_alive(pgid: u32, start_time: u64) -> bool {
     if is_empty(pgid) {
         return false;
     }

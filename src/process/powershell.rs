@@ -30,12 +30,12 @@ use std::path::PathBuf;
 const POWERSHELL_NAMES: [&str; 4] = ["pwsh", "pwsh.exe", "powershell.exe", "powershell"];
 
 /// The PowerShell to use for `ps(...)`, searched on waymark's PATH.
-pub fn find_powershell() -> Result<PathBuf, ProcessError> {
+pub(crate) fn find_powershell() -> Result<PathBuf, ProcessError> {
     find_powershell_in(&std::env::var_os("PATH").unwrap_or_default())
 }
 
 /// The PowerShell to use, searched on the given PATH value (testable without touching the environment).
-pub fn find_powershell_in(path_var: &OsStr) -> Result<PathBuf, ProcessError> {
+pub(crate) fn find_powershell_in(path_var: &OsStr) -> Result<PathBuf, ProcessError> {
     POWERSHELL_NAMES
         .iter()
         .find_map(|name| match search_path(name, path_var) {
@@ -46,13 +46,13 @@ pub fn find_powershell_in(path_var: &OsStr) -> Result<PathBuf, ProcessError> {
 }
 
 /// `script` run by PowerShell found on PATH; see the module doc for how it is passed.
-pub fn ps_spec(script: &str) -> Result<ProcessSpec, ProcessError> {
+pub(crate) fn ps_spec(script: &str) -> Result<ProcessSpec, ProcessError> {
     let powershell = find_powershell()?;
     Ok(ps_spec_with(&powershell.to_string_lossy(), script))
 }
 
 /// `script` run by the given PowerShell executable.
-pub fn ps_spec_with(powershell: &str, script: &str) -> ProcessSpec {
+pub(crate) fn ps_spec_with(powershell: &str, script: &str) -> ProcessSpec {
     let mut spec = ProcessSpec::new(
         powershell,
         ["-NoProfile", "-NonInteractive", "-Command", "-"],
@@ -66,7 +66,7 @@ pub fn ps_spec_with(powershell: &str, script: &str) -> ProcessSpec {
 }
 
 /// Standard base64 (RFC 4648, with padding); small enough not to warrant a crate.
-pub fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

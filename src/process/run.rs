@@ -26,14 +26,14 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest the supervisor sleeps before looking at the cancel token and deadline again.
-pub const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// How long a stopped process group gets between SIGTERM and SIGKILL.
-pub const KILL_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// After the program exits, how long processes it left in the background may keep
 /// its stdout/stderr open before waymark stops reading and returns.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// After SIGKILL, how long to wait for the exit to be reported before giving up
 /// (a process stuck in the kernel cannot be killed; waymark must not hang on it).
@@ -44,7 +44,7 @@ const READ_PATIENCE: Duration = Duration::from_secs(1);
 
 /// What a finished child process left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessOutput {
+pub(crate) struct ProcessOutput {
     /// Exit code; `128 + N` when killed by signal N, as shells report it.
     pub code: i32,
     /// The signal that killed the process, if one did (unix).
@@ -57,7 +57,8 @@ pub struct ProcessOutput {
 
 impl ProcessOutput {
     /// True when the process exited with code 0.
-    pub fn success(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn success(&self) -> bool {
         self.code == 0 && self.signal.is_none()
     }
 }
@@ -68,7 +69,7 @@ impl ProcessOutput {
 /// Fails when the program cannot be started, or when the spec's timeout expires or
 /// `cancel` fires first — in which case its whole process group has been stopped.
 /// Blocks the calling thread; call it from a blocking context.
-pub fn run_process(
+pub(crate) fn run_process(
     spec: &ProcessSpec,
     cancel: &CancelToken,
     log: &StepLog,
@@ -877,7 +878,7 @@ mod tests {
         );
         let dropped: usize = marker.split(' ').nth(1).unwrap().parse().unwrap();
         assert_eq!(dropped + kept.len(), 3_000_000);
-        assert!(kept.len() <= crate::process::CAPTURE_LIMIT);
+        assert!(kept.len() <= crate::process::capture::CAPTURE_LIMIT);
         assert!(kept.starts_with("abcdefghi\n") && kept.ends_with("abcdefghi\n"));
     }
 

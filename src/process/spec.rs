@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// One child process to run, without a shell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcessSpec {
+pub(crate) struct ProcessSpec {
     /// Program name (looked up on PATH) or path (relative paths are taken from `cwd`).
     pub program: String,
     /// Arguments, passed as they are (no shell word splitting).
@@ -29,7 +29,7 @@ pub struct ProcessSpec {
 
 impl ProcessSpec {
     /// A spec running `program` with `args` and nothing else set.
-    pub fn new(
+    pub(crate) fn new(
         program: impl Into<String>,
         args: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
@@ -42,7 +42,7 @@ impl ProcessSpec {
 }
 
 /// `script` run by the system shell: `/bin/sh -c script` (`cmd /C script` on Windows).
-pub fn sh_spec(script: &str) -> ProcessSpec {
+pub(crate) fn sh_spec(script: &str) -> ProcessSpec {
     if cfg!(windows) {
         ProcessSpec::new("cmd", ["/C", script])
     } else {
@@ -55,7 +55,7 @@ pub fn sh_spec(script: &str) -> ProcessSpec {
 /// `cd DIR && VAR=value program 'arg one'`; stdin is shown as `<<< 'text'` when it
 /// is one short line, otherwise summarised (`< [stdin: 3 lines, 120 bytes]`). The
 /// result is not redacted: pass it through the step's redactor before showing it.
-pub fn describe(spec: &ProcessSpec) -> String {
+pub(crate) fn describe(spec: &ProcessSpec) -> String {
     if let Some(shown) = &spec.shown {
         return shown.clone();
     }
@@ -95,7 +95,7 @@ pub fn describe(spec: &ProcessSpec) -> String {
 
 /// The inside of bash's `$'...'` form of `word`: control characters, `\\` and `'`
 /// escaped. Shared with the redactor, which must recognise a secret written this way.
-pub fn ansi_c_body(word: &str) -> String {
+pub(crate) fn ansi_c_body(word: &str) -> String {
     let mut out = String::new();
     for c in word.chars() {
         match c {
@@ -115,7 +115,7 @@ pub fn ansi_c_body(word: &str) -> String {
 ///
 /// Control characters (a multi-line script) use bash's `$'...'` form so the result
 /// stays on one line.
-pub fn quote(word: &str) -> String {
+pub(crate) fn quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,/:@%+=".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         return word.to_string();

@@ -44,7 +44,7 @@ fn label(name: &str) -> String {
 }
 
 /// The chart as an `<svg>` element (or a note when nothing ran).
-pub fn render(t: &Timeline, plan: &[PlanNode]) -> String {
+pub(crate) fn render(t: &Timeline, plan: &[PlanNode]) -> String {
     // Rows in plan order, then anything the journal has that the plan did not.
     let mut order: Vec<&str> = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 /// `text` safe inside an element or a quoted attribute.
-pub fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     for c in text.chars() {
         match c {
@@ -32,7 +32,7 @@ pub fn esc(text: &str) -> String {
 }
 
 /// The CSS class (and colour) of a state; shared by the plan, the Gantt and the tables.
-pub fn state_class(state: StepState) -> &'static str {
+pub(crate) fn state_class(state: StepState) -> &'static str {
     match state {
         StepState::Succeeded | StepState::Approved => "ok",
         StepState::Failed | StepState::Rejected => "bad",
@@ -47,7 +47,7 @@ pub fn state_class(state: StepState) -> &'static str {
 
 /// Fill colours of the state classes, for SVG (which reads them through CSS too; the
 /// explicit value keeps the picture right when the page is copied without its style).
-pub fn state_fill(class: &str) -> &'static str {
+pub(crate) fn state_fill(class: &str) -> &'static str {
     match class {
         "ok" => "#2e7d32",
         "bad" => "#c62828",
@@ -114,7 +114,7 @@ fn state_badge(state: StepState) -> String {
 }
 
 /// The whole page.
-pub fn page(r: &Report) -> String {
+pub(crate) fn page(r: &Report) -> String {
     let s = &r.state;
     let mut h = String::with_capacity(64 * 1024);
     let _ = write!(

@@ -10,10 +10,10 @@
 //!
 //! [`html`] assembles the page, [`svg_plan`] and [`gantt`] draw its two pictures.
 
-pub mod gantt;
-pub mod html;
-pub mod svg_plan;
-pub mod timeline;
+pub(crate) mod gantt;
+pub(crate) mod html;
+pub(crate) mod svg_plan;
+pub(crate) mod timeline;
 
 use crate::estate::inventory::Driver;
 use crate::journal::record::Event;
@@ -27,11 +27,11 @@ use timeline::Timeline;
 
 /// The end of a step log kept in the report: enough for any failure's story, while a
 /// run of chatty steps still gives a file a browser opens quickly.
-pub const LOG_TAIL_BYTES: usize = 256 * 1024;
+pub(crate) const LOG_TAIL_BYTES: usize = 256 * 1024;
 
 /// One node of the drawn plan.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlanNode {
+pub(crate) struct PlanNode {
     /// Step or gate name.
     pub name: String,
     /// `"step"` or `"gate"`.
@@ -46,7 +46,7 @@ pub struct PlanNode {
 
 /// A step's log as shown: its end when it is long.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StepLogText {
+pub(crate) struct StepLogText {
     /// The (already redacted) text.
     pub text: String,
     /// Earlier lines were left out.
@@ -55,7 +55,7 @@ pub struct StepLogText {
 
 /// The estate a run used, as far as the state directory still tells.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EstateView {
+pub(crate) struct EstateView {
     /// The estate's name (or the inventory path, when it cannot be read any more).
     pub name: String,
     /// `lab`, `windows`, or why it is unknown.
@@ -68,7 +68,7 @@ pub struct EstateView {
 
 /// Everything the page shows.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     /// Final states.
     pub state: RunState,
     /// History.
@@ -90,7 +90,7 @@ pub struct Report {
 
 /// Why a report could not be made.
 #[derive(Debug)]
-pub struct ReportError(pub String);
+pub(crate) struct ReportError(pub String);
 
 impl std::fmt::Display for ReportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,7 +106,7 @@ impl From<JournalError> for ReportError {
 
 /// The nodes of the plan journaled at the run's start, with their final states; steps
 /// first seen later (added on resume) follow without edges.
-pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<PlanNode> {
+pub(crate) fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<PlanNode> {
     let planned = records.iter().find_map(|r| match &r.event {
         Event::RunStarted { steps, .. } => Some(steps),
         _ => None,
@@ -150,7 +150,7 @@ pub fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -> Vec<P
 }
 
 /// The last [`LOG_TAIL_BYTES`] of a step's log (its rotated generation first).
-pub fn read_step_log(run: &Run, step: &str) -> Option<StepLogText> {
+pub(crate) fn read_step_log(run: &Run, step: &str) -> Option<StepLogText> {
     log_tail(run.read_step_log(step))
 }
 
@@ -177,7 +177,7 @@ fn log_tail(log: StepLogBytes) -> Option<StepLogText> {
 }
 
 /// What the state tells about the estate of a run with `inventory`.
-pub fn estate_view(inventory: Option<&str>, store: &Store) -> EstateView {
+pub(crate) fn estate_view(inventory: Option<&str>, store: &Store) -> EstateView {
     let origin = inventory.unwrap_or("the built-in demo estate").to_string();
     match crate::estate::load_inventory(inventory.map(Path::new)) {
         Ok(inv) => {
@@ -213,7 +213,7 @@ pub fn estate_view(inventory: Option<&str>, store: &Store) -> EstateView {
 
 /// A redactor knowing every secret value this process's environment holds
 /// (`WAYMARK_SECRET_*`), the ones a run started from this shell would have used.
-pub fn env_redactor() -> Redactor {
+pub(crate) fn env_redactor() -> Redactor {
     let r = Redactor::new();
     for (k, v) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("WAYMARK_SECRET_") {
@@ -227,7 +227,7 @@ pub fn env_redactor() -> Redactor {
 }
 
 /// Gather everything about `run`.
-pub fn build(run: &Run) -> Result<Report, ReportError> {
+pub(crate) fn build(run: &Run) -> Result<Report, ReportError> {
     let contents = run.read_journal()?;
     let state = RunState::replay(&contents.records, run.is_held());
     let timeline = Timeline::from_records(&contents.records);
@@ -251,7 +251,7 @@ pub fn build(run: &Run) -> Result<Report, ReportError> {
 }
 
 /// The report as one HTML document.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     html::page(report)
 }
 

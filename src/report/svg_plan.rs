@@ -15,12 +15,12 @@ const PAD: usize = 12;
 /// Longest label drawn in a box; the full name is in the box's tooltip.
 const LABEL_CHARS: usize = 30;
 /// Beyond this many steps the picture stops being readable; the table still lists them.
-pub const MAX_DRAWN: usize = 600;
+pub(crate) const MAX_DRAWN: usize = 600;
 
 /// Each node's wave: 0 without dependencies, else one more than its latest dependency.
 /// A dependency cycle (impossible in a journaled plan, but the journal is input) is cut
 /// where it is found rather than looping.
-pub fn waves(nodes: &[PlanNode]) -> Vec<usize> {
+pub(crate) fn waves(nodes: &[PlanNode]) -> Vec<usize> {
     const UNSET: usize = usize::MAX;
     const VISITING: usize = usize::MAX - 1;
     let mut wave = vec![UNSET; nodes.len()];
@@ -68,7 +68,7 @@ fn label(name: &str) -> String {
 }
 
 /// The plan as an `<svg>` element (or a note when it is too large to draw).
-pub fn render(nodes: &[PlanNode]) -> String {
+pub(crate) fn render(nodes: &[PlanNode]) -> String {
     if nodes.is_empty() {
         return "<p>The plan has no steps.</p>".into();
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 /// How one attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptEnd {
+pub(crate) enum AttemptEnd {
     /// It succeeded (or a `check` probe said it had).
     Succeeded,
     /// It failed and another attempt followed.
@@ -25,7 +25,7 @@ pub enum AttemptEnd {
 
 /// One attempt of one step.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     /// The step.
     pub step: String,
     /// 1-based attempt number as journaled.
@@ -42,7 +42,7 @@ pub struct Attempt {
 
 /// How one stretch of a gate's waiting ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitEnd {
+pub(crate) enum WaitEnd {
     /// Approved (possibly one of several approvals it needs).
     Approved,
     /// Rejected.
@@ -55,7 +55,7 @@ pub enum WaitEnd {
 
 /// One stretch of time a gate waited for a person.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Wait {
+pub(crate) struct Wait {
     /// The gate.
     pub gate: String,
     /// Offset from the run's start.
@@ -68,7 +68,7 @@ pub struct Wait {
 
 /// One journaled approval or rejection, with everything the journal kept about it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The gate.
     pub gate: String,
     /// Approved (else rejected).
@@ -89,7 +89,7 @@ pub struct Decision {
 
 /// The run's history as offsets from its first record.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Timeline {
+pub(crate) struct Timeline {
     /// Every attempt, in the order they started.
     pub attempts: Vec<Attempt>,
     /// Every stretch of gate waiting, in the order they began.
@@ -103,13 +103,13 @@ pub struct Timeline {
 }
 
 /// Parse a journal timestamp; `None` for one that is not RFC 3339.
-pub fn parse_ts(ts: &str) -> Option<SystemTime> {
+pub(crate) fn parse_ts(ts: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339(ts).ok()
 }
 
 impl Timeline {
     /// Walk `records` (a whole journal, in order) into a timeline.
-    pub fn from_records(records: &[Record]) -> Timeline {
+    pub(crate) fn from_records(records: &[Record]) -> Timeline {
         let origin = records.first().and_then(|r| parse_ts(&r.ts));
         // A timestamp that does not parse, or lies before the start (a clock stepped
         // back), is drawn at the last good offset rather than dropped or panicking.

@@ -25,7 +25,7 @@ use std::fmt;
 /// Whether `now` differs from the step the journal fingerprinted as `recorded`. A
 /// fingerprint from before [`plan::FINGERPRINT_V2`] is compared by the older rule, so a
 /// run started by an older waymark is not refused for its helpers it never fingerprinted.
-pub fn differs(recorded: &str, now: &PlanStep, params: &BTreeMap<String, String>) -> bool {
+pub(crate) fn differs(recorded: &str, now: &PlanStep, params: &BTreeMap<String, String>) -> bool {
     if recorded.starts_with(plan::FINGERPRINT_V2) {
         recorded != now.fingerprint
     } else {
@@ -35,7 +35,7 @@ pub fn differs(recorded: &str, now: &PlanStep, params: &BTreeMap<String, String>
 
 /// What [`decide`] found.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// The run already ended this way and no `--from` asks to go back: nothing to do.
     Finished(RunStatus),
     /// Resume as planned.
@@ -44,7 +44,7 @@ pub enum Decision {
 
 /// Why [`decide`] refused the options outright.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DecideError {
+pub(crate) enum DecideError {
     /// `--rerun`, `--mark-done` or `--from` named a step the runbook does not have.
     UnknownStep(String),
 }
@@ -59,7 +59,7 @@ impl fmt::Display for DecideError {
 
 /// One difference between the runbook now and the run's journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// A step the journal never saw.
     New(String),
     /// A step whose fingerprint differs; `done`: it already succeeded (or was approved).
@@ -93,7 +93,7 @@ impl fmt::Display for Change {
 
 /// What happens to a step the run left in flight (started, no end recorded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InFlight {
+pub(crate) enum InFlight {
     /// An operator said it happened (`--mark-done`, or the prompt): recorded as done.
     MarkDone,
     /// `--rerun`: it runs again.
@@ -108,7 +108,7 @@ pub enum InFlight {
 
 /// How a resume goes on.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResumePlan {
+pub(crate) struct ResumePlan {
     /// What changed in the runbook, in plan order, removed steps last.
     pub changes: Vec<Change>,
     /// Changed steps that already succeeded: shown with their diffs, and a resume without
@@ -131,12 +131,12 @@ pub struct ResumePlan {
 
 impl ResumePlan {
     /// A changed step that already succeeded was not accepted: the resume must stop.
-    pub fn needs_acceptance(&self) -> bool {
+    pub(crate) fn needs_acceptance(&self) -> bool {
         !self.changed_done.is_empty() && !self.accepted
     }
 
     /// In-flight steps nobody decided yet.
-    pub fn undecided(&self) -> Vec<usize> {
+    pub(crate) fn undecided(&self) -> Vec<usize> {
         self.in_flight
             .iter()
             .filter(|(_, what)| *what == InFlight::Undecided)
@@ -145,7 +145,7 @@ impl ResumePlan {
     }
 
     /// A person said the in-flight step `i` happened.
-    pub fn mark_done(&mut self, i: usize) {
+    pub(crate) fn mark_done(&mut self, i: usize) {
         for (j, what) in &mut self.in_flight {
             if *j == i {
                 *what = InFlight::MarkDone;
@@ -155,7 +155,7 @@ impl ResumePlan {
     }
 
     /// A person said the in-flight step `i` did not happen: it runs again.
-    pub fn rerun(&mut self, i: usize) {
+    pub(crate) fn rerun(&mut self, i: usize) {
         for (j, what) in &mut self.in_flight {
             if *j == i {
                 *what = InFlight::Rerun;
@@ -164,7 +164,7 @@ impl ResumePlan {
     }
 
     /// Steps to record as done by an operator, in plan order.
-    pub fn marked_done(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn marked_done(&self) -> impl Iterator<Item = usize> + '_ {
         self.in_flight
             .iter()
             .filter(|(_, what)| *what == InFlight::MarkDone)
@@ -174,7 +174,7 @@ impl ResumePlan {
 
 /// Decide how the run recorded in `state` goes on with `plan`, the runbook as it loads
 /// now, under the operator's options. Pure: the prompts and the journal are the caller's.
-pub fn decide(
+pub(crate) fn decide(
     state: &RunState,
     plan: &Plan,
     options: &ResumeOptions,

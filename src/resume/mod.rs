@@ -8,13 +8,13 @@
 //! which order, with which recorded outputs.
 
 mod decide;
-pub mod rollback;
+pub(crate) mod rollback;
 
-pub use decide::{decide, differs, Change, DecideError, Decision, InFlight, ResumePlan};
+pub(crate) use decide::{decide, differs, Decision, InFlight};
 
 /// Options of `waymark resume`.
 #[derive(Debug, Clone, Default)]
-pub struct ResumeOptions {
+pub(crate) struct ResumeOptions {
     /// Re-run these in-flight steps.
     pub rerun: Vec<String>,
     /// Declare these in-flight steps done.
@@ -33,7 +33,7 @@ pub struct ResumeOptions {
 
 /// `--kill-orphans` / `--wait-orphans`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrphanChoice {
+pub(crate) enum OrphanChoice {
     /// Stop the groups (SIGTERM, then SIGKILL).
     Kill,
     /// Wait until they end by themselves.
@@ -42,7 +42,7 @@ pub enum OrphanChoice {
 
 impl OrphanChoice {
     /// From `--kill-orphans` / `--wait-orphans` (clap makes them exclusive).
-    pub fn from_flags(kill: bool, wait: bool) -> Option<Self> {
+    pub(crate) fn from_flags(kill: bool, wait: bool) -> Option<Self> {
         match (kill, wait) {
             (true, _) => Some(OrphanChoice::Kill),
             (false, true) => Some(OrphanChoice::Wait),
@@ -54,7 +54,7 @@ impl OrphanChoice {
 /// What a resume hands to the run beyond a fresh start: approvals already journaled and
 /// in-flight steps whose `check` probe decides whether they already happened.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Resumed {
+pub(crate) struct Resumed {
     /// Who started the run, when resuming one.
     pub starter: Option<String>,
     /// (gate index, approver) pairs already in the journal.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Plan indices of the steps to undo, the most recently completed first.
-pub fn undo_order(state: &RunState, plan: &Plan) -> Vec<usize> {
+pub(crate) fn undo_order(state: &RunState, plan: &Plan) -> Vec<usize> {
     let mut done: Vec<(u64, usize)> = plan
         .steps
         .iter()
@@ -29,7 +29,7 @@ pub fn undo_order(state: &RunState, plan: &Plan) -> Vec<usize> {
 
 /// The output the journal recorded for every succeeded step or approved gate, by plan
 /// index (`null` when it returned nothing).
-pub fn recorded_outputs(state: &RunState, plan: &Plan) -> HashMap<usize, Value> {
+pub(crate) fn recorded_outputs(state: &RunState, plan: &Plan) -> HashMap<usize, Value> {
     plan.steps
         .iter()
         .enumerate()

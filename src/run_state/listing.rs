@@ -6,7 +6,7 @@ use crate::state::Store;
 
 /// The runs found in a state store, oldest first, and the ones that were skipped.
 #[derive(Debug, Clone, Default)]
-pub struct RunListing {
+pub(crate) struct RunListing {
     /// `(run id, summary)` sorted by start time.
     pub runs: Vec<(String, RunSummary)>,
     /// One message per run that could not be read, and journal warnings of the others.
@@ -16,7 +16,7 @@ pub struct RunListing {
 impl RunListing {
     /// The warnings to print when run `chosen` is about to be opened, which prints its
     /// own journal's warnings: everything else, so each is shown once.
-    pub fn warnings_besides<'a>(
+    pub(crate) fn warnings_besides<'a>(
         &'a self,
         chosen: Option<&'a str>,
     ) -> impl Iterator<Item = &'a String> + 'a {
@@ -27,7 +27,7 @@ impl RunListing {
 }
 
 /// Every run in `store`, sorted by start time; unreadable runs become warnings.
-pub fn list_runs(store: &Store) -> RunListing {
+pub(crate) fn list_runs(store: &Store) -> RunListing {
     let mut listing = RunListing::default();
     let ids = match store.run_ids() {
         Ok(ids) => ids,

@@ -20,10 +20,10 @@ mod summary;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use listing::{list_runs, RunListing};
-pub use states::{RunStatus, StepState};
-pub use step::{Approval, Rehearsal, StepStatus, UndoAttempt};
-pub use summary::RunSummary;
+pub(crate) use listing::list_runs;
+pub(crate) use states::{RunStatus, StepState};
+pub(crate) use step::StepStatus;
+pub(crate) use summary::RunSummary;
 
 use crate::journal::record::Record;
 use crate::journal::JournalError;
@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// The derived state of a run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunState {
+pub(crate) struct RunState {
     /// The run's id.
     pub run_id: String,
     /// The runbook's declared name.
@@ -74,7 +74,7 @@ pub struct RunState {
 
 impl RunState {
     /// Derive a run's state from its records; `lock_held` says whether a process drives it.
-    pub fn replay(records: &[Record], lock_held: bool) -> RunState {
+    pub(crate) fn replay(records: &[Record], lock_held: bool) -> RunState {
         let mut replay = Replay::default();
         for record in records {
             replay.apply(record);
@@ -83,14 +83,14 @@ impl RunState {
     }
 
     /// Read, verify and replay `run`; also returns the journal's warnings.
-    pub fn load(run: &Run) -> Result<(RunState, Vec<String>), JournalError> {
+    pub(crate) fn load(run: &Run) -> Result<(RunState, Vec<String>), JournalError> {
         let contents = run.read_journal()?;
         let state = RunState::replay(&contents.records, run.is_held());
         Ok((state, contents.warnings))
     }
 
     /// The step or gate called `name`.
-    pub fn step(&self, name: &str) -> Option<&StepStatus> {
+    pub(crate) fn step(&self, name: &str) -> Option<&StepStatus> {
         self.index.get(name).map(|&i| &self.steps[i])
     }
 }

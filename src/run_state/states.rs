@@ -8,7 +8,7 @@ use std::fmt;
 /// Where a run stands (SPEC §3 `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RunStatus {
+pub(crate) enum RunStatus {
     /// A process holds the lock and the run has not stopped.
     Running,
     /// Finished, every step succeeded, approved or skipped.
@@ -27,7 +27,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// The name used in `status` output and JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
@@ -60,7 +60,7 @@ impl From<FinalStatus> for RunStatus {
 /// Where a step or gate stands (SPEC §3 `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StepState {
+pub(crate) enum StepState {
     /// Not started.
     Pending,
     /// An attempt is running (or a retry is due) in a live run.
@@ -85,7 +85,7 @@ pub enum StepState {
 
 impl StepState {
     /// The name used in `status` output and JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StepState::Pending => "pending",
             StepState::Running => "running",

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 impl RunState {
     /// The `status --json` document (SPEC §3).
-    pub fn to_status_json(&self) -> Value {
+    pub(crate) fn to_status_json(&self) -> Value {
         let steps: Vec<Value> = self
             .steps
             .iter()

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// One person's approval (or rejection) of a gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Approval {
+pub(crate) struct Approval {
     /// Display name of who decided (`--by`, else the account).
     pub by: String,
     /// The OS account that decided (`by` in journals older than the field).
@@ -23,7 +23,7 @@ pub struct Approval {
 
 /// The derived state of one step or gate.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StepStatus {
+pub(crate) struct StepStatus {
     /// Step or gate name.
     pub name: String,
     /// Step or gate.
@@ -71,7 +71,7 @@ pub struct StepStatus {
 
 /// A gate's latest rehearsal, from its `rehearsal_started` and `rehearsal_ended`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rehearsal {
+pub(crate) struct Rehearsal {
     /// Rehearsals started over the whole run (more than one: a crash caught one in
     /// flight, or a failed one ran again on resume).
     pub runs: u32,
@@ -86,14 +86,14 @@ pub struct Rehearsal {
 
 impl Rehearsal {
     /// It ran to its end and passed: its part is played and never runs again.
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.ended_at.is_some() && self.error.is_none()
     }
 }
 
 /// One run of a step's `undo` by `waymark rollback`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct UndoAttempt {
+pub(crate) struct UndoAttempt {
     /// When it ended.
     pub at: String,
     /// Why it failed; `None`: it succeeded.

@@ -32,7 +32,7 @@ pub(super) fn is_run_level(event: &Event) -> bool {
 /// A run without its steps: what `runs` lists and how `resume` finds the latest
 /// unfinished run, read without decoding every step record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
+pub(crate) struct RunSummary {
     /// The run's id.
     pub run_id: String,
     /// The runbook's declared name.
@@ -47,7 +47,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// Summarize a run from its records (step records are ignored).
-    pub fn replay(records: &[Record], lock_held: bool) -> RunSummary {
+    pub(crate) fn replay(records: &[Record], lock_held: bool) -> RunSummary {
         let mut replay = Replay::run_level_only();
         for record in records.iter().filter(|r| is_run_level(&r.event)) {
             replay.apply(record);
@@ -64,7 +64,7 @@ impl RunSummary {
 
     /// Read and summarize `run`: every line's checksum and sequence number is verified,
     /// only run-level records are decoded. Also returns the journal's warnings.
-    pub fn load(run: &Run) -> Result<(RunSummary, Vec<String>), JournalError> {
+    pub(crate) fn load(run: &Run) -> Result<(RunSummary, Vec<String>), JournalError> {
         let contents = run.read_selected(&|t| RUN_LEVEL.contains(&t))?;
         let summary = RunSummary::replay(&contents.records, run.is_held());
         Ok((summary, contents.warnings))

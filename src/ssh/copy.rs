@@ -11,7 +11,7 @@ use crate::step_log::StepLog;
 
 /// Which way a file goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Local file to the host.
     Upload,
     /// Host file to a local path.
@@ -20,7 +20,7 @@ pub enum Direction {
 
 /// A remote path scp can take as it is: not empty, no control characters, no glob
 /// characters (SFTP expands them when downloading).
-pub fn check_remote_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_remote_path(path: &str) -> Result<(), String> {
     if path.is_empty() || path.chars().any(char::is_control) {
         return Err(format!(
             "remote path `{}` must be non-empty and have no control characters",
@@ -37,7 +37,7 @@ pub fn check_remote_path(path: &str) -> Result<(), String> {
 }
 
 /// Copy `local` to or from `remote` on `target`.
-pub fn copy(
+pub(crate) fn copy(
     target: &Target,
     direction: Direction,
     local: &Path,

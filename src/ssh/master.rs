@@ -118,7 +118,7 @@ pub(super) fn alive(target: &Target) -> bool {
 }
 
 /// Close every master and remove the sockets' directory (the end of a run).
-pub fn shutdown() {
+pub(crate) fn shutdown() {
     let mut p = pool().lock().unwrap_or_else(|e| e.into_inner());
     for slot in p.hosts.values() {
         if let Some(m) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {

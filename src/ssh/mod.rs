@@ -28,14 +28,14 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::process::{run_process, ProcessError, ProcessOutput};
 use crate::step_log::StepLog;
 
-pub use copy::{check_remote_path, copy, Direction};
-pub use master::shutdown;
-pub use target::{Shell, Target};
-pub use wrapper::{posix_quote, RemoteCommand};
+pub(crate) use copy::{check_remote_path, copy, Direction};
+pub(crate) use master::shutdown;
+pub(crate) use target::{Shell, Target};
+pub(crate) use wrapper::{posix_quote, RemoteCommand};
 
 /// Why a remote command did not produce a result.
 #[derive(Debug)]
-pub enum SshError {
+pub(crate) enum SshError {
     /// The host could not be reached (connection, authentication, host key): ssh's own
     /// message. Asking again may work (kind `transient`).
     Connect {
@@ -79,7 +79,7 @@ impl std::error::Error for SshError {}
 
 /// Run `command` on `target` over its master connection, as [`run_process`] runs a
 /// local one: output streamed into `log`, stopped (remotely too) on `cancel`.
-pub fn run(
+pub(crate) fn run(
     target: &Target,
     command: &RemoteCommand,
     cancel: &CancelToken,

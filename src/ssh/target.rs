@@ -7,7 +7,7 @@ use crate::estate::{Driver, Inventory, Server};
 
 /// The shell a host runs remote commands in, which decides how waymark quotes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// A POSIX `sh` (Linux, BSD, macOS).
     Posix,
     /// Windows: OpenSSH's default shell, with PowerShell run explicitly.
@@ -16,7 +16,7 @@ pub enum Shell {
 
 /// One server as ssh reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// The inventory name (messages, the master connection's key).
     pub name: String,
     /// Host name or IP address to connect to.
@@ -36,7 +36,7 @@ pub struct Target {
 impl Target {
     /// `server` of `inv`. Relative key and known_hosts paths are taken from the
     /// inventory file's directory (a `~/` path is left to ssh, which expands it).
-    pub fn of(server: &Server, inv: &Inventory) -> Target {
+    pub(crate) fn of(server: &Server, inv: &Inventory) -> Target {
         let shell = if inv.driver == Some(Driver::Windows) {
             Shell::PowerShell
         } else {
@@ -46,7 +46,7 @@ impl Target {
     }
 
     /// `server` with relative paths taken from `base` and commands run by `shell`.
-    pub fn new(server: &Server, base: Option<&Path>, shell: Shell) -> Target {
+    pub(crate) fn new(server: &Server, base: Option<&Path>, shell: Shell) -> Target {
         let file = |p: &Option<String>| {
             p.as_ref().map(|p| match base {
                 Some(b) if !p.starts_with('~') && Path::new(p).is_relative() => b.join(p),

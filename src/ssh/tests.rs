@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::estate::{Inventory, Role, Server};
+use crate::estate::itms::Role;
+use crate::estate::{Inventory, Server};
 
 fn server() -> Server {
     Server {

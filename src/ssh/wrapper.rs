@@ -34,7 +34,7 @@ exit "$r""#;
 
 /// `word` as one word for a POSIX shell: single-quoted unless plainly safe. Unlike
 /// [`crate::process::quote`] it never uses bash's `$'...'`, which `dash` lacks.
-pub fn posix_quote(word: &str) -> String {
+pub(crate) fn posix_quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,/:@%+=".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
         return word.to_string();
@@ -44,7 +44,7 @@ pub fn posix_quote(word: &str) -> String {
 
 /// What to run on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteCommand {
+pub(crate) struct RemoteCommand {
     /// Program and arguments (POSIX hosts), run without a shell of their own.
     pub argv: Vec<String>,
     /// Variables set for the command.

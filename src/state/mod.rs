@@ -19,8 +19,8 @@ mod dir;
 mod lab;
 mod pg;
 
-pub use dir::{DirRun, DirStore};
-pub use pg::{PgLab, PgLabLock, PgRun, PgStore};
+pub(crate) use dir::{DirRun, DirStore};
+pub(crate) use pg::{PgRun, PgStore};
 
 use crate::inbox::{Drained, InboxError, InboxItem};
 use crate::journal::{
@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 ///
 /// Ids sort by start time (to the second), so listing them lists runs in the order they
 /// began.
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = SystemTime::now();
     // "2026-11-23T22:15:00Z" -> "20261123-221500"
     let stamp = humantime::format_rfc3339_seconds(now).to_string();
@@ -45,7 +45,7 @@ pub fn new_run_id() -> String {
 }
 
 /// `run_id` if it can be a run id (also never a path: no separator, `.` or `..`), else why not.
-pub fn check_run_id(run_id: &str) -> Result<&str, String> {
+pub(crate) fn check_run_id(run_id: &str) -> Result<&str, String> {
     let ok = !run_id.is_empty()
         && run_id != "."
         && run_id != ".."
@@ -389,4 +389,4 @@ impl StepLogTail {
     }
 }
 
-pub use lab::{LabLock, LabStore};
+pub(crate) use lab::LabStore;

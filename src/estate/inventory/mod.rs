@@ -22,9 +22,9 @@ use std::time::Duration;
 use crate::diagnostic::Diagnostic;
 
 use self::error::Collector;
-pub use self::error::InventoryError;
+pub(crate) use self::error::InventoryError;
 use self::raw::{toml_diagnostic, RawInventory};
-pub use self::server::{Driver, LabFacts, Role, Server, TransportKind};
+pub(crate) use self::server::{Driver, Role, Server, TransportKind};
 
 /// A parsed, validated estate description.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use crate::estate::itms::Role;
+pub(crate) use crate::estate::itms::Role;
 
 /// Which driver executes estate operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The entry points of `waymark lab show|reset`: open the lab estate an inventory names
 //! (the built-in demo without one) and refuse estates that are not labs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
@@ -11,18 +11,13 @@ use crate::estate::EstateError;
 use crate::state::Store;
 
 /// `waymark lab show --json` for the estate of `inventory` (the demo when `None`).
-pub fn show(inventory: Option<&Path>, store: &Store) -> Result<Value, EstateError> {
+pub(crate) fn show(inventory: Option<&Path>, store: &Store) -> Result<Value, EstateError> {
     lab_of(inventory, store)?.show_json()
 }
 
 /// `waymark lab reset`: delete the state file; true when there was one.
-pub fn reset(inventory: Option<&Path>, store: &Store) -> Result<bool, EstateError> {
+pub(crate) fn reset(inventory: Option<&Path>, store: &Store) -> Result<bool, EstateError> {
     lab_of(inventory, store)?.reset()
-}
-
-/// The state file path `lab show`/`lab reset` act on.
-pub fn state_path(inventory: Option<&Path>, store: &Store) -> Result<PathBuf, EstateError> {
-    Ok(lab_of(inventory, store)?.file.path.clone())
 }
 
 fn lab_of(inventory: Option<&Path>, store: &Store) -> Result<LabEstate, EstateError> {

@@ -25,14 +25,13 @@ mod state_file;
 mod testing;
 mod transaction;
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-pub use command::{reset, show, state_path};
-pub use show::show_text;
+pub(crate) use command::{reset, show};
+pub(crate) use show::show_text;
 
 use super::inventory::Inventory;
 use super::{prepare, Estate, EstateError, OpContext};
@@ -42,7 +41,7 @@ use state_file::StateFile;
 use transaction::Cached;
 
 /// The simulated estate.
-pub struct LabEstate {
+pub(crate) struct LabEstate {
     inv: Inventory,
     file: StateFile,
     // Serialises threads of this process (the file lock serialises processes), and keeps
@@ -53,7 +52,7 @@ pub struct LabEstate {
 
 impl LabEstate {
     /// The lab estate of `inv`, with its state in `store`.
-    pub fn new(inv: Inventory, store: &crate::state::Store) -> LabEstate {
+    pub(crate) fn new(inv: Inventory, store: &crate::state::Store) -> LabEstate {
         let file = StateFile::new(store, &inv);
         LabEstate {
             inv,
@@ -63,18 +62,19 @@ impl LabEstate {
     }
 
     /// The state file's path.
-    pub fn state_path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn state_path(&self) -> &std::path::Path {
         &self.file.path
     }
 
     /// The current state (the seed, if no operation has run yet). Writes nothing.
-    pub fn state(&self) -> Result<LabState, EstateError> {
+    pub(crate) fn state(&self) -> Result<LabState, EstateError> {
         let _g = self.mutex.lock().unwrap_or_else(|e| e.into_inner());
         self.file.locked(|| self.file.load(&self.inv))
     }
 
     /// Forget the simulated state; the next operation starts from the seed again.
-    pub fn reset(&self) -> Result<bool, EstateError> {
+    pub(crate) fn reset(&self) -> Result<bool, EstateError> {
         let _g = self.mutex.lock().unwrap_or_else(|e| e.into_inner());
         self.file.remove()
     }

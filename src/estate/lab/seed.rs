@@ -11,7 +11,7 @@ use crate::estate::inventory::{Inventory, Role, Server};
 use crate::estate::itms;
 
 /// Collation of a healthy default server.
-pub const DEFAULT_COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
+pub(super) const DEFAULT_COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
 
 /// Products of a healthy default NS.
 const DEFAULT_PRODUCTS: &[&str] = &[
@@ -22,7 +22,7 @@ const DEFAULT_PRODUCTS: &[&str] = &[
 ];
 
 /// Test group (filter) the phased agent upgrade targets, unless the inventory names one.
-pub const DEFAULT_TEST_GROUP: &str = "Upgrade Test Group";
+pub(super) const DEFAULT_TEST_GROUP: &str = "Upgrade Test Group";
 
 /// Lab policies: (name, enabled at seed). One is disabled so that "re-enable exactly
 /// what was enabled" is observable, and one is not an agent policy at all.
@@ -40,7 +40,7 @@ const SEED_POLICIES: &[(&str, bool)] = &[
 
 impl LabState {
     /// A fresh state seeded from the inventory.
-    pub fn seed(inv: &Inventory) -> LabState {
+    pub(crate) fn seed(inv: &Inventory) -> LabState {
         let mut st = LabState {
             estate: inv.name.clone(),
             servers: BTreeMap::new(),
@@ -55,7 +55,7 @@ impl LabState {
     }
 
     /// Seed servers the inventory gained since the state was written; keep the rest.
-    pub fn add_missing(&mut self, inv: &Inventory) {
+    pub(crate) fn add_missing(&mut self, inv: &Inventory) {
         for (i, s) in inv.servers.iter().enumerate() {
             if !self.servers.contains_key(&s.name) {
                 self.servers.insert(s.name.clone(), seed_server(inv, s, i));
@@ -211,7 +211,7 @@ fn seed_server(inv: &Inventory, s: &Server, index: usize) -> ServerState {
 }
 
 /// A GUID-shaped, deterministic id for lab items (server index, item number).
-pub fn lab_guid(server: usize, item: usize) -> String {
+pub(super) fn lab_guid(server: usize, item: usize) -> String {
     format!("1ab00000-0000-4000-8000-{:06x}{:06x}", server, item)
 }
 

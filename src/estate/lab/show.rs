@@ -8,7 +8,7 @@ use crate::estate::EstateError;
 
 impl LabEstate {
     /// The `lab show --json` document.
-    pub fn show_json(&self) -> Result<Value, EstateError> {
+    pub(crate) fn show_json(&self) -> Result<Value, EstateError> {
         let st = self.state()?;
         let mut v = serde_json::to_value(&st).map_err(|e| EstateError::State {
             path: self.file.path.display().to_string(),
@@ -22,7 +22,7 @@ impl LabEstate {
 }
 
 /// Human rendering of a `lab show --json` document.
-pub fn show_text(doc: &Value) -> String {
+pub(crate) fn show_text(doc: &Value) -> String {
     let mut out = String::new();
     let estate = doc["estate"].as_str().unwrap_or("?");
     out.push_str(&format!("Lab estate `{estate}` (rehearsal)\n\n"));

@@ -12,7 +12,7 @@ use crate::estate::itms;
 
 /// A policy on a simulated NS.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// GUID-shaped id.
     pub id: String,
     /// Name as shown in the console.
@@ -29,7 +29,7 @@ pub struct Policy {
 
 impl Policy {
     /// The policy as operations report it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let (kind, action, audience) = itms::classify_policy(&self.name);
         serde_json::json!({
             "id": self.id, "name": self.name, "enabled": self.enabled,
@@ -40,7 +40,7 @@ impl Policy {
 
 /// Agents managed by a simulated NS, by group.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     /// `clients`, `site_servers`, or the test group's name.
     pub group: String,
     /// Computers.
@@ -54,7 +54,7 @@ pub struct Fleet {
 /// The agent and plug-in release one site server of an NS reports (its NS's
 /// `site_servers` entry; the inventory's site servers with `ns` = that NS).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SiteAgent {
+pub(crate) struct SiteAgent {
     /// Symantec Management Agent release.
     pub agent: String,
     /// Site-server plug-in release.
@@ -63,7 +63,7 @@ pub struct SiteAgent {
 
 /// Index fragmentation waiting for `defragment_cmdb`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
-pub struct Fragmentation {
+pub(crate) struct Fragmentation {
     /// Indexes at 5–30 %.
     pub reorganize: u32,
     /// Indexes above 30 %.
@@ -72,7 +72,7 @@ pub struct Fragmentation {
 
 /// One simulated server.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ServerState {
+pub(crate) struct ServerState {
     /// Role name.
     pub role: String,
     /// NS version name (NS only).
@@ -175,19 +175,19 @@ pub struct ServerState {
 
 impl ServerState {
     /// The NS version, or "" for other roles.
-    pub fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         self.version.as_deref().unwrap_or("")
     }
 
     /// The CMDB collation (the server collation when none is recorded).
-    pub fn db_collation(&self) -> &str {
+    pub(crate) fn db_collation(&self) -> &str {
         self.db_collation.as_deref().unwrap_or(&self.collation)
     }
 }
 
 /// A CMDB backup the lab knows about.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Backup {
+pub(crate) struct Backup {
     /// File written.
     pub file: String,
     /// NS whose CMDB it holds.
@@ -200,7 +200,7 @@ pub struct Backup {
 
 /// A Migration Wizard data store the lab knows about.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DataStore {
+pub(crate) struct DataStore {
     /// File written.
     pub file: String,
     /// NS it was exported from.
@@ -213,7 +213,7 @@ pub struct DataStore {
 
 /// The whole lab estate as stored in `lab/NAME.json` (and printed by `lab show --json`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LabState {
+pub(crate) struct LabState {
     /// Estate name.
     pub estate: String,
     /// Servers by name.
@@ -237,7 +237,7 @@ pub struct LabState {
 impl LabState {
     /// A warning when the inventory's lab facts changed since this state was seeded
     /// (the lab keeps the simulated state; edits take effect after `lab reset`).
-    pub fn stale_warning(&self, inv: &Inventory, reset: &str) -> Option<String> {
+    pub(crate) fn stale_warning(&self, inv: &Inventory, reset: &str) -> Option<String> {
         (self.seeded_from != inv.lab_fingerprint()).then(|| {
             format!(
                 "the inventory of lab estate `{}` changed since its state was seeded; the lab keeps the simulated state \
@@ -248,7 +248,7 @@ impl LabState {
     }
 
     /// The next event sequence number.
-    pub fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         self.events
             .last()
             .and_then(|e| e.get("seq"))

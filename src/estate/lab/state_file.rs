@@ -23,7 +23,7 @@ use crate::state::{LabStore, Store};
 /// Only the operation's own server changes (`me_mut`); the lists of backups and data
 /// stores are small (one entry per NS operation) and are carried whole.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Delta {
+pub(super) struct Delta {
     /// The event recorded (it carries the operation's `seq`).
     pub event: Value,
     /// The operation's server and its state afterwards.
@@ -51,14 +51,14 @@ impl LabState {
 /// What identifies the files' content without reading them (another process wrote
 /// when it changed): lengths and modification times.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp(Option<(u64, std::time::SystemTime)>, u64);
+pub(super) struct Stamp(Option<(u64, std::time::SystemTime)>, u64);
 
 /// Where an estate's lab state lives, and the only code that reads or writes it:
 /// `NAME.json` holds the state as of its last compaction, `NAME.log` one [`Delta`] per
 /// operation since (a line whose event `seq` the base already has is skipped, so a crash
 /// between writing the base and removing the log changes nothing).
 #[derive(Debug, Clone)]
-pub struct StateFile {
+pub(super) struct StateFile {
     /// The estate as of its last compaction (`lab/NAME.json` in a state directory), as
     /// named in messages.
     pub path: PathBuf,
@@ -69,7 +69,7 @@ pub struct StateFile {
 
 impl StateFile {
     /// The state file of `inv`'s estate in `store`.
-    pub fn new(store: &Store, inv: &Inventory) -> StateFile {
+    pub(super) fn new(store: &Store, inv: &Inventory) -> StateFile {
         let reset = crate::hint::lab_reset(&inv.origin, store);
         let store = store.lab(&inv.name);
         StateFile {
@@ -80,18 +80,18 @@ impl StateFile {
     }
 
     /// The exact `waymark lab reset` command for this estate (with the flags it needs).
-    pub fn reset_command(&self) -> &str {
+    pub(super) fn reset_command(&self) -> &str {
         &self.reset
     }
 
     /// The files' [`Stamp`] now.
-    pub fn stamp(&self) -> Stamp {
+    pub(super) fn stamp(&self) -> Stamp {
         let (base, log) = self.store.stamp();
         Stamp(base, log)
     }
 
     /// Append one operation's [`Delta`] durably, secrets scrubbed.
-    pub fn append(&self, d: &Delta, redactor: &Redactor) -> Result<(), EstateError> {
+    pub(super) fn append(&self, d: &Delta, redactor: &Redactor) -> Result<(), EstateError> {
         let encode = |e: serde_json::Error| self.err(format!("cannot encode: {e}"));
         let mut v = serde_json::to_value(d).map_err(encode)?;
         if !redactor.is_empty() {
@@ -103,7 +103,7 @@ impl StateFile {
     }
 
     /// Write `st` as the new base and drop the log it includes.
-    pub fn compact(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
+    pub(super) fn compact(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
         self.save(st, redactor)?;
         self.store.remove_log().map(|_| ()).map_err(|e| self.err(e))
     }
@@ -144,7 +144,10 @@ impl StateFile {
     }
 
     /// Run `f` holding the cross-process lock of this estate.
-    pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, EstateError>) -> Result<T, EstateError> {
+    pub(super) fn locked<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, EstateError>,
+    ) -> Result<T, EstateError> {
         let lock = self.store.lock().map_err(|e| self.err(e))?;
         let out = f();
         drop(lock);
@@ -152,12 +155,12 @@ impl StateFile {
     }
 
     /// The stored state (with servers new to the inventory seeded), or a fresh seed.
-    pub fn load(&self, inv: &Inventory) -> Result<LabState, EstateError> {
+    pub(super) fn load(&self, inv: &Inventory) -> Result<LabState, EstateError> {
         self.load_counting(inv).map(|(st, _)| st)
     }
 
     /// [`StateFile::load`], and how many log lines it replayed.
-    pub fn load_counting(&self, inv: &Inventory) -> Result<(LabState, usize), EstateError> {
+    pub(super) fn load_counting(&self, inv: &Inventory) -> Result<(LabState, usize), EstateError> {
         let mut st = match self.store.read_base().map_err(|e| self.err(e))? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 self.err(format!(
@@ -175,7 +178,7 @@ impl StateFile {
     /// Replace the state atomically and durably, with the run's secrets scrubbed from
     /// every string (operation arguments, settings a server was given): the state
     /// outlives the run and is shown by `lab show`.
-    pub fn save(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
+    pub(super) fn save(&self, st: &LabState, redactor: &Redactor) -> Result<(), EstateError> {
         let encode = |e: serde_json::Error| self.err(format!("cannot encode: {e}"));
         let mut bytes = if redactor.is_empty() {
             serde_json::to_vec_pretty(st).map_err(encode)?
@@ -189,7 +192,7 @@ impl StateFile {
     }
 
     /// Delete the state; true when there was a state to delete.
-    pub fn remove(&self) -> Result<bool, EstateError> {
+    pub(super) fn remove(&self) -> Result<bool, EstateError> {
         self.locked(|| {
             let had_log = self.store.remove_log().map_err(|e| self.err(e))?;
             let had_base = self.store.remove_base().map_err(|e| self.err(e))?;

@@ -13,14 +13,14 @@ use crate::estate::error::EstateError;
 /// Arguments checked against an operation's table row, with typed getters that
 /// apply the documented defaults.
 #[derive(Debug, Clone, Copy)]
-pub struct Args<'a> {
+pub(crate) struct Args<'a> {
     op: &'static OpInfo,
     map: &'a Map<String, Value>,
 }
 
 impl<'a> Args<'a> {
     /// Validate `map` for `op`: unknown keys, missing required keys, wrong types.
-    pub fn check(
+    pub(crate) fn check(
         op: &'static OpInfo,
         map: &'a Map<String, Value>,
     ) -> Result<Args<'a>, EstateError> {
@@ -54,12 +54,12 @@ impl<'a> Args<'a> {
     }
 
     /// The operation these arguments are for.
-    pub fn op(&self) -> &'static OpInfo {
+    pub(crate) fn op(&self) -> &'static OpInfo {
         self.op
     }
 
     /// The raw argument map.
-    pub fn raw(&self) -> &'a Map<String, Value> {
+    pub(crate) fn raw(&self) -> &'a Map<String, Value> {
         self.map
     }
 
@@ -76,7 +76,7 @@ impl<'a> Args<'a> {
     }
 
     /// A string argument, or its default.
-    pub fn str(&self, name: &str) -> Option<String> {
+    pub(crate) fn str(&self, name: &str) -> Option<String> {
         match self.get(name) {
             Some(Value::String(s)) => Some(s.clone()),
             _ => self.default(name).map(str::to_string),
@@ -84,7 +84,7 @@ impl<'a> Args<'a> {
     }
 
     /// A string argument that was given explicitly (ignores defaults).
-    pub fn given_str(&self, name: &str) -> Option<String> {
+    pub(crate) fn given_str(&self, name: &str) -> Option<String> {
         match self.get(name) {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
@@ -92,7 +92,7 @@ impl<'a> Args<'a> {
     }
 
     /// A boolean argument, or its default (false when there is none).
-    pub fn bool(&self, name: &str) -> bool {
+    pub(crate) fn bool(&self, name: &str) -> bool {
         match self.get(name) {
             Some(Value::Bool(b)) => *b,
             _ => self.default(name) == Some("true"),
@@ -100,7 +100,7 @@ impl<'a> Args<'a> {
     }
 
     /// An integer argument, or its default (0 when there is none).
-    pub fn int(&self, name: &str) -> i64 {
+    pub(crate) fn int(&self, name: &str) -> i64 {
         match self.get(name).and_then(Value::as_i64) {
             Some(i) => i,
             None => self.default(name).and_then(|d| d.parse().ok()).unwrap_or(0),
@@ -108,14 +108,14 @@ impl<'a> Args<'a> {
     }
 
     /// A duration argument, or its default.
-    pub fn duration(&self, name: &str) -> Duration {
+    pub(crate) fn duration(&self, name: &str) -> Duration {
         self.str(name)
             .and_then(|s| crate::duration::parse_duration(&s).ok())
             .unwrap_or(Duration::ZERO)
     }
 
     /// A list argument: strings, or the `id` of objects. `None` when absent.
-    pub fn list(&self, name: &str) -> Option<Vec<String>> {
+    pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
         let items = self.get(name)?.as_array()?;
         Some(
             items
@@ -130,12 +130,12 @@ impl<'a> Args<'a> {
     }
 
     /// A map argument.
-    pub fn map(&self, name: &str) -> Option<&'a Map<String, Value>> {
+    pub(crate) fn map(&self, name: &str) -> Option<&'a Map<String, Value>> {
         self.get(name).and_then(Value::as_object)
     }
 
     /// The policy name patterns (argument or the ITMS default).
-    pub fn patterns(&self) -> Vec<String> {
+    pub(crate) fn patterns(&self) -> Vec<String> {
         self.list("patterns").unwrap_or_else(|| {
             crate::estate::itms::DEFAULT_POLICY_PATTERNS
                 .iter()
@@ -256,7 +256,7 @@ fn semantics(a: &Args) -> Result<(), String> {
 }
 
 /// True when `s` looks like a GUID (ASDK identifies items by GUID).
-pub fn is_guid(s: &str) -> bool {
+pub(crate) fn is_guid(s: &str) -> bool {
     let t = s
         .strip_prefix('{')
         .and_then(|t| t.strip_suffix('}'))

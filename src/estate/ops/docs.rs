@@ -4,7 +4,7 @@
 use super::table::OPS;
 
 /// The operation table as Markdown (the body of `docs/estate-ops.md`).
-pub fn ops_markdown() -> String {
+pub(crate) fn ops_markdown() -> String {
     let mut out = String::new();
     out.push_str("| op | mutating | windows | roles | args | result |\n");
     out.push_str("| --- | --- | --- | --- | --- | --- |\n");

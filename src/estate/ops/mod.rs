@@ -2,18 +2,18 @@
 //! exactly this table, and the DSL registers one Rhai function per row without any
 //! per-operation code, so this table *is* the estate's contract with runbooks.
 //!
-//! `docs/estate-ops.md` is generated from it ([`ops_markdown`]) and a test keeps the two equal.//!
+//! `docs/estate-ops.md` is generated from it ([`ops_markdown`]) and a test keeps the two equal.
 //! Layout: `table` is the rows, `args` checks a call's arguments against its row,
 //! `docs` renders the table for `docs/estate-ops.md`; this file is the row's types.
 
 mod args;
+#[cfg(test)]
 mod docs;
 mod table;
 #[cfg(test)]
 mod tests;
 
-pub use self::args::{is_guid, Args};
-pub use self::docs::ops_markdown;
+pub(crate) use self::args::Args;
 pub use self::table::OPS;
 
 use super::error::EstateError;
@@ -40,6 +40,7 @@ pub enum ArgKind {
 }
 
 impl ArgKind {
+    #[cfg(test)]
     fn name(self) -> &'static str {
         match self {
             ArgKind::Str => "string",
@@ -108,12 +109,12 @@ impl OpInfo {
 }
 
 /// The operation called `name`.
-pub fn op_info(name: &str) -> Option<&'static OpInfo> {
+pub(crate) fn op_info(name: &str) -> Option<&'static OpInfo> {
     OPS.iter().find(|o| o.name == name)
 }
 
 /// Look an operation up, or explain which names exist.
-pub fn lookup(name: &str) -> Result<&'static OpInfo, EstateError> {
+pub(crate) fn lookup(name: &str) -> Result<&'static OpInfo, EstateError> {
     op_info(name).ok_or_else(|| EstateError::UnknownOp {
         op: name.to_string(),
         suggestion: did_you_mean(name, OPS.iter().map(|o| o.name)).map(str::to_string),

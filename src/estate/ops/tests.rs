@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::args::is_guid;
+use super::docs::ops_markdown;
 use super::*;
 
 fn map(v: Value) -> Map<String, Value> {

@@ -15,7 +15,7 @@ mod plan;
 mod scripts;
 #[cfg(test)]
 mod tests;
-pub mod transport;
+pub(crate) mod transport;
 
 use std::sync::Arc;
 
@@ -32,20 +32,20 @@ use super::itms;
 use super::ops::Args;
 
 /// Real Windows servers.
-pub struct WindowsEstate {
+pub(crate) struct WindowsEstate {
     inv: Inventory,
     transport: Arc<dyn Transport>,
 }
 
 impl WindowsEstate {
     /// The windows estate of `inv`, reaching servers through their inventory transport.
-    pub fn new(inv: Inventory) -> WindowsEstate {
+    pub(crate) fn new(inv: Inventory) -> WindowsEstate {
         let base = std::path::Path::new(&inv.origin).parent().map(Into::into);
         WindowsEstate::with_transport(inv, Arc::new(InventoryTransport { base }))
     }
 
     /// The same with a chosen transport (tests use a fake one).
-    pub fn with_transport(inv: Inventory, transport: Arc<dyn Transport>) -> WindowsEstate {
+    pub(crate) fn with_transport(inv: Inventory, transport: Arc<dyn Transport>) -> WindowsEstate {
         WindowsEstate { inv, transport }
     }
 

@@ -51,7 +51,7 @@ fn asdk_uri(host: &str, service: &str, method: &str) -> String {
 }
 
 /// `ns_version` / `verify_version`: the Altiris.NS assemblies in both GACs.
-pub fn ns_version(op: &str) -> String {
+pub(super) fn ns_version(op: &str) -> String {
     format!(
         r#"{h}$roots = @(
     (Join-Path $env:windir 'assembly\GAC_MSIL\Altiris.NS'),
@@ -75,7 +75,7 @@ $found = @(foreach ($root in $roots) {{
 }
 
 /// `collation`: SQL Server vs CMDB collation.
-pub fn collation(instance: &str, database: &str) -> String {
+pub(super) fn collation(instance: &str, database: &str) -> String {
     let tsql = format!(
         "SET NOCOUNT ON; SELECT 'WAYMARK', CONVERT(nvarchar(128), SERVERPROPERTY('Collation')), CONVERT(nvarchar(128), DATABASEPROPERTYEX({}, 'Collation'));",
         tsql_str(database)
@@ -84,7 +84,7 @@ pub fn collation(instance: &str, database: &str) -> String {
 }
 
 /// `disk_free`: free and total bytes of a drive (the OS drive when `drive` is `None`).
-pub fn disk_free(drive: Option<&str>) -> String {
+pub(super) fn disk_free(drive: Option<&str>) -> String {
     let pick = match drive {
         Some(d) => format!("$drive = {}\n", ps(d)),
         None => "$drive = $env:SystemDrive\n".to_string(),
@@ -98,7 +98,7 @@ pub fn disk_free(drive: Option<&str>) -> String {
 }
 
 /// `hardware`: cores, memory and the model (which tells virtual hardware apart).
-pub fn hardware() -> String {
+pub(super) fn hardware() -> String {
     format!(
         r#"{h}$cs = Get-CimInstance -ClassName Win32_ComputerSystem
 $cores = (Get-CimInstance -ClassName Win32_Processor | Measure-Object -Property NumberOfCores -Sum).Sum
@@ -115,7 +115,7 @@ $cores = (Get-CimInstance -ClassName Win32_Processor | Measure-Object -Property 
 }
 
 /// `software` on the server itself: OS, IIS, .NET 4.x release, Java.
-pub fn software_host() -> String {
+pub(super) fn software_host() -> String {
     format!(
         r#"{h}$os = Get-CimInstance -ClassName Win32_OperatingSystem
 $iis = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\InetStp' -ErrorAction SilentlyContinue
@@ -134,7 +134,7 @@ $java = Get-Command -Name 'java.exe' -ErrorAction SilentlyContinue | Select-Obje
 }
 
 /// `software` on the NS's SQL server: product version and edition.
-pub fn software_sql(instance: &str) -> String {
+pub(super) fn software_sql(instance: &str) -> String {
     sql(
         "software",
         instance,
@@ -143,7 +143,7 @@ pub fn software_sql(instance: &str) -> String {
 }
 
 /// `replication_status`: ASDK `IsHierarchyMember` on the NS.
-pub fn replication_status(host: &str) -> String {
+pub(super) fn replication_status(host: &str) -> String {
     format!(
         r#"{h}$uri = {uri}
 $response = Invoke-RestMethod -Method Post -UseDefaultCredentials -Uri $uri -Body @{{}}
@@ -160,7 +160,7 @@ $member = $(if ($response -is [xml]) {{ $response.DocumentElement.InnerText }} e
 }
 
 /// `installed_products`: names recorded in SIM's InstallHistoryPL.Xml.
-pub fn installed_products() -> String {
+pub(super) fn installed_products() -> String {
     format!(
         r#"{h}$aim = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Altiris\AIM' -Name 'InstallDir' -ErrorAction SilentlyContinue
 if (-not $aim) {{ $aim = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Wow6432Node\Altiris\AIM' -Name 'InstallDir' -ErrorAction SilentlyContinue }}
@@ -177,7 +177,7 @@ $names = @($fromAttributes + $fromElements | Where-Object {{ $_ }} | Sort-Object
 }
 
 /// `dcom`: the EnableDCOM registry value.
-pub fn dcom() -> String {
+pub(super) fn dcom() -> String {
     format!(
         r#"{h}$value = (Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Ole' -Name 'EnableDCOM' -ErrorAction SilentlyContinue).EnableDCOM
 [pscustomobject]@{{ value = $value }} | ConvertTo-Json -Compress
@@ -187,7 +187,7 @@ pub fn dcom() -> String {
 }
 
 /// `app_pools`: every IIS application pool and its state.
-pub fn app_pools() -> String {
+pub(super) fn app_pools() -> String {
     format!(
         r#"{h}Import-Module WebAdministration
 $pools = @(Get-ChildItem -Path 'IIS:\AppPools' | ForEach-Object {{
@@ -200,7 +200,7 @@ $pools = @(Get-ChildItem -Path 'IIS:\AppPools' | ForEach-Object {{
 }
 
 /// `smp_log_errors`: error/warning lines in recent SMP logs (line format unverified).
-pub fn smp_log_errors(since_secs: u64) -> String {
+pub(super) fn smp_log_errors(since_secs: u64) -> String {
     format!(
         r#"{h}$dir = Join-Path $env:ProgramData 'Symantec\SMP\Logs'
 $since = (Get-Date).AddSeconds(-{since_secs})
@@ -221,7 +221,7 @@ $warningLines = @($files | Select-String -Pattern 'warning')
 /// `agent_versions`: agent/plug-in versions from Inv_AeX_AC_Client_Agent, optionally
 /// limited to the members of one filter and/or to one computer (by its name in
 /// vComputer, e.g. a site server verified on its own).
-pub fn agent_versions(
+pub(super) fn agent_versions(
     instance: &str,
     database: &str,
     group: Option<&str>,
@@ -251,7 +251,7 @@ pub fn agent_versions(
 
 /// `list_policies` (and the first phase of `disable_policies`): policy items with their
 /// enabled state, selected by name patterns or by id.
-pub fn list_policies(
+pub(super) fn list_policies(
     op: &str,
     instance: &str,
     database: &str,
@@ -282,7 +282,7 @@ pub fn list_policies(
 }
 
 /// `enable_policies` / `disable_policies`: ASDK Enable/DisablePolicyItem per GUID.
-pub fn policy_items(op: &str, host: &str, enable: bool, ids: &[String]) -> String {
+pub(super) fn policy_items(op: &str, host: &str, enable: bool, ids: &[String]) -> String {
     let method = if enable {
         "EnablePolicyItem"
     } else {
@@ -303,7 +303,7 @@ foreach ($id in $ids) {{
 }
 
 /// `set_replication`: ASDK EnableHierarchyReplication on the NS.
-pub fn set_replication(host: &str, enabled: bool) -> String {
+pub(super) fn set_replication(host: &str, enabled: bool) -> String {
     format!(
         r#"{h}$uri = {uri}
 $null = Invoke-RestMethod -Method Post -UseDefaultCredentials -Uri $uri -Body @{{ enable = {flag} }}
@@ -321,7 +321,7 @@ $null = Invoke-RestMethod -Method Post -UseDefaultCredentials -Uri $uri -Body @{
 }
 
 /// `backup_ns`: copy the NS install folder (registry InstallPath) to a dated folder.
-pub fn backup_ns(server: &str, dest: &str) -> String {
+pub(super) fn backup_ns(server: &str, dest: &str) -> String {
     format!(
         r#"{h}$key = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\Altiris\eXpress\Notification Server' -Name 'InstallPath'
 $source = ([string]$key.InstallPath).TrimEnd('\')
@@ -341,7 +341,7 @@ $files = @(Get-ChildItem -LiteralPath $target -Recurse -File).Count
 }
 
 /// `backup_cmdb`: full backup with checksums, optionally verified, and its size.
-pub fn backup_cmdb(instance: &str, database: &str, file: &str, verify: bool) -> String {
+pub(super) fn backup_cmdb(instance: &str, database: &str, file: &str, verify: bool) -> String {
     let verify_sql = if verify {
         format!(
             " RESTORE VERIFYONLY FROM DISK = {} WITH CHECKSUM;",
@@ -366,7 +366,7 @@ pub fn backup_cmdb(instance: &str, database: &str, file: &str, verify: bool) -> 
 }
 
 /// `restore_cmdb`: restore a backup with checksums.
-pub fn restore_cmdb(instance: &str, database: &str, file: &str, replace: bool) -> String {
+pub(super) fn restore_cmdb(instance: &str, database: &str, file: &str, replace: bool) -> String {
     let tsql = format!(
         "SET NOCOUNT ON; RESTORE DATABASE {} FROM DISK = {} WITH CHECKSUM, RECOVERY{}; SELECT 'WAYMARK', 'restored';",
         tsql_ident(database),
@@ -377,7 +377,7 @@ pub fn restore_cmdb(instance: &str, database: &str, file: &str, replace: bool) -
 }
 
 /// `defragment_cmdb`: reorganize indexes between the thresholds, rebuild above.
-pub fn defragment_cmdb(
+pub(super) fn defragment_cmdb(
     instance: &str,
     database: &str,
     reorganize_above: i64,
@@ -414,7 +414,7 @@ SELECT 'WAYMARK', @reorganized, @rebuilt;",
 }
 
 /// `run_scheduled_task`: find `NS.<name>*` (GUID suffix allowed), run it, wait for it.
-pub fn run_scheduled_task(task: &str, wait: bool) -> String {
+pub(super) fn run_scheduled_task(task: &str, wait: bool) -> String {
     let wait_block = if wait {
         r#"do {
     Start-Sleep -Seconds 5

@@ -16,7 +16,7 @@ use crate::ssh::{RemoteCommand, Shell, SshError, Target};
 
 /// What a PowerShell run printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PsOutput {
+pub(crate) struct PsOutput {
     /// Exit code (`None` when killed by a signal).
     pub code: Option<i32>,
     /// Standard output.
@@ -26,7 +26,7 @@ pub struct PsOutput {
 }
 
 /// Runs a PowerShell script on a server.
-pub trait Transport: Send + Sync {
+pub(crate) trait Transport: Send + Sync {
     /// Run `script` on `server`; blocking; honours `cx.cancel`.
     fn run_powershell(
         &self,
@@ -38,7 +38,7 @@ pub trait Transport: Send + Sync {
 
 /// The transport each server's inventory entry asks for.
 #[derive(Debug, Clone, Default)]
-pub struct InventoryTransport {
+pub(crate) struct InventoryTransport {
     /// The inventory file's directory (relative key and known_hosts paths start there).
     pub base: Option<PathBuf>,
 }
@@ -63,19 +63,19 @@ impl Transport for InventoryTransport {
 
 /// PowerShell on the machine running waymark.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LocalTransport;
+pub(crate) struct LocalTransport;
 
 /// `pwsh -NoProfile -NonInteractive -Command -` over the host's ssh master connection
 /// ([`crate::ssh`], the same code path as `exec` with `host:`).
 #[derive(Debug, Clone, Default)]
-pub struct SshTransport {
+pub(crate) struct SshTransport {
     /// The inventory file's directory (relative key and known_hosts paths start there).
     pub base: Option<PathBuf>,
 }
 
 /// A local PowerShell running the script through `Invoke-Command -ComputerName HOST`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PsRemotingTransport;
+pub(crate) struct PsRemotingTransport;
 
 const PS_ARGS: &[&str] = &["-NoProfile", "-NonInteractive", "-Command", "-"];
 
@@ -178,7 +178,7 @@ impl Transport for PsRemotingTransport {
 
 /// How a script reaches `server`, as a dry-run shows it once per server: the wrapper
 /// every script for that server runs inside.
-pub fn describe(server: &Server) -> String {
+pub(crate) fn describe(server: &Server) -> String {
     let name = &server.name;
     match server.transport {
         TransportKind::Local => format!(
@@ -198,7 +198,7 @@ pub fn describe(server: &Server) -> String {
 }
 
 /// The local script that runs `script` on `host` through PowerShell remoting.
-pub fn psremoting_script(host: &str, script: &str) -> String {
+pub(crate) fn psremoting_script(host: &str, script: &str) -> String {
     format!(
         "$ErrorActionPreference = 'Stop'\nInvoke-Command -ComputerName {} -ErrorAction Stop -ScriptBlock {{\n{}\n}}\n",
         quote::ps(host),
@@ -209,7 +209,7 @@ pub fn psremoting_script(host: &str, script: &str) -> String {
 /// The single stdin line that loads and runs `script` (UTF-8, base64). It also sets the
 /// console to UTF-8 so non-ASCII text in the JSON result survives Windows PowerShell's
 /// OEM code page.
-pub fn stdin_payload(script: &str) -> String {
+pub(crate) fn stdin_payload(script: &str) -> String {
     format!(
         "[Console]::OutputEncoding = [Text.Encoding]::UTF8; try {{ & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}')))) }} catch {{ [Console]::Error.WriteLine($_.ToString()); exit 1 }}; exit 0\n",
         crate::process::powershell::base64(script.as_bytes())
@@ -231,7 +231,7 @@ fn no_powershell(server: &str) -> EstateError {
 }
 
 /// The PowerShell executable on PATH (pwsh first), if any.
-pub fn find_powershell() -> Option<PathBuf> {
+pub(crate) fn find_powershell() -> Option<PathBuf> {
     crate::process::find_powershell().ok()
 }
 

@@ -23,7 +23,7 @@ type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// A cloneable handle on one connection's thread.
 #[derive(Clone)]
-pub struct Conn {
+pub(crate) struct Conn {
     tx: mpsc::Sender<Job>,
     /// The location without its password, for messages.
     pub(crate) shown: Arc<str>,
@@ -70,7 +70,7 @@ fn is_connection_error(e: &postgres::Error) -> bool {
 
 impl Conn {
     /// Connect to `config` (checked at once, so a wrong URL fails here).
-    pub fn open(config: Config, shown: &str) -> Result<Conn, String> {
+    pub(crate) fn open(config: Config, shown: &str) -> Result<Conn, String> {
         let (tx, rx) = mpsc::channel::<Job>();
         let mut worker = Worker {
             config,
@@ -94,7 +94,7 @@ impl Conn {
     }
 
     /// Run `f` on the connection, retrying over reconnects; waits for its answer.
-    pub fn call<R, F>(&self, f: F) -> Result<R, String>
+    pub(crate) fn call<R, F>(&self, f: F) -> Result<R, String>
     where
         R: Send + 'static,
         F: FnMut(&mut Client) -> Result<R, postgres::Error> + Send + 'static,
@@ -105,7 +105,7 @@ impl Conn {
     }
 
     /// Hand `f` to the connection and return at once; its result is dropped.
-    pub fn spawn<F>(&self, f: F)
+    pub(crate) fn spawn<F>(&self, f: F)
     where
         F: FnMut(&mut Client) -> Result<(), postgres::Error> + Send + 'static,
     {
@@ -158,7 +158,7 @@ impl Conn {
 }
 
 /// The server's message when there is one (rust-postgres's Display says only "db error").
-pub fn describe(e: &postgres::Error) -> String {
+pub(super) fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => db.message().to_string(),
         None => e.to_string(),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The lease's length: `WAYMARK_LEASE` (a duration such as `30s`), default 30 seconds.
-pub fn lease_length() -> Duration {
+pub(super) fn lease_length() -> Duration {
     std::env::var("WAYMARK_LEASE")
         .ok()
         .and_then(|v| crate::duration::parse_duration(&v).ok())
@@ -25,7 +25,7 @@ pub fn lease_length() -> Duration {
 }
 
 /// This process's name for its host: `WAYMARK_HOST`, else the host name.
-pub fn host() -> String {
+pub(super) fn host() -> String {
     crate::journal::current_host()
 }
 

@@ -22,9 +22,9 @@ mod lease;
 mod url;
 mod wake;
 
-pub use conn::Conn;
-pub use lab::{PgLab, PgLabLock};
-pub use lease::Lease;
+pub(super) use conn::Conn;
+pub(crate) use lab::{PgLab, PgLabLock};
+pub(super) use lease::Lease;
 
 use super::StepLogBytes;
 use crate::inbox::{Drained, InboxError, InboxItem, Pending, Remover};
@@ -104,7 +104,7 @@ pub struct PgStore {
 }
 
 /// Whether `location` names a PostgreSQL database rather than a directory.
-pub fn is_url(location: &str) -> bool {
+pub(super) fn is_url(location: &str) -> bool {
     location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 

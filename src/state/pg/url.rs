@@ -8,7 +8,7 @@ use postgres::Config;
 use std::str::FromStr;
 
 /// The config for `url` and the URL as it may be shown (never with a password).
-pub fn config(url: &str) -> Result<(Config, String), String> {
+pub(super) fn config(url: &str) -> Result<(Config, String), String> {
     let mut config = Config::from_str(url)
         .map_err(|e| format!("`{}` is not a PostgreSQL URL: {e}", strip_password(url)))?;
     if config.get_user().is_none() {
@@ -28,7 +28,7 @@ pub fn config(url: &str) -> Result<(Config, String), String> {
 }
 
 /// `url` without the password between `user:` and `@`.
-pub fn strip_password(url: &str) -> String {
+pub(super) fn strip_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();
     };

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The notification channel.
-pub const CHANNEL: &str = "waymark_decisions";
+pub(super) const CHANNEL: &str = "waymark_decisions";
 
 /// Longest time between two real reads of a run's decisions.
-pub const FALLBACK: Duration = Duration::from_secs(2);
+pub(super) const FALLBACK: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Marks {
@@ -31,12 +31,12 @@ struct Marks {
 
 /// The marks of one database, filled by its listener thread.
 #[derive(Clone)]
-pub struct Wake(Arc<Mutex<Marks>>);
+pub(super) struct Wake(Arc<Mutex<Marks>>);
 
 impl Wake {
     /// The listener of the database `config` points at, started on first use. One per
     /// process: a process drives at most one run, in one store.
-    pub fn of(config: &Config) -> Wake {
+    pub(super) fn of(config: &Config) -> Wake {
         static ONE: OnceLock<Wake> = OnceLock::new();
         ONE.get_or_init(|| {
             let wake = Wake(Arc::new(Mutex::new(Marks::default())));
@@ -88,7 +88,7 @@ impl Wake {
     }
 
     /// Whether `run`'s decisions must be read now (and the mark taken).
-    pub fn take(&self, run: &str) -> bool {
+    pub(super) fn take(&self, run: &str) -> bool {
         let mut m = self.marks();
         let fresh = m
             .read_empty
@@ -103,7 +103,7 @@ impl Wake {
     }
 
     /// `run`'s decisions were just read: `empty` when there were none.
-    pub fn read(&self, run: &str, empty: bool) {
+    pub(super) fn read(&self, run: &str, empty: bool) {
         let mut m = self.marks();
         if empty {
             m.read_empty.insert(run.to_string(), Instant::now());

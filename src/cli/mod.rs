@@ -249,7 +249,7 @@ pub(crate) struct StateDirArg {
 impl StateDirArg {
     /// The one place the state's location becomes a store; nothing past here sees it.
     pub(crate) fn store(&self) -> Result<crate::state::Store, crate::exit::CliError> {
-        crate::state::Store::open(&self.state_dir).map_err(crate::exit::CliError::bad_input)
+        crate::state::Store::open(&self.state_dir).map_err(crate::exit::CliError::from)
     }
 }
 

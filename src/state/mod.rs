@@ -95,7 +95,7 @@ pub enum Store {
 impl Store {
     /// The store named by `--state-dir` / `WAYMARK_STATE_DIR`: a `postgres://` or
     /// `postgresql://` URL (connected, schema brought up to date), else a directory.
-    pub fn open(location: &std::path::Path) -> Result<Store, String> {
+    pub fn open(location: &std::path::Path) -> Result<Store, crate::diagnostic::Diagnostic> {
         match location.to_str().filter(|l| pg::is_url(l)) {
             Some(url) => PgStore::open(url).map(Store::Pg),
             None => Ok(Store::Dir(DirStore::new(location))),

@@ -46,3 +46,4 @@ mod secrets;
 mod sshd;
 mod team;
 mod team_pg;
+mod team_tls;

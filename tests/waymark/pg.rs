@@ -156,6 +156,51 @@ impl Cluster {
         let old = std::fs::read_to_string(&hba).unwrap();
         let line = format!("host all {user} 127.0.0.1/32 scram-sha-256\n");
         std::fs::write(&hba, line + old.as_str()).unwrap();
+        self.reload();
+    }
+
+    /// Serve TLS with `cert` and `key` (PEM) and, with `only`, refuse connections over
+    /// TCP without it (every `host` line of pg_hba.conf becomes `hostssl`).
+    #[allow(dead_code)]
+    pub fn enable_tls(&self, cert: &str, key: &str, only: bool) {
+        use std::os::unix::fs::PermissionsExt;
+        for (name, text) in [("server.crt", cert), ("server.key", key)] {
+            let path = self.data.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            self.give_to_owner(&path);
+        }
+        let conf = self.data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\n");
+        std::fs::write(&conf, text).unwrap();
+        if only {
+            let hba = self.data.join("pg_hba.conf");
+            let text: String = std::fs::read_to_string(&hba)
+                .unwrap()
+                .lines()
+                .map(|l| match l.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}\n"),
+                    None => format!("{l}\n"),
+                })
+                .collect();
+            std::fs::write(&hba, text).unwrap();
+        }
+        self.reload();
+    }
+
+    fn give_to_owner(&self, path: &Path) {
+        if is_root() {
+            let o = Command::new("chown")
+                .arg("nobody")
+                .arg(path)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+
+    fn reload(&self) {
         let o = as_owner(&self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(&self.data)

@@ -8,7 +8,9 @@
 //! delay for as long as the run's lease lasts, so a server restart shorter than that
 //! loses nothing.
 
-use postgres::{Client, Config, NoTls};
+use super::url::Target;
+use crate::diagnostic::Diagnostic;
+use postgres::Client;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -36,14 +38,14 @@ impl std::fmt::Debug for Conn {
 }
 
 pub(crate) struct Worker {
-    config: Config,
+    target: Target,
     client: Option<Client>,
 }
 
 impl Worker {
     fn client(&mut self) -> Result<&mut Client, postgres::Error> {
         if self.client.as_ref().is_none_or(|c| c.is_closed()) {
-            let mut client = self.config.connect(NoTls)?;
+            let mut client = self.target.connect()?;
             // "Durable" means committed and flushed on the server, whatever its default.
             client.batch_execute("SET synchronous_commit = on")?;
             self.client = Some(client);
@@ -69,16 +71,27 @@ fn is_connection_error(e: &postgres::Error) -> bool {
 }
 
 impl Conn {
-    /// Connect to `config` (checked at once, so a wrong URL fails here).
-    pub(crate) fn open(config: Config, shown: &str) -> Result<Conn, String> {
+    /// Connect to `target` (checked at once, so a wrong URL fails here).
+    pub(crate) fn open(target: &Target, shown: &str) -> Result<Conn, String> {
+        Conn::open_explained(target, shown).map_err(|d| d.inline())
+    }
+
+    /// [`Conn::open`], failing with the cause and its fix apart (the first connection a
+    /// command makes, whose error the operator reads).
+    pub(super) fn open_explained(target: &Target, shown: &str) -> Result<Conn, Diagnostic> {
         let (tx, rx) = mpsc::channel::<Job>();
         let mut worker = Worker {
-            config,
+            target: target.clone(),
             client: None,
         };
-        worker
-            .client()
-            .map_err(|e| format!("cannot connect to {shown}: {}", describe(&e)))?;
+        if let Err(e) = worker.client() {
+            return Err(match target.explain(&e) {
+                Some((what, fix)) => {
+                    Diagnostic::new(format!("cannot connect to {shown}: {what}")).help(fix)
+                }
+                None => Diagnostic::new(format!("cannot connect to {shown}: {}", describe(&e))),
+            });
+        }
         std::thread::Builder::new()
             .name("waymark-pg".into())
             .spawn(move || {
@@ -86,7 +99,7 @@ impl Conn {
                     job(&mut worker);
                 }
             })
-            .map_err(|e| format!("cannot start a thread: {e}"))?;
+            .map_err(|e| Diagnostic::new(format!("cannot start a thread: {e}")))?;
         Ok(Conn {
             tx,
             shown: Arc::from(shown),
@@ -157,10 +170,19 @@ impl Conn {
     }
 }
 
-/// The server's message when there is one (rust-postgres's Display says only "db error").
+/// The server's message when there is one (rust-postgres's Display says only "db
+/// error"), else the error with its causes ("error performing TLS handshake" alone says
+/// nothing).
 pub(super) fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

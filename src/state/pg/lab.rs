@@ -69,7 +69,7 @@ impl PgLab {
     }
 
     pub(in crate::state) fn lock(&self) -> Result<PgLabLock, String> {
-        let conn = Conn::open((*self.store.config).clone(), &self.store.url)?;
+        let conn = Conn::open(&self.store.target, &self.store.url)?;
         let key = format!("waymark-lab:{}", self.name);
         let k = key.clone();
         conn.call(move |c| {

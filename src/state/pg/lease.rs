@@ -8,9 +8,9 @@
 //! exit 2: continuing would mean two drivers.
 
 use super::conn::Conn;
+use super::url::Target;
 use crate::journal::lock::LockHolder;
 use crate::journal::{LockError, RowSink};
-use postgres::Config;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,12 +58,12 @@ fn holder_now(c: &mut postgres::Client, run: &str) -> String {
 
 impl Lease {
     /// Take the lease of `run`, or say who holds it and until when.
-    pub fn take(config: &Config, shown: &str, run: &str) -> Result<Lease, LockError> {
+    pub(crate) fn take(target: &Target, shown: &str, run: &str) -> Result<Lease, LockError> {
         let store_err = |message: String| LockError::Store {
             run: run.to_string(),
             message,
         };
-        let conn = Conn::open(config.clone(), shown).map_err(store_err)?;
+        let conn = Conn::open(target, shown).map_err(store_err)?;
         let secs = lease_length().as_secs_f64();
         let (me, pid, user) = (
             host(),

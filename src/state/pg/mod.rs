@@ -19,6 +19,7 @@
 mod conn;
 mod lab;
 mod lease;
+mod tls;
 mod url;
 mod wake;
 
@@ -27,6 +28,7 @@ pub(crate) use lab::{PgLab, PgLabLock};
 pub(super) use lease::Lease;
 
 use super::StepLogBytes;
+use crate::diagnostic::Diagnostic;
 use crate::inbox::{Drained, InboxError, InboxItem, Pending, Remover};
 use crate::journal::{
     Event, JournalContents, JournalError, JournalWriter, LockError, Record, RowSink, RunOrigin,
@@ -100,7 +102,7 @@ const MIGRATION_LOCK: i64 = 0x7761_796d_6172_6b01;
 pub struct PgStore {
     conn: Conn,
     url: Arc<str>,
-    config: Arc<postgres::Config>,
+    target: Arc<url::Target>,
 }
 
 /// Whether `location` names a PostgreSQL database rather than a directory.
@@ -110,14 +112,14 @@ pub(super) fn is_url(location: &str) -> bool {
 
 impl PgStore {
     /// Connect to `url` and bring the schema up to date.
-    pub fn open(url: &str) -> Result<PgStore, String> {
-        let (config, shown) = url::config(url)?;
-        let conn = Conn::open(config.clone(), &shown)?;
-        migrate(&conn)?;
+    pub fn open(url: &str) -> Result<PgStore, Diagnostic> {
+        let (target, shown) = url::config(url).map_err(Diagnostic::new)?;
+        let conn = Conn::open_explained(&target, &shown)?;
+        migrate(&conn).map_err(Diagnostic::new)?;
         Ok(PgStore {
             conn,
             url: Arc::from(shown.as_str()),
-            config: Arc::new(config),
+            target: Arc::new(target),
         })
     }
 
@@ -322,7 +324,7 @@ impl PgRun {
     }
 
     pub(super) fn own(&self) -> Result<Lease, LockError> {
-        let lease = Lease::take(&self.store.config, &self.store.url, &self.id)?;
+        let lease = Lease::take(&self.store.target, &self.store.url, &self.id)?;
         *self.epoch.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease.epoch());
         Ok(lease)
     }
@@ -337,8 +339,7 @@ impl PgRun {
                 message: "the journal is written only by the lease holder".into(),
             })?;
         // Its own connection: a batch never waits behind a slow read.
-        let conn = Conn::open((*self.store.config).clone(), &self.store.url)
-            .map_err(|e| self.failed(e))?;
+        let conn = Conn::open(&self.store.target, &self.store.url).map_err(|e| self.failed(e))?;
         Ok(Box::new(lease::JournalRows {
             conn,
             run: self.id.clone(),
@@ -395,7 +396,7 @@ impl PgRun {
     }
 
     pub(super) fn pending_decisions(&self) -> Result<Drained, InboxError> {
-        let wake = wake::Wake::of(&self.store.config);
+        let wake = wake::Wake::of(&self.store.target);
         if !wake.take(&self.id) {
             return Ok(Drained::default());
         }

@@ -5,8 +5,8 @@
 //! every run counts as marked, and a run never goes longer than [`FALLBACK`] without a
 //! real look.
 
+use super::url::Target;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Config, NoTls};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -34,16 +34,16 @@ struct Marks {
 pub(super) struct Wake(Arc<Mutex<Marks>>);
 
 impl Wake {
-    /// The listener of the database `config` points at, started on first use. One per
+    /// The listener of the database `target` points at, started on first use. One per
     /// process: a process drives at most one run, in one store.
-    pub(super) fn of(config: &Config) -> Wake {
+    pub(super) fn of(target: &Target) -> Wake {
         static ONE: OnceLock<Wake> = OnceLock::new();
         ONE.get_or_init(|| {
             let wake = Wake(Arc::new(Mutex::new(Marks::default())));
-            let (w, config) = (wake.clone(), config.clone());
+            let (w, target) = (wake.clone(), target.clone());
             let _ = std::thread::Builder::new()
                 .name("waymark-listen".into())
-                .spawn(move || w.listen(config));
+                .spawn(move || w.listen(target));
             wake
         })
         .clone()
@@ -53,9 +53,9 @@ impl Wake {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn listen(&self, config: Config) {
+    fn listen(&self, target: Target) {
         loop {
-            let client = config.connect(NoTls).and_then(|mut c| {
+            let client = target.connect().and_then(|mut c| {
                 c.batch_execute(&format!("LISTEN {CHANNEL}"))?;
                 Ok(c)
             });

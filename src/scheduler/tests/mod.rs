@@ -1,6 +1,9 @@
 //! The scheduler driven with plain closures: journal order (a start durable before its
 //! action, a success before any dependent), limits, retries, fail-fast, timeouts,
 //! interrupts, the observer and prior results.
+//!
+//! Over 600 lines on purpose: each test is one scenario read top to bottom, sharing the
+//! small harness at the top; gate scenarios are in `gates.rs`.
 
 use super::*;
 use crate::cancel::CancelReason;

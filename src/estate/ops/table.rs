@@ -189,7 +189,7 @@ pub const OPS: &[OpInfo] = &[
             arg("computer", ArgKind::Str, "only this computer, by name (e.g. one site server, verified before the clients)"),
             arg("target", ArgKind::Str, "version to compare with numerically, e.g. \"7.6\""),
         ],
-        result: "{server, rows: [{agent, version, count, at_target}], total, below_target}",
+        result: "{server, rows: [{agent, version, count, at_target}], total, below_target} (windows, with group or computer: notes)",
     },
     OpInfo {
         name: "agent_registration_status",

@@ -206,11 +206,24 @@ impl Outcome<'_> {
                         Some((r.get(2)?.clone(), r.get(1)?.clone(), count))
                     })
                     .collect();
-                crate::estate::results::agent_rows_result(
+                let mut r = crate::estate::results::agent_rows_result(
                     server,
                     tuples,
                     self.a.given_str("target").as_deref(),
-                )
+                );
+                let mut notes = Vec::new();
+                if self.a.given_str("group").is_some() {
+                    notes.push(
+                        "filter membership (CollectionMembership, vCollection) is unverified",
+                    );
+                }
+                if self.a.given_str("computer").is_some() {
+                    notes.push("the one-computer join (vComputer.Name) is unverified");
+                }
+                if !notes.is_empty() {
+                    r["notes"] = json!(notes);
+                }
+                r
             }
             "list_policies" => json!({"server": server, "policies": self.policies(&first)}),
             "enable_policies" => {

@@ -301,6 +301,29 @@ fn agent_versions_compare_numerically() {
         r["rows"][2]["at_target"], true,
         "7.10 is above 7.6 numerically"
     );
+    assert!(r.get("notes").is_none(), "{r}");
+}
+
+#[test]
+fn one_site_servers_versions_come_from_its_ns_cmdb_with_the_join_marked_unverified() {
+    let t = FakeTransport::new(&[
+        r#"{"rows":["WAYMARK|1|7.6.1383.0|Symantec Management Agent","WAYMARK|1|7.5.3153.0|Package Server Agent"]}"#,
+    ]);
+    let r = call_with(
+        t,
+        "agent_versions",
+        "smp01",
+        json!({"computer": "pkg-lon-01", "target": "7.6"}),
+    )
+    .unwrap();
+    assert_eq!(
+        (r["total"].as_u64(), r["below_target"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        r["notes"][0],
+        "the one-computer join (vComputer.Name) is unverified"
+    );
 }
 
 #[test]

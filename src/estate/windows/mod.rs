@@ -29,6 +29,7 @@ use super::driver::{prepare, Estate, OpContext};
 use super::error::{EstateError, Problem};
 use super::inventory::{Inventory, TransportKind};
 use super::itms;
+use super::op::Op;
 use super::ops::Args;
 
 /// Real Windows servers.
@@ -127,19 +128,16 @@ impl Estate for WindowsEstate {
             }
             Planned::Scripts(s) => s,
         };
-        let outcome = Outcome {
-            op: info.name,
-            srv,
-            a: &a,
-        };
+        let op = Op::of(info)?;
+        let outcome = Outcome { op, srv, a: &a };
         let mut outs = Vec::new();
         for s in &scripts {
             (cx.log)(&format!("{}: running on {}", info.name, s.host));
             outs.push(self.run(info.name, s, cx)?);
         }
-        match info.name {
-            "verify_version" => self.verify(&outcome, &outs),
-            "disable_policies" => self.disable(&outcome, &outs, cx),
+        match op {
+            Op::VerifyVersion => self.verify(&outcome, &outs),
+            Op::DisablePolicies => self.disable(&outcome, &outs, cx),
             _ => outcome.parse(&outs),
         }
     }
@@ -161,15 +159,15 @@ impl Estate for WindowsEstate {
                     .into_iter()
                     .map(|s| format!("# runs on {}\n{}", s.host, s.text))
                     .collect();
-                match info.name {
-                    "verify_version" => out.push(format!(
+                match Op::of(info)? {
+                    Op::VerifyVersion => out.push(format!(
                         "# then: compare the highest Altiris.NS file version with {}",
                         match a.str("expected").as_deref() {
                             Some(e) if !e.contains(' ') => format!("release {e}"),
                             _ => format!("expected_build {}", a.str("expected_build").unwrap_or_default()),
                         }
                     )),
-                    "disable_policies" => out.push(format!(
+                    Op::DisablePolicies => out.push(format!(
                         "# then, on {}: ItemManagementService.asmx/DisablePolicyItem for each policy the query reports enabled",
                         srv.name
                     )),

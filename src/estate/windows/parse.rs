@@ -8,6 +8,7 @@ use crate::estate::itms;
 use crate::estate::ops::Args;
 
 use super::plan::backup_file;
+use crate::estate::op::Op;
 
 /// The last line of `stdout` that is a JSON object.
 pub(super) fn parse_json_line(stdout: &str) -> Option<Value> {
@@ -69,7 +70,7 @@ fn null_if_sql_null(s: &str) -> Value {
 
 /// An operation's context for reading its scripts' output.
 pub(super) struct Outcome<'a> {
-    pub(super) op: &'a str,
+    pub(super) op: Op,
     pub(super) srv: &'a Server,
     pub(super) a: &'a Args<'a>,
 }
@@ -77,7 +78,7 @@ pub(super) struct Outcome<'a> {
 impl Outcome<'_> {
     fn fail(&self, message: String) -> EstateError {
         EstateError::Script {
-            op: self.op.to_string(),
+            op: self.op.name().to_string(),
             server: self.srv.name.clone(),
             message,
         }
@@ -89,11 +90,11 @@ impl Outcome<'_> {
         let first = outs.first().cloned().unwrap_or(Value::Null);
         let database = self.a.str("database").unwrap_or_else(|| itms::CMDB.into());
         Ok(match self.op {
-            "ns_version" | "verify_version" => {
+            Op::NsVersion | Op::VerifyVersion => {
                 let (release, build) = self.best_assembly(&first)?;
                 json!({"server": server, "release": release, "version": null, "build": build})
             }
-            "collation" => {
+            Op::Collation => {
                 let r = rows(&first, 2);
                 let row = r
                     .first()
@@ -108,11 +109,11 @@ impl Outcome<'_> {
                 }
                 json!({"server": server, "sql": self.srv.sql, "server_collation": sc, "db_collation": dc, "matches": sc == dc})
             }
-            "disk_free" => json!({
+            Op::DiskFree => json!({
                 "server": server, "drive": first["drive"],
                 "free_gb": gb(&first["free_bytes"]), "size_gb": gb(&first["size_bytes"]),
             }),
-            "hardware" => {
+            Op::Hardware => {
                 let model = first["model"].as_str().unwrap_or("");
                 let maker = first["manufacturer"].as_str().unwrap_or("");
                 let both = format!("{maker} {model}").to_lowercase();
@@ -127,7 +128,7 @@ impl Outcome<'_> {
                     "ram_gb": ram, "virtual": virt, "model": model,
                 })
             }
-            "software" => {
+            Op::Software => {
                 let sql_version = outs
                     .get(1)
                     .and_then(|v| rows(v, 2).into_iter().next())
@@ -140,7 +141,7 @@ impl Outcome<'_> {
                     "java": first["java"], "sql_version": sql_version,
                 })
             }
-            "replication_status" => {
+            Op::ReplicationStatus => {
                 let member = first["member"]
                     .as_str()
                     .map(|s| s.trim().eq_ignore_ascii_case("true"));
@@ -152,7 +153,7 @@ impl Outcome<'_> {
                     ],
                 })
             }
-            "installed_products" => {
+            Op::InstalledProducts => {
                 let names: Vec<String> = first["names"]
                     .as_array()
                     .map(|a| {
@@ -175,14 +176,14 @@ impl Outcome<'_> {
                 ]);
                 v
             }
-            "dcom" => {
+            Op::Dcom => {
                 let value = first["value"].as_str().map(str::to_string);
                 let on = value
                     .as_deref()
                     .is_some_and(|v| v.eq_ignore_ascii_case("Y"));
                 json!({"server": server, "enabled": on, "value": value})
             }
-            "app_pools" => {
+            Op::AppPools => {
                 let pools = match &first["pools"] {
                     Value::Array(a) => Value::Array(a.clone()),
                     Value::Object(o) => json!([o]),
@@ -193,12 +194,12 @@ impl Outcome<'_> {
                     "notes": ["compare the pools with the IIS defaults by hand: which were separated in 7.5 is not recorded anywhere known"],
                 })
             }
-            "smp_log_errors" => json!({
+            Op::SmpLogErrors => json!({
                 "server": server, "files": first["files"], "errors": first["errors"],
                 "warnings": first["warnings"], "samples": first["samples"],
                 "notes": ["the SMP log line format is unverified: counts lines containing 'error' / 'warning'"],
             }),
-            "agent_versions" => {
+            Op::AgentVersions => {
                 let tuples = rows(&first, 3)
                     .into_iter()
                     .filter_map(|r| {
@@ -225,14 +226,14 @@ impl Outcome<'_> {
                 }
                 r
             }
-            "list_policies" => json!({"server": server, "policies": self.policies(&first)}),
-            "enable_policies" => {
+            Op::ListPolicies => json!({"server": server, "policies": self.policies(&first)}),
+            Op::EnablePolicies => {
                 json!({"server": server, "enabled": self.a.list("ids").unwrap_or_default()})
             }
-            "backup_ns" => {
+            Op::BackupNs => {
                 json!({"server": server, "path": first["path"], "files": first["files"]})
             }
-            "backup_cmdb" => {
+            Op::BackupCmdb => {
                 let bytes = rows(&first, 1)
                     .first()
                     .and_then(|r| r.first())
@@ -243,11 +244,11 @@ impl Outcome<'_> {
                     "file": backup_file(self.srv, self.a), "verified": self.a.bool("verify"), "bytes": bytes,
                 })
             }
-            "restore_cmdb" => json!({
+            Op::RestoreCmdb => json!({
                 "server": server, "sql": self.srv.sql, "database": database,
                 "file": self.a.str("file"),
             }),
-            "defragment_cmdb" => {
+            Op::DefragmentCmdb => {
                 let r = rows(&first, 2).into_iter().next().unwrap_or_default();
                 let n = |i: usize| r.get(i).and_then(|x| x.parse::<u64>().ok());
                 json!({
@@ -255,15 +256,26 @@ impl Outcome<'_> {
                     "reorganized": n(0), "rebuilt": n(1),
                 })
             }
-            "run_scheduled_task" => {
+            Op::RunScheduledTask => {
                 json!({"server": server, "task": first["task"], "last_result": first["last_result"]})
             }
-            "set_replication" => {
+            Op::SetReplication => {
                 json!({"server": server, "enabled": self.a.bool("enabled"), "changed": null})
             }
-            other => {
+            // `disable_policies` acts on the listed policies (`WindowsEstate::disable`);
+            // the rest are manual on Windows and never reach a script.
+            Op::DisablePolicies
+            | Op::AgentRegistrationStatus
+            | Op::GetSettings
+            | Op::BackupKms
+            | Op::ClonePolicies
+            | Op::NsUpgrade
+            | Op::MigrationExport
+            | Op::MigrationImport
+            | Op::ApplySettings
+            | Op::SetLac => {
                 return Err(EstateError::UnknownOp {
-                    op: other.to_string(),
+                    op: self.op.name().to_string(),
                     suggestion: None,
                 })
             }

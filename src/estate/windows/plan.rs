@@ -7,6 +7,7 @@ use crate::estate::error::EstateError;
 use crate::estate::inventory::Server;
 use crate::estate::itms;
 use crate::estate::names::{check_host_name, check_instance_name};
+use crate::estate::op::Op;
 use crate::estate::ops::{Args, OpInfo};
 
 /// One script and the server whose transport runs it.
@@ -51,26 +52,27 @@ impl WindowsEstate {
         a: &Args,
     ) -> Result<Planned, EstateError> {
         check_host_name(&srv.name).map_err(|m| transport_err(&srv.name, m))?;
+        let op = Op::of(info)?;
         if info.manual_on_windows {
-            return Ok(Planned::Manual(manual_reason(info.name)));
+            return Ok(Planned::Manual(manual_reason(op)));
         }
         let on_self = |text: String| Script {
             host: srv.name.clone(),
             text,
         };
         let database = a.str("database").unwrap_or_else(|| itms::CMDB.into());
-        let scripts = match info.name {
-            "ns_version" | "verify_version" => vec![on_self(script::ns_version(info.name))],
-            "collation" => {
+        let scripts = match op {
+            Op::NsVersion | Op::VerifyVersion => vec![on_self(script::ns_version(info.name))],
+            Op::Collation => {
                 let (host, inst) = self.sql_target(info.name, srv)?;
                 vec![Script {
                     host,
                     text: script::collation(&inst, &database),
                 }]
             }
-            "disk_free" => vec![on_self(script::disk_free(a.given_str("drive").as_deref()))],
-            "hardware" => vec![on_self(script::hardware())],
-            "software" => {
+            Op::DiskFree => vec![on_self(script::disk_free(a.given_str("drive").as_deref()))],
+            Op::Hardware => vec![on_self(script::hardware())],
+            Op::Software => {
                 let mut v = vec![on_self(script::software_host())];
                 if srv.is_ns() {
                     let (host, inst) = self.sql_target(info.name, srv)?;
@@ -81,14 +83,14 @@ impl WindowsEstate {
                 }
                 v
             }
-            "replication_status" => vec![on_self(script::replication_status(&srv.name))],
-            "installed_products" => vec![on_self(script::installed_products())],
-            "dcom" => vec![on_self(script::dcom())],
-            "app_pools" => vec![on_self(script::app_pools())],
-            "smp_log_errors" => vec![on_self(script::smp_log_errors(
+            Op::ReplicationStatus => vec![on_self(script::replication_status(&srv.name))],
+            Op::InstalledProducts => vec![on_self(script::installed_products())],
+            Op::Dcom => vec![on_self(script::dcom())],
+            Op::AppPools => vec![on_self(script::app_pools())],
+            Op::SmpLogErrors => vec![on_self(script::smp_log_errors(
                 a.duration("since").as_secs(),
             ))],
-            "agent_versions" => {
+            Op::AgentVersions => {
                 let (host, inst) = self.sql_target(info.name, srv)?;
                 vec![Script {
                     host,
@@ -100,7 +102,7 @@ impl WindowsEstate {
                     ),
                 }]
             }
-            "list_policies" | "disable_policies" => {
+            Op::ListPolicies | Op::DisablePolicies => {
                 let (host, inst) = self.sql_target(info.name, srv)?;
                 let ids = a.list("ids");
                 vec![Script {
@@ -114,17 +116,17 @@ impl WindowsEstate {
                     ),
                 }]
             }
-            "enable_policies" => {
+            Op::EnablePolicies => {
                 let ids = a.list("ids").unwrap_or_default();
                 vec![on_self(script::policy_items(
                     info.name, &srv.name, true, &ids,
                 ))]
             }
-            "backup_ns" => vec![on_self(script::backup_ns(
+            Op::BackupNs => vec![on_self(script::backup_ns(
                 &srv.name,
                 &a.str("dest").unwrap_or_default(),
             ))],
-            "backup_cmdb" => {
+            Op::BackupCmdb => {
                 let (host, inst) = self.sql_target(info.name, srv)?;
                 vec![Script {
                     host,
@@ -136,7 +138,7 @@ impl WindowsEstate {
                     ),
                 }]
             }
-            "restore_cmdb" => {
+            Op::RestoreCmdb => {
                 let (host, inst) = self.sql_target(info.name, srv)?;
                 vec![Script {
                     host,
@@ -148,7 +150,7 @@ impl WindowsEstate {
                     ),
                 }]
             }
-            "defragment_cmdb" => {
+            Op::DefragmentCmdb => {
                 let (host, inst) = self.sql_target(info.name, srv)?;
                 vec![Script {
                     host,
@@ -161,35 +163,40 @@ impl WindowsEstate {
                     ),
                 }]
             }
-            "run_scheduled_task" => vec![on_self(script::run_scheduled_task(
+            Op::RunScheduledTask => vec![on_self(script::run_scheduled_task(
                 &a.str("task").unwrap_or_default(),
                 a.bool("wait"),
             ))],
-            "set_replication" => vec![on_self(script::set_replication(
+            Op::SetReplication => vec![on_self(script::set_replication(
                 &srv.name,
                 a.bool("enabled"),
             ))],
-            other => {
-                return Err(EstateError::UnknownOp {
-                    op: other.to_string(),
-                    suggestion: None,
-                })
-            }
+            // Operations with no known scriptable form are `manual_on_windows` in the
+            // table and returned above; listed here so a new operation must choose.
+            Op::AgentRegistrationStatus
+            | Op::GetSettings
+            | Op::BackupKms
+            | Op::ClonePolicies
+            | Op::NsUpgrade
+            | Op::MigrationExport
+            | Op::MigrationImport
+            | Op::ApplySettings
+            | Op::SetLac => return Ok(Planned::Manual(manual_reason(op))),
         };
         Ok(Planned::Scripts(scripts))
     }
 }
 
-fn manual_reason(op: &str) -> &'static str {
+fn manual_reason(op: Op) -> &'static str {
     match op {
-        "ns_upgrade" => "the upgrade runs in Symantec Installation Manager, which is GUI-only (no silent mode is known): make this a gate with SIM's steps, followed by verify_version",
-        "migration_export" | "migration_import" => "the Migration Wizard (NSUpgradeWizard.exe in C:\\Program Files\\Altiris\\Upgrade) has no known command-line switches: make this a gate with the wizard's steps",
-        "backup_kms" => "KMS keys are backed up through SIM to a .kms file; no command line is known: make this a gate",
-        "clone_policies" => "ASDK can clone items (ItemManagementService CloneItem) but no call is known to target a clone at a test group: clone and target the policies in the console (a gate)",
-        "agent_registration_status" => "RunReport needs the Agent Registration Status report's item GUID and its result layout is unverified: check the report in the console (a gate)",
-        "get_settings" => "no scriptable read of the Task Server, agent communication, policy refresh and membership update settings is known: record them from the console (a gate)",
-        "apply_settings" => "no scriptable write of these settings is known: re-enter them in the console (a gate)",
-        "set_lac" => "no scriptable switch for Legacy Agent Communication is known: set it in the console (a gate)",
+        Op::NsUpgrade => "the upgrade runs in Symantec Installation Manager, which is GUI-only (no silent mode is known): make this a gate with SIM's steps, followed by verify_version",
+        Op::MigrationExport | Op::MigrationImport => "the Migration Wizard (NSUpgradeWizard.exe in C:\\Program Files\\Altiris\\Upgrade) has no known command-line switches: make this a gate with the wizard's steps",
+        Op::BackupKms => "KMS keys are backed up through SIM to a .kms file; no command line is known: make this a gate",
+        Op::ClonePolicies => "ASDK can clone items (ItemManagementService CloneItem) but no call is known to target a clone at a test group: clone and target the policies in the console (a gate)",
+        Op::AgentRegistrationStatus => "RunReport needs the Agent Registration Status report's item GUID and its result layout is unverified: check the report in the console (a gate)",
+        Op::GetSettings => "no scriptable read of the Task Server, agent communication, policy refresh and membership update settings is known: record them from the console (a gate)",
+        Op::ApplySettings => "no scriptable write of these settings is known: re-enter them in the console (a gate)",
+        Op::SetLac => "no scriptable switch for Legacy Agent Communication is known: set it in the console (a gate)",
         _ => "no scriptable form of this operation is known: make it a gate",
     }
 }

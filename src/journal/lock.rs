@@ -52,6 +52,10 @@ impl Drop for RunLock {
     }
 }
 
+/// How long [`RunLock::acquire`] waits for a dead holder's leftover child to let go.
+const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+const LEFTOVER_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Who holds a run's lock, as written into the lock file by the holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct LockHolder {
@@ -165,15 +169,25 @@ impl RunLock {
             options.mode(0o600);
         }
         let mut file = options.open(&path).map_err(io_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held {
-                    holder: read_holder(&mut file),
-                    path,
-                })
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let holder = read_holder(&mut file);
+                    // A holder that is dead on this host (kill -9, a crash) leaves the lock
+                    // shared with a child it forked an instant before, until that child
+                    // closes it (`process/gate.rs`) or dies of its parent-death signal:
+                    // moments, not a live run. Wait for it rather than refuse a resume.
+                    if waited < LEFTOVER_WAIT && holder.as_ref().is_some_and(LockHolder::is_gone) {
+                        std::thread::sleep(LEFTOVER_POLL);
+                        waited += LEFTOVER_POLL;
+                        continue;
+                    }
+                    return Err(LockError::Held { holder, path });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }
         let holder = LockHolder {
             pid: std::process::id(),
@@ -194,6 +208,28 @@ impl RunLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl LockHolder {
+    /// True when the holder ran on this host and its process no longer exists.
+    fn is_gone(&self) -> bool {
+        #[cfg(unix)]
+        {
+            if self.host != super::current_host() || self.pid == 0 {
+                return false;
+            }
+            let Ok(pid) = i32::try_from(self.pid) else {
+                return false;
+            };
+            // SAFETY: signal 0 only asks whether the process exists.
+            let r = unsafe { libc::kill(pid, 0) };
+            r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        }
+        #[cfg(not(unix))]
+        {
+            false
+        }
     }
 }
 
@@ -228,6 +264,42 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_holders_leftover_child_is_waited_for_and_a_live_holder_refused_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(LOCK_FILE);
+        // A process that has exited: its pid is the holder's, as after a kill -9.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let leftover = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        leftover.try_lock().unwrap();
+        let gone = LockHolder {
+            pid: dead,
+            host: crate::journal::current_host(),
+            ..LockHolder::default()
+        };
+        std::fs::write(&path, serde_json::to_string(&gone).unwrap()).unwrap();
+        // The "child" lets go a little later, as one dying of its parent-death signal.
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(leftover);
+        });
+        let lock = RunLock::acquire(tmp.path()).expect("waits for the leftover");
+        t.join().unwrap();
+        // Now the holder (this process) is alive: a second acquire is refused at once.
+        let started = std::time::Instant::now();
+        assert!(matches!(RunLock::acquire(tmp.path()), Err(LockError::Held { .. })));
+        assert!(started.elapsed() < LEFTOVER_WAIT, "a live holder is not waited for");
+        drop(lock);
+    }
 
     #[test]
     fn a_second_holder_is_refused_with_the_first_ones_details() {

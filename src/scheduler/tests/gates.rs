@@ -43,9 +43,10 @@ fn gate_beside_a_step() -> Vec<Node> {
     nodes
 }
 
-/// Waits (up to a minute, or until `cancel` fires) for `flag`; true when it was set.
+/// Waits (up to five minutes — an upper bound for a loaded machine, never reached when
+/// the flag comes — or until `cancel` fires) for `flag`; true when it was set.
 fn wait_for(flag: &AtomicBool, cancel: Option<&CancelToken>) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     while !flag.load(Ordering::SeqCst) {
         if std::time::Instant::now() > deadline || cancel.is_some_and(|c| c.is_cancelled()) {
             return false;
@@ -70,22 +71,39 @@ fn seq_of(records: &[Record], want: impl Fn(&Event) -> bool) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rehearsal_never_holds_up_an_independent_step() {
-    let ran = Arc::new(AtomicBool::new(false));
-    let seen = ran.clone();
-    // The rehearsal ends only once the independent step ran: were it run on the loop,
-    // the step could not start and the rehearsal would fail.
+    // The rehearsal ends only once the independent step's success is durable (the
+    // observer is told of each durable event): were it run on the loop, the step could
+    // not be settled and the rehearsal would fail. Waiting for that event, not for the
+    // step merely having run, keeps the journal order below certain under any load.
+    let settled = Arc::new(AtomicBool::new(false));
+    let seen = settled.clone();
+    let told = settled.clone();
     let action = Beside {
-        ran,
+        ran: Arc::default(),
         rehearse: Some(Box::new(move |c: &CancelToken| {
             if wait_for(&seen, Some(c)) {
                 Ok(())
             } else {
-                Err("the independent step never ran".into())
+                Err("the independent step never settled".into())
             }
         })),
         ask: Box::new(|| GateState::Approved),
     };
-    let (outcome, records) = run_beside(gate_beside_a_step(), action, CancelToken::new()).await;
+    let opts = Options {
+        observer: Some(Arc::new(move |e: &Event| {
+            if matches!(e, Event::StepSucceeded { step, .. } if step == "s") {
+                told.store(true, Ordering::SeqCst);
+            }
+        })),
+        ..options(4)
+    };
+    let (outcome, records) = run_action(
+        gate_beside_a_step(),
+        opts,
+        Arc::new(action),
+        CancelToken::new(),
+    )
+    .await;
     assert_eq!(outcome, Outcome::Succeeded);
     let waiting = seq_of(&records, |e| matches!(e, Event::GateWaiting { .. }));
     let started = seq_of(

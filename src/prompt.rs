@@ -170,17 +170,22 @@ impl GatePrompter {
             };
             self.display.hold();
             let answer = self.one(&ask);
+            let pause = answer == Some(Answer::Pause);
+            // The answer is handed over (to the inbox) while the prompt still counts as
+            // open: the run keeps waiting for it, and the ask it makes before pausing finds
+            // it. Handed over after, a run with nothing else to do paused on the gate the
+            // operator had just approved.
+            if let Some(a) = answer {
+                (self.on_answer)(a);
+            }
             {
                 let mut st = self.lock();
                 st.current = None;
                 st.cancel = None;
-                if answer == Some(Answer::Pause) {
+                if pause {
                     st.paused = true;
                     st.queue.clear();
                 }
-            }
-            if let Some(a) = answer {
-                (self.on_answer)(a);
             }
             self.display.release();
         }

@@ -62,6 +62,9 @@ pub(super) struct Gates {
     pub(super) busy: usize,
     /// When every waiting gate is asked again.
     pub(super) next_poll: Option<Instant>,
+    /// The waiting gates were asked once more since the run last moved on, so it may
+    /// pause on them.
+    pub(super) asked_before_pause: bool,
     pub(super) tx: mpsc::UnboundedSender<GateReport>,
     pub(super) rx: mpsc::UnboundedReceiver<GateReport>,
 }
@@ -80,6 +83,7 @@ impl Gates {
             polling: false,
             busy: 0,
             next_poll: None,
+            asked_before_pause: false,
             tx,
             rx,
         }

@@ -187,7 +187,15 @@ impl Run {
                 if !launchable
                     && (self.gates.waiting.is_empty() || stopping || !shared.action.keep_waiting())
                 {
-                    break;
+                    if self.gates.waiting.is_empty() || stopping || self.gates.asked_before_pause {
+                        break;
+                    }
+                    // Before pausing, every waiting gate is asked once more: a decision may
+                    // have come since the last ask began — above all the answer to a prompt
+                    // that has just closed, which would otherwise wait for a resume.
+                    self.gates.asked_before_pause = true;
+                    self.gates.next_poll = Some(tokio::time::Instant::now());
+                    continue;
                 }
             }
 
@@ -406,6 +414,8 @@ impl Run {
             return;
         };
         self.rounds.failures_in_flight -= round.failures;
+        // Something moved on: a later pause asks its gates once more first.
+        self.gates.asked_before_pause = false;
         let records = match written {
             Ok(records) => records,
             Err(e) => return self.not_durable(round, &e),

@@ -8,7 +8,7 @@ use rexpect::session::{spawn_command, PtySession};
 use std::process::Command;
 
 // Generous: CI machines are shared, and a wait only ends early when the text appears.
-const TIMEOUT_MS: u64 = 60_000;
+const TIMEOUT_MS: u64 = 300_000;
 
 fn waymark_in_pty(t: &Test, args: &[&str], env: &[(&str, &str)]) -> PtySession {
     let mut c = Command::new(crate::harness::bin());
@@ -21,6 +21,19 @@ fn waymark_in_pty(t: &Test, args: &[&str], env: &[(&str, &str)]) -> PtySession {
         c.env(k, v);
     }
     spawn_command(c, Some(TIMEOUT_MS)).unwrap()
+}
+
+/// Wait until the run creates `name` in `t`'s dir: up to ten minutes, an upper bound for a
+/// loaded machine that a passing run never comes near.
+fn wait_for_file(t: &Test, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !t.path().join(name).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Wait for the process and return its exit code.
@@ -38,9 +51,23 @@ step("chatty", #{ run: |ctx| { sleep("700ms"); warn("late warning from a paralle
 step("after", #{ after: "sim", run: |ctx| 2 });
 "#;
 
+// The parallel step warns once the test has seen the prompt open (`prompt-open`), and
+// says so (`warned`): the warning is certain to come while the prompt is open, whatever
+// the machine's load, instead of after a guessed delay.
+const GATED_WITH_A_WARNING: &str = r#"runbook(#{ name: "g", description: "d" });
+gate("sim", #{ title: "Upgrade in SIM", instructions: "Run SIM.\nCheck 7.6 shows." });
+step("chatty", #{ run: |ctx| {
+    wait_until(|| sh("test -e prompt-open", #{ check: false }).code == 0, #{ timeout: "10m", every: "20ms" });
+    warn("late warning from a parallel step");
+    sh("touch warned");
+    1
+} });
+step("after", #{ after: "sim", run: |ctx| 2 });
+"#;
+
 #[test]
 fn approving_at_the_prompt_records_the_note_and_held_output_follows_the_prompt() {
-    let t = Test::new().file("rb.rhai", GATED);
+    let t = Test::new().file("rb.rhai", GATED_WITH_A_WARNING);
     let mut p = waymark_in_pty(&t, &["run", "rb.rhai"], &[]);
     let shown = p
         .exp_string("gate sim: [a]pprove, [r]eject or [p]ause")
@@ -52,7 +79,8 @@ fn approving_at_the_prompt_records_the_note_and_held_output_follows_the_prompt()
     );
     assert!(shown.contains("Check 7.6 shows."), "{shown}");
     // The parallel step warns while the prompt is open.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(t.path().join("prompt-open"), "").unwrap();
+    wait_for_file(&t, "warned");
     p.send_line("a").unwrap();
     let during = p.exp_string("note (what you checked").unwrap();
     assert!(

@@ -253,3 +253,40 @@ async fn a_gate_rehearsed_in_an_earlier_process_opens_without_rehearsing_again()
         "{records:#?}"
     );
 }
+
+/// A lone gate asked with `ask(n)` on its n-th ask (from 0): the outcome and how many
+/// asks there were.
+async fn lone_gate(ask: impl Fn(usize) -> GateState + Send + Sync + 'static) -> (Outcome, usize) {
+    let asks = Arc::new(AtomicUsize::new(0));
+    let counted = asks.clone();
+    let mut nodes = gate_beside_a_step();
+    nodes.truncate(1);
+    let action = Beside {
+        ran: Arc::default(),
+        rehearse: None,
+        ask: Box::new(move || ask(counted.fetch_add(1, Ordering::SeqCst))),
+    };
+    let (outcome, _) = run_beside(nodes, action, CancelToken::new()).await;
+    (outcome, asks.load(Ordering::SeqCst))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_is_asked_once_more_before_the_run_pauses_on_it() {
+    // The first ask finds nothing; the decision lands just after it (a prompt's answer
+    // reaching the inbox as the prompt closes). The run must find it rather than pause.
+    let (outcome, asks) = lone_gate(|n| {
+        if n == 0 {
+            GateState::Waiting
+        } else {
+            GateState::Approved
+        }
+    })
+    .await;
+    assert_eq!((outcome, asks), (Outcome::Succeeded, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_nobody_decides_is_asked_once_more_then_the_run_pauses() {
+    let (outcome, asks) = lone_gate(|_| GateState::Waiting).await;
+    assert_eq!((outcome, asks), (Outcome::Paused(vec!["g".into()]), 2));
+}

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 /// Running steps drawn one per line; more are summed up on one line.
 const MAX_RUNNING_LINES: usize = 6;
+/// How often the overall line's clock and a running step's spinner move.
+const OVERALL_TICK: Duration = Duration::from_millis(500);
+const SPINNER_TICK: Duration = Duration::from_millis(250);
 
 /// The counts the summary line shows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -86,7 +89,7 @@ impl Live {
             .progress_chars("=> "),
         );
         overall.set_position(done as u64);
-        overall.enable_steady_tick(Duration::from_millis(500));
+        overall.enable_steady_tick(OVERALL_TICK);
         let more = multi.add(ProgressBar::hidden());
         more.set_style(
             ProgressStyle::with_template("  {msg:.dim}")
@@ -157,7 +160,7 @@ impl Live {
                 String::new()
             };
             bar.set_message(format!("{step}{a}"));
-            bar.enable_steady_tick(Duration::from_millis(250));
+            bar.enable_steady_tick(SPINNER_TICK);
             st.lines.insert(step.to_string(), bar);
         }
         self.refresh(&st);
@@ -216,14 +219,37 @@ impl Live {
     }
 
     /// Take the pinned area off the screen (a prompt needs it); [`Live::show`] brings it back.
+    ///
+    /// Erasing and hiding are two steps, so nothing may draw between them: a steady tick
+    /// there (on a loaded machine the ticker threads run whenever they get a core) drew the
+    /// area again above the prompt, where nothing erased it. The ticks are stopped first —
+    /// stopping joins each ticker thread — and holding the state lock keeps the run's own
+    /// updates out until the area is hidden.
     pub(crate) fn hide(&self) {
+        let st = self.lock();
+        self.ticking(&st, false);
         let _ = self.multi.clear();
         self.multi.set_draw_target(ProgressDrawTarget::hidden());
     }
 
     /// Draw the pinned area again.
     pub(crate) fn show(&self) {
+        let st = self.lock();
         self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        self.ticking(&st, true);
+    }
+
+    // The steady ticks: the overall line's clock and each running step's spinner.
+    fn ticking(&self, st: &State, on: bool) {
+        let bars = std::iter::once((&self.overall, OVERALL_TICK))
+            .chain(st.lines.values().map(|b| (b, SPINNER_TICK)));
+        for (bar, every) in bars {
+            if on {
+                bar.enable_steady_tick(every);
+            } else {
+                bar.disable_steady_tick();
+            }
+        }
     }
 
     /// The run stopped: remove the area so the scrollback holds only the event lines.

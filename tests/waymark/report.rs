@@ -149,11 +149,19 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Headless Chromium with everything that would reach the network or a user profile off.
-fn headless(chromium: &Path, profile: &Path) -> Command {
+/// Headless Chromium with everything that would reach the network or a user profile off,
+/// in a profile of its own: a profile shared with the previous invocation may still be
+/// locked (`SingletonLock`) while that browser's processes wind down on a loaded machine,
+/// and a browser that finds it locked hands its command line to the other instead of
+/// rendering. The returned directory must live as long as the command.
+fn headless(chromium: &Path) -> (Command, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
     let mut c = Command::new(chromium);
     c.args([
         "--headless",
+        // The screenshot waits for every compositor stage of the frame, not for a
+        // deadline a loaded machine can miss (a blank or half-drawn capture).
+        "--run-all-compositor-stages-before-draw",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-background-networking",
@@ -163,8 +171,8 @@ fn headless(chromium: &Path, profile: &Path) -> Command {
         "--hide-scrollbars",
         "--window-size=1300,2000",
     ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    c
+    .arg(format!("--user-data-dir={}", profile.path().display()));
+    (c, profile)
 }
 
 /// Width and height from a PNG's IHDR chunk.
@@ -176,8 +184,9 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
     Some((be(&png[16..20]), be(&png[20..24])))
 }
 
-fn screenshot(chromium: &Path, profile: &Path, page: &Path, png: &Path) -> Vec<u8> {
-    let o = headless(chromium, profile)
+fn screenshot(chromium: &Path, page: &Path, png: &Path) -> Vec<u8> {
+    let (mut c, _profile) = headless(chromium);
+    let o = c
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("file://{}", page.display()))
         .output()
@@ -201,7 +210,6 @@ fn report_renders_in_headless_chromium_with_every_section_and_no_external_url() 
         return;
     };
     let (t, _id, out) = reported_run();
-    let profile = tempfile::tempdir().unwrap();
     let page = std::fs::read_to_string(&out).unwrap();
     for reference in [
         "src=", "href=", "@import", "url(//", "url(http", "http:", "https:",
@@ -216,7 +224,8 @@ fn report_renders_in_headless_chromium_with_every_section_and_no_external_url() 
         "the report must read without script"
     );
 
-    let dom = headless(&chromium, profile.path())
+    let (mut c, _profile) = headless(&chromium);
+    let dom = c
         .arg("--dump-dom")
         .arg(format!("file://{}", out.display()))
         .output()
@@ -246,21 +255,11 @@ fn report_renders_in_headless_chromium_with_every_section_and_no_external_url() 
 
     // Not blank: the screenshot of the report is a PNG of the window's size, and
     // compresses far worse than the same window showing an empty page.
-    let shot = screenshot(
-        &chromium,
-        profile.path(),
-        &out,
-        &t.path().join("report.png"),
-    );
+    let shot = screenshot(&chromium, &out, &t.path().join("report.png"));
     assert_eq!(png_size(&shot), Some((1300, 2000)));
     let empty = t.path().join("empty.html");
     std::fs::write(&empty, "<!DOCTYPE html><html><body></body></html>").unwrap();
-    let blank = screenshot(
-        &chromium,
-        profile.path(),
-        &empty,
-        &t.path().join("blank.png"),
-    );
+    let blank = screenshot(&chromium, &empty, &t.path().join("blank.png"));
     assert!(
         shot.len() > 10 * blank.len(),
         "the report's screenshot ({} bytes) looks blank next to an empty page's ({} bytes)",

@@ -296,8 +296,14 @@ mod tests {
         t.join().unwrap();
         // Now the holder (this process) is alive: a second acquire is refused at once.
         let started = std::time::Instant::now();
-        assert!(matches!(RunLock::acquire(tmp.path()), Err(LockError::Held { .. })));
-        assert!(started.elapsed() < LEFTOVER_WAIT, "a live holder is not waited for");
+        assert!(matches!(
+            RunLock::acquire(tmp.path()),
+            Err(LockError::Held { .. })
+        ));
+        assert!(
+            started.elapsed() < LEFTOVER_WAIT,
+            "a live holder is not waited for"
+        );
         drop(lock);
     }
 

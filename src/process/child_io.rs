@@ -11,9 +11,13 @@
 //! threads report over a channel, and a stop cannot interrupt a blocked read.
 
 use super::capture::StreamCapture;
+#[cfg(target_os = "linux")]
+pub(crate) use super::spawn::Child;
 use crate::step_log::StepLog;
 use std::io::{self, Read};
-use std::process::{Child, ExitStatus};
+#[cfg(not(target_os = "linux"))]
+pub(crate) use std::process::Child;
+use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -482,18 +486,40 @@ mod platform {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
 
-    fn run_to_end(use_pidfd: bool) -> (ExitStatus, Drained) {
-        let child = Command::new("/bin/sh")
-            .args(["-c", "read line; echo \"got $line\"; echo oops >&2; exit 5"])
+    #[cfg(target_os = "linux")]
+    fn spawn(script: &str) -> Child {
+        let args = ["-c".to_string(), script.to_string()];
+        crate::process::spawn::spawn(&crate::process::spawn::Launch {
+            program: std::path::Path::new("/bin/sh"),
+            argv0: "/bin/sh",
+            args: &args,
+            env: &[],
+            cwd: None,
+            piped_stdin: true,
+            gate: None,
+            close: &[],
+        })
+        .map_err(|e| e.error)
+        .unwrap()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn spawn(script: &str) -> Child {
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        Command::new("/bin/sh")
+            .args(["-c", script])
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    fn run_to_end(use_pidfd: bool) -> (ExitStatus, Drained) {
+        let child = spawn("read line; echo \"got $line\"; echo oops >&2; exit 5");
         let mut io = ChildIo::start_with(
             child,
             Some(b"ping\n".to_vec()),

@@ -3,8 +3,10 @@
 //! After `kill -9` of waymark, a step's process group lives on: an operator who looks
 //! at once sees no side effect yet, re-runs the step, and the effect happens twice. So
 //! the journal must know every group *before* its program runs. The pid (= pgid) only
-//! exists once the child does, and `Command::spawn` returns only after `exec`. So the
-//! child, in `pre_exec` (already leader of its group), writes its pid on one pipe and
+//! exists once the child does, and the spawning thread gets it back only after `exec`.
+//! So the child, between its birth and its `exec` (already leader of its group; on
+//! Linux in `spawn.rs`, which shares waymark's memory instead of forking, elsewhere in
+//! `Command`'s `pre_exec`), writes its pid on one pipe and
 //! waits for a go byte on another, while a helper thread of waymark (one per spawning
 //! thread, kept between processes) reads the pid,
 //! journals the group (written to the file: it must survive a crash of waymark, and no
@@ -102,10 +104,24 @@ impl Gate {
         })
     }
 
+    /// The descriptors as the child uses them (`spawn.rs` does there what
+    /// [`Gate::install`] does elsewhere).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn child_fds(&self) -> super::spawn::GateFds {
+        use std::os::fd::AsRawFd;
+        super::spawn::GateFds {
+            pid_write: self.pid_write.as_raw_fd(),
+            go_read: self.go_read.as_raw_fd(),
+            parent_ends: [self.pid_read.as_raw_fd(), self.go_write.as_raw_fd()],
+            go: GO,
+        }
+    }
+
     /// In the child, between fork and exec (after it became its group's leader): tell
     /// waymark its pid, then wait for the go byte. Anything else — waymark closed the
     /// pipe because it could not record the group, or died — fails the spawn, so the
     /// program never runs.
+    #[cfg(not(target_os = "linux"))]
     pub(crate) fn install(&self, cmd: &mut std::process::Command) {
         use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;

@@ -18,7 +18,10 @@ pub(crate) mod group;
 mod lookup;
 pub(crate) mod powershell;
 mod run;
+#[cfg(target_os = "linux")]
+mod spawn;
 mod spec;
+mod start;
 
 pub(crate) use error::ProcessError;
 pub(crate) use gate::die_with_parent;

@@ -17,12 +17,12 @@ use super::error::{KillOutcome, ProcessError};
 use super::group::{self, Sent};
 use super::lookup::resolve_program;
 use super::spec::{describe, ProcessSpec};
+use super::start::{io_error, start};
 use crate::cancel::{CancelReason, CancelToken};
 use crate::duration::format_duration;
 use crate::step_log::StepLog;
 use std::io;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// Longest the supervisor sleeps before looking at the cancel token and deadline again.
@@ -92,71 +92,10 @@ pub(crate) fn run_process(
     }
     let program = resolve_program(spec)?;
     let hook = super::gate::current_hook();
-    let io_error = |action: &'static str, source: io::Error| ProcessError::Io {
-        command: command.clone(),
-        action,
-        source,
-    };
-    let mut cmd = build_command(spec, &program);
-    // PR_SET_PDEATHSIG first: a child held at the gate must die with waymark too.
-    super::gate::die_with_parent(&mut cmd);
-    #[cfg(unix)]
-    let gate = match &hook {
-        Some(_) => {
-            let gate =
-                super::gate::Gate::new().map_err(|e| io_error("creating the start gate of", e))?;
-            gate.install(&mut cmd);
-            Some(gate.split())
-        }
-        None => None,
-    };
-
     log.line("exec", &format!("$ {command}"));
     let started = Instant::now();
-    #[cfg(unix)]
-    let (spawned, recorded) = match (gate, &hook) {
-        (Some((recorder, child_ends)), Some(hook)) => {
-            // The child waits in `pre_exec` and `spawn` returns only after its `exec`:
-            // the group is recorded from this thread's helper meanwhile (see `gate`).
-            let recording = super::gate::record_aside(recorder, hook.clone());
-            let spawned = cmd.spawn();
-            drop(child_ends);
-            (spawned, recording.wait())
-        }
-        _ => (cmd.spawn(), Ok(None)),
-    };
-    #[cfg(not(unix))]
-    let (spawned, recorded) = (cmd.spawn(), Ok(None));
-    let child = match (spawned, recorded) {
-        (Ok(c), Ok(_)) => c,
-        (Ok(mut c), Err(e)) => {
-            // Released by nobody, it cannot have run its program; make sure it is gone.
-            group::kill(c.id());
-            let _ = c.wait();
-            return Err(record_error(log, io_error, e));
-        }
-        (Err(_), Err(e)) => return Err(record_error(log, io_error, e)),
-        (Err(e), Ok(_)) => {
-            let err = spawn_error(spec, &program, &command, e);
-            log.line("exec", &err.to_string());
-            return Err(err);
-        }
-    };
+    let child = start(spec, &program, &command, hook.as_ref(), log)?;
     let pgid = child.id();
-    #[cfg(not(unix))]
-    if let Some(hook) = &hook {
-        // No way to hold a child here: record it as soon as it exists.
-        let group = super::gate::SpawnedGroup {
-            pgid,
-            start_time: 0,
-        };
-        if let Err(e) = hook(&group) {
-            group::kill(pgid);
-            let mut child = child;
-            let _ = child.wait();
-            return Err(record_error(log, io_error, e));
-        }
-    }
     let stdin = spec.stdin.clone().map(String::into_bytes);
     let mut io = match ChildIo::start(child, stdin, spec.hold_stdin, log) {
         Ok(io) => io,
@@ -164,7 +103,7 @@ pub(crate) fn run_process(
             // Unsupervised, it must not outlive this call.
             group::kill(pgid);
             let _ = child.wait();
-            return Err(io_error("watching the process", e));
+            return Err(io_error(&command, "watching the process", e));
         }
     };
 
@@ -413,94 +352,13 @@ fn exit_code(status: ExitStatus) -> (i32, Option<i32>) {
     (status.code().unwrap_or(-1), None)
 }
 
-// The journal could not take the process group: the program did not run.
-fn record_error(
-    log: &StepLog,
-    io_error: impl Fn(&'static str, io::Error) -> ProcessError,
-    e: String,
-) -> ProcessError {
-    let err = io_error("recording the process before it runs", io::Error::other(e));
-    log.line("exec", &err.to_string());
-    err
-}
-
-fn build_command(spec: &ProcessSpec, program: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        // argv[0] as written, as a shell would pass it; the path is resolved already.
-        cmd.arg0(&spec.program);
-        // Its own group: Ctrl-C at the terminal reaches waymark only, and a stop can
-        // signal the whole tree at once.
-        cmd.process_group(0);
-        cmd.args(&spec.args);
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::process::CommandExt;
-        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
-        let is_cmd = Path::new(&spec.program)
-            .file_stem()
-            .is_some_and(|s| s.eq_ignore_ascii_case("cmd"));
-        match spec.args.as_slice() {
-            // cmd.exe does not parse the C runtime's quoting: pass its script verbatim.
-            [flag, script] if is_cmd && flag.eq_ignore_ascii_case("/C") => {
-                cmd.arg(flag).raw_arg(script);
-            }
-            args => {
-                cmd.args(args);
-            }
-        }
-    }
-    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
-    cmd.stdin(if spec.stdin.is_some() || spec.hold_stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd
-}
-
-/// Word a spawn failure for the operator; PATH and permissions were checked already,
-/// so what is left is mostly a broken script.
-fn spawn_error(spec: &ProcessSpec, program: &Path, command: &str, e: io::Error) -> ProcessError {
-    let not_executable = |detail: String| ProcessError::NotExecutable {
-        program: spec.program.clone(),
-        path: program.to_path_buf(),
-        detail,
-    };
-    #[cfg(unix)]
-    if e.raw_os_error() == Some(libc::ENOEXEC) {
-        return not_executable(
-            "not a program the system can run (a script without a `#!` line?)".into(),
-        );
-    }
-    match e.kind() {
-        io::ErrorKind::NotFound => not_executable(format!(
-            "{e} (if it is a script, is the interpreter on its `#!` line installed?)"
-        )),
-        io::ErrorKind::PermissionDenied => not_executable(e.to_string()),
-        _ => ProcessError::Io {
-            command: command.to_string(),
-            action: "starting the process",
-            source: e,
-        },
-    }
-}
-
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::process::spec::sh_spec;
     use crate::redact::Redactor;
     use crate::step_log::StepLogOptions;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::thread;
 
@@ -601,7 +459,7 @@ mod tests {
     #[test]
     fn reused_pid_is_not_taken_for_the_recorded_group() {
         use std::os::unix::process::CommandExt;
-        let mut child = Command::new("sleep")
+        let mut child = std::process::Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()

@@ -592,6 +592,20 @@ mod tests {
     }
 
     #[test]
+    fn the_child_dies_with_the_thread_that_started_it() {
+        // PR_SET_PDEATHSIG: what kills a step's process when waymark is killed.
+        let args = ["30".to_string()];
+        let pid = std::thread::spawn(move || {
+            let child = spawn(&launch(Path::new("/bin/sleep"), &args)).unwrap();
+            child.id()
+        })
+        .join()
+        .unwrap();
+        let status = waitpid(pid as libc::pid_t, 0).unwrap().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    }
+
+    #[test]
     fn stdin_is_a_pipe_or_dev_null() {
         let args = ["-c".to_string(), "cat".to_string()];
         let mut l = launch(Path::new("/bin/sh"), &args);

@@ -201,7 +201,13 @@ impl RowSink for JournalRows {
         let (run, epoch) = (self.run.clone(), self.epoch);
         let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
         let first = first_seq as i64;
+        let mut attempt = 0;
         let outcome = self.conn.call(move |c| {
+            attempt += 1;
+            if attempt == 1 {
+                return insert_batch(c, &run, epoch, first, &lines);
+            }
+            // A retry after a commit whose answer was lost finds its rows already there.
             let mut tx = c.transaction()?;
             let held = tx
                 .query_opt(
@@ -213,7 +219,6 @@ impl RowSink for JournalRows {
                 drop(tx);
                 return Ok(Err(holder_now(c, &run)));
             }
-            // A retry after a commit whose answer was lost finds its rows already there.
             let have: i64 = tx
                 .query_one(
                     "SELECT count(*) FROM waymark_journal WHERE run_id = $1 AND seq >= $2",
@@ -223,18 +228,47 @@ impl RowSink for JournalRows {
             if have as usize == lines.len() {
                 return Ok(Ok(()));
             }
-            let stmt = tx.prepare(
-                "INSERT INTO waymark_journal (run_id, seq, record) VALUES ($1, $2, $3::text::json)",
-            )?;
-            for (i, line) in lines.iter().enumerate() {
-                tx.execute(&stmt, &[&run, &(first + i as i64), line])?;
-            }
-            tx.commit()?;
-            Ok(Ok(()))
+            drop(tx);
+            insert_batch(c, &run, epoch, first, &lines)
         })?;
         match outcome {
             Ok(()) => Ok(()),
             Err(holder) => fenced(&self.run, &holder),
         }
     }
+}
+
+/// One batch as one statement, so one round trip (it was 5 + one per record: the
+/// journal's commit rate over PostgreSQL is bound by round trips): lock the run's row if
+/// the epoch still holds, insert every line after it, commit (autocommit, synchronous).
+/// `Err(holder)` when the epoch moved on and nothing was written.
+fn insert_batch(
+    c: &mut postgres::Client,
+    run: &str,
+    epoch: i64,
+    first: i64,
+    lines: &[String],
+) -> Result<Result<(), String>, postgres::Error> {
+    use postgres::types::Type;
+    let row = c.query_typed_one(
+        "WITH held AS (\
+             SELECT run_id FROM waymark_runs WHERE run_id = $1 AND epoch = $2 FOR UPDATE\
+         ), ins AS (\
+             INSERT INTO waymark_journal (run_id, seq, record) \
+             SELECT held.run_id, $3 + t.i - 1, t.r::json \
+             FROM held, unnest($4::text[]) WITH ORDINALITY AS t(r, i) RETURNING 1\
+         ) SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM ins)",
+        &[
+            (&run, Type::TEXT),
+            (&epoch, Type::INT8),
+            (&first, Type::INT8),
+            (&lines, Type::TEXT_ARRAY),
+        ],
+    )?;
+    let (held, inserted): (i64, i64) = (row.get(0), row.get(1));
+    if held == 0 {
+        return Ok(Err(holder_now(c, run)));
+    }
+    debug_assert_eq!(inserted as usize, lines.len());
+    Ok(Ok(()))
 }

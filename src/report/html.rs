@@ -6,6 +6,7 @@
 //! through [`esc`]: step names, notes and logs are input, and a report is opened by
 //! auditors who did not write them.
 
+use super::timeline::RehearsalEnd;
 use super::{gantt, svg_plan, Report, StepLogText};
 use crate::duration::format_duration;
 use crate::run_state::StepState;
@@ -83,6 +84,8 @@ pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; white-space: pre-wr
 .legend span { margin-right: .6rem; }
 svg text { font-family: system-ui, "Liberation Sans", Arial, sans-serif; }
 details summary { cursor: pointer; }
+.rehearsal { margin-top: .3rem; padding-left: .5rem; border-left: 3px solid #8e24aa; }
+.rehearsal ul { margin: .2rem 0; padding-left: 1.2rem; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
   .figure { overflow: visible; border: none; }
@@ -444,9 +447,10 @@ fn steps_section(h: &mut String, r: &Report) {
             }
             None => String::new(),
         };
+        let rehearsals = rehearsals_of(r, &s.name);
         let _ = writeln!(
             h,
-            "<tr class=\"step\"><td>{}</td><td><code>{}</code>{log}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{error}</td></tr>",
+            "<tr class=\"step\"><td>{}</td><td><code>{}</code>{log}{rehearsals}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{error}</td></tr>",
             i + 1,
             esc(&s.name),
             esc(s.kind.as_str()),
@@ -456,6 +460,58 @@ fn steps_section(h: &mut String, r: &Report) {
         );
     }
     h.push_str("</table>\n</section>\n");
+}
+
+/// A gate's rehearsals (a lab playing the operator's part): when each started and ended,
+/// how it ended, and what it did to the estate — the estate operations its gate's log
+/// recorded between its start and its end.
+fn rehearsals_of(r: &Report, gate: &str) -> String {
+    let mut out = String::new();
+    for h in r.timeline.rehearsals.iter().filter(|h| h.gate == gate) {
+        let ended = match &h.ended_at {
+            Some(end) => format!(
+                ", ended {} (took {})",
+                esc(end),
+                esc(&between(Some(&h.started_at), Some(end))
+                    .map(dur)
+                    .unwrap_or_default())
+            ),
+            None => String::new(),
+        };
+        let outcome = match &h.outcome {
+            RehearsalEnd::Passed => {
+                "<span class=\"state ok\">passed</span> the gate then asked for its approvals"
+                    .to_string()
+            }
+            RehearsalEnd::Failed(e) => format!(
+                "<span class=\"state bad\">failed</span> {} — the gate was rejected",
+                esc(e)
+            ),
+            RehearsalEnd::Open => "<span class=\"state unk\">did not end</span> the run stopped while it ran (a resume plays it again)".to_string(),
+        };
+        let log = r.logs.get(gate).map(|l| l.text.as_str()).unwrap_or("");
+        let ops: Vec<String> = log
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(ts, _)| {
+                *ts >= h.started_at.as_str() && h.ended_at.as_deref().is_none_or(|end| *ts <= end)
+            })
+            .filter_map(|(_, rest)| rest.strip_prefix("[estate] "))
+            .filter(|op| op.contains(" → "))
+            .map(|op| format!("<li><code>{}</code></li>", esc(op)))
+            .collect();
+        let changed = if ops.is_empty() {
+            "<p class=\"muted\">No estate operation recorded in its log.</p>".to_string()
+        } else {
+            format!("<ul>{}</ul>", ops.concat())
+        };
+        let _ = write!(
+            out,
+            "<div class=\"rehearsal\"><strong>rehearsal</strong> started {}{ended}: {outcome}{changed}</div>",
+            esc(&h.started_at)
+        );
+    }
+    out
 }
 
 fn estate_section(h: &mut String, r: &Report) {

@@ -1,5 +1,5 @@
 //! What happened when: every attempt of every step, every stretch a gate waited, every
-//! approval and rejection, read off the journal's records in order.
+//! approval and rejection, every gate rehearsal, read off the journal's records in order.
 //!
 //! [`crate::run_state`] says where each step *ended up* and keeps only its latest
 //! attempt; a report also needs the history it replaces (a failed first attempt, a gate
@@ -66,6 +66,33 @@ pub(crate) struct Wait {
     pub outcome: WaitEnd,
 }
 
+/// How a gate's rehearsal ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RehearsalEnd {
+    /// It played its part; the gate then asked for its approvals.
+    Passed,
+    /// It failed (or ran out of time), which rejected the gate.
+    Failed(String),
+    /// No end was recorded: still running, or cut short by a crash or Ctrl-C (resume
+    /// plays it again).
+    Open,
+}
+
+/// One run of a gate's `rehearse` (a lab playing the operator's part).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rehearsal {
+    /// The gate.
+    pub gate: String,
+    /// When it started and, if it did, ended (RFC 3339, as journaled).
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    /// Offsets from the run's start.
+    pub start: Duration,
+    pub end: Duration,
+    /// How it ended.
+    pub outcome: RehearsalEnd,
+}
+
 /// One journaled approval or rejection, with everything the journal kept about it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Decision {
@@ -96,6 +123,8 @@ pub(crate) struct Timeline {
     pub waits: Vec<Wait>,
     /// Every approval and rejection, in journal order.
     pub decisions: Vec<Decision>,
+    /// Every gate rehearsal, in the order they started.
+    pub rehearsals: Vec<Rehearsal>,
     /// Offsets where the run paused, stopped or was taken up again, with what happened.
     pub marks: Vec<(Duration, String)>,
     /// Offset of the last record: the length of the drawn time axis.
@@ -117,6 +146,7 @@ impl Timeline {
         let mut t = Timeline::default();
         let mut open_attempt: HashMap<String, usize> = HashMap::new();
         let mut open_wait: HashMap<String, usize> = HashMap::new();
+        let mut open_rehearsal: HashMap<String, usize> = HashMap::new();
         for r in records {
             let at = match (origin, parse_ts(&r.ts)) {
                 (Some(o), Some(ts)) => ts.duration_since(o).unwrap_or(last).max(last),
@@ -189,6 +219,32 @@ impl Timeline {
                     }
                     t.decisions.push(decision(r, approved));
                 }
+                Event::RehearsalStarted { gate, .. } => {
+                    // One cut short earlier stays open (its end was never recorded) and is
+                    // drawn up to this one.
+                    if let Some(i) = open_rehearsal.insert(gate.clone(), t.rehearsals.len()) {
+                        t.rehearsals[i].end = at;
+                    }
+                    t.rehearsals.push(Rehearsal {
+                        gate: gate.clone(),
+                        started_at: r.ts.clone(),
+                        ended_at: None,
+                        start: at,
+                        end: at,
+                        outcome: RehearsalEnd::Open,
+                    });
+                }
+                Event::RehearsalEnded { gate, error, .. } => {
+                    if let Some(i) = open_rehearsal.remove(gate) {
+                        let h = &mut t.rehearsals[i];
+                        h.end = at;
+                        h.ended_at = Some(r.ts.clone());
+                        h.outcome = match error {
+                            Some(e) => RehearsalEnd::Failed(e.clone()),
+                            None => RehearsalEnd::Passed,
+                        };
+                    }
+                }
                 Event::RunPaused { reason, .. } => {
                     for (_, i) in open_wait.drain() {
                         t.waits[i].end = at;
@@ -221,6 +277,10 @@ impl Timeline {
         }
         for (_, i) in open_wait {
             t.waits[i].end = last;
+        }
+        // Never ended: still running, or cut short (a resume started it again, above).
+        for (_, i) in open_rehearsal {
+            t.rehearsals[i].end = last;
         }
         t.span = last;
         t
@@ -390,5 +450,65 @@ mod tests {
         let t = Timeline::from_records(&records);
         assert_eq!(t.attempts[0].start, Duration::ZERO);
         assert_eq!(t.attempts[0].end, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_rehearsal_cut_short_stays_open_and_the_next_one_ends() {
+        let started = |seq, ms| {
+            rec(
+                seq,
+                ms,
+                Event::RehearsalStarted {
+                    gate: "g".into(),
+                    attempt: 1,
+                },
+            )
+        };
+        let ended = |seq, ms, error: Option<&str>| {
+            rec(
+                seq,
+                ms,
+                Event::RehearsalEnded {
+                    gate: "g".into(),
+                    attempt: 1,
+                    error: error.map(String::from),
+                },
+            )
+        };
+        let records = vec![
+            rec(1, 0, Event::sample_run_started(&[("g", "gate")])),
+            started(2, 100),
+            // A crash, then a resume plays it again: once it passes, once it fails.
+            started(3, 500),
+            ended(4, 700, None),
+            started(5, 900),
+            ended(6, 950, Some("refused")),
+        ];
+        let t = Timeline::from_records(&records);
+        let got: Vec<(u64, u64, Option<&str>, &RehearsalEnd)> = t
+            .rehearsals
+            .iter()
+            .map(|h| {
+                (
+                    h.start.as_millis() as u64,
+                    h.end.as_millis() as u64,
+                    h.ended_at.as_deref().map(|e| &e[20..23]),
+                    &h.outcome,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (100, 500, None, &RehearsalEnd::Open),
+                (500, 700, Some("700"), &RehearsalEnd::Passed),
+                (
+                    900,
+                    950,
+                    Some("950"),
+                    &RehearsalEnd::Failed("refused".into())
+                ),
+            ]
+        );
     }
 }

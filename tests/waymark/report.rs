@@ -298,3 +298,95 @@ step("use-it", #{ run: |ctx| {
     assert!(page.contains("connecting with [REDACTED]"), "{page}");
     assert!(!page.contains("pa55-w0rd-XYZ"));
 }
+
+/// The steps table's row of `name` in a report page (its log makes it several lines).
+fn step_row<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page
+        .match_indices("<tr class=\"step\">")
+        .map(|(i, _)| i)
+        .find(|&i| {
+            page[i..]
+                .split("</td>")
+                .nth(1)
+                .is_some_and(|c| c.starts_with(&format!("<td><code>{name}</code>")))
+        })
+        .unwrap_or_else(|| panic!("no row for {name}"));
+    let end = start + page[start..].find("</tr>").expect("the row's end");
+    &page[start..end]
+}
+
+#[test]
+fn a_gates_entry_shows_each_rehearsal_its_outcome_and_what_it_did_to_the_estate() {
+    let inv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/estates/single-ns.toml"
+    );
+    let rb = r#"runbook(#{ name: "r", description: "d" });
+gate("kms", #{ title: "Back up the KMS keys", instructions: "Copy them.",
+               rehearse: |ctx| backup_kms("ns-01", #{ dest: "D:\\Backups" }) });
+gate("look", #{ after: "kms", instructions: "Look.",
+                rehearse: |ctx| fail("the console shows <errors>") });
+"#;
+    let t = Test::new().file("r.rhai", rb);
+    let wm = |args: &[&str], crash: Option<u64>| {
+        let mut c = t.bare();
+        c.args(args).args(["--inventory", inv]);
+        if let Some(n) = crash {
+            c.env("WAYMARK_CRASH_AFTER_SEQ", n.to_string());
+        }
+        c.output().unwrap()
+    };
+    // Killed as `kms`'s rehearsal starts: its start is the last record on disk.
+    let clean = Test::new().file("r.rhai", rb);
+    let o = clean
+        .bare()
+        .args(["run", "r.rhai", "--yes", "--inventory", inv])
+        .output()
+        .unwrap();
+    expect_code(&o, 1);
+    let journal = std::fs::read_to_string(clean.run_dir().join("journal.jsonl")).unwrap();
+    let seq = journal
+        .lines()
+        .position(|l| l.contains("\"rehearsal_started\""))
+        .expect("a rehearsal_started record") as u64
+        + 1;
+    let crashed = wm(&["run", "r.rhai", "--yes"], Some(seq));
+    assert_eq!(crashed.status.code(), None, "killed after record {seq}");
+    let id = t.run_id();
+    expect_code(
+        &t.bare().args(["resume", &id, "--yes"]).output().unwrap(),
+        1,
+    );
+    let o = t
+        .bare()
+        .args(["report", &id, "--output", "-"])
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    let page = String::from_utf8_lossy(&o.stdout);
+
+    let kms = step_row(&page, "kms");
+    let runs: Vec<&str> = kms.split("<div class=\"rehearsal\">").skip(1).collect();
+    assert_eq!(runs.len(), 2, "cut short, then played again: {kms}");
+    assert!(runs[0].contains("did not end"), "{kms}");
+    assert!(!runs[0].contains(", ended "), "{kms}");
+    assert!(
+        runs[1].contains(", ended ") && runs[1].contains(">passed<"),
+        "{kms}"
+    );
+    assert!(
+        runs[1].contains("<code>backup_kms ns-01 → {&quot;server&quot;:&quot;ns-01&quot;"),
+        "what it did to the estate: {kms}"
+    );
+
+    let look = step_row(&page, "look");
+    assert!(look.contains(">failed<"), "{look}");
+    assert!(
+        look.contains("the console shows &lt;errors&gt; (at r.rhai:5:33) — the gate was rejected"),
+        "{look}"
+    );
+    assert!(
+        look.contains("No estate operation recorded in its log."),
+        "{look}"
+    );
+}

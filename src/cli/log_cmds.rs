@@ -169,7 +169,7 @@ fn follow_logs(target: &Run, names: Vec<String>, one: bool) -> Result<Exit, CliE
         if !live {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        target.wait_for_change(std::time::Duration::from_millis(200));
     }
     let (state, _) = RunState::load(target).map_err(|e| CliError::bad_input(e.to_string()))?;
     if one {

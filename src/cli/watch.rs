@@ -105,7 +105,7 @@ pub(super) fn watch(store: &Store, run: Option<&str>) -> Result<Exit, CliError> 
         if !live {
             break;
         }
-        std::thread::sleep(POLL);
+        target.wait_for_change(POLL);
     }
     display.finish();
     let (state, _) = RunState::load(&target).map_err(bad)?;

@@ -246,6 +246,15 @@ impl Run {
         }
     }
 
+    /// Wait before a follower looks at the run again: `poll` for a directory; for a
+    /// database until the run changed (LISTEN/NOTIFY), with a polling fallback.
+    pub(crate) fn wait_for_change(&self, poll: std::time::Duration) {
+        match self {
+            Run::Dir(_) => std::thread::sleep(poll),
+            Run::Pg(r) => r.wait_change(poll),
+        }
+    }
+
     /// Whether some process drives the run now.
     pub fn is_held(&self) -> bool {
         match self {

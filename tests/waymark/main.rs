@@ -45,5 +45,6 @@ mod secrets;
 #[cfg(unix)]
 mod sshd;
 mod team;
+mod team_follow;
 mod team_pg;
 mod team_tls;

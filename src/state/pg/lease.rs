@@ -179,10 +179,12 @@ impl Drop for Lease {
         self.stop.store(true, Ordering::Relaxed);
         let (id, epoch) = (self.run.clone(), self.epoch);
         // Let the next driver in at once instead of after the expiry.
+        // Followers learn at once that nobody drives the run any more.
         let _ = self.conn.call(move |c| {
             c.execute(
-                "UPDATE waymark_runs SET expires_at = NULL WHERE run_id = $1 AND epoch = $2",
-                &[&id, &epoch],
+                "WITH u AS (UPDATE waymark_runs SET expires_at = NULL \
+                 WHERE run_id = $1 AND epoch = $2 RETURNING 1) SELECT pg_notify($3, $1) FROM u",
+                &[&id, &epoch, &super::wake::CHANGES],
             )
         });
     }
@@ -257,12 +259,14 @@ fn insert_batch(
              INSERT INTO waymark_journal (run_id, seq, record) \
              SELECT held.run_id, $3 + t.i - 1, t.r::json \
              FROM held, unnest($4::text[]) WITH ORDINALITY AS t(r, i) RETURNING 1\
-         ) SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM ins)",
+         ) SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM ins), \
+         pg_notify($5, $1)::text",
         &[
             (&run, Type::TEXT),
             (&epoch, Type::INT8),
             (&first, Type::INT8),
             (&lines, Type::TEXT_ARRAY),
+            (&super::wake::CHANGES, Type::TEXT),
         ],
     )?;
     let (held, inserted): (i64, i64) = (row.get(0), row.get(1));

@@ -224,6 +224,20 @@ fn version(c: &mut postgres::Client) -> Result<i32, postgres::Error> {
     Ok(v.unwrap_or(0))
 }
 
+/// Longest wait of a follower without a notification: [`wake::FALLBACK`]; the tests
+/// (feature `test-hooks`) stretch it with `WAYMARK_FOLLOW_FALLBACK` to show that
+/// notifications alone keep a follower current.
+fn follow_fallback() -> std::time::Duration {
+    #[cfg(feature = "test-hooks")]
+    if let Some(d) = std::env::var("WAYMARK_FOLLOW_FALLBACK")
+        .ok()
+        .and_then(|v| crate::duration::parse_duration(&v).ok())
+    {
+        return d;
+    }
+    wake::FALLBACK
+}
+
 /// One run in the database.
 #[derive(Debug, Clone)]
 pub struct PgRun {
@@ -410,6 +424,17 @@ impl PgRun {
         Ok(drained)
     }
 
+    /// Until the run changed (its listener was notified), at most a fallback interval
+    /// (2 s); every `poll` while no listener is connected.
+    pub(super) fn wait_change(&self, poll: std::time::Duration) {
+        // A busy run notifies every batch: looking more than ten times a second would
+        // re-read its journal for nothing.
+        let min_gap = std::time::Duration::from_millis(100);
+        let start = std::time::Instant::now();
+        wake::Wake::of(&self.store.target).wait_change(&self.id, poll, follow_fallback());
+        std::thread::sleep(min_gap.saturating_sub(start.elapsed()));
+    }
+
     fn read_decisions(&self) -> Result<Drained, InboxError> {
         let id = self.id.clone();
         let rows: Vec<(i64, String, String)> = self
@@ -468,8 +493,9 @@ impl PgRun {
                 // In order (one connection thread), without making the step wait.
                 conn.spawn(move |c| {
                     c.execute(
-                        "INSERT INTO waymark_step_logs (run_id, step, entry) VALUES ($1, $2, $3)",
-                        &[&run, &step, &entry],
+                        "WITH i AS (INSERT INTO waymark_step_logs (run_id, step, entry) \
+                         VALUES ($1, $2, $3) RETURNING 1) SELECT pg_notify($4, $1) FROM i",
+                        &[&run, &step, &entry, &wake::CHANGES],
                     )
                     .map(|_| ())
                 });

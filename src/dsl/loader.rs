@@ -228,7 +228,8 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     engine.set_module_resolver(resolver);
     register_declarations(&mut engine, &shared);
     // Parsed once, unoptimised: the option keys' positions are read from this tree (an
-    // optimised map of constants loses them), then it is optimised as `compile` would.
+    // optimised map of constants loses them), then its functions are optimised as
+    // `compile` would (see below).
     let level = engine.optimization_level();
     engine.set_optimization_level(rhai::OptimizationLevel::None);
     let compiled = engine.compile(&text);
@@ -252,7 +253,14 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
         Err(d) => Some(d),
         Ok(ast) => {
             shared.keys.add_unoptimised(file.clone(), &ast);
-            let mut ast = engine.optimize_ast(&Scope::new(), ast, level);
+            // Only the functions are optimised — closures' bodies and script functions,
+            // what steps run later and what fingerprints and the `ctx` lint read, exactly
+            // as before. The top level runs once, here: optimising its 10,000 `step()`
+            // calls cost more than it saved (a tenth of a load's instructions).
+            let mut top = ast;
+            let mut ast = engine.optimize_ast(&Scope::new(), top.clone_functions_only(), level);
+            top.clear_functions();
+            ast.combine(top);
             ast.set_source(file.as_ref());
             super::engine::LoadGuard::run(|| engine.run_ast_with_scope(&mut scope, &ast))
                 .err()

@@ -6,17 +6,37 @@
 
 use super::hint;
 use super::status_cmds::next_commands;
+use crate::journal::JournalError;
 use crate::run_state::{RunState, StepState};
 use crate::state::Run;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// The recap of `run`; `warnings` are the `warn()` lines raised, as
-/// `(step, line)`, and `took` how long this process ran it.
-pub(super) fn recap(run: &Run, warnings: &[(String, String)], took: Duration) -> String {
+/// The state of `run` after this process drove it, from its journal: `base`, the state
+/// `resume` replayed before going on, carried on through the records appended since
+/// (every line is still verified, only the new ones decoded); without one, the whole
+/// journal replayed.
+pub(super) fn final_state(run: &Run, base: Option<RunState>) -> Result<RunState, JournalError> {
+    match base {
+        Some(base) => {
+            let new = run.read_after(base.last_seq)?;
+            Ok(base.advance(&new.records, run.is_held()))
+        }
+        None => RunState::load(run).map(|(state, _)| state),
+    }
+}
+
+/// The recap of `run` from its [`final_state`]; `warnings` are the `warn()` lines
+/// raised, as `(step, line)`, and `took` how long this process ran it.
+pub(super) fn recap(
+    run: &Run,
+    state: &Result<RunState, JournalError>,
+    warnings: &[(String, String)],
+    took: Duration,
+) -> String {
     let store = &run.store();
-    let state = match RunState::load(run) {
-        Ok((state, _)) => state,
+    let state = match state {
+        Ok(state) => state,
         Err(e) => return format!("(no recap: the journal could not be read back: {e})\n"),
     };
     let mut out = String::new();
@@ -27,7 +47,7 @@ pub(super) fn recap(run: &Run, warnings: &[(String, String)], took: Duration) ->
         state.status,
         crate::duration::format_duration(Duration::from_millis(took.as_millis() as u64))
     );
-    let _ = writeln!(out, "   {}", counts(&state));
+    let _ = writeln!(out, "   {}", counts(state));
     let failed: Vec<_> = state
         .steps
         .iter()
@@ -65,7 +85,7 @@ pub(super) fn recap(run: &Run, warnings: &[(String, String)], took: Duration) ->
             )
         })
         .collect();
-    next.extend(next_commands(&state, store));
+    next.extend(next_commands(state, store));
     if !next.is_empty() {
         let _ = writeln!(out, "   next:");
         for n in next {

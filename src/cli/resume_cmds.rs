@@ -411,8 +411,10 @@ pub(super) fn resume(
         o,
         re.estate,
         decided.resumed,
+        // The recap carries this state on through what the resumed run appends.
+        Some(re.state),
     );
-    super::drop_later((re.rb, re.state));
+    super::drop_later(re.rb);
     r
 }
 

@@ -146,6 +146,7 @@ pub(super) fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> 
         o,
         estate,
         Resumed::default(),
+        None,
     )
 }
 
@@ -213,6 +214,7 @@ pub(super) fn execute(
     o: &RunOptions,
     estate: Arc<dyn crate::estate::Estate>,
     resumed: Resumed,
+    base: Option<RunState>,
 ) -> Result<Exit, CliError> {
     let (run_id, store) = (run.id(), run.store());
     let mut prior = prior;
@@ -337,15 +339,21 @@ pub(super) fn execute(
     super::drop_later(plan);
     let (exit, ending) = ending(run_id, &outcome);
     errln!("{ending}");
+    let state = super::recap::final_state(run, base);
     err!(
         "{}",
-        super::recap::recap(run, &display.warnings(), display.elapsed())
+        super::recap::recap(run, &state, &display.warnings(), display.elapsed())
     );
     if exit == Exit::Failed {
-        if let Some(line) = rollback_hint(run, &undoable) {
+        if let Some(line) = state
+            .as_ref()
+            .ok()
+            .and_then(|s| rollback_hint(run, s, &undoable))
+        {
             errln!("{line}");
         }
     }
+    super::drop_later(state);
     Ok(exit)
 }
 
@@ -487,11 +495,10 @@ fn ending(run_id: &str, outcome: &Outcome) -> (Exit, String) {
 
 /// After a failure that came after changes (a step with an `undo` succeeded), giving up
 /// is a real choice next to fixing and resuming: the line that offers `rollback`.
-fn rollback_hint(run: &Run, undoable: &[String]) -> Option<String> {
+fn rollback_hint(run: &Run, state: &RunState, undoable: &[String]) -> Option<String> {
     if undoable.is_empty() {
         return None;
     }
-    let (state, _) = RunState::load(run).ok()?;
     let changed: Vec<&str> = undoable
         .iter()
         .filter(|n| {

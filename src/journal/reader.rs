@@ -76,7 +76,7 @@ type LineProblem = String;
 
 /// Verify `bytes` as the contents of the journal at `path` (used for messages only).
 pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
-    scan_selected(path, bytes, &|_| true)
+    scan_selected(path, bytes, &|_, _| true)
 }
 
 /// Read the journal at `path`, verifying every line (checksum and sequence number) but
@@ -92,9 +92,24 @@ pub fn read_selected(
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<JournalContents, JournalError> {
     let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
-    let scan = scan_selected(path, &bytes, keep)?;
+    let scan = scan_selected(path, &bytes, &|_, kind| keep(kind))?;
     Ok(JournalContents {
         records: scan.records,
+        warnings: scan.warnings,
+    })
+}
+
+/// Read the journal at `path`, verifying every line as [`read_journal`] does, but
+/// returning only the records after sequence number `seq` (decoding only those): what
+/// was appended after a process replayed the first `seq` records itself, so the recap
+/// at the end of `resume` replays what the resumed run wrote, not the whole run again.
+pub(crate) fn read_after(path: &Path, seq: u64) -> Result<JournalContents, JournalError> {
+    let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
+    let scan = scan_selected(path, &bytes, &|line_seq, _| line_seq > seq)?;
+    Ok(JournalContents {
+        // The first record is always decoded (it must be `run_started`), and so is a
+        // line laid out unlike the writer's: neither is asked for unless it is new.
+        records: scan.records.into_iter().filter(|r| r.seq > seq).collect(),
         warnings: scan.warnings,
     })
 }
@@ -106,7 +121,7 @@ pub fn read_bytes(
     bytes: &[u8],
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<JournalContents, JournalError> {
-    let scan = scan_selected(label, bytes, keep)?;
+    let scan = scan_selected(label, bytes, &|_, kind| keep(kind))?;
     Ok(JournalContents {
         records: scan.records,
         warnings: scan.warnings,
@@ -133,11 +148,12 @@ pub fn origin_of_line(line: &[u8]) -> Option<RunOrigin> {
     })
 }
 
-/// [`scan`], decoding only the lines `keep` selects (by record type) and the first one.
+/// [`scan`], decoding only the lines `keep` selects (by sequence number and record type)
+/// and the first one.
 fn scan_selected(
     path: &Path,
     bytes: &[u8],
-    keep: &dyn Fn(&str) -> bool,
+    keep: &dyn Fn(u64, &str) -> bool,
 ) -> Result<Scan, JournalError> {
     if bytes.is_empty() {
         return Err(JournalError::Empty {
@@ -166,7 +182,7 @@ fn scan_selected(
         let line = &rest[..nl];
         let expected_seq = lines_ok + 1;
         let checked = match skim_line(line) {
-            Some((seq, kind)) if expected_seq > 1 && !keep(kind) => {
+            Some((seq, kind)) if expected_seq > 1 && !keep(seq, kind) => {
                 check_line(line, seq, expected_seq).map(|()| None)
             }
             _ => parse_line(line, expected_seq).map(Some),
@@ -538,7 +554,7 @@ mod tests {
     }
 
     fn scan_none(bytes: &[u8]) -> Result<Scan, JournalError> {
-        scan_selected(Path::new("runs/r1/journal.jsonl"), bytes, &|_| false)
+        scan_selected(Path::new("runs/r1/journal.jsonl"), bytes, &|_, _| false)
     }
 
     #[test]
@@ -563,7 +579,7 @@ mod tests {
         let got = scan_none(&bytes).unwrap();
         assert_eq!(got.records, records[..1].to_vec());
         assert_eq!(got.valid_len, bytes.len());
-        let kept = scan_selected(Path::new("j"), &bytes, &|t| t == "step_succeeded").unwrap();
+        let kept = scan_selected(Path::new("j"), &bytes, &|_, t| t == "step_succeeded").unwrap();
         assert_eq!(kept.records, vec![records[0].clone(), records[2].clone()]);
     }
 
@@ -587,6 +603,30 @@ mod tests {
         let full = journal_bytes(&records);
         let torn = scan_none(&full[..full.len() - 5]).unwrap();
         assert_eq!(torn.warnings.len(), 1, "{:?}", torn.warnings);
+    }
+
+    #[test]
+    fn read_after_returns_only_the_newer_records_and_verifies_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let records = sample();
+        std::fs::write(&path, journal_bytes(&records)).unwrap();
+        assert_eq!(read_after(&path, 1).unwrap().records, records[1..].to_vec());
+        assert_eq!(read_after(&path, 2).unwrap().records, records[2..].to_vec());
+        assert_eq!(read_after(&path, 0).unwrap().records, records);
+        assert!(read_after(&path, 3).unwrap().records.is_empty());
+        // A damaged line among those already replayed is still damage.
+        let mut bytes = journal_bytes(&records);
+        let second_line_start = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        bytes[second_line_start + 40] ^= 0x02;
+        std::fs::write(&path, &bytes).unwrap();
+        match read_after(&path, 2).unwrap_err() {
+            JournalError::Damaged { line, problem, .. } => {
+                assert_eq!(line, 2);
+                assert!(problem.contains("checksum"), "{problem}");
+            }
+            other => panic!("expected damage, got {other:?}"),
+        }
     }
 
     #[test]

@@ -82,6 +82,21 @@ impl RunState {
         replay.finish(lock_held)
     }
 
+    /// This state — replayed from a journal nobody was writing, as `resume` reopens it —
+    /// carried on through `records`, the ones appended since (sequence numbers after
+    /// [`RunState::last_seq`]): once the run has stopped again (a `run_finished` or
+    /// `run_paused` last), the same state a replay of the whole journal gives, without
+    /// decoding and replaying the run's earlier records a second time. (While the run is
+    /// live, a step the crash left in flight and nobody touched since stays `unknown`
+    /// here, where a full replay would call it `running`: which it is not.)
+    pub(crate) fn advance(self, records: &[Record], lock_held: bool) -> RunState {
+        let mut replay = Replay::continuing(self);
+        for record in records {
+            replay.apply(record);
+        }
+        replay.finish(lock_held)
+    }
+
     /// Read, verify and replay `run`; also returns the journal's warnings.
     pub(crate) fn load(run: &Run) -> Result<(RunState, Vec<String>), JournalError> {
         let contents = run.read_journal()?;

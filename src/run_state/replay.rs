@@ -45,6 +45,39 @@ impl Replay {
         }
     }
 
+    /// A replay carrying on from `state`, which [`Replay::finish`] made from the records
+    /// before (see [`RunState::advance`]).
+    pub(super) fn continuing(state: RunState) -> Replay {
+        Replay {
+            run_level_only: false,
+            run_id: state.run_id,
+            runbook: state.runbook,
+            source: state.source,
+            params: state.params,
+            inventory: state.inventory,
+            user: state.user,
+            host: state.host.clone(),
+            plan_fingerprint: state.plan_fingerprint,
+            started_at: state.started_at,
+            finished_at: state.finished_at,
+            // Running or crashed: no stop record since the last start, resume or rollback.
+            stopped: match state.status {
+                RunStatus::Running | RunStatus::Crashed => None,
+                stopped => Some(stopped),
+            },
+            steps: state.steps,
+            index: state.index,
+            paused_reason: state.paused_reason,
+            waiting_on: state.waiting_on,
+            resumes: state.resumes,
+            last_seq: state.last_seq,
+            seen_start: true,
+            // Replaced by the `run_resumed` a resumed run appends first.
+            driver_host: state.host,
+            sources: state.sources,
+        }
+    }
+
     /// The step called `name`, added at the end if the plan at start did not have it.
     fn step(&mut self, name: &str, kind: StepKind) -> &mut StepStatus {
         let i = match self.index.get(name) {
@@ -366,12 +399,8 @@ impl Replay {
             resumes: self.resumes,
             last_seq: self.last_seq,
             sources: self.sources,
-            index: self
-                .steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.name.clone(), i))
-                .collect(),
+            // Kept in step with `steps` by `Replay::step` and `run_started`.
+            index: self.index,
             steps: self.steps,
         }
     }

@@ -523,3 +523,57 @@ fn load_tells_a_live_run_from_a_crashed_one_by_its_lock() {
     assert_eq!(dead.status, RunStatus::Crashed);
     assert_eq!(dead.step("a").unwrap().state, StepState::Unknown);
 }
+
+#[test]
+fn a_state_carried_on_through_the_new_records_is_the_full_replay() {
+    // (journal, where the resuming process took over): what `resume` replayed, then what
+    // it appended, always starting with its `run_resumed` and ending stopped again.
+    let mut crashed = Journal::start(DIAMOND);
+    crashed
+        .done("a")
+        .started_step("b", 1)
+        .started_step("c", 1)
+        .failed("c", 1, true);
+    let cut_crashed = crashed.0.len();
+    crashed
+        .resumed()
+        .done("b")
+        .done("c")
+        .started_step("d", 1)
+        .failed("d", 1, false)
+        .finished(FinalStatus::Failed);
+
+    let mut untouched = Journal::start(DIAMOND);
+    untouched.done("a").started_step("b", 1);
+    let cut_untouched = untouched.0.len();
+    untouched.resumed().done("e").push(Event::RunPaused {
+        reason: "b may or may not have happened".into(),
+        waiting_on: vec!["b".into()],
+    });
+
+    let mut gated = Journal::start(&[("a", "step"), ("g", "gate"), ("b", "step")]);
+    gated.done("a").waiting("g").push(Event::RunPaused {
+        reason: "waiting for approval".into(),
+        waiting_on: vec!["g".into()],
+    });
+    let cut_gated = gated.0.len();
+    gated
+        .resumed()
+        .approved("g", "bob")
+        .gate_passed("g")
+        .done("b")
+        .finished(FinalStatus::Succeeded);
+
+    for (j, cut) in [
+        (&crashed, cut_crashed),
+        (&untouched, cut_untouched),
+        (&gated, cut_gated),
+    ] {
+        let (before, after) = j.0.split_at(cut);
+        for held in [true, false] {
+            let full = j.replay(held);
+            let carried = RunState::replay(before, false).advance(after, held);
+            assert_eq!(carried, full, "cut at {cut}, lock held: {held}");
+        }
+    }
+}

@@ -170,6 +170,10 @@ impl DirRun {
         journal::read_selected(&self.journal_path(), wanted)
     }
 
+    pub(super) fn read_after(&self, seq: u64) -> Result<JournalContents, JournalError> {
+        journal::read_after(&self.journal_path(), seq)
+    }
+
     pub(super) fn read_origin(&self) -> Option<RunOrigin> {
         journal::read_origin(&self.journal_path())
     }

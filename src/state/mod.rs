@@ -238,6 +238,19 @@ impl Run {
         }
     }
 
+    /// Every record verified, only those after sequence number `seq` decoded and
+    /// returned: what was appended since a replay of the first `seq`.
+    pub(crate) fn read_after(&self, seq: u64) -> Result<JournalContents, JournalError> {
+        match self {
+            Run::Dir(r) => r.read_after(seq),
+            // Rows are verified and decoded as they arrive; keep the new ones.
+            Run::Pg(r) => r.read_selected(&|_| true).map(|mut c| {
+                c.records.retain(|r| r.seq > seq);
+                c
+            }),
+        }
+    }
+
     /// The runbook, params and inventory off the first record, unverified (a hint).
     pub fn read_origin(&self) -> Option<RunOrigin> {
         match self {

@@ -184,7 +184,10 @@ impl PgStore {
 
 fn migrate(conn: &Conn) -> Result<(), String> {
     let want = MIGRATIONS.len() as i32;
-    let current = conn.call(version)?;
+    // Read only: CREATE TABLE IF NOT EXISTS is not safe against a concurrent one (two
+    // commands starting at once failed with a duplicate pg_type key), so the table is
+    // created only under the lock.
+    let current = conn.call(|c| version(c, false))?;
     if current >= want {
         return Ok(());
     }
@@ -192,7 +195,7 @@ fn migrate(conn: &Conn) -> Result<(), String> {
         c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
         let result = (|| {
             // Another host may have migrated while we waited for the lock.
-            let mut v = version(c)?;
+            let mut v = version(c, true)?;
             while v < want {
                 let mut tx = c.transaction()?;
                 tx.batch_execute(MIGRATIONS[v as usize])?;
@@ -211,10 +214,14 @@ fn migrate(conn: &Conn) -> Result<(), String> {
     .map_err(|e| format!("cannot create or migrate waymark's tables: {e}"))
 }
 
-fn version(c: &mut postgres::Client) -> Result<i32, postgres::Error> {
+/// The schema's version (0 without tables); `create` makes its table, under the lock.
+fn version(c: &mut postgres::Client, create: bool) -> Result<i32, postgres::Error> {
     let exists: bool = c
         .query_one("SELECT to_regclass('waymark_schema') IS NOT NULL", &[])?
         .get(0);
+    if !exists && !create {
+        return Ok(0);
+    }
     if !exists {
         c.batch_execute("CREATE TABLE IF NOT EXISTS waymark_schema (version integer NOT NULL)")?;
     }

@@ -4,10 +4,12 @@
 //! Creating accounts needs root (CI runs as root). Elsewhere the tests that need them print
 //! loudly that they did not run, and fail when `CI=true`.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 /// An OS account that exists until dropped.
 pub struct OsUser {
@@ -53,7 +55,7 @@ impl OsUser {
 
     /// `waymark` running as this account in `dir`.
     pub fn waymark(&self, dir: &Path) -> Command {
-        let mut c = Command::new(crate::harness::bin());
+        let mut c = Command::new(shared_bin());
         c.current_dir(dir)
             .env_remove("WAYMARK_STATE_DIR")
             .env("NO_COLOR", "1")
@@ -101,6 +103,43 @@ fn skipped(test: &str, why: &str) -> Option<OsUser> {
         eprintln!("{msg}");
     }
     None
+}
+
+/// The waymark binary where every account can run it: the build's own when every directory
+/// above it lets others through, else a copy in a directory of its own, removed at exit. A
+/// checkout under `/root`, a 0700 home or a `mktemp -d` directory is not open to others.
+fn shared_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = crate::harness::bin();
+        let open =
+            |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0);
+        if bin.ancestors().skip(1).all(open) {
+            return bin;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("waymark-bin")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("waymark");
+        std::fs::copy(&bin, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        *COPY_DIR.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir);
+        // SAFETY: registers a plain extern "C" function with no preconditions.
+        unsafe { libc::atexit(remove_copy) };
+        copy
+    })
+    .clone()
+}
+
+static COPY_DIR: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+extern "C" fn remove_copy() {
+    if let Some(dir) = COPY_DIR.lock().ok().and_then(|d| d.clone()) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Let every account read and write `dir` (the test's state directory), as a team sharing

@@ -5,7 +5,9 @@
 
 use crate::harness::{wait_until, Test};
 use crate::pg;
+use crate::team_pg::spawn_run;
 use std::io::BufRead;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 #[test]
@@ -23,12 +25,7 @@ step("slow", #{ run: |ctx| {
     log("line 2");
 } });"#,
     );
-    let mut run = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = spawn_run(&t, &url, None, &[], Stdio::null());
     let id = wait_until("the run exists", || {
         let o = t
             .bare()

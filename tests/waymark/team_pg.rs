@@ -5,7 +5,7 @@
 
 use crate::harness::{expect_code, step, wait_until, Test};
 use crate::pg;
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
 
 const GATED: &str = r#"runbook(#{ name: "g", description: "d" });
 step("before", #{ run: |ctx| { log("doing before"); sh("echo before >> effects") } });
@@ -20,6 +20,31 @@ fn wm(t: &Test, url: &str, host: &str, args: &[&str]) -> Output {
         .env("WAYMARK_HOST", host)
         .output()
         .unwrap()
+}
+
+/// `waymark run rb.rhai` against `url` in the background, as host `host` (the machine's
+/// own name when `None`), with `env` added and its stderr going to `stderr`.
+pub(crate) fn spawn_run(
+    t: &Test,
+    url: &str,
+    host: Option<&str>,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> Child {
+    let mut cmd = t.bare();
+    cmd.args(["run", "rb.rhai", "--state-dir", url]);
+    if let Some(h) = host {
+        cmd.env("WAYMARK_HOST", h);
+    }
+    cmd.envs(env.iter().copied())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until the runbook's first step has touched the file `started`.
+fn wait_started(t: &Test, what: &str) {
+    wait_until(what, || t.path().join("started").exists().then_some(()));
 }
 
 fn text(o: &Output) -> String {
@@ -120,15 +145,8 @@ fn a_second_host_is_refused_while_the_lease_is_live_with_holder_and_expiry() {
         r#"runbook(#{ name: "slow", description: "d" });
 step("wait", #{ run: |ctx| sh("touch started; sleep 5") });"#,
     );
-    let mut a = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .env("WAYMARK_HOST", "host-a")
-        .spawn()
-        .unwrap();
-    wait_until("the step started", || {
-        t.path().join("started").exists().then_some(())
-    });
+    let mut a = spawn_run(&t, &url, Some("host-a"), &[], Stdio::inherit());
+    wait_started(&t, "the step started");
     let id = latest_run(&t, &url);
     let o = wm(&t, &url, "host-b", &["resume", &id]);
     expect_code(&o, 2);
@@ -154,16 +172,8 @@ step("two", #{ after: "one", run: |ctx| sh("echo two >> effects; touch started; 
 step("three", #{ after: "two", run: |ctx| sh("echo three >> effects") });"#,
     );
     let lease = [("WAYMARK_LEASE", "2s")];
-    let mut a = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .env("WAYMARK_HOST", "a")
-        .envs(lease)
-        .spawn()
-        .unwrap();
-    wait_until("step two started", || {
-        t.path().join("started").exists().then_some(())
-    });
+    let mut a = spawn_run(&t, &url, Some("a"), &lease, Stdio::inherit());
+    wait_started(&t, "step two started");
     unsafe { libc::kill(a.id() as i32, libc::SIGKILL) };
     let _ = a.wait();
     // Its step's process is still sleeping on host a: once the lease of the dead driver
@@ -214,17 +224,8 @@ step("one", #{ run: |ctx| sh("touch started; sleep 3; echo one >> effects"), ide
 step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
     );
     let lease = [("WAYMARK_LEASE", "2s")];
-    let a = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .env("WAYMARK_HOST", "a")
-        .envs(lease)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("step one started", || {
-        t.path().join("started").exists().then_some(())
-    });
+    let a = spawn_run(&t, &url, Some("a"), &lease, Stdio::piped());
+    wait_started(&t, "step one started");
     unsafe { libc::kill(a.id() as i32, libc::SIGSTOP) };
     let id = latest_run(&t, &url);
     let refused = wait_until("a's lease expired", || {
@@ -274,16 +275,8 @@ fn a_server_restart_mid_run_loses_nothing() {
 step("one", #{ run: |ctx| sh("touch started; sleep 2; echo one >> effects") });
 step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
     );
-    let a = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .env("WAYMARK_HOST", "a")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("step one started", || {
-        t.path().join("started").exists().then_some(())
-    });
+    let a = spawn_run(&t, &url, Some("a"), &[], Stdio::piped());
+    wait_started(&t, "step one started");
     c.restart(std::time::Duration::from_secs(1));
     let out = a.wait_with_output().unwrap();
     assert_eq!(
@@ -396,15 +389,8 @@ step("slow", #{ after: "one", run: |ctx| {
     fail("bad end");
 } });"#,
     );
-    let mut run = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("slow started", || {
-        t.path().join("started").exists().then_some(())
-    });
+    let mut run = spawn_run(&t, &url, None, &[], Stdio::null());
+    wait_started(&t, "slow started");
     let id = latest_run(&t, &url);
     let watch = t
         .bare()
@@ -457,17 +443,8 @@ step("two", #{ after: "one", run: |ctx| sh("echo two >> effects") });"#,
     );
     let lease = [("WAYMARK_LEASE", "2s")];
     // Started and resumed on the same host: only there can its process be looked for.
-    let a = t
-        .bare()
-        .args(["run", "rb.rhai", "--state-dir", &url])
-        .env("WAYMARK_HOST", "a")
-        .envs(lease)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until("step one started", || {
-        t.path().join("started").exists().then_some(())
-    });
+    let a = spawn_run(&t, &url, Some("a"), &lease, Stdio::piped());
+    wait_started(&t, "step one started");
     c.restart(std::time::Duration::from_secs(8));
     let out = a.wait_with_output().unwrap();
     let e = String::from_utf8_lossy(&out.stderr);

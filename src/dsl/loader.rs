@@ -168,6 +168,15 @@ impl Shared {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A copy of the sources loaded so far (the map holds `Arc`s): a copy, because the
+    /// closures a declaration makes lock the sources again while it is parsed.
+    fn sources_now(&self) -> SourceMap {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Load a runbook: evaluate it once and collect its declarations.
@@ -457,12 +466,7 @@ impl MakeCallable for Maker<'_, '_> {
         }
         self.check_names(&fp);
         let callees = {
-            let sources = self
-                .shared
-                .sources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let sources = self.shared.sources_now();
             let mut st = self.shared.state();
             let main = st.main_file.clone();
             st.callees.callees(&env, &fp, &main, &sources).into()
@@ -638,11 +642,7 @@ fn declare(
         ));
         Map::new()
     };
-    let sources = shared
-        .sources
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let sources = shared.sources_now();
     let keys = Keys {
         sources: &sources,
         index: &shared.keys,
@@ -710,11 +710,7 @@ fn declare_rollout(
         );
         return Ok(String::new());
     };
-    let sources = shared
-        .sources
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let sources = shared.sources_now();
     let keys = Keys {
         sources: &sources,
         index: &shared.keys,
@@ -750,11 +746,7 @@ fn declare_runbook(
 ) -> Result<(), Box<EvalAltResult>> {
     let main = shared.state().main_file.clone();
     let pos = call_pos(&ctx, &main);
-    let sources = shared
-        .sources
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let sources = shared.sources_now();
     let mut st = shared.state();
     if !st.loading {
         return Err(Box::new(EvalAltResult::ErrorRuntime(

@@ -274,17 +274,18 @@ impl PgRun {
         }
     }
 
-    pub(super) fn exists(&self) -> bool {
+    /// Whether `sql`, given this run's id as `$1`, finds a row (`false` when the
+    /// database cannot say).
+    fn has_row(&self, sql: &'static str) -> bool {
         let id = self.id.clone();
         self.store
             .conn
-            .call(move |c| {
-                c.query_opt(
-                    "SELECT 1 FROM waymark_journal WHERE run_id = $1 AND seq = 1",
-                    &[&id],
-                )
-            })
+            .call(move |c| c.query_opt(sql, &[&id]))
             .is_ok_and(|r| r.is_some())
+    }
+
+    pub(super) fn exists(&self) -> bool {
+        self.has_row("SELECT 1 FROM waymark_journal WHERE run_id = $1 AND seq = 1")
     }
 
     fn lines(&self) -> Result<Vec<u8>, JournalError> {
@@ -334,16 +335,7 @@ impl PgRun {
     }
 
     pub(super) fn is_held(&self) -> bool {
-        let id = self.id.clone();
-        self.store
-            .conn
-            .call(move |c| {
-                c.query_opt(
-                    "SELECT 1 FROM waymark_runs WHERE run_id = $1 AND expires_at > now()",
-                    &[&id],
-                )
-            })
-            .is_ok_and(|r| r.is_some())
+        self.has_row("SELECT 1 FROM waymark_runs WHERE run_id = $1 AND expires_at > now()")
     }
 
     pub(super) fn own(&self) -> Result<Lease, LockError> {

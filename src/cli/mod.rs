@@ -13,6 +13,7 @@ mod log_cmds;
 mod plan_cmds;
 mod recap;
 mod resume_cmds;
+mod rollback_cmds;
 mod run_cmds;
 mod show_cmds;
 mod status_cmds;
@@ -473,10 +474,10 @@ pub fn main() -> i32 {
             wait_orphans,
             orphans_checked,
             state,
-        } => resume_cmds::rollback(
+        } => rollback_cmds::rollback(
             &state.store()?,
             &run_id,
-            &resume_cmds::RollbackOptions {
+            &rollback_cmds::RollbackOptions {
                 yes,
                 accept_changes,
                 keep_going,

@@ -25,6 +25,7 @@ mod harness;
 mod hostile;
 mod itms;
 mod itms_site_servers;
+mod itms_stdlib;
 mod live;
 mod misspellings;
 mod notify;

@@ -67,16 +67,3 @@ impl From<Diagnostic> for CliError {
         Self::diagnostics(Exit::BadInput, &[d], &SourceMap::default())
     }
 }
-
-impl From<crate::dsl::loader::LoadError> for CliError {
-    fn from(e: crate::dsl::loader::LoadError) -> Self {
-        Self::diagnostics(Exit::BadInput, &e.diagnostics, &e.sources)
-    }
-}
-
-impl From<crate::estate::EstateError> for CliError {
-    fn from(e: crate::estate::EstateError) -> Self {
-        let (diags, sources) = e.diagnostics();
-        Self::diagnostics(Exit::BadInput, &diags, &sources)
-    }
-}

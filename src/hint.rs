@@ -4,8 +4,15 @@
 //! `WAYMARK_STATE_DIR` may be unset and the working directory different: every hint names
 //! the state directory unless it is the default, and quotes what a shell would split.
 
-use crate::state::Store;
 use std::path::Path;
+
+/// The state a command works on, as the flag a hint must carry to reach it: ` --state-dir
+/// LOCATION`, or nothing for the default. The state stores implement it; a trait, so
+/// hints do not depend on the stores (which name hints in their own errors).
+pub(crate) trait StateFlag {
+    /// ` --state-dir LOCATION`, or nothing for the default.
+    fn flag(&self) -> String;
+}
 
 /// The default `--state-dir`, which hints leave out.
 pub(crate) const DEFAULT_STATE_DIR: &str = ".waymark";
@@ -19,20 +26,11 @@ pub(crate) fn state_dir_flag(state_dir: &Path) -> String {
     }
 }
 
-/// `s` as one shell word: unchanged when it is plain, else single-quoted.
-pub(crate) fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=+,%".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+/// `s` as one shell word: unchanged when it is plain, else quoted.
+pub(crate) use crate::quote::sh as quote;
 
 /// `waymark approve RUN GATE` with the flags it needs.
-pub(crate) fn approve(run_id: &str, gate: &str, state: &Store) -> String {
+pub(crate) fn approve(run_id: &str, gate: &str, state: &impl StateFlag) -> String {
     format!(
         "waymark approve {run_id} {}{} --note \"what you checked\"",
         quote(gate),
@@ -41,7 +39,7 @@ pub(crate) fn approve(run_id: &str, gate: &str, state: &Store) -> String {
 }
 
 /// `waymark reject RUN GATE` with the flags it needs.
-pub(crate) fn reject(run_id: &str, gate: &str, state: &Store) -> String {
+pub(crate) fn reject(run_id: &str, gate: &str, state: &impl StateFlag) -> String {
     format!(
         "waymark reject {run_id} {}{} --note \"why\"",
         quote(gate),
@@ -50,12 +48,12 @@ pub(crate) fn reject(run_id: &str, gate: &str, state: &Store) -> String {
 }
 
 /// `waymark runs` with the flags it needs.
-pub(crate) fn runs(state: &Store) -> String {
+pub(crate) fn runs(state: &impl StateFlag) -> String {
     format!("waymark runs{}", state.flag())
 }
 
 /// `waymark lab reset` for the inventory at `origin` (`<demo>` for the built-in one).
-pub(crate) fn lab_reset(origin: &str, state: &Store) -> String {
+pub(crate) fn lab_reset(origin: &str, state: &impl StateFlag) -> String {
     let inventory = if origin.starts_with("<demo") {
         String::new()
     } else {
@@ -65,13 +63,14 @@ pub(crate) fn lab_reset(origin: &str, state: &Store) -> String {
 }
 
 /// `waymark resume RUN` with the flags it needs.
-pub(crate) fn resume(run_id: &str, state: &Store) -> String {
+pub(crate) fn resume(run_id: &str, state: &impl StateFlag) -> String {
     format!("waymark resume {run_id}{}", state.flag())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Store;
 
     #[test]
     fn the_default_state_dir_is_left_out_and_others_are_quoted() {

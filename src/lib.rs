@@ -27,6 +27,7 @@ pub(crate) mod orphans;
 pub mod plan;
 pub(crate) mod process;
 pub(crate) mod prompt;
+pub(crate) mod quote;
 pub(crate) mod redact;
 pub(crate) mod render;
 pub(crate) mod report;

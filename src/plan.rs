@@ -357,3 +357,17 @@ pub fn option_values(d: &StepDecl) -> Vec<(&'static str, String)> {
     }
     v
 }
+
+impl crate::dsl::strict::StepGraph for Plan {
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    fn is_ancestor(&self, i: usize, node: usize) -> bool {
+        Plan::is_ancestor(self, i, node)
+    }
+
+    fn step_names(&self) -> Vec<&str> {
+        self.steps.iter().map(|s| s.decl.name.as_str()).collect()
+    }
+}

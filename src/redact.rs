@@ -127,14 +127,14 @@ pub(crate) fn forms(secret: &str) -> Vec<String> {
         push(p.escape_debug().to_string());
         push(p.escape_default().to_string());
         push(p.replace('\'', r"'\''"));
-        push(crate::process::ansi_c_body(&p));
+        push(crate::quote::ansi_c_body(&p));
         let tsql = p.replace('\'', "''");
         push(ps_body(&tsql));
         push(ps_body(&p));
         push(tsql);
         push(p.replace('"', "\"\""));
         push(p.replace('"', "`\""));
-        push(crate::estate::quote::url_segment(&p));
+        push(crate::quote::url_segment(&p));
         push(p);
     }
     out
@@ -146,7 +146,7 @@ fn json_body(s: &str) -> String {
 }
 
 fn ps_body(s: &str) -> String {
-    let quoted = crate::estate::quote::ps(s);
+    let quoted = crate::quote::ps(s);
     quoted[1..quoted.len() - 1].to_string()
 }
 
@@ -200,12 +200,9 @@ mod tests {
         let twice = serde_json::json!({ "line": serde_json::json!({ "pw": HOSTILE }).to_string() });
         assert_clean(&r, &twice.to_string());
         assert_clean(&r, &format!("{HOSTILE:?}"));
-        assert_clean(&r, &format!("x = {};", crate::estate::quote::ps(HOSTILE)));
-        assert_clean(&r, &crate::estate::quote::tsql_str(HOSTILE));
-        assert_clean(
-            &r,
-            &crate::estate::quote::ps(&crate::estate::quote::tsql_str(HOSTILE)),
-        );
+        assert_clean(&r, &format!("x = {};", crate::quote::ps(HOSTILE)));
+        assert_clean(&r, &crate::quote::tsql_str(HOSTILE));
+        assert_clean(&r, &crate::quote::ps(&crate::quote::tsql_str(HOSTILE)));
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(crate) fn prepare(
         };
         throw(what, host, &e, pos)
     })?;
-    let target = Target::of(server, inv);
+    let target = crate::estate::ssh_target::target_of(server, inv);
     let (argv, powershell, shown) = match call {
         Call::Exec(program, args) => {
             let mut argv = vec![program.to_string()];

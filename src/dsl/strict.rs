@@ -9,7 +9,6 @@
 //! `check` catches the literal cases earlier: see [`check_closure`].
 
 use crate::diagnostic::did_you_mean;
-use crate::plan::Plan;
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
 use std::sync::Arc;
 
@@ -25,6 +24,18 @@ pub const CTX_FIELDS: &[&str] = &[
     "dry_run",
 ];
 
+/// The steps of a run as `ctx.outputs` needs them: which name is which step, and which
+/// steps are ancestors of which. The plan implements it; a trait, so the language does
+/// not depend on the plan that is built from it.
+pub trait StepGraph: Send + Sync {
+    /// The step called `name`, if any.
+    fn index_of(&self, name: &str) -> Option<usize>;
+    /// Whether step `i` is an ancestor of step `node`.
+    fn is_ancestor(&self, i: usize, node: usize) -> bool;
+    /// Every step's name, in plan order.
+    fn step_names(&self) -> Vec<&str>;
+}
+
 /// What a [`StrictMap`] holds, which decides what a missing name means.
 #[derive(Clone)]
 pub enum Holds {
@@ -35,7 +46,7 @@ pub enum Holds {
     /// `ctx.outputs` of step `node`: ancestors without an output read as `()`.
     Outputs {
         /// The plan, to tell a non-ancestor from a step that does not exist.
-        plan: Option<Arc<Plan>>,
+        plan: Option<Arc<dyn StepGraph>>,
         /// The step whose context this is.
         node: usize,
     },
@@ -85,7 +96,11 @@ impl StrictMap {
     /// when read. It means what the full map means (SPEC §2: every finished ancestor's
     /// output, the step's own included): only a script that asks for all of them
     /// (`keys`, `values`, `len`, printing) has the map built.
-    pub fn lazy_outputs(plan: Arc<Plan>, node: usize, source: Arc<dyn OutputSource>) -> Dynamic {
+    pub fn lazy_outputs(
+        plan: Arc<dyn StepGraph>,
+        node: usize,
+        source: Arc<dyn OutputSource>,
+    ) -> Dynamic {
         Dynamic::from(StrictMap {
             map: Map::new(),
             holds: Holds::Outputs {
@@ -124,9 +139,8 @@ impl StrictMap {
                     node,
                 },
             ) => plan
-                .index
-                .get(key)
-                .is_some_and(|&i| plan.is_ancestor(i, *node) && source.output(i).is_some()),
+                .index_of(key)
+                .is_some_and(|i| plan.is_ancestor(i, *node) && source.output(i).is_some()),
             _ => false,
         }
     }
@@ -176,7 +190,7 @@ impl StrictMap {
             },
         ) = (&self.lazy, &self.holds)
         {
-            if let Some(&i) = plan.index.get(key) {
+            if let Some(i) = plan.index_of(key) {
                 if plan.is_ancestor(i, *node) {
                     return Ok(source.output(i).unwrap_or(Dynamic::UNIT));
                 }
@@ -212,19 +226,16 @@ impl StrictMap {
                         hint(key, present(), list(present()))
                     ));
                 };
-                let me = &plan.steps[*node].decl.name;
-                match plan.index.get(key) {
-                    Some(&i) if plan.is_ancestor(i, *node) => Ok(Dynamic::UNIT),
+                let names = plan.step_names();
+                let me = names.get(*node).copied().unwrap_or("?");
+                match plan.index_of(key) {
+                    Some(i) if plan.is_ancestor(i, *node) => Ok(Dynamic::UNIT),
                     Some(_) => Err(format!(
                         "ctx.outputs.{key}: step `{key}` is not an ancestor of `{me}`, so its output is never in `{me}`'s ctx.outputs; add `after: \"{key}\"` (directly or through a step after it)"
                     )),
                     None => Err(format!(
                         "ctx.outputs.{key}: the runbook has no step `{key}`{}",
-                        hint(
-                            key,
-                            plan.steps.iter().map(|s| s.decl.name.as_str()),
-                            list(present())
-                        )
+                        hint(key, names.iter().copied(), list(present()))
                     )),
                 }
             }

@@ -269,6 +269,13 @@ impl fmt::Display for EstateError {
 
 impl std::error::Error for EstateError {}
 
+impl From<EstateError> for crate::exit::CliError {
+    fn from(e: EstateError) -> Self {
+        let (diags, sources) = e.diagnostics();
+        Self::diagnostics(crate::exit::Exit::BadInput, &diags, &sources)
+    }
+}
+
 impl From<InventoryError> for EstateError {
     fn from(e: InventoryError) -> Self {
         EstateError::Inventory(e)

@@ -18,8 +18,8 @@ pub(crate) mod lab;
 pub(crate) mod names;
 pub(crate) mod op;
 pub(crate) mod ops;
-pub(crate) mod quote;
 pub(crate) mod results;
+pub(crate) mod ssh_target;
 pub(crate) mod windows;
 
 use std::path::Path;

@@ -4,10 +4,8 @@
 //! does not compile.
 //!
 //! The table stays the one place that documents operations (arguments, results,
-//! roles); this enum only names its rows.
-
-use super::ops::OpInfo;
-use super::EstateError;
+//! roles); this enum only names its rows. It depends on nothing, so the inventory can
+//! check operation names (a lab's `fail` keys) without depending on the table.
 
 /// One estate operation, in the order of the table's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -149,15 +147,6 @@ impl Op {
     pub(crate) fn from_name(name: &str) -> Option<Op> {
         Op::ALL.into_iter().find(|op| op.name() == name)
     }
-
-    /// The operation of a table row (rows come from the table, so this fails only when
-    /// the table and this enum disagree, which a test rules out).
-    pub(crate) fn of(info: &OpInfo) -> Result<Op, EstateError> {
-        Op::from_name(info.name).ok_or_else(|| EstateError::UnknownOp {
-            op: info.name.to_string(),
-            suggestion: None,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -171,7 +160,7 @@ mod tests {
         let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
         assert_eq!(names, table, "Op::ALL must list the table's rows in order");
         for info in OPS {
-            assert_eq!(Op::of(info).unwrap().name(), info.name);
+            assert_eq!(info.op().unwrap().name(), info.name);
         }
         assert_eq!(Op::from_name("ns_upgrad"), None);
     }

@@ -206,7 +206,10 @@ pub(crate) fn build_ctx(
             StrictMap::dynamic(
                 outputs,
                 Holds::Outputs {
-                    plan: cache.plan.clone(),
+                    plan: cache
+                        .plan
+                        .clone()
+                        .map(|p| p as Arc<dyn crate::dsl::strict::StepGraph>),
                     node,
                 },
             )

@@ -194,7 +194,7 @@ impl RhaiAction {
         let decl = &self.plan.steps[node].decl;
         let need = decl.approvals.max(1);
         let needs = (need > 1).then(|| format!("needs {need} approvals from distinct accounts"));
-        let elsewhere = crate::cli::hint::approve(&self.run_id, &decl.name, &self.run.store());
+        let elsewhere = crate::hint::approve(&self.run_id, &decl.name, &self.run.store());
         // Offering "approve" to someone whose approval cannot count would be a lie.
         let cannot_approve = if decl.separate_approver && self.user == self.starter {
             Some(format!(

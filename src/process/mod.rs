@@ -28,4 +28,4 @@ pub(crate) use gate::die_with_parent;
 pub(crate) use gate::{with_spawn_hook, SpawnHook, SpawnedGroup};
 pub(crate) use powershell::{find_powershell, ps_spec};
 pub(crate) use run::{run_process, ProcessOutput, KILL_GRACE};
-pub(crate) use spec::{ansi_c_body, describe, sh_spec, ProcessSpec};
+pub(crate) use spec::{describe, sh_spec, ProcessSpec};

@@ -26,6 +26,16 @@ use super::spec::ProcessSpec;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
+/// The single stdin line that loads and runs `script` (UTF-8, base64). It also sets the
+/// console to UTF-8 so non-ASCII text in the JSON result survives Windows PowerShell's
+/// OEM code page.
+pub(crate) fn stdin_payload(script: &str) -> String {
+    format!(
+        "[Console]::OutputEncoding = [Text.Encoding]::UTF8; try {{ & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}')))) }} catch {{ [Console]::Error.WriteLine($_.ToString()); exit 1 }}; exit 0\n",
+        base64(script.as_bytes())
+    )
+}
+
 /// Program names tried, in order of preference: PowerShell 7 first.
 const POWERSHELL_NAMES: [&str; 4] = ["pwsh", "pwsh.exe", "powershell.exe", "powershell"];
 

@@ -1,6 +1,7 @@
 //! What to run: [`ProcessSpec`], the `sh` flavour of it, and [`describe`], the
 //! command line a human would type (for `--dry-run`, the step log and errors).
 
+use crate::quote::sh;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -62,25 +63,25 @@ pub(crate) fn describe(spec: &ProcessSpec) -> String {
     let mut out = String::new();
     if let Some(cwd) = &spec.cwd {
         out.push_str("cd ");
-        out.push_str(&quote(&cwd.to_string_lossy()));
+        out.push_str(&sh(&cwd.to_string_lossy()));
         out.push_str(" && ");
     }
     for (key, value) in &spec.env {
-        out.push_str(&quote(key));
+        out.push_str(&sh(key));
         out.push('=');
-        out.push_str(&quote(value));
+        out.push_str(&sh(value));
         out.push(' ');
     }
-    out.push_str(&quote(&spec.program));
+    out.push_str(&sh(&spec.program));
     for arg in &spec.args {
         out.push(' ');
-        out.push_str(&quote(arg));
+        out.push_str(&sh(arg));
     }
     if let Some(input) = &spec.stdin {
         const SHOWN_STDIN_CHARS: usize = 60;
         if !input.contains('\n') && input.chars().count() <= SHOWN_STDIN_CHARS {
             out.push_str(" <<< ");
-            out.push_str(&quote(input));
+            out.push_str(&sh(input));
         } else {
             let lines = input.lines().count();
             let plural = if lines == 1 { "" } else { "s" };
@@ -91,39 +92,6 @@ pub(crate) fn describe(spec: &ProcessSpec) -> String {
         }
     }
     out
-}
-
-/// The inside of bash's `$'...'` form of `word`: control characters, `\\` and `'`
-/// escaped. Shared with the redactor, which must recognise a secret written this way.
-pub(crate) fn ansi_c_body(word: &str) -> String {
-    let mut out = String::new();
-    for c in word.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `word` quoted for a POSIX shell only when it needs it.
-///
-/// Control characters (a multi-line script) use bash's `$'...'` form so the result
-/// stays on one line.
-pub(crate) fn quote(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,/:@%+=".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        return word.to_string();
-    }
-    if word.chars().any(char::is_control) {
-        return format!("$'{}'", ansi_c_body(word));
-    }
-    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]
@@ -150,10 +118,10 @@ mod tests {
 
     #[test]
     fn quote_keeps_multi_line_scripts_on_one_line() {
-        assert_eq!(quote(""), "''");
-        assert_eq!(quote("a=b:c/d@e"), "a=b:c/d@e");
-        assert_eq!(quote("echo 'hi'\nexit 1"), r"$'echo \'hi\'\nexit 1'");
-        assert_eq!(quote("$HOME"), "'$HOME'");
+        assert_eq!(sh(""), "''");
+        assert_eq!(sh("a=b:c/d@e"), "a=b:c/d@e");
+        assert_eq!(sh("echo 'hi'\nexit 1"), r"$'echo \'hi\'\nexit 1'");
+        assert_eq!(sh("$HOME"), "'$HOME'");
     }
 
     #[cfg(unix)]

@@ -1,9 +1,8 @@
-//! Where and how to reach one inventory server over ssh: its address, port, user,
-//! key and known_hosts file, and which shell runs commands there.
+//! Where and how to reach one host over ssh: its address, port, user, key and
+//! known_hosts file, and which shell runs commands there. An inventory server becomes
+//! a target in `estate::ssh_target`, so this module knows nothing of inventories.
 
-use std::path::{Path, PathBuf};
-
-use crate::estate::{Driver, Inventory, Server};
+use std::path::PathBuf;
 
 /// The shell a host runs remote commands in, which decides how waymark quotes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,36 +33,6 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// `server` of `inv`. Relative key and known_hosts paths are taken from the
-    /// inventory file's directory (a `~/` path is left to ssh, which expands it).
-    pub(crate) fn of(server: &Server, inv: &Inventory) -> Target {
-        let shell = if inv.driver == Some(Driver::Windows) {
-            Shell::PowerShell
-        } else {
-            Shell::Posix
-        };
-        Target::new(server, Path::new(&inv.origin).parent(), shell)
-    }
-
-    /// `server` with relative paths taken from `base` and commands run by `shell`.
-    pub(crate) fn new(server: &Server, base: Option<&Path>, shell: Shell) -> Target {
-        let file = |p: &Option<String>| {
-            p.as_ref().map(|p| match base {
-                Some(b) if !p.starts_with('~') && Path::new(p).is_relative() => b.join(p),
-                _ => PathBuf::from(p),
-            })
-        };
-        Target {
-            name: server.name.clone(),
-            address: server.address().to_string(),
-            port: server.port,
-            user: server.user.clone(),
-            identity_file: file(&server.identity_file),
-            known_hosts: file(&server.known_hosts),
-            shell,
-        }
-    }
-
     /// The options every ssh invocation for this host gets, master and clients alike:
     /// never prompt, refuse unknown host keys, notice a dead peer.
     pub(super) fn options(&self) -> Vec<String> {

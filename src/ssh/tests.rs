@@ -48,7 +48,7 @@ fn targets_take_relative_paths_from_the_inventory_and_leave_tilde_to_ssh() {
     )
     .unwrap();
     inv.servers = vec![server()];
-    let t = Target::of(&inv.servers[0], &inv);
+    let t = crate::estate::ssh_target::target_of(&inv.servers[0], &inv);
     assert_eq!(
         t.identity_file.as_deref(),
         Some(Path::new("/etc/fleet/keys/id"))
@@ -70,7 +70,7 @@ fn targets_take_relative_paths_from_the_inventory_and_leave_tilde_to_ssh() {
 
 #[test]
 fn a_posix_command_runs_in_the_wrapper_through_the_master_with_stdin_held() {
-    let t = Target::new(&server(), None, Shell::Posix);
+    let t = crate::estate::ssh_target::target(&server(), None, Shell::Posix);
     let spec = command(&["printf", "%s", "it's $(x)"]).spec(&t, Path::new("/tmp/s/m0"));
     assert_eq!(spec.program, "ssh");
     let args = spec.args.join(" ");
@@ -97,7 +97,7 @@ fn a_posix_command_runs_in_the_wrapper_through_the_master_with_stdin_held() {
 
 #[test]
 fn a_windows_command_is_a_powershell_script_of_literals_on_stdin() {
-    let t = Target::new(&server(), None, Shell::PowerShell);
+    let t = crate::estate::ssh_target::target(&server(), None, Shell::PowerShell);
     let spec = command(&["sc.exe", "stop", "it's"]).spec(&t, Path::new("/tmp/s/m0"));
     assert_eq!(
         spec.args.last().map(String::as_str),
@@ -106,7 +106,7 @@ fn a_windows_command_is_a_powershell_script_of_literals_on_stdin() {
     let script = "Set-Location -LiteralPath '/srv/app'\n[Environment]::SetEnvironmentVariable('MODE', 'a b')\n& 'sc.exe' 'stop' 'it''s'\nexit $LASTEXITCODE\n";
     assert_eq!(
         spec.stdin.as_deref(),
-        Some(crate::estate::windows::transport::stdin_payload(script).as_str())
+        Some(crate::process::powershell::stdin_payload(script).as_str())
     );
     assert!(!spec.hold_stdin);
 }

@@ -33,7 +33,7 @@ kill "$w" 2>/dev/null
 exit "$r""#;
 
 /// `word` as one word for a POSIX shell: single-quoted unless plainly safe. Unlike
-/// [`crate::process::quote`] it never uses bash's `$'...'`, which `dash` lacks.
+/// [`crate::quote::sh`] it never uses bash's `$'...'`, which `dash` lacks.
 pub(crate) fn posix_quote(word: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,/:@%+=".contains(c);
     if !word.is_empty() && word.chars().all(plain) {
@@ -74,13 +74,13 @@ impl RemoteCommand {
                 let script = format!("{}{body}", self.ps_prelude());
                 (
                     PS_ARGS.join(" "),
-                    Some(crate::estate::windows::transport::stdin_payload(&script)),
+                    Some(crate::process::powershell::stdin_payload(&script)),
                     false,
                 )
             }
             (Shell::Posix, Some(script)) => {
                 let argv: Vec<String> = PS_ARGS.iter().map(|s| s.to_string()).collect();
-                let payload = crate::estate::windows::transport::stdin_payload(script);
+                let payload = crate::process::powershell::stdin_payload(script);
                 (self.posix_line(&argv, Some(&payload)), None, true)
             }
             (Shell::Posix, None) => (
@@ -106,7 +106,7 @@ impl RemoteCommand {
 
     /// PowerShell lines setting the working directory and variables.
     fn ps_prelude(&self) -> String {
-        let q = crate::estate::quote::ps;
+        let q = crate::quote::ps;
         let mut out = String::new();
         if let Some(dir) = &self.cwd {
             out.push_str(&format!("Set-Location -LiteralPath {}\n", q(dir)));
@@ -147,6 +147,6 @@ impl RemoteCommand {
 /// `argv` as a PowerShell call, for `exec` on a Windows host: the call operator with
 /// every word a literal, and the program's exit code as the script's.
 fn ps_call(argv: &[String]) -> String {
-    let words: Vec<String> = argv.iter().map(|a| crate::estate::quote::ps(a)).collect();
+    let words: Vec<String> = argv.iter().map(|a| crate::quote::ps(a)).collect();
     format!("& {}\nexit $LASTEXITCODE\n", words.join(" "))
 }

@@ -412,3 +412,9 @@ impl StepLogTail {
 }
 
 pub(crate) use lab::LabStore;
+
+impl crate::hint::StateFlag for Store {
+    fn flag(&self) -> String {
+        Store::flag(self)
+    }
+}

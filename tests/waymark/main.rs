@@ -26,6 +26,7 @@ mod hostile;
 mod itms;
 mod itms_site_servers;
 mod itms_stdlib;
+mod layering;
 mod live;
 mod misspellings;
 mod notify;

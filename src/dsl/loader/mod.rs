@@ -73,6 +73,12 @@ pub struct LoadError {
     pub sources: SourceMap,
 }
 
+impl From<LoadError> for crate::exit::CliError {
+    fn from(e: LoadError) -> Self {
+        Self::diagnostics(crate::exit::Exit::BadInput, &e.diagnostics, &e.sources)
+    }
+}
+
 impl LoadError {
     /// Render for the terminal.
     pub fn render(&self) -> String {

@@ -165,11 +165,11 @@ fn check_kind(a: &ArgInfo, v: &Value) -> Result<(), String> {
     match a.kind {
         ArgKind::Str => {
             let s = v.as_str().ok_or_else(wrong)?;
-            crate::estate::quote::check_plain_text(a.name, s)
+            crate::quote::check_plain_text(a.name, s)
         }
         ArgKind::Path => {
             let s = v.as_str().ok_or_else(wrong)?;
-            crate::estate::quote::check_windows_path(a.name, s)
+            crate::quote::check_windows_path(a.name, s)
         }
         ArgKind::Bool => v.as_bool().map(|_| ()).ok_or_else(wrong),
         ArgKind::Int => v.as_i64().map(|_| ()).ok_or_else(wrong),
@@ -189,7 +189,7 @@ fn check_kind(a: &ArgInfo, v: &Value) -> Result<(), String> {
                     _ => None,
                 };
                 if let Some(t) = text {
-                    crate::estate::quote::check_plain_text(a.name, t)?;
+                    crate::quote::check_plain_text(a.name, t)?;
                 } else {
                     return Err(format!(
                         "argument `{}` must list strings (or objects with an \"id\"), found {}",

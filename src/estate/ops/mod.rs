@@ -18,6 +18,7 @@ pub use self::table::OPS;
 
 use super::error::EstateError;
 use super::itms::Role;
+use super::op::Op;
 use crate::diagnostic::did_you_mean;
 
 /// The JSON type an argument takes.
@@ -105,6 +106,15 @@ impl OpInfo {
     /// The argument names, in table order.
     pub fn arg_names(&self) -> Vec<&'static str> {
         self.args.iter().map(|a| a.name).collect()
+    }
+
+    /// The operation of this row (rows come from the table, so this fails only when
+    /// the table and [`Op`] disagree, which a test rules out).
+    pub(crate) fn op(&self) -> Result<Op, EstateError> {
+        Op::from_name(self.name).ok_or_else(|| EstateError::UnknownOp {
+            op: self.name.to_string(),
+            suggestion: None,
+        })
     }
 }
 

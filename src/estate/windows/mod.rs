@@ -128,7 +128,7 @@ impl Estate for WindowsEstate {
             }
             Planned::Scripts(s) => s,
         };
-        let op = Op::of(info)?;
+        let op = info.op()?;
         let outcome = Outcome { op, srv, a: &a };
         let mut outs = Vec::new();
         for s in &scripts {
@@ -159,7 +159,7 @@ impl Estate for WindowsEstate {
                     .into_iter()
                     .map(|s| format!("# runs on {}\n{}", s.host, s.text))
                     .collect();
-                match Op::of(info)? {
+                match info.op()? {
                     Op::VerifyVersion => out.push(format!(
                         "# then: compare the highest Altiris.NS file version with {}",
                         match a.str("expected").as_deref() {

@@ -52,7 +52,7 @@ impl WindowsEstate {
         a: &Args,
     ) -> Result<Planned, EstateError> {
         check_host_name(&srv.name).map_err(|m| transport_err(&srv.name, m))?;
-        let op = Op::of(info)?;
+        let op = info.op()?;
         if info.manual_on_windows {
             return Ok(Planned::Manual(manual_reason(op)));
         }

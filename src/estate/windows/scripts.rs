@@ -5,10 +5,10 @@
 //! Conventions: each script sets `$ErrorActionPreference = 'Stop'` (any failure ends it
 //! with an error), prints exactly ONE line of JSON (`ConvertTo-Json -Compress`) as its
 //! last output, and holds every outside value only inside a quoted literal from
-//! [`crate::estate::quote`]. T-SQL runs through `sqlcmd -E -b -x` (Windows auth, fail on error,
+//! [`crate::quote`]. T-SQL runs through `sqlcmd -E -b -x` (Windows auth, fail on error,
 //! no `$(var)` substitution); result rows are tagged `WAYMARK|...` and parsed in Rust.
 
-use crate::estate::quote::{ps, ps_array, tsql_ident, tsql_str, url_segment};
+use crate::quote::{ps, ps_array, tsql_ident, tsql_str, url_segment};
 
 fn header(op: &str) -> String {
     format!(

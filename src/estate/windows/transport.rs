@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::estate::driver::OpContext;
 use crate::estate::error::EstateError;
 use crate::estate::inventory::{Server, TransportKind};
-use crate::estate::quote;
-use crate::ssh::{RemoteCommand, Shell, SshError, Target};
+use crate::process::powershell::stdin_payload;
+use crate::quote;
+use crate::ssh::{RemoteCommand, Shell, SshError};
 
 /// What a PowerShell run printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -128,7 +129,8 @@ impl Transport for SshTransport {
             }
         })?;
         (cx.log)(&format!("running on {} via ssh", server.name));
-        let target = Target::new(server, self.base.as_deref(), Shell::PowerShell);
+        let target =
+            crate::estate::ssh_target::target(server, self.base.as_deref(), Shell::PowerShell);
         let command = RemoteCommand {
             argv: Vec::new(),
             env: Vec::new(),
@@ -203,16 +205,6 @@ pub(crate) fn psremoting_script(host: &str, script: &str) -> String {
         "$ErrorActionPreference = 'Stop'\nInvoke-Command -ComputerName {} -ErrorAction Stop -ScriptBlock {{\n{}\n}}\n",
         quote::ps(host),
         script.trim_end()
-    )
-}
-
-/// The single stdin line that loads and runs `script` (UTF-8, base64). It also sets the
-/// console to UTF-8 so non-ASCII text in the JSON result survives Windows PowerShell's
-/// OEM code page.
-pub(crate) fn stdin_payload(script: &str) -> String {
-    format!(
-        "[Console]::OutputEncoding = [Text.Encoding]::UTF8; try {{ & ([scriptblock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('{}')))) }} catch {{ [Console]::Error.WriteLine($_.ToString()); exit 1 }}; exit 0\n",
-        crate::process::powershell::base64(script.as_bytes())
     )
 }
 

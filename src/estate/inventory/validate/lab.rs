@@ -42,7 +42,10 @@ pub(super) fn facts(server: &str, l: &Spanned<RawLab>, c: &mut Collector<'_>) ->
         }
     }
     if let Some(f) = &r.fail {
-        let ops: Vec<&str> = crate::estate::ops::OPS.iter().map(|o| o.name).collect();
+        let ops: Vec<&str> = crate::estate::op::Op::ALL
+            .iter()
+            .map(|o| o.name())
+            .collect();
         for op in f.get_ref().keys() {
             if !ops.contains(&op.as_str()) {
                 let help = match did_you_mean(op, ops.iter().copied()) {

@@ -103,7 +103,7 @@ pub(super) fn apply(info: &'static OpInfo, c: &mut Ctx) -> Result<Value, EstateE
             });
         }
     }
-    match Op::of(info)? {
+    match info.op()? {
         Op::NsVersion => install::ns_version(c),
         Op::VerifyVersion => install::verify_version(c),
         Op::Collation => sql::collation(c),

@@ -182,7 +182,7 @@ fn hostile_values_do_not_change_the_powershell_syntax_tree() {
 /// The T-SQL of a script: the contents of its `$query = '...'` literal, unquoted.
 fn query_of(script: &str) -> Option<String> {
     let start = script.find("$query = '")? + "$query = '".len();
-    let quotes = &crate::estate::quote::PS_SINGLE_QUOTES;
+    let quotes = &crate::quote::PS_SINGLE_QUOTES;
     let mut out = String::new();
     let mut chars = script[start..].chars().peekable();
     while let Some(c) = chars.next() {

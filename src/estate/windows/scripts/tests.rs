@@ -161,7 +161,7 @@ fn snapshot_backups_and_maintenance() {
 fn hostile_values_only_change_literal_contents() {
     fn skeleton(script: &str) -> String {
         // Replace every PowerShell single-quoted literal by a placeholder.
-        let q = &crate::estate::quote::PS_SINGLE_QUOTES;
+        let q = &crate::quote::PS_SINGLE_QUOTES;
         let mut out = String::new();
         let mut chars = script.chars().peekable();
         while let Some(c) = chars.next() {
@@ -235,7 +235,7 @@ fn query_of(script: &str) -> Option<String> {
     let start = script.find("$query = '")? + "$query = '".len();
     let mut out = String::new();
     let mut chars = script[start..].chars().peekable();
-    let q = &crate::estate::quote::PS_SINGLE_QUOTES;
+    let q = &crate::quote::PS_SINGLE_QUOTES;
     while let Some(c) = chars.next() {
         if q.contains(&c) {
             if chars.peek().is_some_and(|n| q.contains(n)) {

@@ -1,5 +1,8 @@
-//! Quoting for every language the windows driver generates: PowerShell single-quoted
-//! literals, T-SQL `N'...'` literals and `[identifiers]`, and URL path segments.
+//! Quoting for every language waymark generates: POSIX shell words (what a step log
+//! shows and every command a hint tells an operator to type), and for the windows
+//! driver PowerShell single-quoted literals, T-SQL `N'...'` literals and
+//! `[identifiers]`, and URL path segments. The redactor uses the same functions to
+//! recognise a secret in any of these forms. It depends on nothing else in waymark.
 //!
 //! Every value that reaches a generated script goes through one of these, so a host name
 //! or parameter holding quotes, `;`, `$(...)`, backticks or newlines stays data and can
@@ -85,6 +88,39 @@ pub(crate) fn check_plain_text(arg: &str, value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The inside of bash's `$'...'` form of `word`: control characters, `\\` and `'`
+/// escaped. Shared with the redactor, which must recognise a secret written this way.
+pub(crate) fn ansi_c_body(word: &str) -> String {
+    let mut out = String::new();
+    for c in word.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `word` as one POSIX shell word, quoted only when it needs it.
+///
+/// Control characters (a multi-line script) use bash's `$'...'` form so the result
+/// stays on one line.
+pub(crate) fn sh(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-.,/:@%+=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_string();
+    }
+    if word.chars().any(char::is_control) {
+        return format!("$'{}'", ansi_c_body(word));
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]

@@ -315,10 +315,11 @@ pub(super) fn resume(
             InFlight::MarkDone | InFlight::Probe | InFlight::Undecided => {}
         }
     }
-    for &i in &decided.fresh_again {
+    for &(i, reader) in &decided.fresh_again {
         errln!(
-            "{}: fresh (it only reads): running it again so what follows sees today's facts",
-            plan.steps[i].decl.name
+            "{}: fresh (it only reads): running it again so {}, still to run, sees today's facts",
+            plan.steps[i].decl.name,
+            plan.steps[reader].decl.name
         );
     }
     // In a terminal, ask about each undecided step instead of stopping.

@@ -11,7 +11,11 @@
 //! again; one whose rehearsal failed, or never ended (a crash or Ctrl-C caught it), is
 //! rehearsed again — a lab's operations state facts ("upgraded to 7.6"), so playing a
 //! part twice changes nothing the first did not. A succeeded `fresh` step runs again when
-//! something after it still has to run.
+//! a step that depends on it directly still has to run: that step decides on what it
+//! reads, so it must read today's facts. Once its readers have all succeeded, looking
+//! again would decide nothing — what follows acted on what they saw — and would only
+//! report the run's own changes as news (an ITMS preflight probe calling a server this
+//! run upgraded a blocker).
 //! A step whose definition changed after it succeeded needs `--accept-changes`.
 
 use super::{ResumeOptions, Resumed};
@@ -125,8 +129,9 @@ pub(crate) struct ResumePlan {
     pub resumed: Resumed,
     /// Each in-flight step (plan index) and what happens to it, in plan order.
     pub in_flight: Vec<(usize, InFlight)>,
-    /// Succeeded `fresh` steps that run again because something after them still has to.
-    pub fresh_again: Vec<usize>,
+    /// Succeeded `fresh` steps that run again, each with the first step that depends on it
+    /// directly and still has to run (the reason it looks again).
+    pub fresh_again: Vec<(usize, usize)>,
 }
 
 impl ResumePlan {
@@ -306,22 +311,26 @@ fn compare(state: &RunState, plan: &Plan) -> (Vec<Change>, Vec<String>, Vec<usiz
     (changes, changed_done, redefined)
 }
 
-/// Make every succeeded `fresh` step pending again when a step after it still has to run
-/// (a fixed blocker is then seen by the probe, not judged on the recorded result);
-/// returns them. Later waves first, so a fresh step before another one is seen too.
-fn fresh_again(plan: &Plan, prior: &mut [Prior]) -> Vec<usize> {
+/// Make every succeeded `fresh` step pending again when a step that depends on it
+/// directly still has to run (a fixed blocker is then seen by the probe, not judged on
+/// the recorded result); returns them with that reader. Later waves first, so a fresh
+/// step read by another fresh one that runs again runs again too.
+fn fresh_again(plan: &Plan, prior: &mut [Prior]) -> Vec<(usize, usize)> {
     let mut again = Vec::new();
     for wave in plan.waves.iter().rev() {
         for &i in wave {
             if !plan.steps[i].decl.fresh || !matches!(prior[i], Prior::Done(_)) {
                 continue;
             }
-            let pending_after = downstream(plan, i)
-                .into_iter()
-                .any(|d| d != i && matches!(prior[d], Prior::Pending | Prior::Rehearsed));
-            if pending_after {
+            let reader = plan.steps[i]
+                .dependents
+                .iter()
+                .copied()
+                .filter(|&d| matches!(prior[d], Prior::Pending | Prior::Rehearsed))
+                .min();
+            if let Some(reader) = reader {
                 prior[i] = Prior::Pending;
-                again.push(i);
+                again.push((i, reader));
             }
         }
     }

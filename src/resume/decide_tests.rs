@@ -266,13 +266,61 @@ fn a_fresh_step_runs_again_when_something_after_it_still_has_to() {
     let mut j = journal(&plan);
     j.done("look").done("look2");
     let p = resume_plan(&j.replay(false), &plan, &options());
-    assert_eq!(names(&plan, p.fresh_again.clone()), ["look"]);
+    assert_eq!(p.fresh_again, [(0, 1)], "look, for act");
     assert_eq!(p.prior[0], Prior::Pending);
     assert_eq!(
         p.prior[2],
         Prior::Done(json!({ "step": "look2" })),
         "nothing after it runs"
     );
+}
+
+/// A readiness probe, the verdict that reads it, and a change after the verdict.
+const PROBE_VERDICT_CHANGE: &str = r#"
+    runbook(#{ name: "r", description: "d" });
+    step("probe", #{ run: || 1, fresh: true });
+    step("verdict", #{ after: ["probe"], run: || 2 });
+    step("upgrade", #{ after: ["verdict"], run: || 3 });
+"#;
+
+#[test]
+fn a_fresh_step_whose_reader_already_succeeded_is_not_run_again() {
+    // The verdict passed and the run went on to change things: probing again would
+    // decide nothing and would report the run's own changes as findings.
+    let plan = plan_of(PROBE_VERDICT_CHANGE);
+    let mut j = journal(&plan);
+    j.done("probe").done("verdict");
+    let p = resume_plan(&j.replay(false), &plan, &options());
+    assert!(p.fresh_again.is_empty(), "{:?}", p.fresh_again);
+    assert_eq!(p.prior[0], Prior::Done(json!({ "step": "probe" })));
+    assert_eq!(p.prior[2], Prior::Pending);
+}
+
+#[test]
+fn a_fresh_step_whose_reader_failed_runs_again_and_so_does_a_fresh_step_before_it() {
+    let plan = plan_of(PROBE_VERDICT_CHANGE);
+    let mut j = journal(&plan);
+    j.done("probe")
+        .started_step("verdict", 1)
+        .failed("verdict", 1, false);
+    let p = resume_plan(&j.replay(false), &plan, &options());
+    assert_eq!(p.fresh_again, [(0, 1)], "probe, for verdict");
+
+    let chain = plan_of(
+        r#"
+        runbook(#{ name: "r", description: "d" });
+        step("look", #{ run: || 1, fresh: true });
+        step("summarise", #{ after: ["look"], run: || 2, fresh: true });
+        step("verdict", #{ after: ["summarise"], run: || 3 });
+    "#,
+    );
+    let mut j = journal(&chain);
+    j.done("look")
+        .done("summarise")
+        .started_step("verdict", 1)
+        .failed("verdict", 1, false);
+    let p = resume_plan(&j.replay(false), &chain, &options());
+    assert_eq!(p.fresh_again, [(0, 1), (1, 2)]);
 }
 
 #[test]

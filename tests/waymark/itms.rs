@@ -133,7 +133,7 @@ fn replication_at(evs: &[Value], at_seq: u64) -> BTreeMap<String, bool> {
     on
 }
 
-fn assert_nothing_mutated(doc: &Value, why: &str) {
+pub(crate) fn assert_nothing_mutated(doc: &Value, why: &str) {
     let changed: Vec<String> = events(doc)
         .iter()
         .filter(|e| MUTATING.iter().any(|m| e["op"] == *m))
@@ -824,6 +824,11 @@ fn a_rehearsal_killed_anywhere_resumes_without_an_operator_decision() {
         assert_eq!(
             r.code, 0,
             "crash point {n}: resume needed a decision or failed: {r:?}"
+        );
+        assert!(
+            !r.stderr.contains("BLOCKER"),
+            "crash point {n}: the resume called something a blocker yet went on: {}",
+            r.stderr
         );
         let doc = lab(&t, Some(&inv));
         let upgrades: Vec<Value> = events(&doc)

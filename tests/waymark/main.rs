@@ -24,6 +24,7 @@ mod gates;
 mod harness;
 mod hostile;
 mod itms;
+mod itms_resume;
 mod itms_site_servers;
 mod itms_stdlib;
 mod layering;

@@ -106,8 +106,9 @@ pub(super) fn log(
     if follow {
         return follow_logs(&target, names, step.is_some());
     }
-    for name in names {
-        if let Some(bytes) = target.read_step_log(&name).current {
+    let logs = target.read_step_logs(&names);
+    for (name, log) in names.into_iter().zip(logs) {
+        if let Some(bytes) = log.current {
             if step.is_none() {
                 outln!("== {name}");
             }
@@ -135,13 +136,9 @@ pub(super) fn log(
 fn follow_logs(target: &Run, names: Vec<String>, one: bool) -> Result<Exit, CliError> {
     use std::io::Write as _;
     let run = target.id();
-    let mut tails: Vec<(String, crate::state::StepLogTail)> = names
-        .into_iter()
-        .map(|n| {
-            let tail = target.follow_step_log(&n);
-            (n, tail)
-        })
-        .collect();
+    let tails = target.follow_step_logs(&names);
+    let mut tails: Vec<(String, crate::state::StepLogTail)> =
+        names.into_iter().zip(tails).collect();
     if !target.is_held() {
         errln!("run {run} is not running: printing its logs as they are");
     }

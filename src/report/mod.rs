@@ -150,10 +150,6 @@ pub(crate) fn plan_nodes(records: &[crate::journal::Record], state: &RunState) -
 }
 
 /// The last [`LOG_TAIL_BYTES`] of a step's log (its rotated generation first).
-pub(crate) fn read_step_log(run: &Run, step: &str) -> Option<StepLogText> {
-    log_tail(run.read_step_log(step))
-}
-
 fn log_tail(log: StepLogBytes) -> Option<StepLogText> {
     if log.current.is_none() && log.rotated.is_empty() {
         return None;
@@ -232,10 +228,12 @@ pub(crate) fn build(run: &Run) -> Result<Report, ReportError> {
     let state = RunState::replay(&contents.records, run.is_held());
     let timeline = Timeline::from_records(&contents.records);
     let plan = plan_nodes(&contents.records, &state);
-    let logs = state
-        .steps
-        .iter()
-        .filter_map(|s| read_step_log(run, &s.name).map(|l| (s.name.clone(), l)))
+    let names: Vec<String> = state.steps.iter().map(|s| s.name.clone()).collect();
+    let logs = run
+        .read_step_logs(&names)
+        .into_iter()
+        .zip(&names)
+        .filter_map(|(log, name)| log_tail(log).map(|l| (name.clone(), l)))
         .collect();
     let estate = estate_view(state.inventory.as_deref(), &run.store());
     Ok(Report {

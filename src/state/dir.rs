@@ -5,11 +5,14 @@
 //!                      /lock            flock of the driving process + who it is
 //!                      /inbox/*.json    decisions handed in (crate::inbox)
 //!                      /logs/STEP.log   step logs, rotated to .log.1 (crate::step_log)
+//!                      /logs/shared.txt the lines of steps that logged little, each
+//!                                       prefixed with STEP (crate::step_log::shared)
 //! STATE_DIR/lab/NAME.json|.log|.lock    a lab estate (estate::lab_state::StateFile)
 //! ```
 //!
 //! This is the only place that knows this layout; existing state directories keep
-//! working because it is exactly the layout earlier versions wrote.
+//! working because it is the layout earlier versions wrote plus `logs/shared.txt`, which
+//! a step's log is read from only when the file exists.
 
 use crate::inbox::{self, Drained, InboxError, InboxItem};
 use crate::journal::{
@@ -17,7 +20,7 @@ use crate::journal::{
     RunOrigin,
 };
 use crate::redact::Redactor;
-use crate::step_log::{log_file_name, StepLog, StepLogOptions};
+use crate::step_log::{log_file_name, shared, StepLog, StepLogOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +33,8 @@ const JOURNAL_FILE: &str = journal::JOURNAL_FILE;
 const RUNS_DIR: &str = "runs";
 /// Directory of the step logs inside a run directory.
 const LOGS_DIR: &str = "logs";
+/// The shared step log inside the logs directory: not a name `log_file_name` yields.
+const SHARED_LOG: &str = "shared.txt";
 /// Directory of the lab estates under the state directory.
 const LAB_DIR: &str = "lab";
 
@@ -211,25 +216,73 @@ impl DirRun {
         redactor: Redactor,
         options: StepLogOptions,
     ) -> io::Result<StepLog> {
-        StepLog::create(&self.dir.join(LOGS_DIR), step, redactor, options)
+        let logs = self.dir.join(LOGS_DIR);
+        let shared = logs.join(SHARED_LOG);
+        Ok(StepLog::create_sharing(
+            &logs, &shared, step, redactor, options,
+        ))
     }
 
     fn step_log_path(&self, step: &str) -> PathBuf {
         self.dir.join(LOGS_DIR).join(log_file_name(step))
     }
 
-    pub(super) fn read_step_log(&self, step: &str) -> StepLogBytes {
+    /// The logs of `steps`, reading the shared file once for all of them.
+    pub(super) fn read_step_logs(&self, steps: &[String]) -> Vec<StepLogBytes> {
+        let bytes = std::fs::read(self.dir.join(LOGS_DIR).join(SHARED_LOG)).unwrap_or_default();
+        let by_stem = shared::split(&bytes);
+        steps
+            .iter()
+            .map(|step| {
+                let early = by_stem
+                    .get(shared::stem(step).as_bytes())
+                    .cloned()
+                    .unwrap_or_default();
+                self.own_step_log(step, early)
+            })
+            .collect()
+    }
+
+    /// `step`'s own files after its `early` lines from the shared file, which are older
+    /// than anything in them.
+    fn own_step_log(&self, step: &str, mut early: Vec<u8>) -> StepLogBytes {
         let path = self.step_log_path(step);
         let mut rotated = path.clone().into_os_string();
         rotated.push(".1");
+        let rotated = std::fs::read(rotated).unwrap_or_default();
+        let current = std::fs::read(&path).ok();
+        if early.is_empty() {
+            return StepLogBytes { rotated, current };
+        }
+        if rotated.is_empty() {
+            early.extend(current.unwrap_or_default());
+            return StepLogBytes {
+                rotated,
+                current: Some(early),
+            };
+        }
+        early.extend(rotated);
         StepLogBytes {
-            rotated: std::fs::read(rotated).unwrap_or_default(),
-            current: std::fs::read(&path).ok(),
+            rotated: early,
+            current,
         }
     }
 
-    pub(super) fn follow_step_log(&self, step: &str) -> crate::follow::LogTail {
-        crate::follow::LogTail::new(self.step_log_path(step))
+    pub(super) fn follow_step_logs(&self, steps: &[String]) -> Vec<crate::follow::StepTail> {
+        let shared = crate::follow::SharedTail::new(
+            self.dir.join(LOGS_DIR).join(SHARED_LOG),
+            steps.iter().map(|s| shared::stem(s)),
+        );
+        steps
+            .iter()
+            .map(|step| {
+                crate::follow::StepTail::new(
+                    shared.clone(),
+                    &shared::stem(step),
+                    self.step_log_path(step),
+                )
+            })
+            .collect()
     }
 }
 
@@ -267,7 +320,16 @@ mod tests {
             .step_log("db:backup", Redactor::new(), Default::default())
             .unwrap();
         log.line("out", "hello");
-        assert!(dir.join("logs").join(log_file_name("db:backup")).is_file());
+        let shared = std::fs::read_to_string(dir.join("logs/shared.txt")).unwrap();
+        assert!(shared.starts_with("db%3Abackup "), "{shared}");
+        assert!(shared.ends_with(" [out] hello\n"), "{shared}");
+        assert!(!dir.join("logs").join(log_file_name("db:backup")).exists());
+        // A step that logs more gets `logs/<name>.log`, as every step used to.
+        log.line(
+            "out",
+            &"x".repeat(crate::step_log::shared::SHARED_LIMIT as usize),
+        );
+        assert!(dir.join("logs/db%3Abackup.log").is_file());
         let Store::Dir(d) = &store else {
             unreachable!()
         };
@@ -300,5 +362,60 @@ mod tests {
         let got = run.read_step_log("s");
         assert_eq!(got.rotated, b"old\n");
         assert_eq!(got.current.as_deref(), Some(&b"new\n"[..]));
+    }
+
+    #[test]
+    fn a_step_log_reads_as_its_shared_lines_then_its_own_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = Store::dir(tmp.path()).run("r1").unwrap();
+        let log = |step: &str| {
+            run.step_log(step, Redactor::new(), Default::default())
+                .unwrap()
+        };
+        let (a, b) = (log("a"), log("b"));
+        a.line("log", "a first");
+        b.line("log", "b only");
+        let big = "y".repeat(crate::step_log::shared::SHARED_LIMIT as usize);
+        a.line("log", &big);
+        a.line("log", "a last");
+        // A later attempt (a new handle) finds `a`'s own file and keeps to it.
+        log("a").line("log", "a retried");
+        log("c");
+        let names = ["a", "b", "c"].map(String::from);
+        let got = run.read_step_logs(&names);
+        let text = |l: &StepLogBytes| String::from_utf8(l.current.clone().unwrap()).unwrap();
+        let a_text = text(&got[0]);
+        let a_lines: Vec<&str> = a_text
+            .lines()
+            .map(|l| l.split_once(' ').unwrap().1)
+            .collect();
+        assert_eq!(a_lines.len(), 4, "{a_lines:?}");
+        assert_eq!(a_lines[0], "[log] a first");
+        assert_eq!(a_lines[1], format!("[log] {big}"));
+        assert_eq!(a_lines[2..], ["[log] a last", "[log] a retried"]);
+        assert!(text(&got[1]).ends_with(" [log] b only\n"));
+        assert_eq!(text(&got[1]).lines().count(), 1);
+        assert_eq!(
+            got[2],
+            StepLogBytes::default(),
+            "a step that logged nothing"
+        );
+        assert!(got.iter().all(|l| l.rotated.is_empty()));
+        assert_eq!(run.read_step_log("b"), got[1]);
+    }
+
+    #[test]
+    fn shared_lines_come_before_a_rotated_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = Store::dir(tmp.path()).run("r1").unwrap();
+        let Run::Dir(r) = &run else { unreachable!() };
+        let logs = r.dir.join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("shared.txt"), "s first\nt other\n").unwrap();
+        std::fs::write(logs.join("s.log.1"), "older\n").unwrap();
+        std::fs::write(logs.join("s.log"), "newest\n").unwrap();
+        let got = run.read_step_log("s");
+        assert_eq!(got.rotated, b"first\nolder\n");
+        assert_eq!(got.current.as_deref(), Some(&b"newest\n"[..]));
     }
 }

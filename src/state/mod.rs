@@ -331,22 +331,36 @@ impl Run {
 
     /// What `step`'s log holds now.
     pub fn read_step_log(&self, step: &str) -> StepLogBytes {
+        let mut logs = self.read_step_logs(&[step.to_string()]);
+        logs.pop().unwrap_or_default()
+    }
+
+    /// What the logs of `steps` hold now, in order: one read of what they share.
+    pub fn read_step_logs(&self, steps: &[String]) -> Vec<StepLogBytes> {
         match self {
-            Run::Dir(r) => r.read_step_log(step),
-            Run::Pg(r) => r.read_step_log(step),
+            Run::Dir(r) => r.read_step_logs(steps),
+            Run::Pg(r) => steps.iter().map(|s| r.read_step_log(s)).collect(),
         }
     }
 
-    /// A reader of `step`'s log as it grows, from its start (`log --follow`).
-    pub fn follow_step_log(&self, step: &str) -> StepLogTail {
+    /// Readers of the logs of `steps` as they grow, from their start (`log --follow`),
+    /// in order; together they read what the steps share once per poll.
+    pub fn follow_step_logs(&self, steps: &[String]) -> Vec<StepLogTail> {
         match self {
-            Run::Dir(r) => StepLogTail::File(r.follow_step_log(step)),
-            Run::Pg(r) => StepLogTail::Rows {
-                run: r.clone(),
-                step: step.to_string(),
-                after: 0,
-                partial: Vec::new(),
-            },
+            Run::Dir(r) => r
+                .follow_step_logs(steps)
+                .into_iter()
+                .map(StepLogTail::File)
+                .collect(),
+            Run::Pg(r) => steps
+                .iter()
+                .map(|step| StepLogTail::Rows {
+                    run: r.clone(),
+                    step: step.clone(),
+                    after: 0,
+                    partial: Vec::new(),
+                })
+                .collect(),
         }
     }
 }
@@ -354,8 +368,8 @@ impl Run {
 /// The reading position in one step's log as it grows.
 #[derive(Debug)]
 pub enum StepLogTail {
-    /// A log file, followed across rotations.
-    File(crate::follow::LogTail),
+    /// A step's lines in the shared file, then its own file, followed across rotations.
+    File(crate::follow::StepTail),
     /// A log's rows, after the last one read.
     Rows {
         /// The run.

@@ -23,7 +23,13 @@ fn run_until_logged(t: &Test, runbook: &str, step: &str) -> (Child, String) {
             .and_then(|mut d| d.next())
             .and_then(|e| e.ok());
         if let Some(e) = found {
-            if e.path().join(format!("logs/{step}.log")).exists() {
+            // A step's first lines go to the run's shared log, prefixed with its name.
+            let logs = e.path().join("logs");
+            let shared = std::fs::read_to_string(logs.join("shared.txt")).unwrap_or_default();
+            let prefix = format!("{step} ");
+            if shared.lines().any(|l| l.starts_with(&prefix))
+                || logs.join(format!("{step}.log")).exists()
+            {
                 return (run, e.file_name().into_string().unwrap());
             }
         }

@@ -1,4 +1,4 @@
-//! Per-step log files: `runs/RUN_ID/logs/<step>.log`.
+//! Step logs: `runs/RUN_ID/logs/<step>.log`, and the run's shared file for small ones.
 //!
 //! Everything a step says — `log`/`warn` from its closure, the lines its child
 //! processes print, the commands it runs — lands here, one timestamped line at a
@@ -12,6 +12,13 @@
 //!
 //! Step names may contain `:/@` (SPEC §2), so they are mapped to file names by
 //! [`log_file_name`], which never yields a path separator or a `.`/`..` component.
+//!
+//! In a run, a step's first lines go to the run's shared file instead of a file of its
+//! own ([`shared`]: creating a file per step cost more than everything else waymark does
+//! for a short `exec` step); [`StepLog::create`] alone writes a step's own file from the
+//! first line, as earlier versions did.
+
+pub(crate) mod shared;
 
 use crate::redact::Redactor;
 use sha2::{Digest, Sha256};
@@ -83,6 +90,8 @@ struct LogFile {
     file: Option<File>,
     /// Set once the first line tried to open the file.
     opened: bool,
+    /// While `Some`, lines go to the run's shared file instead ([`shared`]).
+    shared: Option<shared::Spill>,
     written: u64,
     cap: u64,
     /// First write failure, kept so the caller can report it once.
@@ -110,7 +119,7 @@ impl StepLog {
         Self { inner: None }
     }
 
-    /// Open (appending) the log of `step` inside `logs_dir`, creating both as needed.
+    /// Open (appending) the log of `step` inside `logs_dir`; the first line creates both.
     ///
     /// The file is created `0600` and an existing file is tightened to `0600`: logs
     /// can hold output a redaction missed. Appending keeps the earlier attempts'
@@ -121,22 +130,46 @@ impl StepLog {
         redactor: Redactor,
         options: StepLogOptions,
     ) -> io::Result<Self> {
-        create_private_dir(logs_dir)?;
-        let path = logs_dir.join(log_file_name(step));
-        Ok(Self {
+        Ok(Self::new(logs_dir, step, None, redactor, options))
+    }
+
+    /// As [`StepLog::create`], but the step's lines go to the run's `shared` file until
+    /// this handle has written [`shared::SHARED_LIMIT`] bytes there — unless the step
+    /// already has a file of its own, which then gets every line.
+    pub(crate) fn create_sharing(
+        logs_dir: &Path,
+        shared: &Path,
+        step: &str,
+        redactor: Redactor,
+        options: StepLogOptions,
+    ) -> Self {
+        let limit = shared::SHARED_LIMIT.min(options.cap.max(MIN_LOG_CAP));
+        let spill = shared::Spill::new(shared.to_path_buf(), step, limit);
+        Self::new(logs_dir, step, Some(spill), redactor, options)
+    }
+
+    fn new(
+        logs_dir: &Path,
+        step: &str,
+        shared: Option<shared::Spill>,
+        redactor: Redactor,
+        options: StepLogOptions,
+    ) -> Self {
+        Self {
             inner: Some(Arc::new(Inner {
                 redactor,
                 echo: options.echo,
                 dest: Dest::File(Mutex::new(LogFile {
-                    path,
+                    path: logs_dir.join(log_file_name(step)),
                     file: None,
                     opened: false,
+                    shared,
                     written: 0,
                     cap: options.cap.max(MIN_LOG_CAP),
                     error: None,
                 })),
             })),
-        })
+        }
     }
 
     /// A log whose entries go to `sink` (already redacted, one call per entry), for a
@@ -216,11 +249,36 @@ impl LogFile {
     fn append(&mut self, stamp: &str, block: &[u8]) {
         if !self.opened {
             self.opened = true;
-            match open_private(&self.path, false).and_then(|f| Ok((f.metadata()?.len(), f))) {
+            // An earlier attempt may have outgrown the shared file: its own file then
+            // holds the step's newest lines, and every later line belongs after them.
+            let create = self.shared.is_none();
+            match open_private(&self.path, false, create).and_then(|f| Ok((f.metadata()?.len(), f)))
+            {
                 Ok((len, f)) => {
+                    self.shared = None;
                     self.written = len;
                     self.file = Some(f);
                 }
+                Err(e) if !create && e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    self.shared = None;
+                    self.fail(format!("opening {}: {e}", self.path.display()));
+                }
+            }
+        }
+        if let Some(spill) = &mut self.shared {
+            match spill.write(block) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    let message = format!("writing {}: {e}", spill.path.display());
+                    self.fail(message);
+                }
+            }
+            // Outgrown (or unwritable): from here on the step has a file of its own.
+            self.shared = None;
+            match open_private(&self.path, false, true) {
+                Ok(f) => self.file = Some(f),
                 Err(e) => self.fail(format!("opening {}: {e}", self.path.display())),
             }
         }
@@ -274,7 +332,7 @@ impl LogFile {
             }
         };
         // Reopen even when the rename failed: truncating keeps the disk use bounded.
-        match open_private(&self.path, truncate_instead) {
+        match open_private(&self.path, truncate_instead, true) {
             Ok(f) => {
                 self.file = Some(f);
                 self.written = 0;
@@ -299,9 +357,10 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
     builder.create(dir)
 }
 
-fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
+/// Open `path` for appending (or truncated), `0600`; with `create`, also its directory.
+fn open_private(path: &Path, truncate: bool, create: bool) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.create(true);
+    options.create(create);
     if truncate {
         options.write(true).truncate(true);
     } else {
@@ -309,7 +368,16 @@ fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
     }
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
+    let file = match options.open(path) {
+        // The logs directory is made by the first line that needs it, not per step.
+        Err(e) if create && e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                create_private_dir(dir)?;
+            }
+            options.open(path)?
+        }
+        other => other?,
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -303,16 +303,13 @@ fn closures(d: &StepDecl) -> [Option<&crate::dsl::Callable>; 4] {
     ]
 }
 
+// The bytes hashed are `key NUL value NUL` for each of [`option_values`] in its order,
+// then each closure's source and the params; written straight into the hash rather than
+// through `option_values`' strings, since every step of every load is fingerprinted
+// (pinned equal by `tests::streamed_option_bytes_are_option_values`).
 fn hash_decl(h: &mut Sha256, d: &StepDecl, params_text: &str) {
-    let mut field = |k: &str, v: &str| {
-        h.update(k.as_bytes());
-        h.update([0]);
-        h.update(v.as_bytes());
-        h.update([0]);
-    };
-    for (k, v) in option_values(d) {
-        field(k, &v);
-    }
+    hash_options(h, d);
+    let mut field = |k: &str, v: &str| hash_field(h, k, &[v]);
     for (k, c) in ["run", "check", "undo", "rehearse"]
         .into_iter()
         .zip(closures(d))
@@ -320,6 +317,86 @@ fn hash_decl(h: &mut Sha256, d: &StepDecl, params_text: &str) {
         field(k, c.map(|c| c.source.as_str()).unwrap_or(""));
     }
     field("params", params_text);
+}
+
+// Where option bytes go: the fingerprint's hash, or a test's buffer.
+trait Feed {
+    fn feed(&mut self, bytes: &[u8]);
+}
+
+impl Feed for Sha256 {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl Feed for Vec<u8> {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+// `key NUL` then `parts` joined by `,`, then `NUL`.
+fn hash_field(h: &mut impl Feed, key: &str, parts: &[&str]) {
+    h.feed(key.as_bytes());
+    h.feed(&[0]);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h.feed(b",");
+        }
+        h.feed(p.as_bytes());
+    }
+    h.feed(&[0]);
+}
+
+// What [`option_values`] lists, in its order, hashed as [`hash_field`]s.
+fn hash_options(h: &mut impl Feed, d: &StepDecl) {
+    hash_field(h, "kind", &[d.kind.as_str()]);
+    hash_field(h, "title", &[d.title.as_deref().unwrap_or("")]);
+    let mut after: Vec<&str> = d.after.iter().map(|x| x.name.as_str()).collect();
+    after.sort_unstable();
+    hash_field(h, "after", &after);
+    hash_number(h, "retries", u128::from(d.retries));
+    hash_number(h, "retry_delay", d.retry_delay.as_millis());
+    match d.timeout {
+        Some(t) => hash_number(h, "timeout", t.as_millis()),
+        None => hash_field(h, "timeout", &[""]),
+    }
+    hash_field(h, "idempotent", &[if d.idempotent { "1" } else { "0" }]);
+    if d.fresh {
+        hash_field(h, "fresh", &["1"]);
+    }
+    hash_field(h, "group", &[d.group.as_deref().unwrap_or("")]);
+    hash_field(h, "when", &[d.when.as_str()]);
+    let tags: Vec<&str> = d.tags.iter().map(String::as_str).collect();
+    hash_field(h, "tags", &tags);
+    if d.kind == StepKind::Gate {
+        hash_field(h, "instructions", &[d.instructions.as_deref().unwrap_or("")]);
+        hash_number(h, "approvals", u128::from(d.approvals));
+        hash_field(
+            h,
+            "separate_approver",
+            &[if d.separate_approver { "1" } else { "0" }],
+        );
+    }
+}
+
+// `key` with `n` in decimal as its value, as `n.to_string()` writes it.
+fn hash_number(h: &mut impl Feed, key: &str, mut n: u128) {
+    let mut buf = [0u8; 40];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    h.feed(key.as_bytes());
+    h.feed(&[0]);
+    h.feed(&buf[i..]);
+    h.feed(&[0]);
 }
 
 /// A step's options as the fingerprint covers them, by name (also what a diff shows).
@@ -369,5 +446,59 @@ impl crate::dsl::strict::StepGraph for Plan {
 
     fn step_names(&self) -> Vec<&str> {
         self.steps.iter().map(|s| s.decl.name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::{Dep, StepKind, When};
+    use std::time::Duration;
+
+    fn listed(d: &StepDecl) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (k, v) in option_values(d) {
+            out.extend_from_slice(k.as_bytes());
+            out.push(0);
+            out.extend_from_slice(v.as_bytes());
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn streamed_option_bytes_are_option_values() {
+        let plain = StepDecl::new("a".into(), StepKind::Step, None);
+        let mut full = StepDecl::new("g".into(), StepKind::Gate, None);
+        full.title = Some("T".into());
+        full.after = ["z", "b", "m"]
+            .iter()
+            .map(|n| Dep {
+                name: n.to_string(),
+                pos: None,
+            })
+            .collect();
+        full.retries = 3;
+        full.retry_delay = Duration::from_millis(0);
+        full.timeout = Some(Duration::from_secs(u64::MAX / 1000));
+        full.idempotent = true;
+        full.fresh = true;
+        full.group = Some("db".into());
+        full.when = When::Always;
+        full.tags = vec!["x".into(), "y".into()];
+        full.instructions = Some("Do it.".into());
+        full.approvals = 10;
+        full.separate_approver = true;
+        let mut one_tag = plain.clone();
+        one_tag.tags = vec!["only".into()];
+        one_tag.timeout = Some(Duration::from_millis(1500));
+        for d in [&plain, &full, &one_tag] {
+            let mut fed = Vec::new();
+            hash_options(&mut fed, d);
+            assert_eq!(
+                String::from_utf8_lossy(&fed),
+                String::from_utf8_lossy(&listed(d))
+            );
+        }
     }
 }

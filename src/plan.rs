@@ -371,7 +371,11 @@ fn hash_options(h: &mut impl Feed, d: &StepDecl) {
     let tags: Vec<&str> = d.tags.iter().map(String::as_str).collect();
     hash_field(h, "tags", &tags);
     if d.kind == StepKind::Gate {
-        hash_field(h, "instructions", &[d.instructions.as_deref().unwrap_or("")]);
+        hash_field(
+            h,
+            "instructions",
+            &[d.instructions.as_deref().unwrap_or("")],
+        );
         hash_number(h, "approvals", u128::from(d.approvals));
         hash_field(
             h,

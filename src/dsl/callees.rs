@@ -40,13 +40,41 @@ struct Index {
     /// Module variables (`export const`), reached as `module::NAME`: name → (file, value).
     vars: HashMap<String, Vec<(Arc<str>, String)>>,
     text: HashMap<usize, Option<Arc<str>>>,
-    names: HashMap<usize, Arc<[String]>>,
 }
 
-/// Per-load cache of indexes, keyed by the identity of the modules in scope.
+/// Per-load cache of indexes, keyed by the identity of the modules in scope, and of
+/// what each function body's walk found.
 #[derive(Default)]
 pub(crate) struct CalleeCache {
     indexes: HashMap<Vec<usize>, Index>,
+    walks: Walks,
+}
+
+/// What one walk of a function body finds, for both of its readers: the names it may
+/// call (the callees, here) and the property chains it reads off plain variables (the
+/// `ctx` lint, [`super::strict::check_reads`]). Rhai shows a body's statements only to
+/// the walk of an AST, which has to be built for the one function: once per body, not
+/// once per reader, and once per load for a closure declared in a loop.
+pub(crate) struct BodyWalk {
+    names: Arc<[String]>,
+    /// `var.field…` chains, in the order the walk met them.
+    pub reads: Vec<super::strict::Read>,
+}
+
+/// Walks by function body (pointer identity; the entry keeps the body alive, so the
+/// address is not reused while the load lasts).
+#[derive(Default)]
+struct Walks(HashMap<usize, (Shared<ScriptFuncDef>, Arc<BodyWalk>)>);
+
+impl Walks {
+    fn of(&mut self, def: &Shared<ScriptFuncDef>) -> Arc<BodyWalk> {
+        let key = Shared::as_ptr(def) as usize;
+        self.0
+            .entry(key)
+            .or_insert_with(|| (def.clone(), Arc::new(walk_body(def))))
+            .1
+            .clone()
+    }
 }
 
 // Every module in scope: function libraries, imports, and their imports in turn.
@@ -103,7 +131,6 @@ impl CalleeCache {
                 by_name,
                 vars,
                 text: HashMap::new(),
-                names: HashMap::new(),
             }
         });
         let mut found: BTreeMap<(String, usize), Callee> = BTreeMap::new();
@@ -132,12 +159,8 @@ impl CalleeCache {
                 if !walked.insert(ptr) {
                     continue;
                 }
-                let names = index
-                    .names
-                    .entry(ptr)
-                    .or_insert_with(|| names_used(&d.def).into())
-                    .clone();
-                for n in names.iter() {
+                let walk = self.walks.of(&d.def);
+                for n in walk.names.iter() {
                     if queued.insert(n.clone()) {
                         todo.push(n.clone());
                     }
@@ -164,17 +187,24 @@ impl CalleeCache {
         }
         found.into_values().collect()
     }
+
+    /// The walk of `def`'s body, made once per load.
+    pub(crate) fn walk(&mut self, def: &Shared<ScriptFuncDef>) -> Arc<BodyWalk> {
+        self.walks.of(def)
+    }
 }
 
 // Marks a module variable among the names a body uses.
 const VAR: &str = "\u{0}var:";
 
-// Every name a function body may call: calls, method calls, string literals, function
-// pointer constants; and module variables it reads (`m::NAME`), marked with [`VAR`]. (Rhai exposes a body's statements only through an AST's walk.)
-fn names_used(def: &Shared<ScriptFuncDef>) -> Vec<String> {
+// One walk of `def`'s body. The names are every name it may call: calls, method calls,
+// string literals, function pointer constants; and module variables it reads
+// (`m::NAME`), marked with [`VAR`].
+fn walk_body(def: &Shared<ScriptFuncDef>) -> BodyWalk {
     let mut one = Module::new();
     one.set_script_fn(def.clone());
     let mut names = Vec::new();
+    let mut reads = Vec::new();
     rhai::AST::new_from_module(one).walk(&mut |path: &[ASTNode]| {
         match path.last() {
             Some(ASTNode::Expr(Expr::FnCall(x, _) | Expr::MethodCall(x, _)))
@@ -188,11 +218,15 @@ fn names_used(def: &Shared<ScriptFuncDef>) -> Vec<String> {
                     names.push(fp.fn_name().to_string());
                 }
             }
+            Some(ASTNode::Expr(e @ Expr::Dot(..))) => reads.extend(super::strict::read_of(e)),
             _ => {}
         }
         true
     });
-    names
+    BodyWalk {
+        names: names.into(),
+        reads,
+    }
 }
 
 /// `fn name(params) body` as written in `file`, from the body's positions.

@@ -6,7 +6,7 @@
 //! hold fails the step with the name, a did-you-mean and (through the caller's error
 //! rendering) the closure's position. They still look like maps to scripts: `type_of` says
 //! `"map"`, and `in`, `keys`, `values`, `len`, property and index access work as on a map.
-//! `check` catches the literal cases earlier: see [`check_closure`].
+//! `check` catches the literal cases earlier: see [`check_reads`].
 
 use crate::diagnostic::did_you_mean;
 use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map, Position};
@@ -317,66 +317,88 @@ pub fn register(engine: &mut Engine) {
         });
 }
 
+/// A property chain read off a plain (not module-qualified) variable, `var.field…`:
+/// what the `ctx` lint needs of a closure's body, found by the body's one walk
+/// ([`super::callees::BodyWalk`]).
+pub(crate) struct Read {
+    var: ImmutableString,
+    field: String,
+    pos: Position,
+    /// The next name in the chain (`params` in `ctx.params.NAME` is followed by NAME).
+    next: Option<(String, Position)>,
+}
+
+impl Read {
+    /// The variable the chain starts from.
+    pub(crate) fn var(&self) -> &str {
+        &self.var
+    }
+}
+
+/// The [`Read`] an `Expr::Dot` node is, if its left side is a plain variable and its
+/// right side starts with a name.
+pub(crate) fn read_of(e: &rhai::Expr) -> Option<Read> {
+    use rhai::Expr;
+    let Expr::Dot(x, _, _) = e else {
+        return None;
+    };
+    let Expr::Variable(v, _, _) = &x.lhs else {
+        return None;
+    };
+    if !v.2.is_empty() {
+        return None;
+    }
+    let (field, pos, rest) = head(&x.rhs);
+    let next = match rest.map(head) {
+        Some((Some(p), ppos, _)) => Some((p, ppos)),
+        _ => None,
+    };
+    Some(Read {
+        var: v.1.clone(),
+        field: field?,
+        pos,
+        next,
+    })
+}
+
 /// Names a closure reads as literals that cannot exist: `ctx.FIELD` with an unknown field,
 /// `ctx.params.NAME` with an undeclared parameter. `ctx` is the closure's first own
-/// parameter (after its captured variables); `body` is walked for property chains
-/// rooted at it. Returns (message, position) for each.
-pub fn check_closure(
+/// parameter (after its captured variables); `reads` are the property chains its body
+/// reads. Returns (message, position) for each.
+pub(crate) fn check_reads<'a>(
     ctx: &str,
-    def: &rhai::Shared<rhai::ScriptFuncDef>,
+    reads: impl IntoIterator<Item = &'a Read>,
     declared: &[String],
 ) -> Vec<(String, Position)> {
-    use rhai::{ASTNode, Expr};
     let mut found = Vec::new();
-    // Rhai exposes a function body only to a walk of an AST: make one of the closure.
-    let mut lib = rhai::Module::new();
-    lib.set_script_fn(def.clone());
-    let ast = rhai::AST::new(std::iter::empty(), lib);
-    {
-        ast.walk(&mut |nodes: &[ASTNode]| {
-            let Some(ASTNode::Expr(Expr::Dot(x, _, _))) = nodes.last() else {
-                return true;
-            };
-            let Expr::Variable(v, _, _) = &x.lhs else {
-                return true;
-            };
-            if v.1.as_str() != ctx || !v.2.is_empty() {
-                return true;
-            }
-            let (field, pos, rest) = head(&x.rhs);
-            let Some(field) = field else {
-                return true;
-            };
-            if !CTX_FIELDS.contains(&field.as_str()) {
-                found.push((
-                    format!(
-                        "`{ctx}` has no field `{field}`{}",
-                        hint(&field, CTX_FIELDS.iter().copied(), CTX_FIELDS.join(", "))
-                    ),
-                    pos,
-                ));
-            } else if field == "params" {
-                if let Some(rest) = rest {
-                    if let (Some(p), ppos, _) = head(rest) {
-                        if !declared.contains(&p) {
-                            let all = if declared.is_empty() {
-                                "none".to_string()
-                            } else {
-                                declared.join(", ")
-                            };
-                            found.push((
-                                format!(
-                                    "the runbook declares no parameter `{p}` ({ctx}.params.{p}){}",
-                                    hint(&p, declared.iter().map(String::as_str), all)
-                                ),
-                                ppos,
-                            ));
-                        }
-                    }
+    for r in reads.into_iter().filter(|r| r.var.as_str() == ctx) {
+        let field = &r.field;
+        if !CTX_FIELDS.contains(&field.as_str()) {
+            found.push((
+                format!(
+                    "`{ctx}` has no field `{field}`{}",
+                    hint(field, CTX_FIELDS.iter().copied(), CTX_FIELDS.join(", "))
+                ),
+                r.pos,
+            ));
+        } else if field == "params" {
+            if let Some((p, ppos)) = &r.next {
+                if !declared.contains(p) {
+                    let all = if declared.is_empty() {
+                        "none".to_string()
+                    } else {
+                        declared.join(", ")
+                    };
+                    found.push((
+                        format!(
+                            "the runbook declares no parameter `{p}` ({ctx}.params.{p}){}",
+                            hint(p, declared.iter().map(String::as_str), all)
+                        ),
+                        *ppos,
+                    ));
                 }
             }
-            true
-        });
+        }
     }
     found
 }

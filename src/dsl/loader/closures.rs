@@ -96,6 +96,13 @@ impl<'a, 'b> Maker<'a, 'b> {
                 return;
             };
             let mut st = self.shared.state();
+            // The body's one walk, shared with the callee search (and with every other
+            // closure of the same body: one declared in a loop is walked once).
+            let walk = st.callees.walk(&def);
+            let reads = walk.reads.iter().filter(|r| r.var() == ctx.as_str());
+            if reads.clone().next().is_none() {
+                return;
+            }
             let declared: Vec<String> = st
                 .runbook
                 .as_ref()
@@ -105,7 +112,7 @@ impl<'a, 'b> Maker<'a, 'b> {
                 .id()
                 .map(Arc::from)
                 .unwrap_or_else(|| st.main_file.clone());
-            for (msg, pos) in crate::dsl::strict::check_closure(ctx, &def, &declared) {
+            for (msg, pos) in crate::dsl::strict::check_reads(ctx, reads, &declared) {
                 st.diags.push(Diagnostic::at(to_pos(&file, pos), msg));
             }
             return;

@@ -7,7 +7,8 @@
 //! metacharacters directly, as `exec` does). Every round runs both, alternating which
 //! goes first so a change in the machine's load hits both alike; the verdict is the median
 //! of the per-round ratios. waymark's time is the whole `waymark run`: start-up, load,
-//! plan, the fsync'd journal, one log file per step and the live display on stderr.
+//! plan, the fsync'd journal, the step logs (each step's `[exec]` lines, in the run's
+//! shared log file) and the live display on stderr.
 
 // Benchmarks report on the terminal, and a closed stdout there is a real error.
 #![allow(clippy::disallowed_macros)]

@@ -2,8 +2,8 @@
 //!
 //! Run with `cargo bench --bench run_noop`. Drives the real binary (`waymark run`) on a
 //! generated 100×100 layered runbook whose steps run an empty closure, so each figure
-//! includes loading, planning, every journal record, one log file per step, the live
-//! display on stderr and process start-up. The run phase (from the journal's
+//! includes loading, planning, every journal record, the live display on stderr and
+//! process start-up (the steps log nothing). The run phase (from the journal's
 //! `run_started` to its last record, millisecond timestamps) is shown beside it.
 //!
 //! Targets (issue 16): at the default `--concurrency 4`, ≥ 20,000 steps/s for steps

@@ -40,6 +40,9 @@ struct Index {
     /// Module variables (`export const`), reached as `module::NAME`: name → (file, value).
     vars: HashMap<String, Vec<(Arc<str>, String)>>,
     text: HashMap<usize, Option<Arc<str>>>,
+    /// What a function name reaches, once found: a closure declared in a loop is the
+    /// same function for every step it declares.
+    reach: super::recent::Recent<String, Arc<[Callee]>>,
 }
 
 /// Per-load cache of indexes, keyed by the identity of the modules in scope, and of
@@ -99,15 +102,16 @@ fn modules_in_scope(env: &rhai::NativeCallContextStore) -> Vec<Shared<Module>> {
 
 impl CalleeCache {
     /// The functions the closure `fp` (declared with runtime state `env`, in `main_file`)
-    /// can reach, sorted by name. The closure itself is not among them.
+    /// can reach, sorted by name. The closure itself is not among them. `sources` gives
+    /// the text of the files loaded so far, asked only when a function's text is needed.
     #[allow(deprecated)]
     pub(crate) fn callees(
         &mut self,
         env: &rhai::NativeCallContextStore,
         fp: &FnPtr,
         main_file: &Arc<str>,
-        sources: &SourceMap,
-    ) -> Vec<Callee> {
+        sources: &dyn Fn() -> SourceMap,
+    ) -> Arc<[Callee]> {
         let modules = modules_in_scope(env);
         let key: Vec<usize> = modules.iter().map(|m| Shared::as_ptr(m) as usize).collect();
         let index = self.indexes.entry(key).or_insert_with(|| {
@@ -131,8 +135,14 @@ impl CalleeCache {
                 by_name,
                 vars,
                 text: HashMap::new(),
+                reach: Default::default(),
             }
         });
+        let name = fp.fn_name();
+        if let Some(found) = index.reach.get(|n| n == name) {
+            return found;
+        }
+        let mut texts: Option<SourceMap> = None;
         let mut found: BTreeMap<(String, usize), Callee> = BTreeMap::new();
         let mut walked: HashSet<usize> = HashSet::new();
         let mut todo: Vec<String> = vec![fp.fn_name().to_string()];
@@ -172,7 +182,10 @@ impl CalleeCache {
                 let text = index
                     .text
                     .entry(ptr)
-                    .or_insert_with(|| function_text(sources, &d.file, &d.def).map(Arc::from))
+                    .or_insert_with(|| {
+                        let sources = texts.get_or_insert_with(sources);
+                        function_text(sources, &d.file, &d.def).map(Arc::from)
+                    })
                     .clone();
                 let arity = d.def.params.len();
                 found.insert(
@@ -185,7 +198,9 @@ impl CalleeCache {
                 );
             }
         }
-        found.into_values().collect()
+        let found: Arc<[Callee]> = found.into_values().collect();
+        index.reach.put(fp.fn_name().to_string(), found.clone());
+        found
     }
 
     /// The walk of `def`'s body, made once per load.

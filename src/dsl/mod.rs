@@ -13,6 +13,7 @@ pub(crate) mod loader;
 pub mod options;
 pub(crate) mod positions;
 pub mod primitives;
+pub(crate) mod recent;
 pub(crate) mod remote;
 pub(crate) mod resolver;
 pub mod rollout;

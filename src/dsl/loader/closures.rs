@@ -42,10 +42,10 @@ impl MakeCallable for Maker<'_, '_> {
         }
         self.check_names(&fp);
         let callees = {
-            let sources = self.shared.sources_now();
             let mut st = self.shared.state();
             let main = st.main_file.clone();
-            st.callees.callees(&env, &fp, &main, &sources).into()
+            st.callees
+                .callees(&env, &fp, &main, &|| self.shared.sources_now())
         };
         Callable {
             fn_ptr: fp,
@@ -141,6 +141,9 @@ impl<'a, 'b> Maker<'a, 'b> {
                     .collect()
             });
             if let Some((file, s, e)) = spans.get(name).cloned() {
+                if let Some(text) = st.texts.get(|(k, n)| *k == key && n == name) {
+                    return text;
+                }
                 drop(st);
                 let sources = self
                     .shared
@@ -155,7 +158,13 @@ impl<'a, 'b> Maker<'a, 'b> {
                 } else {
                     e
                 };
-                return sources.slice(&file, s, end);
+                let text = sources.slice(&file, s, end);
+                drop(sources);
+                self.shared
+                    .state()
+                    .texts
+                    .put((key, name.to_string()), text.clone());
+                return text;
             }
         }
         None

@@ -22,6 +22,9 @@ pub(super) struct State {
     pub(super) params: BTreeMap<String, String>,
     // Closure bodies per function library, found once per library.
     pub(super) spans: HashMap<usize, HashMap<String, BodySpan>>,
+    // Each closure's text once sliced, by library and name: a closure declared in a
+    // loop is one function, sliced once rather than once per step.
+    pub(super) texts: crate::dsl::recent::Recent<(usize, String), Option<String>>,
     // Script functions by name per function library, found once per library: a
     // 10,000-step script has 10,000 closures in one library, and searching it for each
     // closure was quadratic.

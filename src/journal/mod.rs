@@ -9,6 +9,7 @@
 //! Architecture invariant: this module knows nothing about Rhai, plans or scheduling; it
 //! stores and verifies [`Record`]s.
 
+pub(crate) mod common_records;
 pub(crate) mod error;
 pub(crate) mod identity;
 pub(crate) mod lock;

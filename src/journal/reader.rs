@@ -220,7 +220,7 @@ fn scan_selected(
 /// Verify one line (without its newline) that should carry sequence number `expected_seq`.
 fn parse_line(line: &[u8], expected_seq: u64) -> Result<Record, LineProblem> {
     verify_crc(line)?;
-    let record: Record = serde_json::from_slice(line).map_err(|e| describe_json_error(line, e))?;
+    let record = decode(line).map_err(|e| describe_json_error(line, e))?;
     check_seq(record.seq, expected_seq)?;
     if expected_seq == 1 && !matches!(record.event, Event::RunStarted { .. }) {
         return Err(LineProblem::from(
@@ -268,10 +268,32 @@ fn check_seq(seq: u64, expected_seq: u64) -> Result<(), LineProblem> {
     }))
 }
 
+/// Decode a verified line. The records a run writes by the thousand, laid out as the
+/// writer lays them out, are decoded straight into their event with the sequence number
+/// and timestamp read off the line's head ([`super::common_records`]); any other line
+/// is decoded as a [`Record`].
+fn decode(line: &[u8]) -> Result<Record, serde_json::Error> {
+    if let Some((seq, ts, kind)) = skim_head(line) {
+        if let Some(event) = super::common_records::decode(kind, line) {
+            return Ok(Record {
+                seq,
+                ts: ts.to_string(),
+                event: event?,
+            });
+        }
+    }
+    serde_json::from_slice(line)
+}
+
 /// The sequence number and record type of a line as the writer lays it out
 /// (`{"seq":N,"ts":"…","type":"…",…`), read without decoding the JSON; `None` when the
 /// line is laid out any other way (it is then decoded in full).
 fn skim_line(line: &[u8]) -> Option<(u64, &str)> {
+    skim_head(line).map(|(seq, _, kind)| (seq, kind))
+}
+
+/// [`skim_line`], with the timestamp.
+fn skim_head(line: &[u8]) -> Option<(u64, &str, &str)> {
     let rest = line.strip_prefix(b"{\"seq\":")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || digits > 19 {
@@ -281,6 +303,7 @@ fn skim_line(line: &[u8]) -> Option<(u64, &str)> {
     let rest = rest[digits..].strip_prefix(b",\"ts\":\"")?;
     // A timestamp holds no quote or backslash.
     let ts_len = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    let ts = std::str::from_utf8(&rest[..ts_len]).ok()?;
     let rest = rest[ts_len..].strip_prefix(b"\",\"type\":\"")?;
     let kind_len = rest
         .iter()
@@ -288,7 +311,7 @@ fn skim_line(line: &[u8]) -> Option<(u64, &str)> {
     if rest.get(kind_len) != Some(&b'"') {
         return None;
     }
-    Some((seq, std::str::from_utf8(&rest[..kind_len]).ok()?))
+    Some((seq, ts, std::str::from_utf8(&rest[..kind_len]).ok()?))
 }
 
 /// The checksum written at the end of `line`, if the line ends with a well-formed one.

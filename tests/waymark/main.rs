@@ -47,6 +47,7 @@ mod scheduler;
 mod secrets;
 #[cfg(unix)]
 mod sshd;
+mod step_logs;
 mod team;
 mod team_follow;
 mod team_pg;

@@ -268,7 +268,7 @@ pub const FINGERPRINT_V2: &str = "v2-";
 pub fn fingerprint(d: &StepDecl, params_text: &str) -> String {
     let mut h = Sha256::new();
     hash_decl(&mut h, d, params_text);
-    for c in closures(d).into_iter().flatten() {
+    for c in d.closures().into_iter().flatten() {
         for callee in c.callees.iter() {
             h.update(b"fn\0");
             h.update(callee.name.as_bytes());
@@ -294,15 +294,6 @@ pub fn params_text(params: &std::collections::BTreeMap<String, String>) -> Strin
     params.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
 }
 
-fn closures(d: &StepDecl) -> [Option<&crate::dsl::Callable>; 4] {
-    [
-        d.run.as_ref(),
-        d.check.as_ref(),
-        d.undo.as_ref(),
-        d.rehearse.as_ref(),
-    ]
-}
-
 // The bytes hashed are `key NUL value NUL` for each of [`option_values`] in its order,
 // then each closure's source and the params; written straight into the hash rather than
 // through `option_values`' strings, since every step of every load is fingerprinted
@@ -310,10 +301,7 @@ fn closures(d: &StepDecl) -> [Option<&crate::dsl::Callable>; 4] {
 fn hash_decl(h: &mut Sha256, d: &StepDecl, params_text: &str) {
     hash_options(h, d);
     let mut field = |k: &str, v: &str| hash_field(h, k, &[v]);
-    for (k, c) in ["run", "check", "undo", "rehearse"]
-        .into_iter()
-        .zip(closures(d))
-    {
+    for (k, c) in crate::dsl::CLOSURES.into_iter().zip(d.closures()) {
         field(k, c.map(|c| c.source.as_str()).unwrap_or(""));
     }
     field("params", params_text);

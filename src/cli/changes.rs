@@ -65,25 +65,21 @@ pub(crate) fn step_diff(old: &StepDecl, new: &StepDecl) -> String {
             let _ = writeln!(out, "    {k}: {} → {}", shown(&was), shown(&is));
         }
     }
-    for (k, a, b) in [
-        ("run", &old.run, &new.run),
-        ("check", &old.check, &new.check),
-        ("undo", &old.undo, &new.undo),
-        ("rehearse", &old.rehearse, &new.rehearse),
-    ] {
-        out.push_str(&closure_diff(k, a.as_ref(), b.as_ref()));
+    for ((k, a), b) in crate::dsl::CLOSURES
+        .into_iter()
+        .zip(old.closures())
+        .zip(new.closures())
+    {
+        out.push_str(&closure_diff(k, a, b));
     }
-    out.push_str(&callee_diff(
-        [&old.run, &old.check, &old.undo, &old.rehearse],
-        [&new.run, &new.check, &new.undo, &new.rehearse],
-    ));
+    out.push_str(&callee_diff(old.closures(), new.closures()));
     out
 }
 
 /// A diff of a step's `undo` and of what it can call; empty when they are unchanged.
 pub(crate) fn undo_diff(old: &StepDecl, new: &StepDecl) -> String {
-    let mut out = closure_diff("undo", old.undo.as_ref(), new.undo.as_ref());
-    out.push_str(&callee_diff([&old.undo], [&new.undo]));
+    let mut out = closure_diff("undo", old.undo.as_deref(), new.undo.as_deref());
+    out.push_str(&callee_diff([old.undo.as_deref()], [new.undo.as_deref()]));
     out
 }
 
@@ -105,12 +101,12 @@ fn closure_diff(what: &str, old: Option<&Callable>, new: Option<&Callable>) -> S
 }
 
 fn callee_diff<const N: usize, const M: usize>(
-    old: [&Option<Callable>; N],
-    new: [&Option<Callable>; M],
+    old: [Option<&Callable>; N],
+    new: [Option<&Callable>; M],
 ) -> String {
-    let all = |cs: &[&Option<Callable>]| -> BTreeMap<Arc<str>, (Arc<str>, Arc<str>)> {
+    let all = |cs: &[Option<&Callable>]| -> BTreeMap<Arc<str>, (Arc<str>, Arc<str>)> {
         cs.iter()
-            .filter_map(|c| c.as_ref())
+            .flatten()
             .flat_map(|c| c.callees.iter())
             .map(|f| (f.name.clone(), (f.file.clone(), f.source.clone())))
             .collect()

@@ -177,10 +177,11 @@ pub struct StepDecl {
     /// Only reads: `resume` runs it again even though it succeeded, when a step after it
     /// still has to run, so decisions are made on today's facts (a fixed blocker).
     pub fresh: bool,
-    /// "Already done?" probe used on resume.
-    pub check: Option<Callable>,
+    /// "Already done?" probe used on resume. (This, `undo` and `rehearse` are boxed:
+    /// most steps have none, and a declaration is moved and kept 10,000 times.)
+    pub check: Option<Box<Callable>>,
     /// Compensation run by `waymark rollback`.
-    pub undo: Option<Callable>,
+    pub undo: Option<Box<Callable>>,
     /// Concurrency group.
     pub group: Option<String>,
     /// Run condition.
@@ -194,7 +195,7 @@ pub struct StepDecl {
     /// Gate: the approver must differ from whoever started the run.
     pub separate_approver: bool,
     /// Gate: plays the operator's part in a rehearsal.
-    pub rehearse: Option<Callable>,
+    pub rehearse: Option<Box<Callable>>,
     /// The part this step plays in a `rollout()`, if it was declared by one.
     pub rollout: Option<Arc<RolloutPart>>,
     /// Where `step(`/`gate(` was called.
@@ -278,7 +279,20 @@ impl RolloutPart {
     }
 }
 
+/// The names of a declaration's closures, in the order [`StepDecl::closures`] gives them.
+pub const CLOSURES: [&str; 4] = ["run", "check", "undo", "rehearse"];
+
 impl StepDecl {
+    /// Its closures: `run`, `check`, `undo`, `rehearse` (see [`CLOSURES`]).
+    pub fn closures(&self) -> [Option<&Callable>; 4] {
+        [
+            self.run.as_ref(),
+            self.check.as_deref(),
+            self.undo.as_deref(),
+            self.rehearse.as_deref(),
+        ]
+    }
+
     /// A declaration with every option at its default.
     pub fn new(name: String, kind: StepKind, pos: Option<SrcPos>) -> Self {
         Self {

@@ -21,5 +21,5 @@ pub(crate) mod step_env;
 pub mod strict;
 pub(crate) mod unknown;
 
-pub use declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When};
+pub use declaration::{Callable, Dep, ParamDecl, RunbookDecl, StepDecl, StepKind, When, CLOSURES};
 pub use loader::{load, LoadError, LoadRequest, Runbook, RunbookRef};

@@ -278,8 +278,8 @@ pub fn parse_step(
     match decl.kind {
         StepKind::Step => {
             decl.run = cx.closure(opts, "run", mk);
-            decl.check = cx.closure(opts, "check", mk);
-            decl.undo = cx.closure(opts, "undo", mk);
+            decl.check = cx.closure(opts, "check", mk).map(Box::new);
+            decl.undo = cx.closure(opts, "undo", mk).map(Box::new);
             decl.retries = cx.count(opts, "retries", 0, 100).unwrap_or(0);
             if let Some(d) = cx.duration(opts, "retry_delay") {
                 decl.retry_delay = d;
@@ -313,7 +313,7 @@ pub fn parse_step(
             }
             decl.approvals = cx.count(opts, "approvals", 1, 20).unwrap_or(1);
             decl.separate_approver = cx.bool(opts, "separate_approver").unwrap_or(false);
-            decl.rehearse = cx.closure(opts, "rehearse", mk);
+            decl.rehearse = cx.closure(opts, "rehearse", mk).map(Box::new);
         }
     }
     decl

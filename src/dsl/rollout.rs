@@ -195,11 +195,10 @@ pub fn expand(
             let mut d = template.clone();
             d.name = format!("{name}:{item_name}");
             d.after = prev.clone();
-            let with_item =
-                |c: &Option<Callable>| c.as_ref().map(|c| c.with_extra("item", value.clone()));
-            d.run = with_item(&template.run);
-            d.check = with_item(&template.check);
-            d.undo = with_item(&template.undo);
+            let with_item = |c: Option<&Callable>| c.map(|c| c.with_extra("item", value.clone()));
+            d.run = with_item(template.run.as_ref());
+            d.check = with_item(template.check.as_deref()).map(Box::new);
+            d.undo = with_item(template.undo.as_deref()).map(Box::new);
             if group.is_some() {
                 d.group = group.clone();
             }

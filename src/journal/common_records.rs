@@ -54,6 +54,24 @@ pub(crate) fn decode(kind: &str, line: &[u8]) -> Option<serde_json::Result<Event
     })
 }
 
+/// A `run_started` line's event without its planned steps (`steps` empty; the line is
+/// still checked to be JSON): what a run's summary reads, when the steps of a long run
+/// are most of the line.
+pub(crate) fn run_started_head(line: &[u8]) -> serde_json::Result<Event> {
+    serde_json::from_slice::<RunStarted<serde::de::IgnoredAny>>(line).map(|r| Event::RunStarted {
+        run_id: r.run_id,
+        runbook: r.runbook,
+        source: r.source,
+        params: r.params,
+        inventory: r.inventory,
+        user: r.user,
+        host: r.host,
+        plan_fingerprint: r.plan_fingerprint,
+        steps: Vec::new(),
+        version: r.version,
+    })
+}
+
 #[derive(Deserialize)]
 struct StepStarted {
     step: String,
@@ -81,8 +99,9 @@ struct ProcessStarted {
     host: Option<String>,
 }
 
+/// `run_started`'s fields, its planned steps as `S` (or skipped).
 #[derive(Deserialize)]
-struct RunStarted {
+struct RunStarted<S = Vec<PlannedStep>> {
     run_id: String,
     runbook: String,
     source: String,
@@ -92,7 +111,7 @@ struct RunStarted {
     user: String,
     host: String,
     plan_fingerprint: String,
-    steps: Vec<PlannedStep>,
+    steps: S,
     version: String,
 }
 
@@ -180,8 +199,18 @@ mod tests {
             })
             .unwrap();
             let (fast, slow) = both_ways(&line);
-            assert_eq!(fast, Some(Ok(event)), "{line}");
+            assert_eq!(fast, Some(Ok(event.clone())), "{line}");
             assert_eq!(fast, Some(slow), "{line}");
+            // A summary's first record: the same without the planned steps.
+            if let Event::RunStarted { .. } = event {
+                let mut head = event.clone();
+                if let Event::RunStarted { steps, .. } = &mut head {
+                    steps.clear();
+                }
+                assert_eq!(run_started_head(line.as_bytes()).unwrap(), head);
+                let broken = line.replace(r#""kind":"gate""#, r#""kind":"gate"]"#);
+                assert!(run_started_head(broken.as_bytes()).is_err(), "{broken}");
+            }
         }
         // Lines from older journals, with fields left out that have defaults.
         for line in [

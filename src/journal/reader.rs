@@ -76,7 +76,7 @@ type LineProblem = String;
 
 /// Verify `bytes` as the contents of the journal at `path` (used for messages only).
 pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
-    scan_selected(path, bytes, &|_, _| true)
+    scan_selected(path, bytes, &|_, _| true, Planned::Decoded)
 }
 
 /// Read the journal at `path`, verifying every line (checksum and sequence number) but
@@ -86,13 +86,15 @@ pub(crate) fn scan(path: &Path, bytes: &[u8]) -> Result<Scan, JournalError> {
 /// run to resume look only at run-level records, and a 10,000-step journal is then a
 /// checksum pass rather than 20,000 JSON decodes. Damage is reported exactly as
 /// [`read_journal`] reports it, except that a line whose checksum is right but whose JSON
-/// is wrong goes unnoticed when it is not decoded.
+/// is wrong goes unnoticed when it is not decoded. The first record comes without its
+/// planned steps (`steps` is empty): a summary never reads them, and for a long run they
+/// are most of the line.
 pub fn read_selected(
     path: &Path,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<JournalContents, JournalError> {
     let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
-    let scan = scan_selected(path, &bytes, &|_, kind| keep(kind))?;
+    let scan = scan_selected(path, &bytes, &|_, kind| keep(kind), Planned::Skipped)?;
     Ok(JournalContents {
         records: scan.records,
         warnings: scan.warnings,
@@ -105,7 +107,14 @@ pub fn read_selected(
 /// at the end of `resume` replays what the resumed run wrote, not the whole run again.
 pub(crate) fn read_after(path: &Path, seq: u64) -> Result<JournalContents, JournalError> {
     let bytes = std::fs::read(path).map_err(|e| JournalError::io(path, "read", e))?;
-    let scan = scan_selected(path, &bytes, &|line_seq, _| line_seq > seq)?;
+    // The first record is returned only when it is new (`seq` 0): else its planned
+    // steps are not decoded.
+    let planned = if seq == 0 {
+        Planned::Decoded
+    } else {
+        Planned::Skipped
+    };
+    let scan = scan_selected(path, &bytes, &|line_seq, _| line_seq > seq, planned)?;
     Ok(JournalContents {
         // The first record is always decoded (it must be `run_started`), and so is a
         // line laid out unlike the writer's: neither is asked for unless it is new.
@@ -121,7 +130,7 @@ pub fn read_bytes(
     bytes: &[u8],
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<JournalContents, JournalError> {
-    let scan = scan_selected(label, bytes, &|_, kind| keep(kind))?;
+    let scan = scan_selected(label, bytes, &|_, kind| keep(kind), Planned::Decoded)?;
     Ok(JournalContents {
         records: scan.records,
         warnings: scan.warnings,
@@ -148,12 +157,21 @@ pub fn origin_of_line(line: &[u8]) -> Option<RunOrigin> {
     })
 }
 
+/// Whether the first record's planned steps (`run_started`'s `steps`) are decoded.
+#[derive(Clone, Copy, PartialEq)]
+enum Planned {
+    Decoded,
+    /// Checked as JSON but left out: the record's `steps` is empty.
+    Skipped,
+}
+
 /// [`scan`], decoding only the lines `keep` selects (by sequence number and record type)
-/// and the first one.
+/// and the first one (its planned steps as `planned` says).
 fn scan_selected(
     path: &Path,
     bytes: &[u8],
     keep: &dyn Fn(u64, &str) -> bool,
+    planned: Planned,
 ) -> Result<Scan, JournalError> {
     if bytes.is_empty() {
         return Err(JournalError::Empty {
@@ -169,7 +187,7 @@ fn scan_selected(
     while pos < bytes.len() {
         line_no += 1;
         let rest = &bytes[pos..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = memchr::memchr(b'\n', rest) else {
             // No newline: the last write was cut short. It was never acknowledged.
             warnings.push(format!(
                 "journal {}: ignoring a torn last line {line_no} ({} bytes without a newline); \
@@ -185,7 +203,7 @@ fn scan_selected(
             Some((seq, kind)) if expected_seq > 1 && !keep(seq, kind) => {
                 check_line(line, seq, expected_seq).map(|()| None)
             }
-            _ => parse_line(line, expected_seq).map(Some),
+            _ => parse_line(line, expected_seq, planned).map(Some),
         };
         match checked {
             Ok(record) => {
@@ -218,9 +236,10 @@ fn scan_selected(
 }
 
 /// Verify one line (without its newline) that should carry sequence number `expected_seq`.
-fn parse_line(line: &[u8], expected_seq: u64) -> Result<Record, LineProblem> {
+fn parse_line(line: &[u8], expected_seq: u64, planned: Planned) -> Result<Record, LineProblem> {
     verify_crc(line)?;
-    let record = decode(line).map_err(|e| describe_json_error(line, e))?;
+    let steps_skipped = expected_seq == 1 && planned == Planned::Skipped;
+    let record = decode(line, steps_skipped).map_err(|e| describe_json_error(line, e))?;
     check_seq(record.seq, expected_seq)?;
     if expected_seq == 1 && !matches!(record.event, Event::RunStarted { .. }) {
         return Err(LineProblem::from(
@@ -271,10 +290,15 @@ fn check_seq(seq: u64, expected_seq: u64) -> Result<(), LineProblem> {
 /// Decode a verified line. The records a run writes by the thousand, laid out as the
 /// writer lays them out, are decoded straight into their event with the sequence number
 /// and timestamp read off the line's head ([`super::common_records`]); any other line
-/// is decoded as a [`Record`].
-fn decode(line: &[u8]) -> Result<Record, serde_json::Error> {
+/// is decoded as a [`Record`]. With `steps_skipped`, a `run_started` so laid out comes
+/// without its planned steps.
+fn decode(line: &[u8], steps_skipped: bool) -> Result<Record, serde_json::Error> {
     if let Some((seq, ts, kind)) = skim_head(line) {
-        if let Some(event) = super::common_records::decode(kind, line) {
+        let event = match kind {
+            "run_started" if steps_skipped => Some(super::common_records::run_started_head(line)),
+            _ => super::common_records::decode(kind, line),
+        };
+        if let Some(event) = event {
             return Ok(Record {
                 seq,
                 ts: ts.to_string(),

@@ -213,7 +213,12 @@ fn garbage_never_panics() {
 }
 
 fn scan_none(bytes: &[u8]) -> Result<Scan, JournalError> {
-    scan_selected(Path::new("runs/r1/journal.jsonl"), bytes, &|_, _| false)
+    scan_selected(
+        Path::new("runs/r1/journal.jsonl"),
+        bytes,
+        &|_, _| false,
+        Planned::Decoded,
+    )
 }
 
 #[test]
@@ -233,13 +238,26 @@ fn the_writers_layout_is_skimmed_for_sequence_and_type() {
 
 #[test]
 fn a_selective_scan_decodes_only_what_it_keeps_and_the_first_record() {
-    let records = sample();
+    let mut records = sample();
+    records[0].event = Event::sample_run_started(&[("a", "step"), ("g", "gate")]);
     let bytes = journal_bytes(&records);
     let got = scan_none(&bytes).unwrap();
     assert_eq!(got.records, records[..1].to_vec());
     assert_eq!(got.valid_len, bytes.len());
-    let kept = scan_selected(Path::new("j"), &bytes, &|_, t| t == "step_succeeded").unwrap();
+    let keep = |_: u64, t: &str| t == "step_succeeded";
+    let kept = scan_selected(Path::new("j"), &bytes, &keep, Planned::Decoded).unwrap();
     assert_eq!(kept.records, vec![records[0].clone(), records[2].clone()]);
+    // A summary's scan leaves the first record's planned steps out, and only those.
+    let mut head = records[0].clone();
+    match &mut head.event {
+        Event::RunStarted { steps, .. } => {
+            assert!(!steps.is_empty(), "the sample plans steps");
+            steps.clear();
+        }
+        other => panic!("the first record is {other:?}"),
+    }
+    let summary = scan_selected(Path::new("j"), &bytes, &keep, Planned::Skipped).unwrap();
+    assert_eq!(summary.records, vec![head, records[2].clone()]);
 }
 
 #[test]

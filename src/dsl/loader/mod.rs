@@ -167,9 +167,12 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
             // what steps run later and what fingerprints and the `ctx` lint read, exactly
             // as before. The top level runs once, here: optimising its 10,000 `step()`
             // calls cost more than it saved (a tenth of a load's instructions).
+            // The parsed library is let go before the optimiser builds its own (it copies
+            // every body it optimises): the two were the peak of a long runbook's load.
             let mut top = ast;
-            let mut ast = engine.optimize_ast(&Scope::new(), top.clone_functions_only(), level);
+            let functions = top.clone_functions_only();
             top.clear_functions();
+            let mut ast = engine.optimize_ast(&Scope::new(), functions, level);
             ast.combine(top);
             ast.set_source(file.as_ref());
             super::engine::LoadGuard::run(|| engine.run_ast_with_scope(&mut scope, &ast))

@@ -7,9 +7,10 @@
 //! So the child, between its birth and its `exec` (already leader of its group; on
 //! Linux in `spawn.rs`, which shares waymark's memory instead of forking, elsewhere in
 //! `Command`'s `pre_exec`), writes its pid on one pipe and
-//! waits for a go byte on another, while a helper thread of waymark (one per spawning
-//! thread, kept between processes) reads the pid,
-//! journals the group (written to the file: it must survive a crash of waymark, and no
+//! waits for a go byte on another, while waymark — on Linux (x86_64, aarch64) the
+//! spawning thread itself (`spawn.rs`), elsewhere a helper thread (one per spawning
+//! thread, kept between processes), since there the spawning thread waits in `spawn` —
+//! reads the pid, journals the group (written to the file: it must survive a crash of waymark, and no
 //! group survives one of the machine) and sends the byte; only then does the child `exec` the
 //! program. If waymark cannot record the group it kills the held child; if waymark
 //! dies first, the go pipe closes unsent and the spawn fails: either way the program

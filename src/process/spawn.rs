@@ -1,4 +1,4 @@
-//! Starting a child on Linux without copying waymark: `clone(CLONE_VM | CLONE_VFORK)`.
+//! Starting a child on Linux without copying waymark: `clone(CLONE_VM)`.
 //!
 //! A child held at the start gate (`gate.rs`) must run code of ours between its birth
 //! and its `exec`, which makes `std::process::Command` `fork`. A fork copies waymark's
@@ -6,28 +6,37 @@
 //! takes a copy-on-write fault and a TLB shootdown across cores: measured, that was
 //! most of the cost of a short step's process (README, `run_exec`). Here the child
 //! shares waymark's memory instead, on a small stack of its own, as glibc's
-//! `posix_spawn` does; the spawning thread is suspended by the kernel until the child
-//! has called `execve` or exited, while waymark's other threads (the gate's recorder
-//! among them) run on.
+//! `posix_spawn` does.
+//!
+//! A child not held ([`spawn`]) is started as `posix_spawn` does (`CLONE_VFORK`: the
+//! spawning thread is suspended until the child has called `execve` or exited). A held
+//! one ([`spawn_held`]) runs while the spawning thread records its group and lets it
+//! go; that thread then waits until the kernel says the child has exec'd or exited
+//! (`CLONE_CHILD_CLEARTID`). Before, a helper thread recorded while the spawning
+//! thread was suspended: one more thread to hand every process to and wake, ~8% of a
+//! 1,000-`exec` run's wall time (README `run_exec`).
 //!
 //! What the child may do follows from sharing memory with a live process:
-//! - only async-signal-safe system-call wrappers, on values prepared by the parent
-//!   (no allocation, no lock, no Rust standard library);
+//! - only system calls made directly (`sys.rs`: no `errno`, nothing of the spawning
+//!   thread's thread-local state, which the child shares), on values prepared by the
+//!   parent (no allocation, no lock, no Rust standard library);
 //! - every signal is blocked across `clone` and the child resets every handled signal
 //!   to its default before unblocking, so no handler of waymark ever runs in it;
-//! - it writes nothing of the parent's but the error slot of its [`ChildArgs`] (and
-//!   `errno`, which belongs to the suspended spawning thread);
-//! - a failure before `exec` (or of `exec`) is reported there — stage and `errno` —
-//!   and the child `_exit`s; the parent reads it once `clone` returns, reaps the
-//!   child and returns the error, as `Command::spawn` would.
+//! - it writes nothing of the parent's but the error slot of its [`ChildArgs`];
+//! - a failure before `exec` (or of `exec`) is reported there — stage and error —
+//!   and the child exits; the parent reads it once the child has exec'd or exited,
+//!   reaps the child and returns the error, as `Command::spawn` would;
+//! - the parent keeps everything the child reads (and its stack) until then, also
+//!   when recording panics (the child is killed and waited for first).
 //!
 //! Everything `Command` did for us is done here too: the child's own process group
 //! (`setpgid(0, 0)`), stdin from `/dev/null` or a pipe, stdout and stderr to pipes,
 //! the working directory, the environment with the spec's additions, `argv[0]` as
 //! written, `SIGPIPE` back to its default (Rust ignores it) and an empty signal mask.
 //!
-//! Over 600 lines with its tests: the child's code, the parent's preparation of what
-//! it reads, and the tests of both are one unit of unsafe code best read in one place.
+//! Over 600 lines: the child's code and the parent's preparation of what it reads and
+//! its waiting for it are one unit of unsafe code best read in one place (the child's
+//! system calls are in `sys.rs`, the tests in `tests.rs`).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -37,6 +46,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
+
+mod sys;
 
 /// The child's stack: what it runs (a few system calls) needs a few KiB; the rest is
 /// margin. A guard page below it turns an overflow into a fault, not corruption.
@@ -187,90 +198,205 @@ struct ChildArgs {
 /// reaped already). With a gate, the child waits there until released, so the caller
 /// must have a recorder reading the gate's other ends on another thread.
 pub(crate) fn spawn(launch: &Launch<'_>) -> Result<Child, SpawnError> {
-    let path = cstring(launch.program.as_os_str())?;
-    let mut argv_owned = Vec::with_capacity(launch.args.len() + 1);
-    argv_owned.push(cstring(OsStr::new(launch.argv0))?);
-    for a in launch.args {
-        argv_owned.push(cstring(OsStr::new(a))?);
-    }
-    let env_owned = environment(launch.env)?;
-    let cwd = launch.cwd.map(|c| cstring(c.as_os_str())).transpose()?;
-    let argv = pointers(&argv_owned);
-    let envp = pointers(&env_owned);
+    start(launch, false, || ()).0
+}
 
-    let (stdin_child, stdin_parent) = if launch.piped_stdin {
-        let (r, w) = pipe()?;
-        (r, Some(w))
-    } else {
-        (dev_null()?, None)
-    };
-    let (stdout_parent, stdout_child) = pipe()?;
-    let (stderr_parent, stderr_child) = pipe()?;
-    let stdio = [
-        above_stdio(stdin_child)?,
-        above_stdio(stdout_child)?,
-        above_stdio(stderr_child)?,
-    ];
+/// Whether [`spawn_held`] works here: the spawning thread records while its child
+/// waits at the gate (see `sys.rs` for why not everywhere).
+pub(crate) const SPAWNS_HELD: bool = sys::CONCURRENT;
 
-    let args = ChildArgs {
-        path: path.as_ptr(),
-        argv: argv.as_ptr(),
-        envp: envp.as_ptr(),
-        cwd: cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-        stdio: [
-            stdio[0].as_raw_fd(),
-            stdio[1].as_raw_fd(),
-            stdio[2].as_raw_fd(),
-        ],
-        gate: launch.gate,
-        close: launch.close.as_ptr(),
-        close_len: launch.close.len(),
-        failure: AtomicI32::new(0),
+/// Start `launch`, whose gate `release` opens — recording the group, writing the go
+/// byte or refusing — on this thread while the child waits there; then return once the
+/// child has called `execve` or failed, with what `release` returned. Only where
+/// [`SPAWNS_HELD`]. `release` runs exactly once, also when the child could not start.
+pub(crate) fn spawn_held<R>(
+    launch: &Launch<'_>,
+    release: impl FnOnce() -> R,
+) -> (Result<Child, SpawnError>, R) {
+    start(launch, SPAWNS_HELD, release)
+}
+
+/// Without `held` the spawning thread is suspended until the child's `execve`
+/// (`CLONE_VFORK`) and `release` runs after; with it, the thread runs `release` while
+/// the child runs, then waits for the child's `execve` or exit — told by the kernel,
+/// which clears `running` and wakes its waiters then (`CLONE_CHILD_CLEARTID`) — since
+/// the child uses `args`, the strings and the stack until then.
+fn start<R>(
+    launch: &Launch<'_>,
+    held: bool,
+    release: impl FnOnce() -> R,
+) -> (Result<Child, SpawnError>, R) {
+    let mut prepared = match Prepared::new(launch) {
+        Ok(p) => p,
+        Err(e) => return (Err(e), release()),
     };
-    let pid = with_stack(|stack_top| {
-        // SAFETY: every signal is blocked around clone so no handler of waymark runs in
-        // the child before it resets them; the old mask is restored right after.
-        // `child_main` only reads `args`, which lives until clone returns — with
-        // CLONE_VFORK that is after the child's execve or exit, so nothing of `args`
-        // (or the C strings it points into) is used after this call.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            let pid = libc::clone(
-                child_main,
-                stack_top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                (&args as *const ChildArgs).cast_mut().cast(),
-            );
-            let err = io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            if pid < 0 {
-                Err(err)
-            } else {
-                Ok(pid)
-            }
+    let stack = match take_stack() {
+        Ok(s) => s,
+        Err(e) => return (Err(e.into()), release()),
+    };
+    let args = prepared.args(launch);
+    let running = AtomicI32::new(1);
+    let flags = match held {
+        true => libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD,
+        false => libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+    };
+    // SAFETY: every signal is blocked around clone so no handler of waymark runs in
+    // the child before it resets them; the old mask is restored right after.
+    // `child_main` only reads `args` (and the strings it points into) and runs on
+    // `stack`: both live until the child has exec'd or exited — when clone returns
+    // with CLONE_VFORK, when `running` is 0 when held (below, also if `release`
+    // panics) — and the stack is reused only after that.
+    let pid = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let pid = libc::clone(
+            child_main,
+            stack.top(),
+            flags,
+            (&args as *const ChildArgs).cast_mut().cast(),
+            std::ptr::null_mut::<libc::pid_t>(),
+            std::ptr::null_mut::<libc::c_void>(),
+            running.as_ptr(),
+        );
+        let err = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if pid < 0 {
+            put_stack(stack);
+            return (Err(err.into()), release());
         }
-    })??;
-    // The child's ends are the child's now (or it failed): close ours.
-    drop(stdio);
+        pid
+    };
+    // The child's ends are the child's now (it has its own copies, or it failed or
+    // exec'd already): close ours.
+    prepared.close_child_ends();
+    let released = if held {
+        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(release))
+            .unwrap_or_else(|panic| {
+                // It must stop using our memory before the unwinding frees it.
+                // SAFETY: kill(2) on our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait_for_exec(&running);
+                let _ = waitpid(pid, 0);
+                std::panic::resume_unwind(panic)
+            });
+        wait_for_exec(&running);
+        released
+    } else {
+        release()
+    };
+    put_stack(stack);
     let failure = args.failure.load(Ordering::SeqCst);
     if failure != 0 {
-        // It has exited (CLONE_VFORK returned without an exec): reap it.
+        // It has exited without an exec: reap it.
         let _ = waitpid(pid, 0);
-        return Err(SpawnError {
+        let e = SpawnError {
             stage: Some(Stage::from_raw(failure >> 24)),
             error: io::Error::from_raw_os_error(failure & 0x00ff_ffff),
-        });
+        };
+        return (Err(e), released);
     }
-    Ok(Child {
-        pid: pid as u32,
-        status: None,
-        stdin: stdin_parent.map(ChildStdin::from),
-        stdout: Some(ChildStdout::from(stdout_parent)),
-        stderr: Some(ChildStderr::from(stderr_parent)),
-    })
+    (Ok(prepared.into_child(pid as u32)), released)
+}
+
+/// Block until the kernel has cleared `running`: the child exec'd or exited.
+fn wait_for_exec(running: &AtomicI32) {
+    while running.load(Ordering::SeqCst) != 0 {
+        // Not FUTEX_PRIVATE: the kernel's wake for CLONE_CHILD_CLEARTID is a shared one.
+        // SAFETY: waits on an int we own while it still holds 1; returns at once if not.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                running.as_ptr(),
+                libc::FUTEX_WAIT,
+                1,
+                std::ptr::null::<libc::timespec>(),
+            )
+        };
+    }
+}
+
+/// What the child reads, prepared by the parent, and the parent's ends of its pipes.
+struct Prepared {
+    path: CString,
+    cwd: Option<CString>,
+    /// Pointers into `_argv` and `_env`, which own the strings.
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    _argv: Vec<CString>,
+    _env: Vec<CString>,
+    /// The child's stdin, stdout and stderr, until it has them.
+    child_ends: Option<[OwnedFd; 3]>,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl Prepared {
+    fn new(launch: &Launch<'_>) -> Result<Prepared, SpawnError> {
+        let path = cstring(launch.program.as_os_str())?;
+        let mut argv_owned = Vec::with_capacity(launch.args.len() + 1);
+        argv_owned.push(cstring(OsStr::new(launch.argv0))?);
+        for a in launch.args {
+            argv_owned.push(cstring(OsStr::new(a))?);
+        }
+        let env_owned = environment(launch.env)?;
+        let cwd = launch.cwd.map(|c| cstring(c.as_os_str())).transpose()?;
+        let (stdin_child, stdin) = if launch.piped_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (dev_null()?, None)
+        };
+        let (stdout, stdout_child) = pipe()?;
+        let (stderr, stderr_child) = pipe()?;
+        Ok(Prepared {
+            path,
+            cwd,
+            argv: pointers(&argv_owned),
+            envp: pointers(&env_owned),
+            _argv: argv_owned,
+            _env: env_owned,
+            child_ends: Some([
+                above_stdio(stdin_child)?,
+                above_stdio(stdout_child)?,
+                above_stdio(stderr_child)?,
+            ]),
+            stdin,
+            stdout,
+            stderr,
+        })
+    }
+
+    fn args(&self, launch: &Launch<'_>) -> ChildArgs {
+        let fd = |i: usize| self.child_ends.as_ref().map_or(-1, |e| e[i].as_raw_fd());
+        ChildArgs {
+            path: self.path.as_ptr(),
+            argv: self.argv.as_ptr(),
+            envp: self.envp.as_ptr(),
+            cwd: self.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+            stdio: [fd(0), fd(1), fd(2)],
+            gate: launch.gate,
+            close: launch.close.as_ptr(),
+            close_len: launch.close.len(),
+            failure: AtomicI32::new(0),
+        }
+    }
+
+    fn close_child_ends(&mut self) {
+        self.child_ends = None;
+    }
+
+    fn into_child(self, pid: u32) -> Child {
+        Child {
+            pid,
+            status: None,
+            stdin: self.stdin.map(ChildStdin::from),
+            stdout: Some(ChildStdout::from(self.stdout)),
+            stderr: Some(ChildStderr::from(self.stderr)),
+        }
+    }
 }
 
 /// The child, between `clone` and `execve`, on its own stack in waymark's memory.
@@ -281,75 +407,66 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: every call below is an async-signal-safe system-call wrapper on
     // descriptors and C strings prepared by the parent.
     unsafe {
-        let errno = || *libc::__errno_location();
         // No handler of waymark may run here: back to defaults (an ignored signal stays
         // ignored across exec, as with Command, except SIGPIPE, which Rust ignores).
         for sig in 1..=64 {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
-                continue; // not a signal a program may touch (glibc's internal ones)
-            }
-            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+            let Ok(handled) = sys::has_handler(sig) else {
+                continue; // not a signal a program may touch
+            };
             if handled || sig == libc::SIGPIPE {
-                let mut dfl: libc::sigaction = std::mem::zeroed();
-                dfl.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                sys::default_action(sig);
             }
         }
-        let empty: libc::sigset_t = {
-            let mut s = std::mem::zeroed();
-            libc::sigemptyset(&mut s);
-            s
-        };
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        sys::unblock_all();
 
         for (target, &fd) in a.stdio.iter().enumerate() {
-            if libc::dup2(fd, target as libc::c_int) < 0 {
-                report_failure(a, Stage::Stdio, errno());
-            }
+            check(a, Stage::Stdio, sys::dup2(fd, target as libc::c_int));
         }
         // Its own group: Ctrl-C at the terminal reaches waymark only, and a stop can
         // signal the whole tree at once.
-        if libc::setpgid(0, 0) != 0 {
-            report_failure(a, Stage::Group, errno());
-        }
-        // Dies with the spawning thread (gate.rs), held or running. That thread is
-        // suspended until exec, so it cannot have died before this.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-            report_failure(a, Stage::DeathSignal, errno());
-        }
-        if !a.cwd.is_null() && libc::chdir(a.cwd) != 0 {
-            report_failure(a, Stage::Cwd, errno());
+        check(a, Stage::Group, sys::setpgid_self());
+        // Dies with the spawning thread (gate.rs), held or running. That thread waits
+        // in `spawn` until this child has exec'd or exited, so it is alive now.
+        check(a, Stage::DeathSignal, sys::die_with_parent());
+        if !a.cwd.is_null() {
+            check(a, Stage::Cwd, sys::chdir(a.cwd));
         }
         if let Some(g) = a.gate {
             // Held, it must not keep waymark's ends (it would never see them close)
             // nor the run's lock (a crashed run would look live).
-            libc::close(g.parent_ends[0]);
-            libc::close(g.parent_ends[1]);
+            sys::close(g.parent_ends[0]);
+            sys::close(g.parent_ends[1]);
             for i in 0..a.close_len {
-                libc::close(*a.close.add(i));
+                sys::close(*a.close.add(i));
             }
-            let pid = libc::getpid().to_ne_bytes();
-            if libc::write(g.pid_write, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
-                report_failure(a, Stage::Gate, errno());
+            let pid = (sys::getpid() as i32).to_ne_bytes();
+            if sys::write(g.pid_write, &pid) != pid.len() as isize {
+                report_failure(a, Stage::Gate, libc::EPIPE);
             }
-            let mut byte = 0u8;
+            let mut byte = [0u8];
             loop {
-                let n = libc::read(g.go_read, (&mut byte as *mut u8).cast(), 1);
-                if n == 1 && byte == g.go {
+                let n = sys::read(g.go_read, &mut byte);
+                if n == 1 && byte[0] == g.go {
                     break;
                 }
-                if n < 0 && errno() == libc::EINTR {
+                if n == -(libc::EINTR as isize) {
                     continue;
                 }
                 report_failure(a, Stage::Gate, libc::ECANCELED);
             }
         }
-        libc::execve(a.path, a.argv, a.envp);
-        report_failure(a, Stage::Exec, errno())
+        let failed = sys::execve(a.path, a.argv, a.envp);
+        report_failure(a, Stage::Exec, -failed as libc::c_int)
+    }
+}
+
+/// End the child reporting `stage` if the system call that returned `r` failed.
+fn check(a: &ChildArgs, stage: Stage, r: isize) {
+    if r < 0 {
+        report_failure(a, stage, -r as libc::c_int);
     }
 }
 
@@ -359,8 +476,8 @@ fn report_failure(a: &ChildArgs, stage: Stage, errno: libc::c_int) -> ! {
         ((stage as i32) << 24) | (errno & 0x00ff_ffff),
         Ordering::SeqCst,
     );
-    // SAFETY: _exit ends this child only; no destructors or atexit handlers run.
-    unsafe { libc::_exit(127) }
+    // SAFETY: ends this child only; no destructors or atexit handlers run.
+    unsafe { sys::exit(127) }
 }
 
 fn cstring(s: &OsStr) -> io::Result<CString> {
@@ -494,18 +611,17 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Run `f` with the top of this thread's child stack (mapping it on first use).
-fn with_stack<T>(f: impl FnOnce(*mut libc::c_void) -> T) -> io::Result<T> {
-    STACK_OF_THREAD.with(|s| {
-        let mut s = s.borrow_mut();
-        let stack = match s.take() {
-            Some(stack) => stack,
-            None => Stack::map()?,
-        };
-        let out = f(stack.top());
-        *s = Some(stack);
-        Ok(out)
-    })
+/// This thread's child stack (mapped on first use), to be given back with [`put_stack`]
+/// once no child runs on it.
+fn take_stack() -> io::Result<Stack> {
+    match STACK_OF_THREAD.with(|s| s.borrow_mut().take()) {
+        Some(stack) => Ok(stack),
+        None => Stack::map(),
+    }
+}
+
+fn put_stack(stack: Stack) {
+    STACK_OF_THREAD.with(|s| *s.borrow_mut() = Some(stack));
 }
 
 #[cfg(test)]

@@ -45,22 +45,27 @@ pub(super) fn start(
         gate: gate.as_ref().map(super::gate::Gate::child_fds),
         close: &locks,
     };
-    let gate = gate.map(super::gate::Gate::split);
-    spawn_gated(
-        gate,
-        hook,
-        || spawn(&launch),
-        log,
-        command,
-        |e| match e.stage {
-            // It was there when checked: it went away since.
-            Some(Stage::Cwd) if spec.cwd.is_some() => ProcessError::CwdMissing {
-                command: command.to_string(),
-                cwd: spec.cwd.clone().unwrap_or_default(),
-            },
-            _ => spawn_error(spec, program, command, e.error),
+    let spawn_failed = |e: super::spawn::SpawnError| match e.stage {
+        // It was there when checked: it went away since.
+        Some(Stage::Cwd) if spec.cwd.is_some() => ProcessError::CwdMissing {
+            command: command.to_string(),
+            cwd: spec.cwd.clone().unwrap_or_default(),
         },
-    )
+        _ => spawn_error(spec, program, command, e.error),
+    };
+    match (gate.map(super::gate::Gate::split), hook) {
+        // This thread records while the child waits at the gate: no helper to hand the
+        // recording to and wait for (`spawn.rs`, README `run_exec`).
+        (Some((recorder, child_ends)), Some(hook)) if super::spawn::SPAWNS_HELD => {
+            let (spawned, recorded) = super::spawn::spawn_held(&launch, || {
+                // Ours closed, the pid pipe reads end-of-file if the child fails first.
+                drop(child_ends);
+                recorder.record(hook)
+            });
+            settle(spawned, recorded, log, command, spawn_failed)
+        }
+        (gate, hook) => spawn_gated(gate, hook, || spawn(&launch), log, command, spawn_failed),
+    }
 }
 
 /// Other unix systems: `std::process::Command`, held in `pre_exec` (which makes it fork).
@@ -113,6 +118,19 @@ fn spawn_gated<E>(
         }
         _ => (spawn(), Ok(None)),
     };
+    settle(spawned, recorded, log, command, spawn_failed)
+}
+
+/// The child if it started and its group was recorded (or needed no recording);
+/// otherwise the error, with a child that started stopped and reaped.
+#[cfg(unix)]
+fn settle<E>(
+    spawned: Result<Child, E>,
+    recorded: Result<Option<super::gate::SpawnedGroup>, String>,
+    log: &StepLog,
+    command: &str,
+    spawn_failed: impl FnOnce(E) -> ProcessError,
+) -> Result<Child, ProcessError> {
     match (spawned, recorded) {
         (Ok(child), Ok(_)) => Ok(child),
         (Ok(mut child), Err(e)) => {

@@ -13,7 +13,7 @@
 //! one ([`spawn_held`]) runs while the spawning thread records its group and lets it
 //! go; that thread then waits until the kernel says the child has exec'd or exited
 //! (`CLONE_CHILD_CLEARTID`). Before, a helper thread recorded while the spawning
-//! thread was suspended: one more thread to hand every process to and wake, ~8% of a
+//! thread was suspended: one more thread to hand every process to and wake, 4–6% of a
 //! 1,000-`exec` run's wall time (README `run_exec`).
 //!
 //! What the child may do follows from sharing memory with a live process:

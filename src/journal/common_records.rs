@@ -38,18 +38,7 @@ pub(crate) fn decode(kind: &str, line: &[u8]) -> Option<serde_json::Result<Event
                 host: r.host,
             })
         }
-        "run_started" => serde_json::from_slice::<RunStarted>(line).map(|r| Event::RunStarted {
-            run_id: r.run_id,
-            runbook: r.runbook,
-            source: r.source,
-            params: r.params,
-            inventory: r.inventory,
-            user: r.user,
-            host: r.host,
-            plan_fingerprint: r.plan_fingerprint,
-            steps: r.steps,
-            version: r.version,
-        }),
+        "run_started" => serde_json::from_slice::<RunStarted>(line).map(|r| r.into_event(|s| s)),
         _ => return None,
     })
 }
@@ -58,18 +47,8 @@ pub(crate) fn decode(kind: &str, line: &[u8]) -> Option<serde_json::Result<Event
 /// still checked to be JSON): what a run's summary reads, when the steps of a long run
 /// are most of the line.
 pub(crate) fn run_started_head(line: &[u8]) -> serde_json::Result<Event> {
-    serde_json::from_slice::<RunStarted<serde::de::IgnoredAny>>(line).map(|r| Event::RunStarted {
-        run_id: r.run_id,
-        runbook: r.runbook,
-        source: r.source,
-        params: r.params,
-        inventory: r.inventory,
-        user: r.user,
-        host: r.host,
-        plan_fingerprint: r.plan_fingerprint,
-        steps: Vec::new(),
-        version: r.version,
-    })
+    serde_json::from_slice::<RunStarted<serde::de::IgnoredAny>>(line)
+        .map(|r| r.into_event(|_| Vec::new()))
 }
 
 #[derive(Deserialize)]
@@ -113,6 +92,24 @@ struct RunStarted<S = Vec<PlannedStep>> {
     plan_fingerprint: String,
     steps: S,
     version: String,
+}
+
+impl<S> RunStarted<S> {
+    /// The event, its planned steps made from what was decoded of them.
+    fn into_event(self, steps: impl FnOnce(S) -> Vec<PlannedStep>) -> Event {
+        Event::RunStarted {
+            run_id: self.run_id,
+            runbook: self.runbook,
+            source: self.source,
+            params: self.params,
+            inventory: self.inventory,
+            user: self.user,
+            host: self.host,
+            plan_fingerprint: self.plan_fingerprint,
+            steps: steps(self.steps),
+            version: self.version,
+        }
+    }
 }
 
 #[cfg(test)]

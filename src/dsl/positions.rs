@@ -9,90 +9,115 @@
 //! code — so the caller falls back from there to the call itself.
 
 use crate::diagnostic::{SourceMap, SrcPos};
-use rhai::{ASTNode, Engine, Expr, FnCallExpr, OptimizationLevel, Position, Stmt, AST};
+use rhai::{
+    ASTNode, Engine, Expr, FnCallExpr, ImmutableString, OptimizationLevel, Position, Stmt, AST,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// A 1-based (line, column), as Rhai counts them.
 type LineCol = (usize, usize);
 
+/// A [`LineCol`] as kept in the index: Rhai counts lines and columns in 16 bits, so
+/// 32 do, at half the size (a 10,000-step runbook keeps a few for each call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct At(u32, u32);
+
+impl At {
+    fn of(pos: Position) -> Option<At> {
+        let line = u32::try_from(pos.line()?).ok()?;
+        let col = u32::try_from(pos.position().unwrap_or(1)).ok()?;
+        Some(At(line, col))
+    }
+
+    fn of_call(pos: &SrcPos) -> Option<At> {
+        Some(At(
+            u32::try_from(pos.line).ok()?,
+            u32::try_from(pos.col).ok()?,
+        ))
+    }
+
+    fn line_col(self) -> LineCol {
+        (self.0 as usize, self.1 as usize)
+    }
+}
+
+/// A run of entries in one of [`FileKeys`]' tables: (first, count).
+#[derive(Debug, Clone, Copy, Default)]
+struct Span(u32, u32);
+
+impl Span {
+    fn of<T>(table: &[T], start: usize) -> Span {
+        // A table never outgrows u32: Rhai positions cap a file at 65,535 lines.
+        Span(start as u32, (table.len() - start) as u32)
+    }
+
+    fn in_<T>(self, table: &[T]) -> &[T] {
+        table
+            .get(self.0 as usize..(self.0 as usize).saturating_add(self.1 as usize))
+            .unwrap_or_default()
+    }
+}
+
 /// One key of a map literal: where it is, and the keys of its value when that is a map
-/// literal too.
+/// literal too (a run of [`FileKeys::keys`]). The name is the AST's own string, shared.
 #[derive(Debug)]
 struct Key {
-    name: String,
-    pos: LineCol,
-    value: Vec<Key>,
-}
-
-fn keys_of(expr: &Expr) -> Option<Vec<Key>> {
-    let m = match expr {
-        Expr::Map(m, _) => m,
-        // `lib::params() + #{ server: … }`: the literal operands' keys are the author's.
-        Expr::FnCall(call, _) if call.name == "+" && call.args.len() == 2 => {
-            let mut keys: Vec<Key> = call.args.iter().filter_map(keys_of).flatten().collect();
-            // A later map wins a merge, so its key is the one that counts.
-            keys.reverse();
-            return (!keys.is_empty()).then_some(keys);
-        }
-        _ => return None,
-    };
-    Some(
-        m.0.iter()
-            .filter_map(|(ident, value)| {
-                Some(Key {
-                    name: ident.name.to_string(),
-                    pos: line_col(ident.pos)?,
-                    value: keys_of(value).unwrap_or_default(),
-                })
-            })
-            .collect(),
-    )
-}
-
-fn line_col(pos: Position) -> Option<LineCol> {
-    Some((pos.line()?, pos.position().unwrap_or(1)))
+    name: ImmutableString,
+    pos: At,
+    value: Span,
 }
 
 /// Where one argument of a call is, and, for an array literal, where each element is
-/// (with its text when it is a string or number literal).
+/// (a run of [`FileKeys::elements`]).
 #[derive(Debug)]
 struct Arg {
-    pos: LineCol,
-    elements: Vec<(Option<String>, LineCol)>,
+    pos: At,
+    elements: Span,
 }
 
 /// One call: the keys of its first map-literal argument, and its arguments.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Call {
-    keys: Vec<Key>,
-    args: Vec<Arg>,
+    keys: Span,
+    args: Span,
 }
 
-/// Every call of one file, by the call's position (what
-/// `NativeCallContext::call_position` reports for it).
+/// Every call of one file that has arguments, sorted by the call's position (what
+/// `NativeCallContext::call_position` reports for it). Flat tables rather than a tree
+/// of small vectors and strings: a 10,000-step runbook's index was 5 MB of those, and
+/// is kept while the script runs, at the peak of a load.
 #[derive(Debug, Default)]
-struct FileKeys(HashMap<LineCol, Call>);
+struct FileKeys {
+    calls: Vec<(At, Call)>,
+    keys: Vec<Key>,
+    args: Vec<Arg>,
+    /// Array elements: their text when a string or number literal, and position.
+    elements: Vec<(Option<ImmutableString>, At)>,
+}
 
-fn arg_of(expr: &Expr) -> Option<Arg> {
-    let elements = match expr {
-        Expr::Array(items, _) => items
-            .iter()
-            .filter_map(|e| {
-                let text = match e {
-                    Expr::StringConstant(s, _) => Some(s.to_string()),
-                    Expr::IntegerConstant(n, _) => Some(n.to_string()),
-                    _ => None,
-                };
-                Some((text, line_col(e.position())?))
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some(Arg {
-        pos: line_col(expr.position())?,
-        elements,
-    })
+/// The key/value pairs of a map literal (`None`: not one), the later operand's first
+/// for a `+` of literals (`lib::params() + #{ server: … }`: a later map wins a merge,
+/// so its key is the one that counts).
+fn literal_keys(expr: &Expr) -> Option<Vec<(&ImmutableString, At, &Expr)>> {
+    match expr {
+        Expr::Map(m, _) => Some(
+            m.0.iter()
+                .filter_map(|(ident, value)| Some((&ident.name, At::of(ident.pos)?, value)))
+                .collect(),
+        ),
+        Expr::FnCall(call, _) if call.name == "+" && call.args.len() == 2 => {
+            let mut keys: Vec<_> = call
+                .args
+                .iter()
+                .filter_map(literal_keys)
+                .flatten()
+                .collect();
+            keys.reverse();
+            (!keys.is_empty()).then_some(keys)
+        }
+        _ => None,
+    }
 }
 
 impl FileKeys {
@@ -117,18 +142,83 @@ impl FileKeys {
                 Some(ASTNode::Stmt(Stmt::FnCall(x, pos))) => Some((x, *pos)),
                 _ => None,
             };
-            if let Some((call, at)) = call.and_then(|(c, p)| Some((c, line_col(p)?))) {
-                out.0.insert(
-                    at,
-                    Call {
-                        keys: call.args.iter().find_map(keys_of).unwrap_or_default(),
-                        args: call.args.iter().filter_map(arg_of).collect(),
-                    },
-                );
+            if let Some((call, at)) = call.and_then(|(c, p)| Some((c, At::of(p)?))) {
+                out.add_call(at, call);
             }
             true
         });
+        // Sorted for lookup; of calls at one position the last walked counts, as it
+        // did when each replaced the one before in a map.
+        out.calls.reverse();
+        out.calls.sort_by_key(|(at, _)| *at);
+        out.calls.dedup_by_key(|(at, _)| *at);
+        out.calls.shrink_to_fit();
+        out.keys.shrink_to_fit();
+        out.args.shrink_to_fit();
+        out.elements.shrink_to_fit();
         out
+    }
+
+    fn add_call(&mut self, at: At, call: &FnCallExpr) {
+        let keys = match call.args.iter().find_map(literal_keys) {
+            Some(found) => self.add_keys(found),
+            None => Span::default(),
+        };
+        let start = self.args.len();
+        for expr in call.args.iter() {
+            let Some(pos) = At::of(expr.position()) else {
+                continue;
+            };
+            let elements = self.add_elements(expr);
+            self.args.push(Arg { pos, elements });
+        }
+        let args = Span::of(&self.args, start);
+        // A call without arguments has nothing to point at.
+        if keys.1 > 0 || args.1 > 0 {
+            self.calls.push((at, Call { keys, args }));
+        }
+    }
+
+    /// Keys `found` as one run of [`FileKeys::keys`], each followed by its value's keys.
+    fn add_keys(&mut self, found: Vec<(&ImmutableString, At, &Expr)>) -> Span {
+        let start = self.keys.len();
+        for (name, pos, _) in &found {
+            self.keys.push(Key {
+                name: (*name).clone(),
+                pos: *pos,
+                value: Span::default(),
+            });
+        }
+        let run = Span::of(&self.keys, start);
+        for (i, (_, _, value)) in found.into_iter().enumerate() {
+            if let Some(inner) = literal_keys(value) {
+                let span = self.add_keys(inner);
+                self.keys[start + i].value = span;
+            }
+        }
+        run
+    }
+
+    fn add_elements(&mut self, expr: &Expr) -> Span {
+        let start = self.elements.len();
+        if let Expr::Array(items, _) = expr {
+            for e in items.iter() {
+                let text = match e {
+                    Expr::StringConstant(s, _) => Some(s.clone()),
+                    Expr::IntegerConstant(n, _) => Some(n.to_string().into()),
+                    _ => None,
+                };
+                if let Some(pos) = At::of(e.position()) {
+                    self.elements.push((text, pos));
+                }
+            }
+        }
+        Span::of(&self.elements, start)
+    }
+
+    fn call(&self, at: At) -> Option<Call> {
+        let i = self.calls.binary_search_by_key(&at, |(a, _)| *a).ok()?;
+        Some(self.calls[i].1)
     }
 }
 
@@ -163,14 +253,14 @@ impl KeyIndex {
         path: &[&str],
     ) -> Option<SrcPos> {
         let file = self.file(sources, call)?;
-        let mut keys = &file.0.get(&(call.line, call.col))?.keys;
+        let mut keys = file.call(At::of_call(call)?)?.keys.in_(&file.keys);
         let mut found = None;
         for name in path {
             let Some(k) = keys.iter().find(|k| k.name == *name) else {
                 break;
             };
             found = Some(k.pos);
-            keys = &k.value;
+            keys = k.value.in_(&file.keys);
         }
         found.map(|p| at(call, p))
     }
@@ -186,10 +276,15 @@ impl KeyIndex {
         element: Option<&str>,
     ) -> Option<SrcPos> {
         let file = self.file(sources, call)?;
-        let arg = file.0.get(&(call.line, call.col))?.args.get(index)?;
+        let arg = file
+            .call(At::of_call(call)?)?
+            .args
+            .in_(&file.args)
+            .get(index)?;
         let pos = element
             .and_then(|want| {
                 arg.elements
+                    .in_(&file.elements)
                     .iter()
                     .rev()
                     .find(|(text, _)| text.as_deref() == Some(want))
@@ -214,7 +309,8 @@ impl KeyIndex {
     }
 }
 
-fn at(call: &SrcPos, (line, col): LineCol) -> SrcPos {
+fn at(call: &SrcPos, pos: At) -> SrcPos {
+    let (line, col) = pos.line_col();
     SrcPos {
         file: call.file.clone(),
         line,

@@ -11,7 +11,8 @@
 
 use crate::diagnostic::SourceMap;
 use rhai::{ASTNode, Expr, ScriptFuncDef, Stmt};
-use rhai::{FnPtr, Module, Shared};
+use rhai::{FnPtr, ImmutableString, Module, Shared};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -27,16 +28,41 @@ pub struct Callee {
     pub source: Arc<str>,
 }
 
+#[derive(Clone)]
 struct Def {
     file: Arc<str>,
     def: Shared<ScriptFuncDef>,
 }
 
+/// The definitions of one name, in the order searched: nearly always one, and a
+/// 10,000-step script has 10,000 names (its closures), so no vector for one.
+enum Defs {
+    One(Def),
+    Many(Vec<Def>),
+}
+
+impl Defs {
+    fn push(&mut self, d: Def) {
+        match self {
+            Defs::One(first) => *self = Defs::Many(vec![first.clone(), d]),
+            Defs::Many(v) => v.push(d),
+        }
+    }
+
+    fn all(&self) -> &[Def] {
+        match self {
+            Defs::One(d) => std::slice::from_ref(d),
+            Defs::Many(v) => v,
+        }
+    }
+}
+
 /// Function-name index of one set of modules in scope, built once and shared by every
-/// closure declared with that scope (a 10,000-step script has one).
+/// closure declared with that scope (a 10,000-step script has one). Names are the
+/// modules' own strings, shared.
 #[derive(Default)]
 struct Index {
-    by_name: HashMap<String, Vec<Def>>,
+    by_name: HashMap<ImmutableString, Defs>,
     /// Module variables (`export const`), reached as `module::NAME`: name → (file, value).
     vars: HashMap<String, Vec<(Arc<str>, String)>>,
     text: HashMap<usize, Option<Arc<str>>>,
@@ -65,16 +91,40 @@ pub(crate) struct BodyWalk {
 }
 
 /// Walks by function body (pointer identity; the entry keeps the body alive, so the
-/// address is not reused while the load lasts).
-#[derive(Default)]
-struct Walks(HashMap<usize, (Shared<ScriptFuncDef>, Arc<BodyWalk>)>);
+/// address is not reused while the load lasts). Walks that found nothing — most
+/// closures' — share one.
+struct Walks {
+    by_body: HashMap<usize, (Shared<ScriptFuncDef>, Arc<BodyWalk>)>,
+    nothing: Arc<BodyWalk>,
+}
+
+impl Default for Walks {
+    fn default() -> Self {
+        Walks {
+            by_body: HashMap::new(),
+            nothing: Arc::new(BodyWalk {
+                names: Arc::new([]),
+                reads: Vec::new(),
+            }),
+        }
+    }
+}
 
 impl Walks {
     fn of(&mut self, def: &Shared<ScriptFuncDef>) -> Arc<BodyWalk> {
         let key = Shared::as_ptr(def) as usize;
-        self.0
+        let nothing = &self.nothing;
+        self.by_body
             .entry(key)
-            .or_insert_with(|| (def.clone(), Arc::new(walk_body(def))))
+            .or_insert_with(|| {
+                let walk = walk_body(def);
+                let walk = if walk.names.is_empty() && walk.reads.is_empty() {
+                    nothing.clone()
+                } else {
+                    Arc::new(walk)
+                };
+                (def.clone(), walk)
+            })
             .1
             .clone()
     }
@@ -115,7 +165,7 @@ impl CalleeCache {
         let modules = modules_in_scope(env);
         let key: Vec<usize> = modules.iter().map(|m| Shared::as_ptr(m) as usize).collect();
         let index = self.indexes.entry(key).or_insert_with(|| {
-            let mut by_name: HashMap<String, Vec<Def>> = HashMap::new();
+            let mut by_name: HashMap<ImmutableString, Defs> = HashMap::new();
             let mut vars: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
             for m in &modules {
                 let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main_file.clone());
@@ -125,10 +175,21 @@ impl CalleeCache {
                         .push((file.clone(), format!("{value:?}")));
                 }
                 for (_, _, name, _, def) in m.iter_script_fn_info() {
-                    by_name.entry(name.to_string()).or_default().push(Def {
+                    let d = Def {
                         file: file.clone(),
                         def: def.clone(),
-                    });
+                    };
+                    let name = if def.name.as_str() == name {
+                        def.name.clone()
+                    } else {
+                        name.into()
+                    };
+                    match by_name.entry(name) {
+                        Entry::Occupied(mut e) => e.get_mut().push(d),
+                        Entry::Vacant(e) => {
+                            e.insert(Defs::One(d));
+                        }
+                    }
                 }
             }
             Index {
@@ -161,10 +222,10 @@ impl CalleeCache {
                 }
                 continue;
             }
-            let Some(defs) = index.by_name.get(&name) else {
+            let Some(defs) = index.by_name.get(name.as_str()) else {
                 continue; // a native function or primitive
             };
-            for d in defs {
+            for d in defs.all() {
                 let ptr = Shared::as_ptr(&d.def) as usize;
                 if !walked.insert(ptr) {
                     continue;

@@ -245,7 +245,10 @@ pub fn parse_step(
     decl.title = cx.string(opts, "title");
     let mut seen = std::collections::HashSet::new();
     let after_pos = keys.key_pos(&call, &["after"]).or_else(|| call.clone());
-    for name in cx.strings(opts, "after") {
+    let after = cx.strings(opts, "after");
+    // Sized once: kept for every step of the plan.
+    decl.after.reserve_exact(after.len());
+    for name in after {
         if seen.insert(name.clone()) {
             decl.after.push(Dep {
                 name,

@@ -242,6 +242,11 @@ impl KeyIndex {
             .insert(file, keys);
     }
 
+    /// Forget every file's positions (the load is over).
+    pub(crate) fn clear(&self) {
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = HashMap::new();
+    }
+
     /// Where the deepest key of `path` that was written literally at the call `call`
     /// is: `["params", "server", "help"]` answers `help`'s position, or `server`'s when
     /// the parameter's map was built by a function. `None` when not even the first key

@@ -8,7 +8,6 @@ use crate::diagnostic::Diagnostic;
 use crate::dsl::declaration::Callable;
 use crate::dsl::options::MakeCallable;
 use rhai::{Dynamic, FnPtr, Map, NativeCallContext};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub(super) struct Maker<'a, 'b> {
@@ -72,22 +71,13 @@ impl<'a, 'b> Maker<'a, 'b> {
         let name = fp.fn_name();
         let captured = fp.curry().len();
         for m in self.ctx.iter_namespaces() {
-            let key = m as *const rhai::Module as usize;
             let def = self
                 .shared
                 .state()
-                .defs
-                .entry(key)
-                .or_insert_with(|| {
-                    let mut by_name = HashMap::new();
-                    // The first of a name, as a search in library order finds it.
-                    for (_, _, n, _, def) in m.iter_script_fn_info() {
-                        by_name.entry(n.to_string()).or_insert_with(|| def.clone());
-                    }
-                    by_name
-                })
+                .library(m)
+                .by_name
                 .get(name)
-                .cloned();
+                .map(|(first, _)| first.clone());
             let Some(def) = def else {
                 continue;
             };
@@ -122,50 +112,42 @@ impl<'a, 'b> Maker<'a, 'b> {
     fn closure_source(&self, fp: &FnPtr) -> Option<String> {
         let name = fp.fn_name();
         let mut st = self.shared.state();
-        let main = st.main_file.clone();
         for m in self.ctx.iter_namespaces() {
             let key = m as *const rhai::Module as usize;
-            let spans = st.spans.entry(key).or_insert_with(|| {
-                let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main.clone());
-                m.iter_script_fn_info()
-                    .filter_map(|(_, _, n, _, def)| {
-                        let s = def.body.start_position();
-                        let e = def.body.end_position();
-                        let start = (s.line()?, s.position().unwrap_or(1));
-                        let end = match e.line() {
-                            Some(l) => (l, e.position().unwrap_or(1)),
-                            None => (start.0, usize::MAX / 2),
-                        };
-                        Some((n.to_string(), (file.clone(), start, end)))
-                    })
-                    .collect()
-            });
-            if let Some((file, s, e)) = spans.get(name).cloned() {
-                if let Some(text) = st.texts.get(|(k, n)| *k == key && n == name) {
-                    return text;
-                }
-                drop(st);
-                let sources = self
-                    .shared
-                    .sources
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                let end = if e.1 >= usize::MAX / 4 {
-                    (
-                        e.0,
-                        sources.line(&file, e.0).map_or(1, |l| l.chars().count()),
-                    )
-                } else {
-                    e
-                };
-                let text = sources.slice(&file, s, end);
-                drop(sources);
-                self.shared
-                    .state()
-                    .texts
-                    .put((key, name.to_string()), text.clone());
+            let lib = st.library(m);
+            let Some((_, Some(def))) = lib.by_name.get(name) else {
+                continue;
+            };
+            let file = lib.file.clone();
+            let (s, e) = (def.body.start_position(), def.body.end_position());
+            let Some(line) = s.line() else {
+                continue;
+            };
+            let start = (line, s.position().unwrap_or(1));
+            let end = e.line().map(|l| (l, e.position().unwrap_or(1)));
+            if let Some(text) = st.texts.get(|(k, n)| *k == key && n == name) {
                 return text;
             }
+            drop(st);
+            let sources = self
+                .shared
+                .sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // A body without an end position runs to the end of its first line.
+            let end = end.unwrap_or_else(|| {
+                let last = sources
+                    .line(&file, start.0)
+                    .map_or(1, |l| l.chars().count());
+                (start.0, last)
+            });
+            let text = sources.slice(&file, start, end);
+            drop(sources);
+            self.shared
+                .state()
+                .texts
+                .put((key, name.to_string()), text.clone());
+            return text;
         }
         None
     }

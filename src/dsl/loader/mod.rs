@@ -95,7 +95,8 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
         declared: None,
         sources: sources.lock().unwrap_or_else(|e| e.into_inner()).clone(),
     };
-    let (file, text, base): (Arc<str>, String, Option<PathBuf>) = match &req.runbook {
+    // One copy of the text, shared with the source map.
+    let (file, text, base): (Arc<str>, Arc<str>, Option<PathBuf>) = match &req.runbook {
         RunbookRef::Path(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
                 fail(
@@ -108,21 +109,23 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
             })?;
             let canon = p.canonicalize().unwrap_or_else(|_| p.clone());
             let base = canon.parent().map(Path::to_path_buf);
-            (display_path(&canon).into(), text, base)
+            (display_path(&canon).into(), text.into(), base)
         }
         RunbookRef::Shipped(n) => {
-            let text = shipped::runbook(n).unwrap_or_default().to_string();
+            let text = shipped::runbook(n).unwrap_or_default().into();
             (format!("runbooks/{n}.rhai").into(), text, None)
         }
         RunbookRef::Recorded { main, files } => {
-            let text = files.get(main).cloned().unwrap_or_default();
+            let text = files
+                .get(main)
+                .map_or_else(|| "".into(), |t| t.as_str().into());
             (main.as_str().into(), text, None)
         }
     };
     sources
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(file.clone(), text.as_str().into());
+        .insert(file.clone(), text.clone());
 
     let shared = Arc::new(Shared::new(
         file.clone(),
@@ -142,7 +145,7 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     // `compile` would (see below).
     let level = engine.optimization_level();
     engine.set_optimization_level(rhai::OptimizationLevel::None);
-    let compiled = engine.compile(&text);
+    let compiled = engine.compile(&*text);
     engine.set_optimization_level(level);
     let engine = Arc::new(engine);
 
@@ -163,6 +166,12 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
         Err(d) => Some(d),
         Ok(ast) => {
             shared.keys.add_unoptimised(file.clone(), &ast);
+            // The vector of declarations grows to a few megabytes at 10,000 steps:
+            // sized for the calls written out at top level rather than doubled past them.
+            shared
+                .state()
+                .steps
+                .reserve_exact(declarations_written(&ast));
             // Only the functions are optimised — closures' bodies and script functions,
             // what steps run later and what fingerprints and the `ctx` lint read, exactly
             // as before. The top level runs once, here: optimising its 10,000 `step()`
@@ -182,7 +191,8 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
     };
 
     let mut st = shared.state();
-    st.loading = false;
+    st.finish();
+    shared.keys.clear();
     let mut diags = std::mem::take(&mut st.diags);
     let eval_ok = eval_err.is_none();
     if let Some(d) = eval_err {
@@ -230,4 +240,16 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
         sources,
         file,
     })
+}
+
+/// How many `step()` and `gate()` calls the script's top level writes out: what its
+/// declarations take at least (a loop or a function may declare more).
+fn declarations_written(ast: &rhai::AST) -> usize {
+    ast.statements()
+        .iter()
+        .filter(|stmt| match stmt {
+            rhai::Stmt::FnCall(call, _) => ["step", "gate"].contains(&call.name.as_str()),
+            _ => false,
+        })
+        .count()
 }

@@ -88,9 +88,10 @@ pub(super) fn abort() -> Box<EvalAltResult> {
 }
 
 pub(super) fn call_pos(ctx: &NativeCallContext, main: &Arc<str>) -> Option<SrcPos> {
-    let file: Arc<str> = ctx
-        .call_source()
-        .map(Arc::from)
-        .unwrap_or_else(|| main.clone());
+    // The runbook's own calls share its name rather than a copy each.
+    let file: Arc<str> = match ctx.call_source() {
+        Some(src) if src != &**main => Arc::from(src),
+        _ => main.clone(),
+    };
     to_pos(&file, ctx.call_position())
 }

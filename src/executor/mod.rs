@@ -288,6 +288,11 @@ impl RhaiAction {
     fn process_recorder(&self, node: usize, attempt: u32) -> crate::process::SpawnHook {
         let journal = self.journal.clone();
         let step = self.plan.steps[node].decl.name.clone();
+        // A step whose start was durable before it ran has every record it must follow
+        // written: its `process_started` may be written by this thread at once. One
+        // started as soon as its start was handed over goes through the writer thread,
+        // behind that start (journal/writer.rs, `append_now`).
+        let now = self.must_record_start(node);
         // Only this host can find the group again (`crate::orphans`); named once per process.
         static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let host = HOST.get_or_init(crate::journal::current_host);
@@ -301,10 +306,11 @@ impl RhaiAction {
             };
             // Written, not fsync'd: a group outlives a crash of waymark, never one of
             // the machine, so the kernel holding the record is enough (journal/writer.rs).
-            journal
-                .append_written(vec![ev])
-                .map(drop)
-                .map_err(|e| e.to_string())
+            let written = match now {
+                true => journal.append_now(ev).map(drop),
+                false => journal.append_written(vec![ev]).map(drop),
+            };
+            written.map_err(|e| e.to_string())
         })
     }
 }

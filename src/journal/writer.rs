@@ -6,7 +6,11 @@
 //! its records. So "the call returned" means "the records are on disk", and ten thousand
 //! steps finishing together cost one fsync rather than ten thousand (group commit).
 //!
-//! The thread, not a lock, is what keeps lines from interleaving: only it touches the file.
+//! The thread owns the file's writes of batches; one lock, [`Order`], held across
+//! numbering and writing, keeps lines from interleaving and in sequence. It is held
+//! only for that, not across the fsync, so a record that need only be *written*
+//! ([`JournalWriter::append_now`]: a process group about to be let go) is numbered and
+//! written by the calling thread itself without waking this one and waiting for it.
 
 use super::error::JournalError;
 use super::reader::{self, JournalContents};
@@ -15,7 +19,7 @@ use super::JOURNAL_FILE;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 /// A cheap, cloneable handle for appending to one run's journal.
@@ -27,6 +31,32 @@ pub struct JournalWriter {
     tx: mpsc::Sender<Request>,
     path: Arc<Path>,
     redactor: crate::redact::Redactor,
+    /// The file and its order, for [`JournalWriter::append_now`]; `None` for a store's
+    /// rows (every append then goes through the writer thread).
+    direct: Option<Direct>,
+}
+
+/// Where the next record goes: shared by the writer thread and direct appends, and held
+/// while a record (or a batch) is numbered and written, so the file's lines are in
+/// sequence and never interleave.
+#[derive(Debug)]
+struct Order {
+    next_seq: u64,
+    /// Set by the first failed write or fsync; nothing is written after it.
+    failed: Option<String>,
+}
+
+/// What a handle needs to write a record itself.
+#[derive(Debug, Clone)]
+struct Direct {
+    file: Arc<File>,
+    order: Arc<Mutex<Order>>,
+}
+
+fn lock(order: &Mutex<Order>) -> MutexGuard<'_, Order> {
+    // A panic while holding it cannot leave a half-numbered record: the number is
+    // taken only after the line was written.
+    order.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 type Outcome = Result<Vec<Record>, JournalError>;
@@ -217,6 +247,52 @@ impl JournalWriter {
         rx.recv().map_err(|_| self.stopped())?
     }
 
+    /// Like [`append_written`](Self::append_written) for one event, but numbered and
+    /// written by the calling thread under the journal's order, without a round trip to
+    /// the writer thread (which is left to make it durable with its next fsync).
+    ///
+    /// The record goes in at once, ahead of records other callers handed over that the
+    /// writer thread has not written yet. So a caller may use it only when the records
+    /// its own must follow are written already: a step's `process_started` after its
+    /// durable `step_started`. Both orders stay valid journals: a record not yet written
+    /// was acted on by nobody. A store's rows have no direct path: there it is
+    /// [`append_written`](Self::append_written).
+    pub fn append_now(&self, mut event: Event) -> Result<Record, JournalError> {
+        let Some(direct) = &self.direct else {
+            return self
+                .append_written(vec![event])?
+                .pop()
+                .ok_or_else(|| self.stopped());
+        };
+        if !self.redactor.is_empty() {
+            event.redact(&self.redactor);
+        }
+        let mut order = lock(&direct.order);
+        if let Some(message) = &order.failed {
+            return Err(JournalError::Failed {
+                path: self.path.to_path_buf(),
+                message: message.clone(),
+            });
+        }
+        let record = Record {
+            seq: order.next_seq,
+            ts: now(),
+            event,
+        };
+        let mut line = Vec::with_capacity(256);
+        encode_line(&mut line, &record).map_err(|message| JournalError::Encode {
+            path: self.path.to_path_buf(),
+            message,
+        })?;
+        if let Err(e) = (&*direct.file).write_all(&line) {
+            order.failed = Some(e.to_string());
+            return Err(JournalError::io(&*self.path, "write", e));
+        }
+        order.next_seq += 1;
+        super::crash_point(record.seq);
+        Ok(record)
+    }
+
     /// Scrub the run's secrets from every event appended through this handle (and its
     /// clones made afterwards): the last line of defence before text becomes durable.
     pub fn set_redactor(&mut self, redactor: crate::redact::Redactor) {
@@ -333,6 +409,9 @@ fn spawn(file: File, path: PathBuf, next_seq: u64) -> Result<JournalWriter, Jour
 fn spawn_sink(sink: Sink, path: PathBuf, next_seq: u64) -> Result<JournalWriter, JournalError> {
     let (tx, rx) = mpsc::channel();
     let thread = WriterThread::new(sink, path.clone(), next_seq);
+    let direct = thread
+        .direct()
+        .map_err(|e| JournalError::io(&path, "open a second descriptor of", e))?;
     std::thread::Builder::new()
         .name("waymark-journal".into())
         .spawn(move || thread.run(rx))
@@ -341,18 +420,23 @@ fn spawn_sink(sink: Sink, path: PathBuf, next_seq: u64) -> Result<JournalWriter,
         tx,
         path: Arc::from(path),
         redactor: Default::default(),
+        direct,
     })
+}
+
+/// A record's timestamp: now, to the millisecond.
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 /// The state owned by the writer thread.
 struct WriterThread {
     sink: Sink,
     path: PathBuf,
-    next_seq: u64,
+    /// The next record's number and the first failure, shared with direct appends.
+    order: Arc<Mutex<Order>>,
     /// Reused between batches so a steady stream of records does not reallocate.
     buf: Vec<u8>,
-    /// Set by the first failed write or fsync; every later request gets it back.
-    failed: Option<String>,
     /// How many write+fsync rounds were done (lets tests prove batching happens).
     commits: u64,
 }
@@ -365,10 +449,25 @@ impl WriterThread {
         WriterThread {
             sink,
             path,
-            next_seq,
+            order: Arc::new(Mutex::new(Order {
+                next_seq,
+                failed: None,
+            })),
             buf: Vec::with_capacity(64 << 10),
-            failed: None,
             commits: 0,
+        }
+    }
+
+    /// What a handle needs to append directly: a descriptor of the same open file
+    /// (appending, and synced by this thread's fsync like its own); a store's rows have
+    /// none.
+    fn direct(&self) -> io::Result<Option<Direct>> {
+        match &self.sink {
+            Sink::File(file) => Ok(Some(Direct {
+                file: Arc::new(file.try_clone()?),
+                order: self.order.clone(),
+            })),
+            Sink::Rows(_) => Ok(None),
         }
     }
 
@@ -384,7 +483,10 @@ impl WriterThread {
 
     /// Write every request of `batch` with one write and one fsync, then answer each.
     fn commit(&mut self, batch: Vec<Request>) {
-        if let Some(message) = &self.failed {
+        let order = self.order.clone();
+        let mut order = lock(&order);
+        if let Some(message) = order.failed.clone() {
+            drop(order);
             for req in batch {
                 req.reply.send(Err(JournalError::Failed {
                     path: self.path.clone(),
@@ -394,21 +496,36 @@ impl WriterThread {
             return;
         }
         self.buf.clear();
-        let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let first_seq = self.next_seq;
+        let ts = now();
+        let first_seq = order.next_seq;
         let mut answers: Vec<(Reply, Outcome)> = Vec::with_capacity(batch.len());
         let mut early: Vec<(Reply, Outcome)> = Vec::new();
         for req in batch {
-            let outcome = self.encode_request(req.events, &ts);
+            let outcome = encode_request(
+                &mut self.buf,
+                &self.path,
+                &mut order.next_seq,
+                req.events,
+                &ts,
+            );
             if req.written {
                 early.push((req.reply, outcome));
             } else {
                 answers.push((req.reply, outcome));
             }
         }
+        let mut written = Ok(());
         if !self.buf.is_empty() {
             self.commits += 1;
-            let mut written = self.sink.write(first_seq, &self.buf);
+            written = self.sink.write(first_seq, &self.buf);
+            if let Err(e) = &written {
+                order.failed = Some(e.to_string());
+            }
+        }
+        let last_seq = order.next_seq.saturating_sub(1);
+        // Not held across the fsync: direct appends go on meanwhile.
+        drop(order);
+        if !self.buf.is_empty() {
             if written.is_ok() {
                 // Written is all these callers wait for; the sync below (or the next
                 // batch's) makes their records durable.
@@ -417,10 +534,12 @@ impl WriterThread {
                 }
                 if !answers.is_empty() {
                     written = self.sink.sync();
+                    if let Err(e) = &written {
+                        lock(&self.order).failed = Some(e.to_string());
+                    }
                 }
             }
             if let Err(e) = written {
-                self.failed = Some(e.to_string());
                 for (reply, _) in answers.into_iter().chain(early) {
                     reply.send(Err(JournalError::io(
                         &self.path,
@@ -431,7 +550,7 @@ impl WriterThread {
                 return;
             }
         }
-        super::crash_point(self.next_seq.saturating_sub(1));
+        super::crash_point(last_seq);
         if self.buf.capacity() > KEEP_BUFFER {
             self.buf = Vec::with_capacity(64 << 10);
         }
@@ -439,32 +558,38 @@ impl WriterThread {
             reply.send(outcome);
         }
     }
+}
 
-    /// Number and encode one request's events into the batch buffer, all or nothing.
-    fn encode_request(&mut self, events: Vec<Event>, ts: &str) -> Outcome {
-        let mark = self.buf.len();
-        let first_seq = self.next_seq;
-        let mut records = Vec::with_capacity(events.len());
-        for event in events {
-            let record = Record {
-                seq: self.next_seq,
-                ts: ts.to_string(),
-                event,
-            };
-            if let Err(message) = encode_line(&mut self.buf, &record) {
-                // Leave no gap: the request's earlier records are withdrawn with it.
-                self.buf.truncate(mark);
-                self.next_seq = first_seq;
-                return Err(JournalError::Encode {
-                    path: self.path.clone(),
-                    message,
-                });
-            }
-            self.next_seq += 1;
-            records.push(record);
+/// Number (from `next_seq`) and encode one request's events into `buf`, all or nothing.
+fn encode_request(
+    buf: &mut Vec<u8>,
+    path: &Path,
+    next_seq: &mut u64,
+    events: Vec<Event>,
+    ts: &str,
+) -> Outcome {
+    let mark = buf.len();
+    let first_seq = *next_seq;
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
+        let record = Record {
+            seq: *next_seq,
+            ts: ts.to_string(),
+            event,
+        };
+        if let Err(message) = encode_line(buf, &record) {
+            // Leave no gap: the request's earlier records are withdrawn with it.
+            buf.truncate(mark);
+            *next_seq = first_seq;
+            return Err(JournalError::Encode {
+                path: path.to_path_buf(),
+                message,
+            });
         }
-        Ok(records)
+        *next_seq += 1;
+        records.push(record);
     }
+    Ok(records)
 }
 
 /// Append `record` to `out` as one journal line: JSON, `,"crc":"xxxxxxxx"}`, newline.

@@ -2,21 +2,25 @@
 //!
 //! After `kill -9` of waymark, a step's process group lives on: an operator who looks
 //! at once sees no side effect yet, re-runs the step, and the effect happens twice. So
-//! the journal must know every group *before* its program runs. The pid (= pgid) only
-//! exists once the child does, and the spawning thread gets it back only after `exec`.
-//! So the child, between its birth and its `exec` (already leader of its group; on
-//! Linux in `spawn.rs`, which shares waymark's memory instead of forking, elsewhere in
-//! `Command`'s `pre_exec`), writes its pid on one pipe and
-//! waits for a go byte on another, while waymark — on Linux (x86_64, aarch64) the
-//! spawning thread itself (`spawn.rs`), elsewhere a helper thread (one per spawning
-//! thread, kept between processes), since there the spawning thread waits in `spawn` —
-//! reads the pid, journals the group (written to the file: it must survive a crash of waymark, and no
-//! group survives one of the machine) and sends the byte; only then does the child `exec` the
-//! program. If waymark cannot record the group it kills the held child; if waymark
-//! dies first, the go pipe closes unsent and the spawn fails: either way the program
-//! never runs. (A `/bin/sh` trampoline would
-//! do the same without the helper thread, at the price of an extra `exec` per process,
-//! a lost `argv[0]` and vaguer spawn errors.)
+//! the journal must know every group *before* its program runs. The child, between its
+//! birth and its `exec`, makes itself leader of its group and waits at a gate while
+//! waymark journals the group (written to the file: it must survive a crash of waymark,
+//! and no group survives one of the machine) and then opens it; only then does the
+//! child `exec` the program. If waymark cannot record the group the gate is refused
+//! (or the held child killed); if waymark dies first, the gate never opens and the
+//! child dies or gives up: either way the program never runs.
+//!
+//! On Linux (x86_64, aarch64) the spawning thread itself records, while the child
+//! runs beside it in waymark's memory (`spawn.rs`): it has the pid from `clone`, and
+//! the gate is a word in that shared memory ([`record_group`]; a held child asked to
+//! die with its spawning thread, and checked that waymark is still its parent, before
+//! it waits). Elsewhere the child is held in `Command`'s `pre_exec` (or `spawn.rs`'s
+//! suspended `CLONE_VFORK` child) and two pipes do it: the child writes its pid on one
+//! and waits for a go byte on the other, which a helper thread (one per spawning
+//! thread, kept between processes) sends once it recorded the group, since the spawning
+//! thread waits in `spawn`; waymark's death closes the go pipe unsent. (A `/bin/sh`
+//! trampoline would do the same without the helper thread, at the price of an extra
+//! `exec` per process, a lost `argv[0]` and vaguer spawn errors.)
 //!
 //! Who records is decided by the caller: [`with_spawn_hook`] installs a hook for the
 //! current thread (the executor journals a `process_started` record); without one,
@@ -59,6 +63,18 @@ pub(crate) fn with_spawn_hook<T>(hook: SpawnHook, f: impl FnOnce() -> T) -> T {
 
 pub(crate) fn current_hook() -> Option<SpawnHook> {
     HOOK.with(|h| h.borrow().clone())
+}
+
+/// Record the group of held child `pid` (its leader) with `hook`: what a child held
+/// at `spawn.rs`'s word gate is let go on.
+#[cfg(target_os = "linux")]
+pub(crate) fn record_group(pid: u32, hook: &SpawnHook) -> Result<SpawnedGroup, String> {
+    let group = SpawnedGroup {
+        pgid: pid,
+        start_time: super::group::start_time(pid).unwrap_or(0),
+    };
+    hook(&group)?;
+    Ok(group)
 }
 
 /// Two pipes between waymark and one child held in `pre_exec`: the child writes its pid

@@ -68,7 +68,21 @@ fn signal(pgid: u32, sig: libc::c_int) -> Sent {
 /// `/proc/PID/stat` (Linux). Recorded with a group so a later check can tell the group
 /// from an unrelated process that got the same pid. `None` where unknown.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Read once per process started: into a buffer the line always fits (52 numbers and
+    // a 16-byte name), without `read_to_string`'s size query and growing reads.
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 2048];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    let stat = std::str::from_utf8(&buf[..len]).ok()?;
     // `comm` (field 2) is in parentheses and may hold spaces or `)`: count after the last.
     let after = &stat[stat.rfind(')')? + 1..];
     // Fields 3.. follow; starttime is field 22, the 20th after `comm`.

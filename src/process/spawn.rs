@@ -10,11 +10,13 @@
 //!
 //! A child not held ([`spawn`]) is started as `posix_spawn` does (`CLONE_VFORK`: the
 //! spawning thread is suspended until the child has called `execve` or exited). A held
-//! one ([`spawn_held`]) runs while the spawning thread records its group and lets it
-//! go; that thread then waits until the kernel says the child has exec'd or exited
-//! (`CLONE_CHILD_CLEARTID`). Before, a helper thread recorded while the spawning
+//! one ([`spawn_held`]) runs while the spawning thread records its group (the pid is
+//! `clone`'s answer) and opens its gate, a word they share that the child waits on with
+//! `futex`; that thread then waits until the kernel says the child has exec'd or
+//! exited (`CLONE_CHILD_CLEARTID`). Before, a helper thread recorded while the spawning
 //! thread was suspended: one more thread to hand every process to and wake, 4–6% of a
-//! 1,000-`exec` run's wall time (README `run_exec`).
+//! 1,000-`exec` run's wall time; and then two pipes carried the pid and a go byte
+//! (README `run_exec`).
 //!
 //! What the child may do follows from sharing memory with a live process:
 //! - only system calls made directly (`sys.rs`: no `errno`, nothing of the spawning
@@ -22,12 +24,13 @@
 //!   parent (no allocation, no lock, no Rust standard library);
 //! - every signal is blocked across `clone` and the child resets every handled signal
 //!   to its default before unblocking, so no handler of waymark ever runs in it;
-//! - it writes nothing of the parent's but the error slot of its [`ChildArgs`];
+//! - it writes nothing of the parent's but the error slot and the gate word of its
+//!   [`ChildArgs`];
 //! - a failure before `exec` (or of `exec`) is reported there — stage and error —
 //!   and the child exits; the parent reads it once the child has exec'd or exited,
 //!   reaps the child and returns the error, as `Command::spawn` would;
 //! - the parent keeps everything the child reads (and its stack) until then, also
-//!   when recording panics (the child is killed and waited for first).
+//!   when recording panics (the gate is refused and the child waited for first).
 //!
 //! Everything `Command` did for us is done here too: the child's own process group
 //! (`setpgid(0, 0)`), stdin from `/dev/null` or a pipe, stdout and stderr to pipes,
@@ -192,49 +195,75 @@ struct ChildArgs {
     close_len: usize,
     /// Stage (high 8 bits) and errno of a failure; 0 while none.
     failure: AtomicI32,
+    /// Held at the word gate ([`spawn_held`]): wait on `word` before `execve`.
+    holds: bool,
+    /// The start gate of a held child: [`CLOSED`], [`ASLEEP`], [`GO`] or [`REFUSED`].
+    word: AtomicI32,
+    /// waymark's pid: a held child whose parent is someone else (waymark died before
+    /// it asked to die with it) gives up.
+    parent: libc::pid_t,
 }
+
+/// The word gate's states. The child turns `CLOSED` into `ASLEEP` before it sleeps on
+/// the word, so the parent makes the wake-up system call only for a child that sleeps.
+const CLOSED: i32 = 0;
+const ASLEEP: i32 = 1;
+const GO: i32 = 2;
+const REFUSED: i32 = 3;
 
 /// Start `launch`; returns once the child has called `execve` (or failed: then it is
 /// reaped already). With a gate, the child waits there until released, so the caller
 /// must have a recorder reading the gate's other ends on another thread.
 pub(crate) fn spawn(launch: &Launch<'_>) -> Result<Child, SpawnError> {
-    start(launch, false, || ()).0
+    start(launch, false, |_| Ok::<(), String>(())).0
 }
 
 /// Whether [`spawn_held`] works here: the spawning thread records while its child
 /// waits at the gate (see `sys.rs` for why not everywhere).
 pub(crate) const SPAWNS_HELD: bool = sys::CONCURRENT;
 
-/// Start `launch`, whose gate `release` opens — recording the group, writing the go
-/// byte or refusing — on this thread while the child waits there; then return once the
-/// child has called `execve` or failed, with what `release` returned. Only where
-/// [`SPAWNS_HELD`]. `release` runs exactly once, also when the child could not start.
+/// Start `launch` held at a gate of its own: `record` gets the child's pid (its
+/// process group's id) on this thread while the child prepares and then waits before
+/// `execve`; the child is let go only if `record` succeeded. Returns once the child
+/// has called `execve` or failed, with what `record` returned — `Ok(None)` when it was
+/// not called, because there was no child or it had failed already. Only where
+/// [`SPAWNS_HELD`] (`launch.gate` is not used).
+///
+/// The gate is a word in the memory the child shares with waymark until its `execve`,
+/// waited on with `futex`; the pid comes back from `clone`. Before, two pipes per
+/// process carried the pid up and a go byte down (and still do where the spawning
+/// thread cannot run beside its child): 4 descriptors, ~10 system calls and one more
+/// wait for the child per process (README `run_exec`). A held child asks to die with
+/// its spawning thread before it waits, and checks that waymark is still its parent
+/// then, so waymark's death still means the program never runs.
 pub(crate) fn spawn_held<R>(
     launch: &Launch<'_>,
-    release: impl FnOnce() -> R,
-) -> (Result<Child, SpawnError>, R) {
-    start(launch, SPAWNS_HELD, release)
+    record: impl FnOnce(u32) -> Result<R, String>,
+) -> (Result<Child, SpawnError>, Result<Option<R>, String>) {
+    start(launch, SPAWNS_HELD, record)
 }
 
 /// Without `held` the spawning thread is suspended until the child's `execve`
-/// (`CLONE_VFORK`) and `release` runs after; with it, the thread runs `release` while
-/// the child runs, then waits for the child's `execve` or exit — told by the kernel,
-/// which clears `running` and wakes its waiters then (`CLONE_CHILD_CLEARTID`) — since
-/// the child uses `args`, the strings and the stack until then.
+/// (`CLONE_VFORK`) and `record` is not called; with it, the thread runs `record`
+/// while the child runs, opens or refuses the gate, then waits for the child's
+/// `execve` or exit — told by the kernel, which clears `running` and wakes its waiters
+/// then (`CLONE_CHILD_CLEARTID`) — since the child uses `args`, the strings and the
+/// stack until then.
 fn start<R>(
     launch: &Launch<'_>,
     held: bool,
-    release: impl FnOnce() -> R,
-) -> (Result<Child, SpawnError>, R) {
+    record: impl FnOnce(u32) -> Result<R, String>,
+) -> (Result<Child, SpawnError>, Result<Option<R>, String>) {
     let mut prepared = match Prepared::new(launch) {
         Ok(p) => p,
-        Err(e) => return (Err(e), release()),
+        Err(e) => return (Err(e), Ok(None)),
     };
     let stack = match take_stack() {
         Ok(s) => s,
-        Err(e) => return (Err(e.into()), release()),
+        Err(e) => return (Err(e.into()), Ok(None)),
     };
-    let args = prepared.args(launch);
+    let mut args = prepared.args(launch);
+    args.holds = held;
     let running = AtomicI32::new(1);
     let flags = match held {
         true => libc::CLONE_VM | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD,
@@ -244,7 +273,7 @@ fn start<R>(
     // the child before it resets them; the old mask is restored right after.
     // `child_main` only reads `args` (and the strings it points into) and runs on
     // `stack`: both live until the child has exec'd or exited — when clone returns
-    // with CLONE_VFORK, when `running` is 0 when held (below, also if `release`
+    // with CLONE_VFORK, when `running` is 0 when held (below, also if `record`
     // panics) — and the stack is reused only after that.
     let pid = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -264,7 +293,7 @@ fn start<R>(
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         if pid < 0 {
             put_stack(stack);
-            return (Err(err.into()), release());
+            return (Err(err.into()), Ok(None));
         }
         pid
     };
@@ -272,19 +301,24 @@ fn start<R>(
     // exec'd already): close ours.
     prepared.close_child_ends();
     let released = if held {
-        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(release))
+        let recording = || match args.failure.load(Ordering::SeqCst) {
+            // Failed already: nothing will run, nothing to record.
+            0 => record(pid as u32).map(Some),
+            _ => Ok(None),
+        };
+        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(recording))
             .unwrap_or_else(|panic| {
                 // It must stop using our memory before the unwinding frees it.
-                // SAFETY: kill(2) on our own child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                open_gate(&args.word, false);
                 wait_for_exec(&running);
                 let _ = waitpid(pid, 0);
                 std::panic::resume_unwind(panic)
             });
+        open_gate(&args.word, matches!(released, Ok(Some(_))));
         wait_for_exec(&running);
         released
     } else {
-        release()
+        Ok(None)
     };
     put_stack(stack);
     let failure = args.failure.load(Ordering::SeqCst);
@@ -298,6 +332,23 @@ fn start<R>(
         return (Err(e), released);
     }
     (Ok(prepared.into_child(pid as u32)), released)
+}
+
+/// Let a held child go on to `execve`, or refuse it (it exits without running anything).
+fn open_gate(word: &AtomicI32, go: bool) {
+    let was = word.swap(if go { GO } else { REFUSED }, Ordering::SeqCst);
+    if was == ASLEEP {
+        // SAFETY: wakes waiters on an int we own; the child shares our memory (CLONE_VM),
+        // so a private futex is the same word for both.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1,
+            )
+        };
+    }
 }
 
 /// Block until the kernel has cleared `running`: the child exec'd or exited.
@@ -326,8 +377,10 @@ struct Prepared {
     envp: Vec<*const libc::c_char>,
     _argv: Vec<CString>,
     _env: Vec<CString>,
-    /// The child's stdin, stdout and stderr, until it has them.
-    child_ends: Option<[OwnedFd; 3]>,
+    /// The descriptors the child places on 0, 1 and 2.
+    stdio: [RawFd; 3],
+    /// Those of them that are ours to close once the child has them (not `/dev/null`).
+    child_ends: Vec<OwnedFd>,
     stdin: Option<OwnedFd>,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -343,14 +396,26 @@ impl Prepared {
         }
         let env_owned = environment(launch.env)?;
         let cwd = launch.cwd.map(|c| cstring(c.as_os_str())).transpose()?;
+        let mut child_ends = Vec::with_capacity(3);
         let (stdin_child, stdin) = if launch.piped_stdin {
             let (r, w) = pipe()?;
-            (r, Some(w))
+            let r = above_stdio(r)?;
+            let fd = r.as_raw_fd();
+            child_ends.push(r);
+            (fd, Some(w))
         } else {
             (dev_null()?, None)
         };
         let (stdout, stdout_child) = pipe()?;
         let (stderr, stderr_child) = pipe()?;
+        let (stdout_child, stderr_child) = (above_stdio(stdout_child)?, above_stdio(stderr_child)?);
+        let stdio = [
+            stdin_child,
+            stdout_child.as_raw_fd(),
+            stderr_child.as_raw_fd(),
+        ];
+        child_ends.push(stdout_child);
+        child_ends.push(stderr_child);
         Ok(Prepared {
             path,
             cwd,
@@ -358,11 +423,8 @@ impl Prepared {
             envp: pointers(&env_owned),
             _argv: argv_owned,
             _env: env_owned,
-            child_ends: Some([
-                above_stdio(stdin_child)?,
-                above_stdio(stdout_child)?,
-                above_stdio(stderr_child)?,
-            ]),
+            stdio,
+            child_ends,
             stdin,
             stdout,
             stderr,
@@ -370,22 +432,25 @@ impl Prepared {
     }
 
     fn args(&self, launch: &Launch<'_>) -> ChildArgs {
-        let fd = |i: usize| self.child_ends.as_ref().map_or(-1, |e| e[i].as_raw_fd());
         ChildArgs {
             path: self.path.as_ptr(),
             argv: self.argv.as_ptr(),
             envp: self.envp.as_ptr(),
             cwd: self.cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
-            stdio: [fd(0), fd(1), fd(2)],
+            stdio: self.stdio,
             gate: launch.gate,
             close: launch.close.as_ptr(),
             close_len: launch.close.len(),
             failure: AtomicI32::new(0),
+            holds: false,
+            word: AtomicI32::new(CLOSED),
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
         }
     }
 
     fn close_child_ends(&mut self) {
-        self.child_ends = None;
+        self.child_ends.clear();
     }
 
     fn into_child(self, pid: u32) -> Child {
@@ -429,19 +494,26 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // signal the whole tree at once.
         check(a, Stage::Group, sys::setpgid_self());
         // Dies with the spawning thread (gate.rs), held or running. That thread waits
-        // in `spawn` until this child has exec'd or exited, so it is alive now.
+        // in `spawn` until this child has exec'd or exited, so it is alive now — unless
+        // waymark was killed meanwhile: a held child, which no pipe's end-of-file would
+        // tell, then finds itself another process's child and gives up.
         check(a, Stage::DeathSignal, sys::die_with_parent());
+        if a.holds && sys::getppid() != a.parent as isize {
+            report_failure(a, Stage::Gate, libc::ECANCELED);
+        }
         if !a.cwd.is_null() {
             check(a, Stage::Cwd, sys::chdir(a.cwd));
         }
-        if let Some(g) = a.gate {
-            // Held, it must not keep waymark's ends (it would never see them close)
-            // nor the run's lock (a crashed run would look live).
+        // Held, it must not keep the run's lock (a crashed run would look live).
+        for i in 0..a.close_len {
+            sys::close(*a.close.add(i));
+        }
+        if a.holds {
+            wait_at_word(a);
+        } else if let Some(g) = a.gate {
+            // Nor waymark's ends of the gate (it would never see them close).
             sys::close(g.parent_ends[0]);
             sys::close(g.parent_ends[1]);
-            for i in 0..a.close_len {
-                sys::close(*a.close.add(i));
-            }
             let pid = (sys::getpid() as i32).to_ne_bytes();
             if sys::write(g.pid_write, &pid) != pid.len() as isize {
                 report_failure(a, Stage::Gate, libc::EPIPE);
@@ -460,6 +532,30 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         let failed = sys::execve(a.path, a.argv, a.envp);
         report_failure(a, Stage::Exec, -failed as libc::c_int)
+    }
+}
+
+/// In a held child: sleep on the gate word until waymark opens or refuses it.
+///
+/// # Safety
+/// In the child only, on the parent's `ChildArgs`.
+unsafe fn wait_at_word(a: &ChildArgs) {
+    // Announce the sleep first, so the parent knows to wake us; if it decided already,
+    // the exchange fails and we look at its answer at once.
+    let _ = a
+        .word
+        .compare_exchange(CLOSED, ASLEEP, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        match a.word.load(Ordering::SeqCst) {
+            GO => return,
+            // Returns at once if the word changed since the load; EINTR and spurious
+            // wake-ups loop to look again.
+            // SAFETY: waits on an int of the parent's, alive until we exec or exit.
+            ASLEEP => unsafe {
+                sys::futex_wait(a.word.as_ptr(), ASLEEP);
+            },
+            _ => report_failure(a, Stage::Gate, libc::ECANCELED),
+        }
     }
 }
 
@@ -536,8 +632,16 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-fn dev_null() -> io::Result<OwnedFd> {
-    Ok(std::fs::File::open("/dev/null")?.into())
+/// `/dev/null` for children's stdin: opened once (above 0–2) and kept, not opened and
+/// closed per process.
+fn dev_null() -> io::Result<RawFd> {
+    static DEV_NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd.as_raw_fd());
+    }
+    let fd = above_stdio(std::fs::File::open("/dev/null")?.into())?;
+    // Another thread may have won the race: its descriptor is kept, ours closed.
+    Ok(DEV_NULL.get_or_init(|| fd).as_raw_fd())
 }
 
 /// `fd` moved to a number above 2 if it is one of 0–2 (possible only when waymark was

@@ -27,23 +27,9 @@ pub(super) fn start(
     log: &StepLog,
 ) -> Result<Child, ProcessError> {
     use super::spawn::{spawn, Launch, Stage};
-    let gate = hook
-        .map(|_| super::gate::Gate::new())
-        .transpose()
-        .map_err(|e| io_error(command, "creating the start gate of", e))?;
-    let locks = match gate {
+    let locks = match hook {
         Some(_) => crate::journal::lock::lock_fds(),
         None => Vec::new(),
-    };
-    let launch = Launch {
-        program,
-        argv0: &spec.program,
-        args: &spec.args,
-        env: &spec.env,
-        cwd: spec.cwd.as_deref(),
-        piped_stdin: spec.stdin.is_some() || spec.hold_stdin,
-        gate: gate.as_ref().map(super::gate::Gate::child_fds),
-        close: &locks,
     };
     let spawn_failed = |e: super::spawn::SpawnError| match e.stage {
         // It was there when checked: it went away since.
@@ -53,19 +39,37 @@ pub(super) fn start(
         },
         _ => spawn_error(spec, program, command, e.error),
     };
-    match (gate.map(super::gate::Gate::split), hook) {
-        // This thread records while the child waits at the gate: no helper to hand the
-        // recording to and wait for (`spawn.rs`, README `run_exec`).
-        (Some((recorder, child_ends)), Some(hook)) if super::spawn::SPAWNS_HELD => {
-            let (spawned, recorded) = super::spawn::spawn_held(&launch, || {
-                // Ours closed, the pid pipe reads end-of-file if the child fails first.
-                drop(child_ends);
-                recorder.record(hook)
-            });
-            settle(spawned, recorded, log, command, spawn_failed)
-        }
-        (gate, hook) => spawn_gated(gate, hook, || spawn(&launch), log, command, spawn_failed),
+    let mut launch = Launch {
+        program,
+        argv0: &spec.program,
+        args: &spec.args,
+        env: &spec.env,
+        cwd: spec.cwd.as_deref(),
+        piped_stdin: spec.stdin.is_some() || spec.hold_stdin,
+        gate: None,
+        close: &locks,
+    };
+    if let Some(hook) = hook.filter(|_| super::spawn::SPAWNS_HELD) {
+        // This thread records while the child waits at its gate, a word in the memory
+        // they share: no pipes, no helper to hand the recording to (`spawn.rs`, README
+        // `run_exec`).
+        let (spawned, recorded) =
+            super::spawn::spawn_held(&launch, |pid| super::gate::record_group(pid, hook));
+        return settle(spawned, recorded, log, command, spawn_failed);
     }
+    let gate = hook
+        .map(|_| super::gate::Gate::new())
+        .transpose()
+        .map_err(|e| io_error(command, "creating the start gate of", e))?;
+    launch.gate = gate.as_ref().map(super::gate::Gate::child_fds);
+    spawn_gated(
+        gate.map(super::gate::Gate::split),
+        hook,
+        || spawn(&launch),
+        log,
+        command,
+        spawn_failed,
+    )
 }
 
 /// Other unix systems: `std::process::Command`, held in `pre_exec` (which makes it fork).

@@ -436,3 +436,44 @@ fn another_host_never_judges_a_crashed_hosts_process_groups_by_its_own_proc() {
         "{err}"
     );
 }
+
+#[test]
+fn a_process_is_journaled_after_its_steps_start_and_before_its_end_idempotent_or_not() {
+    // Steps whose start is durable before they run have their `process_started` written
+    // by the spawning thread itself; idempotent ones start as soon as their start is
+    // handed over and go through the writer thread. Either way the journal must read
+    // start, process, end for every attempt, whatever else interleaves.
+    let mut rb = String::from("runbook(#{ name: \"order\", description: \"d\" });\n");
+    for i in 0..24 {
+        let idem = if i % 2 == 0 { "true" } else { "false" };
+        rb.push_str(&format!(
+            "step(\"s{i}\", #{{ idempotent: {idem}, run: |ctx| {{ exec(\"true\", []); exec(\"true\", []) }} }});\n"
+        ));
+    }
+    let t = Test::new().file("rb.rhai", &rb);
+    let o = run(&t, &["run", "rb.rhai", "--concurrency", "8"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(t.run_dir().join("journal.jsonl")).unwrap();
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (n, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["seq"], n as u64 + 1, "{line}");
+        if let Some(step) = v["step"].as_str() {
+            let kind = v["type"].as_str().unwrap().to_string();
+            seen.entry(step.to_string()).or_default().push(kind);
+        }
+    }
+    assert_eq!(seen.len(), 24, "{seen:?}");
+    for (step, kinds) in seen {
+        assert_eq!(
+            kinds,
+            [
+                "step_started",
+                "process_started",
+                "process_started",
+                "step_succeeded"
+            ],
+            "{step}"
+        );
+    }
+}

@@ -161,6 +161,27 @@ pub(super) unsafe fn getpid() -> isize {
     unsafe { syscall(libc::SYS_getpid, [0; 4]) }
 }
 
+pub(super) unsafe fn getppid() -> isize {
+    // SAFETY: no arguments.
+    unsafe { syscall(libc::SYS_getppid, [0; 4]) }
+}
+
+/// Sleep while `*word == expected` (or until a wake-up or signal).
+pub(super) unsafe fn futex_wait(word: *mut i32, expected: i32) -> isize {
+    // SAFETY (caller): `word` points to an int that stays alive; no timeout.
+    unsafe {
+        syscall(
+            libc::SYS_futex,
+            [
+                word as usize,
+                (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as usize,
+                expected as u32 as usize,
+                0,
+            ],
+        )
+    }
+}
+
 pub(super) unsafe fn write(fd: RawFd, buf: &[u8]) -> isize {
     // SAFETY: the kernel reads `buf`.
     unsafe {

@@ -160,52 +160,24 @@ fn a_child_not_let_go_at_the_gate_never_runs_its_program() {
     assert!(!marker.exists());
 }
 
-/// A held child's gate as `gate.rs` opens it: read the pid, then let it go or not.
-fn held_gate() -> (GateFds, OwnedFd, OwnedFd, [OwnedFd; 2]) {
-    let (pid_read, pid_write) = pipe().unwrap();
-    let (go_read, go_write) = pipe().unwrap();
-    let fds = GateFds {
-        pid_write: pid_write.as_raw_fd(),
-        go_read: go_read.as_raw_fd(),
-        parent_ends: [pid_read.as_raw_fd(), go_write.as_raw_fd()],
-        go: b'g',
-    };
-    (fds, pid_read, go_write, [pid_write, go_read])
-}
-
-fn read_pid(pid_read: OwnedFd) -> Option<i32> {
-    let mut pid = [0u8; 4];
-    std::fs::File::from(pid_read)
-        .read_exact(&mut pid)
-        .ok()
-        .map(|()| i32::from_ne_bytes(pid))
-}
-
 #[test]
 fn a_held_child_waits_while_its_spawning_thread_records_it_then_runs() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let (gate, pid_read, go_write, child_ends) = held_gate();
     let args = ["-c".to_string(), format!("touch '{}'", marker.display())];
-    let l = Launch {
-        gate: Some(gate),
-        ..launch(Path::new("/bin/sh"), &args)
-    };
-    let (child, seen) = spawn_held(&l, || {
-        drop(child_ends);
-        let pid = read_pid(pid_read).unwrap();
-        // Held: in its own group already, its program not run yet.
-        // SAFETY: getpgid has no memory-safety preconditions.
-        let group = unsafe { libc::getpgid(pid) };
+    let l = launch(Path::new("/bin/sh"), &args);
+    let (child, seen) = spawn_held(&l, |pid| {
+        // Held: its program not run yet, however long the recording takes.
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let ran_early = marker.exists();
-        std::fs::File::from(go_write).write_all(b"g").unwrap();
-        (pid, group, ran_early)
+        Ok((pid, marker.exists()))
     });
     let child = child.unwrap();
-    assert_eq!((seen.0 as u32, seen.1), (child.id(), seen.0));
-    assert!(!seen.2, "the program ran before it was let go");
+    let (pid, ran_early) = seen.unwrap().unwrap();
+    assert_eq!(pid, child.id());
+    assert!(!ran_early, "the program ran before it was let go");
+    // In its own group, as recorded: the pid is the group's id.
+    // SAFETY: getpgid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::getpgid(pid as i32) }, pid as i32);
     let (status, _, _) = output(child);
     assert!(status.success());
     assert!(marker.exists());
@@ -216,52 +188,28 @@ fn a_held_child_refused_or_failing_first_never_runs_its_program() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let args = ["-c".to_string(), format!("touch '{}'", marker.display())];
-    // Refused: not the go byte. (Not by closing the go end: a child another test
-    // starts meanwhile holds a copy of it until its own exec, and a child of that test
-    // waiting for its end-of-file in turn would wait for ever.)
-    let (gate, pid_read, go_write, child_ends) = held_gate();
-    let l = Launch {
-        gate: Some(gate),
-        ..launch(Path::new("/bin/sh"), &args)
-    };
-    let (e, pid) = spawn_held(&l, || {
-        use std::io::Write;
-        drop(child_ends);
-        let pid = read_pid(pid_read);
-        std::fs::File::from(go_write).write_all(b"x").unwrap();
-        pid
-    });
+    // Refused: the recording failed.
+    let l = launch(Path::new("/bin/sh"), &args);
+    let (e, recorded) = spawn_held(&l, |pid| Err::<(), _>(format!("no journal for {pid}")));
     let e = e.unwrap_err();
     assert_eq!(e.stage, Some(Stage::Gate));
-    assert!(pid.is_some_and(|p| p > 1));
-    // Failing before the gate: the recorder reads end-of-file, the stage is reported.
-    let (gate, pid_read, _go_write, child_ends) = held_gate();
+    assert_eq!(e.error.raw_os_error(), Some(libc::ECANCELED));
+    assert!(recorded.unwrap_err().starts_with("no journal for "));
+    // Failing before the gate: the stage is reported, whether or not it was recorded.
     let l = Launch {
-        gate: Some(gate),
         cwd: Some(Path::new("/nonexistent/dir")),
         ..launch(Path::new("/bin/sh"), &args)
     };
-    let (e, pid) = spawn_held(&l, || {
-        drop(child_ends);
-        read_pid(pid_read)
-    });
+    let (e, _) = spawn_held(&l, Ok::<u32, String>);
     assert_eq!(e.unwrap_err().stage, Some(Stage::Cwd));
-    assert_eq!(pid, None);
-    // The recording panics: the held child is killed and reaped before the unwinding
+    // The recording panics: the held child is refused and reaped before the unwinding
     // frees what it reads.
-    let (gate, pid_read, _go_write, child_ends) = held_gate();
-    let l = Launch {
-        gate: Some(gate),
-        ..launch(Path::new("/bin/sh"), &args)
-    };
+    let l = launch(Path::new("/bin/sh"), &args);
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        spawn_held(&l, || {
-            drop(child_ends);
-            let _ = read_pid(pid_read);
-            panic!("the journal is gone");
+        spawn_held(&l, |_| -> Result<(), String> {
+            panic!("the journal is gone")
         })
     }));
     assert!(panicked.is_err());
-    std::thread::sleep(std::time::Duration::from_millis(50));
     assert!(!marker.exists());
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 /// The state of `run` after this process drove it, from its journal: `base`, the state
 /// `resume` replayed before going on, carried on through the records appended since
-/// (every line is still verified, only the new ones decoded); without one, the whole
-/// journal replayed.
+/// (only the lines after those it verified on reopening are read and verified again: it
+/// held the run meanwhile); without one, the whole journal replayed.
 pub(super) fn final_state(run: &Run, base: Option<RunState>) -> Result<RunState, JournalError> {
     match base {
         Some(base) => {

@@ -20,11 +20,11 @@ pub(crate) mod writer;
 pub use error::JournalError;
 pub use identity::{current_host, current_user};
 pub use lock::{is_held, LockError, RunLock};
-pub(crate) use reader::read_after;
 pub use reader::{
     origin_of_line, read_bytes, read_journal, read_origin, read_selected, JournalContents,
     RunOrigin,
 };
+pub(crate) use reader::{read_after, read_appended};
 pub use record::{Event, FinalStatus, GateInfo, PlannedStep, Record};
 pub(crate) use writer::sync_dir;
 pub use writer::{JournalWriter, RowSink};

@@ -123,6 +123,27 @@ pub(crate) fn read_after(path: &Path, seq: u64) -> Result<JournalContents, Journ
     })
 }
 
+/// The records of the journal at `path` after its first `len` bytes, which hold records 1
+/// to `seq` and were verified by the caller ([`read_after`] without reading them again).
+/// Every line after them is verified, its sequence number continuing from `seq`.
+pub(crate) fn read_appended(
+    path: &Path,
+    len: u64,
+    seq: u64,
+) -> Result<JournalContents, JournalError> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path).map_err(|e| JournalError::io(path, "open", e))?;
+    let mut bytes = Vec::new();
+    file.seek(std::io::SeekFrom::Start(len))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| JournalError::io(path, "read", e))?;
+    let scan = scan_from(path, &bytes, seq, &|_, _| true, Planned::Skipped)?;
+    Ok(JournalContents {
+        records: scan.records,
+        warnings: scan.warnings,
+    })
+}
+
 /// Verify `bytes` (a journal's lines as a store other than a file returned them), decoding
 /// only the records `keep` selects; `label` names the journal in messages.
 pub fn read_bytes(
@@ -173,7 +194,19 @@ fn scan_selected(
     keep: &dyn Fn(u64, &str) -> bool,
     planned: Planned,
 ) -> Result<Scan, JournalError> {
-    if bytes.is_empty() {
+    scan_from(path, bytes, 0, keep, planned)
+}
+
+/// [`scan_selected`] of `bytes` that follow a journal's first `before` lines (records 1 to
+/// `before`, verified elsewhere): line numbers and sequence numbers continue from there.
+fn scan_from(
+    path: &Path,
+    bytes: &[u8],
+    before: u64,
+    keep: &dyn Fn(u64, &str) -> bool,
+    planned: Planned,
+) -> Result<Scan, JournalError> {
+    if bytes.is_empty() && before == 0 {
         return Err(JournalError::Empty {
             path: path.to_path_buf(),
             detail: None,
@@ -182,8 +215,8 @@ fn scan_selected(
     let mut records: Vec<Record> = Vec::with_capacity(bytes.len() / 128);
     let mut warnings = Vec::new();
     let mut pos = 0usize;
-    let mut line_no = 0usize;
-    let mut lines_ok = 0u64;
+    let mut line_no = before as usize;
+    let mut lines_ok = before;
     while pos < bytes.len() {
         line_no += 1;
         let rest = &bytes[pos..];

@@ -92,6 +92,7 @@ impl DirStore {
             store: self.clone(),
             id,
             dir: Arc::from(dir),
+            verified: Default::default(),
         })
     }
 
@@ -101,6 +102,7 @@ impl DirStore {
             store: self.clone(),
             id: run_id.to_string(),
             dir: Arc::from(dir),
+            verified: Default::default(),
         })
     }
 
@@ -145,6 +147,10 @@ pub struct DirRun {
     store: DirStore,
     id: String,
     dir: Arc<Path>,
+    /// What this process verified when it reopened the journal to append: its first
+    /// `.0` records in its first `.1` bytes. Reading back what was appended since starts
+    /// there (see `read_after`).
+    verified: Arc<std::sync::OnceLock<(u64, u64)>>,
 }
 
 impl DirRun {
@@ -175,8 +181,17 @@ impl DirRun {
         journal::read_selected(&self.journal_path(), wanted)
     }
 
+    // The records after `seq`. When they follow the prefix this process verified on
+    // reopening (it holds the run, so nobody else appended), only the bytes after that
+    // prefix are read and verified: a resumed 10,000-step run's recap reads its own few
+    // lines, not 3 MB again. Otherwise every line is verified.
     pub(super) fn read_after(&self, seq: u64) -> Result<JournalContents, JournalError> {
-        journal::read_after(&self.journal_path(), seq)
+        match self.verified.get() {
+            Some(&(records, len)) if records == seq => {
+                journal::read_appended(&self.journal_path(), len, seq)
+            }
+            _ => journal::read_after(&self.journal_path(), seq),
+        }
     }
 
     pub(super) fn read_origin(&self) -> Option<RunOrigin> {
@@ -199,7 +214,15 @@ impl DirRun {
     }
 
     pub(super) fn open_journal(&self) -> Result<(JournalWriter, JournalContents), JournalError> {
-        JournalWriter::open_existing(&self.dir)
+        let (writer, contents) = JournalWriter::open_existing(&self.dir)?;
+        // The writer has appended nothing yet, and cut off any torn tail: the file is the
+        // verified records, exactly.
+        if let Ok(meta) = std::fs::metadata(self.journal_path()) {
+            let _ = self
+                .verified
+                .set((contents.records.len() as u64, meta.len()));
+        }
+        Ok((writer, contents))
     }
 
     pub(super) fn submit_decision(&self, item: &InboxItem) -> Result<String, InboxError> {

@@ -307,6 +307,44 @@ fn read_after_returns_only_the_newer_records_and_verifies_every_line() {
 }
 
 #[test]
+fn read_appended_verifies_only_the_lines_after_the_verified_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.jsonl");
+    let records = sample();
+    let mut bytes = journal_bytes(&records);
+    let first_len = bytes.iter().position(|&b| b == b'\n').unwrap() as u64 + 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        read_appended(&path, first_len, 1).unwrap().records,
+        records[1..].to_vec()
+    );
+    let all = bytes.len() as u64;
+    assert!(read_appended(&path, all, records.len() as u64)
+        .unwrap()
+        .records
+        .is_empty());
+    // The lines after the prefix must continue its sequence: read as following two
+    // records, the second line is out of order, and it is named by its line number.
+    match read_appended(&path, first_len, 2).unwrap_err() {
+        JournalError::Damaged { line, problem, .. } => {
+            assert_eq!(line, 3);
+            assert!(problem.contains("out of order"), "{problem}");
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+    // Damage after the prefix is found; damage inside it is the caller's to have checked.
+    bytes[first_len as usize + 40] ^= 0x02;
+    std::fs::write(&path, &bytes).unwrap();
+    match read_appended(&path, first_len, 1).unwrap_err() {
+        JournalError::Damaged { line, problem, .. } => {
+            assert_eq!(line, 2);
+            assert!(problem.contains("checksum"), "{problem}");
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_line_laid_out_another_way_is_decoded_in_full() {
     let records = sample();
     let mut bytes = journal_bytes(&records[..1]);

@@ -422,6 +422,7 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.verbose);
+    tracing::debug!("arguments parsed, tracing on");
     crate::display::set_verbose(cli.verbose > 0);
     let result = (|| match cli.command {
         Command::List { json } => plan_cmds::list(json),

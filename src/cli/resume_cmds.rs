@@ -141,6 +141,12 @@ pub(super) struct Reopened {
     pub(super) estate: Arc<dyn crate::estate::Estate>,
 }
 
+// The run with the greatest id: ids begin with their start time, so this is the newest
+// run but for runs started within the same second (a guess; see `reopen`).
+fn newest_run(store: &Store) -> Option<String> {
+    store.run_ids().ok()?.into_iter().max()
+}
+
 // The latest run that can be resumed (`any`: the latest run at all, for `--from`).
 fn latest_unfinished(store: &Store, any: bool) -> Result<String, CliError> {
     let listing = list_runs(store);
@@ -171,6 +177,29 @@ fn latest_unfinished(store: &Store, any: bool) -> Result<String, CliError> {
 
 // Lock the run, replay its journal and load its runbook with the recorded parameters.
 pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reopened, CliError> {
+    // Loading and planning the runbook is the longest part of reopening a large run, and
+    // it needs only the run's first line (runbook, parameters, inventory). So it starts on
+    // a second core before anything else — for the run named, or else for the newest run,
+    // the one `latest_unfinished` picks unless it finished — while this thread chooses,
+    // locks, verifies and replays. Its result stands only if the chosen run's verified
+    // journal names the same origin; if not, or on an error before, it is let go
+    // unjoined (loading has no effects) and this process does not wait for it.
+    let guess = run.map(str::to_string).or_else(|| newest_run(store));
+    let origin = guess
+        .and_then(|id| store.run(&id).ok())
+        .and_then(|r| r.read_origin());
+    tracing::debug!("resume: loading the runbook its first line names");
+    let loading = origin.clone().and_then(|o| {
+        std::thread::Builder::new()
+            .name("load".into())
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let loaded = load_recorded(&o.source, &o.params, o.inventory.as_deref());
+                tracing::debug!("resume: loaded on the second thread");
+                loaded
+            })
+            .ok()
+    });
     let run_id = match run {
         Some(r) => r.to_string(),
         None => latest_unfinished(store, any)?,
@@ -185,43 +214,22 @@ pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reop
         )));
     }
     let lock = target.own().map_err(|e| bad(e.to_string()))?;
-    // The first line names the runbook, parameters and inventory: load and plan the
-    // runbook on a second core while the whole journal is verified and replayed.
-    let origin = target.read_origin();
-    let (journal, loaded) = std::thread::scope(|scope| {
-        let loading = origin.clone().and_then(|o| {
-            std::thread::Builder::new()
-                .name("load".into())
-                .stack_size(8 << 20)
-                .spawn_scoped(scope, move || {
-                    load_recorded(&o.source, &o.params, o.inventory.as_deref())
-                })
-                .ok()
-        });
-        let journal = target.open_journal().map(|(writer, contents)| {
-            let state = RunState::replay(&contents.records, false);
-            (writer, contents.warnings, state)
-        });
-        tracing::debug!("resume: journal read and replayed");
-        let loaded = loading.map(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(bad("loading the runbook failed unexpectedly")))
-        });
-        (journal, loaded)
-    });
-    let (writer, warnings, state) = journal.map_err(|e| bad(e.to_string()))?;
-    for w in &warnings {
+    let (writer, contents) = target.open_journal().map_err(|e| bad(e.to_string()))?;
+    let state = RunState::replay(&contents.records, false);
+    drop(contents.records);
+    tracing::debug!("resume: journal read and replayed");
+    for w in &contents.warnings {
         errln!("warning: {w}");
     }
-    // The early load used the unverified first line; it stands only if the verified
-    // journal says the same.
     let recorded = journal::RunOrigin {
         source: state.source.clone(),
         params: state.params.clone(),
         inventory: state.inventory.clone(),
     };
-    let (rb, plan) = match loaded {
-        Some(loaded) if origin.as_ref() == Some(&recorded) => loaded?,
+    let (rb, plan) = match loading {
+        Some(thread) if origin.as_ref() == Some(&recorded) => thread
+            .join()
+            .unwrap_or_else(|_| Err(bad("loading the runbook failed unexpectedly")))?,
         _ => load_recorded(&state.source, &state.params, state.inventory.as_deref())?,
     };
     tracing::debug!("resume: runbook loaded and planned");

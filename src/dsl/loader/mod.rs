@@ -5,10 +5,12 @@
 //! One concept per file: [`runbook_ref`] (where a runbook comes from), [`shared`] (what
 //! the declaration functions share during one load), [`declare`] (those functions),
 //! [`closures`] (a closure becomes a [`Callable`](super::declaration::Callable)),
-//! [`script_errors`] (script errors as diagnostics); this file runs one load.
+//! [`script_errors`] (script errors as diagnostics), [`optimise`] (the script's
+//! functions optimised a batch at a time); this file runs one load.
 
 mod closures;
 mod declare;
+mod optimise;
 mod runbook_ref;
 mod script_errors;
 mod shared;
@@ -176,12 +178,10 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
             // what steps run later and what fingerprints and the `ctx` lint read, exactly
             // as before. The top level runs once, here: optimising its 10,000 `step()`
             // calls cost more than it saved (a tenth of a load's instructions).
-            // The parsed library is let go before the optimiser builds its own (it copies
-            // every body it optimises): the two were the peak of a long runbook's load.
+            // Optimised a batch at a time, the parsed library let go as it goes: the
+            // optimiser's copies were the peak of a long runbook's load (`optimise.rs`).
             let mut top = ast;
-            let functions = top.clone_functions_only();
-            top.clear_functions();
-            let mut ast = engine.optimize_ast(&Scope::new(), functions, level);
+            let mut ast = optimise::functions(&engine, &mut top, level);
             ast.combine(top);
             ast.set_source(file.as_ref());
             super::engine::LoadGuard::run(|| engine.run_ast_with_scope(&mut scope, &ast))

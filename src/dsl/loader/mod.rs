@@ -247,9 +247,33 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
 fn declarations_written(ast: &rhai::AST) -> usize {
     ast.statements()
         .iter()
-        .filter(|stmt| match stmt {
-            rhai::Stmt::FnCall(call, _) => ["step", "gate"].contains(&call.name.as_str()),
-            _ => false,
+        .filter(|stmt| {
+            // Unoptimised, a call written as a statement is an expression statement.
+            let call = match stmt {
+                rhai::Stmt::FnCall(call, _) => call,
+                rhai::Stmt::Expr(e) => match &**e {
+                    rhai::Expr::FnCall(call, _) => call,
+                    _ => return false,
+                },
+                _ => return false,
+            };
+            ["step", "gate"].contains(&call.name.as_str())
         })
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_declarations_a_top_level_writes_out_are_counted() {
+        let mut engine = rhai::Engine::new_raw();
+        // As the loader parses: unoptimised, so calls stay expression statements.
+        engine.set_optimization_level(rhai::OptimizationLevel::None);
+        let ast = engine
+            .compile(
+                "runbook(#{ name: \"x\" });\nstep(\"a\", #{});\ngate(\"b\", #{});\nfor i in 0..3 { step(`c${i}`) }\nfn f() { step(\"d\") }\nlet s = step(\"e\");",
+            )
+            .expect("compiles");
+        assert_eq!(super::declarations_written(&ast), 2);
+    }
 }

@@ -77,6 +77,8 @@ struct Index {
 pub(crate) struct CalleeCache {
     indexes: HashMap<Vec<usize>, Index>,
     walks: Walks,
+    /// What a closure that reaches no function gets: most closures, one list.
+    none: Arc<[Callee]>,
 }
 
 /// What one walk of a function body finds, for both of its readers: the names it may
@@ -259,7 +261,11 @@ impl CalleeCache {
                 );
             }
         }
-        let found: Arc<[Callee]> = found.into_values().collect();
+        let found: Arc<[Callee]> = if found.is_empty() {
+            self.none.clone()
+        } else {
+            found.into_values().collect()
+        };
         index.reach.put(fp.fn_name().to_string(), found.clone());
         found
     }

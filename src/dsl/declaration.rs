@@ -72,9 +72,14 @@ impl StepKind {
 pub struct Callable {
     /// The closure, with captured values detached (deep copies taken at declaration).
     pub fn_ptr: FnPtr,
-    /// Runtime state at declaration: imports and function libraries.
+    /// Runtime state at declaration: imports and function libraries. Declarations
+    /// whose state differs only in where they were called share one (its own
+    /// position is the first sharer's: calls use [`Callable::pos`]).
     #[allow(deprecated)]
     pub env: Arc<rhai::NativeCallContextStore>,
+    /// Where the declaration (`step(`, `gate(`, `rollout(`) was called: the position
+    /// the closure is called from.
+    pub pos: rhai::Position,
     /// The closure's source text, for fingerprints and `--dry-run`.
     pub source: String,
     /// The script functions the closure can call, for fingerprints and their diffs.
@@ -98,7 +103,14 @@ impl Callable {
         engine: &rhai::Engine,
         arg: Dynamic,
     ) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
-        let ctx = self.env.create_context(engine);
+        let env = &self.env;
+        let ctx = rhai::NativeCallContext::new_with_all_fields(
+            engine,
+            &env.fn_name,
+            env.source.as_deref(),
+            &env.global,
+            self.pos,
+        );
         match &self.extra {
             Some(x) => self
                 .fn_ptr

@@ -27,11 +27,7 @@ impl MakeCallable for Maker<'_, '_> {
         }
         let env = self
             .env
-            .get_or_insert_with(|| {
-                let mut store = self.ctx.store_data();
-                store.global.num_operations = Default::default();
-                Arc::new(store)
-            })
+            .get_or_insert_with(|| self.shared.state().env_at(self.ctx))
             .clone();
         let mut source = self
             .closure_source(&fp)
@@ -51,6 +47,7 @@ impl MakeCallable for Maker<'_, '_> {
             env,
             source,
             callees,
+            pos: self.ctx.call_position(),
             extra: None,
         }
     }

@@ -276,4 +276,42 @@ mod tests {
             .expect("compiles");
         assert_eq!(super::declarations_written(&ast), 2);
     }
+
+    #[test]
+    fn declarations_share_runtime_state_until_it_changes_and_keep_their_position() {
+        let text = "runbook(#{ name: \"x\" });\nstep(\"a\", #{ run: |ctx| 1 });\nstep(\"b\", #{ run: |ctx| 2, undo: |ctx| 3 });\nimport \"m\" as m;\nstep(\"c\", #{ run: |ctx| m::f() });\n";
+        let files = [("rb.rhai", text), ("m.rhai", "fn f() { 4 }")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let req = super::LoadRequest {
+            runbook: super::RunbookRef::Recorded {
+                main: "rb.rhai".into(),
+                files: std::sync::Arc::new(files),
+            },
+            params: vec![],
+            inventory: serde_json::Value::Null,
+        };
+        let rb = super::load(&req).map_err(|e| e.render()).expect("loads");
+        let run = |i: usize| rb.steps[i].run.as_ref().expect("run");
+        let (a, b, c) = (run(0), run(1), run(2));
+        assert!(
+            std::sync::Arc::ptr_eq(&a.env, &b.env),
+            "only the position differs"
+        );
+        let undo = rb.steps[1].undo.as_deref().expect("undo");
+        assert!(std::sync::Arc::ptr_eq(&b.env, &undo.env));
+        assert!(
+            !std::sync::Arc::ptr_eq(&b.env, &c.env),
+            "an import came between"
+        );
+        assert_eq!(
+            [a.pos, b.pos, undo.pos, c.pos].map(|p| p.line()),
+            [Some(2), Some(3), Some(3), Some(5)]
+        );
+        for (step, want) in [(a, 1), (b, 2), (undo, 3), (c, 4)] {
+            let got = step.call(&rb.engine, rhai::Dynamic::UNIT).expect("calls");
+            assert_eq!(got.as_int(), Ok(want));
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::dsl::declaration::{RunbookDecl, StepDecl};
 use crate::dsl::positions::KeyIndex;
-use rhai::{Dynamic, ImmutableString, Map};
+use rhai::{Dynamic, ImmutableString, Map, NativeCallContext};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,9 @@ pub(super) struct State {
     // loop is one function, sliced once rather than once per step.
     pub(super) texts: crate::dsl::recent::Recent<(usize, String), Option<String>>,
     pub(super) callees: crate::dsl::callees::CalleeCache,
+    // The runtime state the last declaration's closures carry, for the next to share.
+    #[allow(deprecated)]
+    last_env: Option<Arc<rhai::NativeCallContextStore>>,
 }
 
 impl State {
@@ -47,6 +50,22 @@ impl State {
         self.libraries = HashMap::new();
         self.texts = Default::default();
         self.callees = Default::default();
+        self.last_env = None;
+    }
+
+    /// The runtime state closures declared by the call `ctx` carry: the previous
+    /// declaration's when only the call's position differs, as for consecutive
+    /// `step()` calls (a copy each was a tenth of a 10,000-step load's heap).
+    #[allow(deprecated)]
+    pub(super) fn env_at(&mut self, ctx: &NativeCallContext) -> Arc<rhai::NativeCallContextStore> {
+        if let Some(last) = self.last_env.as_ref().filter(|last| same_state(last, ctx)) {
+            return last.clone();
+        }
+        let mut store = ctx.store_data();
+        store.global.num_operations = Default::default();
+        let env = Arc::new(store);
+        self.last_env = Some(env.clone());
+        env
     }
 
     /// The script functions of library `m` by name, indexed on first use.
@@ -85,6 +104,42 @@ impl Library {
             by_name,
         }
     }
+}
+
+/// Whether `env` holds the runtime state of the call `ctx`, but for the position and
+/// the operation count (reset in every copy): every field of Rhai's
+/// `GlobalRuntimeState` that this build of Rhai has (no `debugging` feature), compared
+/// by identity where it is shared. A tag other than `()` is not compared: not shared.
+#[allow(deprecated)]
+fn same_state(env: &rhai::NativeCallContextStore, ctx: &NativeCallContext) -> bool {
+    fn same<T>(a: &Option<rhai::Shared<T>>, b: &Option<rhai::Shared<T>>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => rhai::Shared::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+    let (a, b) = (&env.global, ctx.global_runtime_state());
+    env.fn_name == ctx.fn_name()
+        && env.source.as_deref() == ctx.fn_source()
+        && a.source == b.source
+        && a.lib.len() == b.lib.len()
+        && a.lib
+            .iter()
+            .zip(b.lib.iter())
+            .all(|(x, y)| rhai::Shared::ptr_eq(x, y))
+        && a.num_imports() == b.num_imports()
+        && a.iter_imports_raw()
+            .zip(b.iter_imports_raw())
+            .all(|((n, m), (o, p))| n == o && rhai::Shared::ptr_eq(m, p))
+        && a.num_modules_loaded == b.num_modules_loaded
+        && a.level == b.level
+        && a.scope_level == b.scope_level
+        && a.always_search_scope == b.always_search_scope
+        && same(&a.embedded_module_resolver, &b.embedded_module_resolver)
+        && same(&a.constants, &b.constants)
+        && a.tag.is_unit()
+        && b.tag.is_unit()
 }
 
 pub(super) struct Shared {

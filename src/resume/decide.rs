@@ -199,7 +199,14 @@ pub(crate) fn decide(
             return Err(DecideError::UnknownStep(name.clone()));
         }
     }
-    let (changes, changed_done, redefined) = compare(state, plan);
+    // Where each plan step is among the recorded ones, looked up once for both passes.
+    let recorded: Vec<Option<usize>> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| state.position(&s.decl.name, i))
+        .collect();
+    let (changes, changed_done, redefined) = compare(state, plan, &recorded);
 
     let from: HashSet<usize> = match &options.from {
         Some(f) => downstream(plan, plan.index[f]),
@@ -213,7 +220,7 @@ pub(crate) fn decide(
     let mut in_flight = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
         let name = &s.decl.name;
-        let Some(old) = state.step(name) else {
+        let Some(old) = recorded[i].map(|j| &state.steps[j]) else {
             continue;
         };
         if from.contains(&i) {
@@ -272,13 +279,17 @@ pub(crate) fn decide(
 
 /// The runbook now against the journal: every change, the changed steps that already
 /// succeeded, and the plan indices whose new definition must be recorded.
-fn compare(state: &RunState, plan: &Plan) -> (Vec<Change>, Vec<String>, Vec<usize>) {
+fn compare(
+    state: &RunState,
+    plan: &Plan,
+    recorded: &[Option<usize>],
+) -> (Vec<Change>, Vec<String>, Vec<usize>) {
     let mut changes = Vec::new();
     let mut changed_done = Vec::new();
     let mut redefined = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
         let name = &s.decl.name;
-        match state.step(name) {
+        match recorded[i].map(|j| &state.steps[j]) {
             None => {
                 changes.push(Change::New(name.clone()));
                 redefined.push(i);
@@ -303,8 +314,13 @@ fn compare(state: &RunState, plan: &Plan) -> (Vec<Change>, Vec<String>, Vec<usiz
             Some(_) => {}
         }
     }
-    for old in &state.steps {
-        if plan.step(&old.name).is_none() {
+    // A recorded step no plan step matched was removed (names are unique on both sides).
+    let mut kept = vec![false; state.steps.len()];
+    for &j in recorded.iter().flatten() {
+        kept[j] = true;
+    }
+    for (old, kept) in state.steps.iter().zip(kept) {
+        if !kept {
             changes.push(Change::Removed(old.name.clone()));
         }
     }

@@ -410,3 +410,30 @@ fn a_passed_rehearsal_is_never_played_again_one_cut_short_or_failed_is() {
     let r = state.step("g").unwrap().rehearsal.clone().unwrap();
     assert_eq!((r.runs, r.error.as_deref()), (1, Some("ns-01 refused")));
 }
+
+#[test]
+fn steps_declared_in_another_order_are_matched_by_name() {
+    let plan = plan_of(CHAIN);
+    let mut j = journal(&plan);
+    j.done("a");
+    j.done("b");
+    // The same definitions, declared last to first: no step sits where it was recorded.
+    let reordered = plan_of(
+        r#"
+        runbook(#{ name: "r", description: "d" });
+        step("c", #{ after: ["b"], run: || 3 });
+        step("b", #{ after: ["a"], run: || 2 });
+        step("a", #{ run: || 1 });
+    "#,
+    );
+    let p = resume_plan(&j.replay(false), &reordered, &options());
+    assert_eq!(p.changes, []);
+    let done: Vec<_> = reordered
+        .steps
+        .iter()
+        .zip(&p.prior)
+        .filter(|(_, prior)| matches!(prior, Prior::Done(_)))
+        .map(|(s, _)| s.decl.name.as_str())
+        .collect();
+    assert_eq!(done, ["b", "a"]);
+}

@@ -108,4 +108,14 @@ impl RunState {
     pub(crate) fn step(&self, name: &str) -> Option<&StepStatus> {
         self.index.get(name).map(|&i| &self.steps[i])
     }
+
+    /// Where the step or gate called `name` is in [`RunState::steps`]; `hint` is tried
+    /// first (a plan's order is the journal's while the runbook is unchanged), so matching
+    /// a whole plan costs no hashing.
+    pub(crate) fn position(&self, name: &str, hint: usize) -> Option<usize> {
+        match self.steps.get(hint) {
+            Some(s) if s.name == name => Some(hint),
+            _ => self.index.get(name).copied(),
+        }
+    }
 }

@@ -29,6 +29,19 @@ pub(super) struct Board {
 }
 
 impl Board {
+    /// An empty board sized for `n` finished nodes: a resumed run enters every finished
+    /// node's output and result before it starts (10,000 of each for a large run), and
+    /// need not grow the maps on the way.
+    pub(super) fn with_capacity(n: usize) -> Self {
+        Board {
+            finished: Finished {
+                outputs: HashMap::with_capacity(n),
+                results: HashMap::with_capacity(n),
+            },
+            non_null_outputs: 0,
+        }
+    }
+
     pub(super) fn set_output(&mut self, i: usize, v: Value) {
         let added = usize::from(!v.is_null());
         let removed = match self.finished.outputs.insert(i, v) {

@@ -115,13 +115,17 @@ impl Run {
     ) -> Self {
         let n = nodes.len();
         let mut st = vec![St::Pending; n];
-        let mut board = Board::default();
+        let finished = prior
+            .iter()
+            .filter(|p| !matches!(p, Prior::Pending))
+            .count();
+        let mut board = Board::with_capacity(finished);
         let mut gates = Gates::new(n);
-        for (i, p) in prior.iter().enumerate() {
+        for (i, p) in prior.into_iter().enumerate() {
             match p {
                 Prior::Done(v) => {
                     st[i] = St::Succeeded;
-                    board.set_output(i, v.clone());
+                    board.set_output(i, v);
                     let state = if nodes[i].kind == NodeKind::Gate {
                         ResultState::Approved
                     } else {

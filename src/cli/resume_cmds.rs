@@ -402,8 +402,11 @@ pub(super) fn resume(
         });
     }
     tracing::debug!("resume: compared with the journal");
+    // Written, not waited for on disk: what the run does next that matters is made
+    // durable by an append that follows (a step's start or end, a decision), and that
+    // fsync carries these with it (ARCHITECTURE.md, "Durability").
     re.writer
-        .append_blocking(events)
+        .append_written(events)
         .map_err(|e| bad(e.to_string()))?;
     errln!(
         "resuming run {}: {} ({} steps)",

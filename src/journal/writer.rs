@@ -236,7 +236,8 @@ impl JournalWriter {
     /// written to the file, without waiting for the fsync: they survive a crash of
     /// waymark (the kernel holds them), not of the machine. For records whose subject
     /// dies with the machine anyway — a process group (`process_started`): after a power
-    /// loss there is no orphan to find. A later durable append makes them durable too, and
+    /// loss there is no orphan to find — and for records nothing acts on before a later
+    /// durable append (`run_resumed`). A later durable append makes them durable too, and
     /// no record is ever on disk without every record before it.
     pub fn append_written(&self, events: Vec<Event>) -> Result<Vec<Record>, JournalError> {
         if events.is_empty() {

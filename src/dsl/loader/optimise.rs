@@ -50,15 +50,23 @@ pub(super) fn functions(engine: &Engine, top: &mut AST, level: OptimizationLevel
         let mut at: HashMap<Signature, usize> = HashMap::with_capacity(end - start);
         let mut batch = Module::new();
         for (i, slot) in defs.iter_mut().enumerate().take(end).skip(start) {
-            if let Some(def) = slot.take() {
-                at.insert(signature(&def), i);
-                batch.set_script_fn(def);
+            if let Some(def) = slot.as_ref() {
+                at.insert(signature(def), i);
+                batch.set_script_fn(def.clone());
             }
         }
         let optimised = engine.optimize_ast(&Scope::new(), AST::new_from_module(batch), level);
         for (.., def) in optimised.shared_lib().iter_script_fn_info() {
             if let Some(&i) = at.get(&signature(def)) {
                 done[i] = Some(def.clone());
+            }
+        }
+        // The parsed functions go, but one the optimiser did not give back (it gives
+        // back every one) would keep its parsed body rather than go missing.
+        for (slot, parsed) in done[start..end].iter_mut().zip(&mut defs[start..end]) {
+            let parsed = parsed.take();
+            if slot.is_none() {
+                *slot = parsed;
             }
         }
     }

@@ -170,7 +170,18 @@ pub fn origin_of_line(line: &[u8]) -> Option<RunOrigin> {
         #[serde(default)]
         inventory: Option<String>,
     }
-    let first: First = serde_json::from_slice(line).ok()?;
+    // The writer puts the origin before the planned steps, most of a long run's line:
+    // parse the head alone, closed after it, when the line is laid out so (`,"steps":[`
+    // cannot occur inside a string, and cut anywhere else the head does not parse).
+    let head = memchr::memmem::find(line, b",\"steps\":[").and_then(|at| {
+        let mut head = line[..at].to_vec();
+        head.push(b'}');
+        serde_json::from_slice::<First>(&head).ok()
+    });
+    let first: First = match head {
+        Some(first) => first,
+        None => serde_json::from_slice(line).ok()?,
+    };
     (first.kind == "run_started").then_some(RunOrigin {
         source: first.source,
         params: first.params,

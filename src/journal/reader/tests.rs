@@ -378,6 +378,11 @@ fn the_origin_is_read_off_a_complete_first_line_only() {
         "a first line that is not run_started"
     );
     assert_eq!(read_origin(&tmp.path().join("missing")), None);
+    // A line laid out otherwise (the steps first) is read in full.
+    let line = br#"{"steps":[{"name":"a"}],"type":"run_started","source":"s.rhai","params":{"steps":"x"}}"#;
+    let origin = origin_of_line(line).unwrap();
+    assert_eq!(origin.source, "s.rhai");
+    assert_eq!(origin.params["steps"], "x");
 }
 
 #[test]

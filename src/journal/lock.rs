@@ -237,12 +237,16 @@ impl LockHolder {
 ///
 /// A run without a lock file was never driven, so it is not held. If the OS cannot say,
 /// the answer is `false`: `status` then reports the run as crashed rather than live.
+/// Nor is a run held whose holder is dead on this host: what still has the lock is a
+/// child it started an instant before it died, about to let go (see
+/// [`RunLock::acquire`]) — the run crashed.
 pub fn is_held(run_dir: &Path) -> bool {
-    let Ok(file) = File::open(run_dir.join(LOCK_FILE)) else {
+    let Ok(mut file) = File::open(run_dir.join(LOCK_FILE)) else {
         return false;
     };
     // A shared probe never stands in the way of a holder; it is dropped at once.
     matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
+        && !read_holder(&mut file).is_some_and(|h| h.is_gone())
 }
 
 /// Who holds the run's lock according to its file, whether or not the lock is still held.
@@ -287,6 +291,11 @@ mod tests {
             ..LockHolder::default()
         };
         std::fs::write(&path, serde_json::to_string(&gone).unwrap()).unwrap();
+        // The lock is taken, but by a leftover of a dead holder: the run crashed.
+        assert!(
+            !is_held(tmp.path()),
+            "a dead holder's leftover is not a live run"
+        );
         // The "child" lets go a little later, as one dying of its parent-death signal.
         let t = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(300));

@@ -57,6 +57,15 @@ impl Defs {
     }
 }
 
+/// A runtime state (kept, so its address is not reused), its modules in scope and the
+/// key of their index.
+struct InScope {
+    #[allow(deprecated)]
+    env: Arc<rhai::NativeCallContextStore>,
+    modules: Vec<Shared<Module>>,
+    key: Vec<usize>,
+}
+
 /// Function-name index of one set of modules in scope, built once and shared by every
 /// closure declared with that scope (a 10,000-step script has one). Names are the
 /// modules' own strings, shared.
@@ -79,6 +88,9 @@ pub(crate) struct CalleeCache {
     walks: Walks,
     /// What a closure that reaches no function gets: most closures, one list.
     none: Arc<[Callee]>,
+    /// The last runtime state asked about: declarations share one while it does not
+    /// change, and its modules in scope are found once.
+    scope: Option<InScope>,
 }
 
 /// What one walk of a function body finds, for both of its readers: the names it may
@@ -152,6 +164,45 @@ fn modules_in_scope(env: &rhai::NativeCallContextStore) -> Vec<Shared<Module>> {
     out
 }
 
+impl Index {
+    /// The index of `modules` (a module without a name is `main_file`).
+    fn of(modules: &[Shared<Module>], main_file: &Arc<str>) -> Index {
+        let mut by_name: HashMap<ImmutableString, Defs> = HashMap::new();
+        let mut vars: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
+        for m in modules {
+            let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main_file.clone());
+            for (name, value) in m.iter_var() {
+                vars.entry(name.to_string())
+                    .or_default()
+                    .push((file.clone(), format!("{value:?}")));
+            }
+            for (_, _, name, _, def) in m.iter_script_fn_info() {
+                let d = Def {
+                    file: file.clone(),
+                    def: def.clone(),
+                };
+                let name = if def.name.as_str() == name {
+                    def.name.clone()
+                } else {
+                    name.into()
+                };
+                match by_name.entry(name) {
+                    Entry::Occupied(mut e) => e.get_mut().push(d),
+                    Entry::Vacant(e) => {
+                        e.insert(Defs::One(d));
+                    }
+                }
+            }
+        }
+        Index {
+            by_name,
+            vars,
+            text: HashMap::new(),
+            reach: Default::default(),
+        }
+    }
+}
+
 impl CalleeCache {
     /// The functions the closure `fp` (declared with runtime state `env`, in `main_file`)
     /// can reach, sorted by name. The closure itself is not among them. `sources` gives
@@ -159,49 +210,39 @@ impl CalleeCache {
     #[allow(deprecated)]
     pub(crate) fn callees(
         &mut self,
-        env: &rhai::NativeCallContextStore,
+        env: &Arc<rhai::NativeCallContextStore>,
         fp: &FnPtr,
         main_file: &Arc<str>,
         sources: &dyn Fn() -> SourceMap,
     ) -> Arc<[Callee]> {
-        let modules = modules_in_scope(env);
-        let key: Vec<usize> = modules.iter().map(|m| Shared::as_ptr(m) as usize).collect();
-        let index = self.indexes.entry(key).or_insert_with(|| {
-            let mut by_name: HashMap<ImmutableString, Defs> = HashMap::new();
-            let mut vars: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
-            for m in &modules {
-                let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main_file.clone());
-                for (name, value) in m.iter_var() {
-                    vars.entry(name.to_string())
-                        .or_default()
-                        .push((file.clone(), format!("{value:?}")));
-                }
-                for (_, _, name, _, def) in m.iter_script_fn_info() {
-                    let d = Def {
-                        file: file.clone(),
-                        def: def.clone(),
-                    };
-                    let name = if def.name.as_str() == name {
-                        def.name.clone()
-                    } else {
-                        name.into()
-                    };
-                    match by_name.entry(name) {
-                        Entry::Occupied(mut e) => e.get_mut().push(d),
-                        Entry::Vacant(e) => {
-                            e.insert(Defs::One(d));
-                        }
-                    }
-                }
-            }
-            Index {
-                by_name,
-                vars,
-                text: HashMap::new(),
-                reach: Default::default(),
-            }
-        });
+        if !matches!(&self.scope, Some(last) if Arc::ptr_eq(&last.env, env)) {
+            let modules = modules_in_scope(env);
+            let key = modules.iter().map(|m| Shared::as_ptr(m) as usize).collect();
+            self.scope = Some(InScope {
+                env: env.clone(),
+                modules,
+                key,
+            });
+        }
+        let Some(InScope { modules, key, .. }) = &self.scope else {
+            return self.none.clone();
+        };
+        if !self.indexes.contains_key(key) {
+            self.indexes
+                .insert(key.clone(), Index::of(modules, main_file));
+        }
+        let Some(index) = self.indexes.get_mut(key) else {
+            return self.none.clone();
+        };
         let name = fp.fn_name();
+        // A closure whose body calls nothing reaches nothing: most closures, found
+        // without the search's sets.
+        if name.starts_with("anon$") {
+            let defs = index.by_name.get(name).map_or(&[][..], Defs::all);
+            if defs.iter().all(|d| self.walks.of(&d.def).names.is_empty()) {
+                return self.none.clone();
+            }
+        }
         if let Some(found) = index.reach.get(|n| n == name) {
             return found;
         }

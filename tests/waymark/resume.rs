@@ -564,3 +564,37 @@ fn rollback_ran_an_undo_edited_since_the_step_ran() {
     expect_code(&wm(&t, &["rollback", &id, "--yes", "--accept-changes"]), 1);
     assert_eq!(t.status()["status"], "rolled_back");
 }
+
+#[test]
+fn a_step_run_by_an_overloaded_function_is_not_changed_on_resume() {
+    // Its fingerprint took the text of whichever overload Rhai's per-process hash order
+    // listed last: a resume could call the finished step changed and stop.
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "ov", description: "d" });
+fn f(ctx) { sh("echo f >> effects") }
+fn f(ctx, x) { sh("echo two >> effects") }
+fn f(ctx, x, y) { sh("echo three >> effects") }
+step("s", #{ run: Fn("f") });
+step("b", #{ after: "s", run: |ctx| sh("test -f fixed") });"#,
+    );
+    expect_code(&wm(&t, &["run", "rb.rhai"]), 1);
+    std::fs::write(t.path().join("fixed"), "").unwrap();
+    let r = wm(&t, &["resume"]);
+    expect_code(&r, 0);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!err.contains("changed"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("effects")).unwrap(),
+        "f\n"
+    );
+    // And whichever process computes it, the fingerprint is the same.
+    let fingerprints: std::collections::BTreeSet<String> = (0..6)
+        .map(|_| {
+            let o = wm(&t, &["plan", "rb.rhai", "--format", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["steps"][0]["fingerprint"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(fingerprints.len(), 1, "{fingerprints:?}");
+}

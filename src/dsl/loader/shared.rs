@@ -15,8 +15,11 @@ use std::sync::{Arc, Mutex};
 pub(super) struct Library {
     /// The file the library was compiled from.
     pub(super) file: Arc<str>,
-    /// Per name, the first definition in library order (whose parameters the `ctx`
-    /// lint reads) and the last one with a body position (whose text is the closure's).
+    /// Per name, the first definition in the file (whose parameters the `ctx` lint
+    /// reads) and the last one with a body position (whose text is the closure's).
+    /// Overloads are told apart by where they are written, never by the library's
+    /// order: Rhai keys a library by hashes seeded per process, so its order — and a
+    /// fingerprint taken from it — changed from one process to the next.
     pub(super) by_name: HashMap<ImmutableString, (Def, Option<Def>)>,
 }
 
@@ -90,8 +93,16 @@ impl Library {
             };
             match by_name.entry(name) {
                 Entry::Occupied(mut e) => {
-                    if placed {
-                        e.get_mut().1 = Some(def.clone());
+                    let (first, text) = e.get_mut();
+                    if written_at(def) < written_at(first) {
+                        *first = def.clone();
+                    }
+                    if placed
+                        && text
+                            .as_ref()
+                            .is_none_or(|t| written_at(def) > written_at(t))
+                    {
+                        *text = Some(def.clone());
                     }
                 }
                 Entry::Vacant(e) => {
@@ -104,6 +115,18 @@ impl Library {
             by_name,
         }
     }
+}
+
+// Where `def` is written, for ordering overloads: by its body's start, those without a
+// position last, then by arity (two definitions of one name and arity are one function).
+fn written_at(def: &Def) -> (bool, usize, usize, usize) {
+    let at = def.body.start_position();
+    (
+        at.line().is_none(),
+        at.line().unwrap_or(0),
+        at.position().unwrap_or(0),
+        def.params.len(),
+    )
 }
 
 /// Whether `env` holds the runtime state of the call `ctx`, but for the position and

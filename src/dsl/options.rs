@@ -204,13 +204,14 @@ impl Cx<'_> {
 }
 
 // `after: ["a", ["b", "c"]]` is allowed: arrays of names nest.
+// Read in place: every step's `after` passed through here, and copying the array and
+// each name's shared string before copying the text was ~4% of loading 10,000 steps.
 fn flatten_strings(v: &Dynamic, out: &mut Vec<String>) -> bool {
-    if v.is_string() {
-        out.push(v.clone().into_string().unwrap_or_default());
+    if let Some(s) = v.read_lock::<rhai::ImmutableString>() {
+        out.push(s.as_str().to_owned());
         return true;
     }
-    if v.is_array() {
-        let arr = v.clone().into_array().unwrap_or_default();
+    if let Some(arr) = v.read_lock::<rhai::Array>() {
         return arr.iter().all(|x| flatten_strings(x, out));
     }
     false

@@ -89,6 +89,7 @@ pub(super) fn check(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
         gates,
         plan.waves.len()
     );
+    super::drop_later((rb, plan));
     Ok(Exit::Ok)
 }
 
@@ -116,6 +117,7 @@ fn check_json(args: &RunbookArgs) -> Result<Exit, CliError> {
                 "waves": plan.waves.len(),
             });
             outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            super::drop_later((rb, plan));
             return Ok(Exit::Ok);
         }
         Err((diags, sources)) => diags
@@ -140,7 +142,7 @@ fn check_json(args: &RunbookArgs) -> Result<Exit, CliError> {
 
 /// `waymark plan`: the validated plan in the chosen format.
 pub(super) fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliError> {
-    let (_, _rb, plan) = load_and_plan(args)?;
+    let (_, rb, plan) = load_and_plan(args)?;
     let out = match format {
         PlanFormat::Text => render::plan_text(&plan),
         PlanFormat::Json => {
@@ -150,5 +152,6 @@ pub(super) fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliEr
         PlanFormat::Dot => render::plan_dot(&plan),
     };
     out!("{out}");
+    super::drop_later((rb, plan));
     Ok(Exit::Ok)
 }

@@ -3,16 +3,15 @@
 
 use super::{NodeResult, ResultState};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Outputs and results of finished nodes, shared with running actions.
 #[derive(Debug, Clone, Default)]
 pub struct Finished {
-    /// Output of every succeeded node, by index.
-    pub outputs: HashMap<usize, Value>,
-    /// Outcome of every finished node, by index.
-    pub results: HashMap<usize, NodeResult>,
+    /// Output of every succeeded node, by node index (`None` until it succeeds).
+    pub outputs: Vec<Option<Value>>,
+    /// Outcome of every finished node, by node index (`None` until it finishes).
+    pub results: Vec<Option<NodeResult>>,
 }
 
 /// A cheap, shared view of [`Finished`] that actions read while the run goes on.
@@ -29,14 +28,14 @@ pub(super) struct Board {
 }
 
 impl Board {
-    /// An empty board sized for `n` finished nodes: a resumed run enters every finished
-    /// node's output and result before it starts (10,000 of each for a large run), and
-    /// need not grow the maps on the way.
-    pub(super) fn with_capacity(n: usize) -> Self {
+    /// An empty board for `n` nodes. Slots are indexed by node: a resumed run enters
+    /// every finished node's output and result before it starts (10,000 of each for a
+    /// large run), and hashing each index into a map was a millisecond of that.
+    pub(super) fn new(n: usize) -> Self {
         Board {
             finished: Finished {
-                outputs: HashMap::with_capacity(n),
-                results: HashMap::with_capacity(n),
+                outputs: std::iter::repeat_with(|| None).take(n).collect(),
+                results: std::iter::repeat_with(|| None).take(n).collect(),
             },
             non_null_outputs: 0,
         }
@@ -44,7 +43,7 @@ impl Board {
 
     pub(super) fn set_output(&mut self, i: usize, v: Value) {
         let added = usize::from(!v.is_null());
-        let removed = match self.finished.outputs.insert(i, v) {
+        let removed = match self.finished.outputs[i].replace(v) {
             Some(old) => usize::from(!old.is_null()),
             None => 0,
         };
@@ -52,7 +51,7 @@ impl Board {
     }
 
     pub(super) fn set_result(&mut self, i: usize, state: ResultState, error: Option<String>) {
-        self.finished.results.insert(i, NodeResult { state, error });
+        self.finished.results[i] = Some(NodeResult { state, error });
     }
 }
 
@@ -71,12 +70,12 @@ impl FinishedView {
 
     /// Output of node `i`, if it succeeded.
     pub fn output(&self, i: usize) -> Option<Value> {
-        self.read().finished.outputs.get(&i).cloned()
+        self.read().finished.outputs.get(i).cloned().flatten()
     }
 
     /// Outcome of node `i`, if it finished.
     pub fn result(&self, i: usize) -> Option<NodeResult> {
-        self.read().finished.results.get(&i).cloned()
+        self.read().finished.results.get(i).cloned().flatten()
     }
 
     /// True when some finished node produced an output other than null.

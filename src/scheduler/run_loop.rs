@@ -115,11 +115,7 @@ impl Run {
     ) -> Self {
         let n = nodes.len();
         let mut st = vec![St::Pending; n];
-        let finished = prior
-            .iter()
-            .filter(|p| !matches!(p, Prior::Pending))
-            .count();
-        let mut board = Board::with_capacity(finished);
+        let mut board = Board::new(n);
         let mut gates = Gates::new(n);
         for (i, p) in prior.into_iter().enumerate() {
             match p {

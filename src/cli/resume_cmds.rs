@@ -281,7 +281,9 @@ pub(super) fn resume(
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
     let again = format!("resume {}", re.run_id);
     settle_orphans(&re, r.orphans, r.orphans_checked, store, &again)?;
-    let (state, plan) = (&re.state, &re.plan);
+    let plan = Arc::new(re.plan);
+    let nodes = super::run_cmds::NodesSoon::start(&plan);
+    let (state, plan) = (&re.state, &plan);
     let mut decided = match crate::resume::decide(state, plan, r) {
         Err(e) => return Err(bad(e.to_string())),
         Ok(Decision::Finished(status)) => {
@@ -415,10 +417,10 @@ pub(super) fn resume(
         plan.steps.len()
     );
     let _lock = re.lock;
-    let plan = Arc::new(re.plan);
     let r = execute(
         &re.rb,
-        plan,
+        plan.clone(),
+        nodes,
         &re.run,
         re.writer,
         decided.prior,

@@ -377,14 +377,13 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Free `big` on a detached thread. The command is about to end and the process to exit:
-/// freeing a 10,000-step plan's closures one by one would hold up the final message for
-/// ~10 ms, time the operating system's reclaim makes unnecessary. Nothing freed this way
-/// may have a side effect on drop (no journal writer, no lock, no estate).
-fn drop_later<T: Send + 'static>(big: T) {
-    let _ = std::thread::Builder::new()
-        .name("drop".into())
-        .spawn(move || drop(big));
+/// Leave `big` for the operating system to reclaim: the command is about to end and the
+/// process to exit. Freeing a 10,000-step plan's closures one by one held up the final
+/// message by ~10 ms, and freeing them on another thread contends with this one for the
+/// allocator's lock while the recap is written. Nothing left this way may have a side
+/// effect on drop (no journal writer, no lock, no estate).
+fn drop_later<T>(big: T) {
+    std::mem::forget(big);
 }
 
 fn init_tracing(verbose: u8) {

@@ -392,6 +392,8 @@ pub(super) fn execute(
         }
     }
     super::drop_later(state);
+    // It holds the last reference to the scheduler's nodes (10,000 names and edges).
+    super::drop_later(display);
     Ok(exit)
 }
 

@@ -467,7 +467,7 @@ impl crate::dsl::strict::StepGraph for Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::dsl::{Dep, StepKind, When};
     use std::time::Duration;
@@ -517,5 +517,65 @@ mod tests {
                 String::from_utf8_lossy(&listed(d))
             );
         }
+    }
+
+    /// The plan of a runbook given as text (a one-file runbook `r.rhai`).
+    pub(crate) fn plan_of(text: &str) -> Plan {
+        let req = crate::dsl::LoadRequest {
+            runbook: crate::dsl::RunbookRef::Recorded {
+                main: "r.rhai".into(),
+                files: std::sync::Arc::new(std::collections::BTreeMap::from([(
+                    "r.rhai".to_string(),
+                    text.to_string(),
+                )])),
+            },
+            params: Vec::new(),
+            inventory: serde_json::Value::Null,
+        };
+        match Plan::load(&req) {
+            Ok((_, plan)) => plan,
+            Err(e) => panic!("{}", e.render()),
+        }
+    }
+
+    fn deps_of<'a>(plan: &'a Plan, name: &str) -> Vec<&'a str> {
+        let s = plan.step(name).expect("declared");
+        s.deps
+            .iter()
+            .map(|&j| plan.steps[j].decl.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_step_named_twice_in_after_is_one_dependency_in_a_short_list_and_a_long_one() {
+        let plan = plan_of(
+            r#"runbook(#{ name: "x", description: "y" });
+            let a = step("a");
+            let b = step("b");
+            step("c", #{ after: [a, a, b, a] });
+            let all = [];
+            for i in 0..20 { all.push(step(`s${i}`)); }
+            step("d", #{ after: all + all + [a] });"#,
+        );
+        assert_eq!(deps_of(&plan, "c"), ["a", "b"]);
+        let d = deps_of(&plan, "d");
+        assert_eq!(d.len(), 21, "{d:?}");
+        assert_eq!(d[0], "s0");
+        assert_eq!(d[20], "a");
+    }
+
+    #[test]
+    fn waves_follow_a_dependency_on_a_step_declared_later() {
+        // Declaration order is not a topological order here: the plan must not take it
+        // for one (the shortcut for runbooks that only name earlier steps).
+        let plan = plan_of(
+            r#"runbook(#{ name: "x", description: "y" });
+            step("last", #{ after: ["middle"] });
+            step("middle", #{ after: ["first"] });
+            step("first");"#,
+        );
+        let wave = |n: &str| plan.step(n).expect("declared").wave;
+        assert_eq!((wave("first"), wave("middle"), wave("last")), (0, 1, 2));
+        assert_eq!(plan.waves, vec![vec![2], vec![1], vec![0]]);
     }
 }

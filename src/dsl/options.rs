@@ -244,13 +244,19 @@ pub fn parse_step(
     cx.unknown_keys(opts, allowed, other);
 
     decl.title = cx.string(opts, "title");
-    let mut seen = std::collections::HashSet::new();
     let after_pos = keys.key_pos(&call, &["after"]).or_else(|| call.clone());
     let after = cx.strings(opts, "after");
     // Sized once: kept for every step of the plan.
     decl.after.reserve_exact(after.len());
+    // Repeats dropped. Most steps name a few: comparing with those kept beats hashing
+    // and copying each name into a set; a long list (`after: all`) gets the set.
+    let mut seen = (after.len() > 16).then(std::collections::HashSet::new);
     for name in after {
-        if seen.insert(name.clone()) {
+        let new = match &mut seen {
+            Some(seen) => seen.insert(name.clone()),
+            None => !decl.after.iter().any(|d| d.name == name),
+        };
+        if new {
             decl.after.push(Dep {
                 name,
                 pos: after_pos.clone(),

@@ -3,27 +3,11 @@
 //! rollback tests.
 
 use super::*;
-use crate::dsl::{LoadRequest, RunbookRef};
 use crate::journal::record::{Event, PlannedStep};
 pub(crate) use crate::run_state::tests::Journal;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
-/// The plan of a runbook given as text.
-pub(crate) fn plan_of(text: &str) -> Plan {
-    let req = LoadRequest {
-        runbook: RunbookRef::Recorded {
-            main: "r.rhai".into(),
-            files: Arc::new(BTreeMap::from([("r.rhai".to_string(), text.to_string())])),
-        },
-        params: Vec::new(),
-        inventory: Value::Null,
-    };
-    match Plan::load(&req) {
-        Ok((_, plan)) => plan,
-        Err(e) => panic!("{}", e.render()),
-    }
-}
+pub(crate) use crate::plan::tests::plan_of;
 
 /// A journal whose run started with `plan`.
 pub(crate) fn journal(plan: &Plan) -> Journal {

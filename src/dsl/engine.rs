@@ -54,12 +54,12 @@ pub fn new_engine() -> Engine {
     // The interner's cache upkeep dominated loading large generated runbooks.
     engine.set_max_strings_interned(0);
     engine.disable_symbol("eval");
+    // Called on every operation of every script: a step's closure checks whether its
+    // step was cancelled; a load (which runs no step) checks its budgets, and looks for a
+    // cancelled step only with its clock, every CLOCK_EVERY_OPS operations.
     engine.on_progress(|ops| {
-        if let Some(reason) = super::step_env::cancelled_reason() {
-            return Some(Dynamic::from(reason));
-        }
         if !LOADING.with(Cell::get) {
-            return None;
+            return super::step_env::cancelled_reason().map(Dynamic::from);
         }
         if ops > LOAD_OPERATION_LIMIT {
             return Some(Dynamic::from(format!(
@@ -67,6 +67,9 @@ pub fn new_engine() -> Engine {
             )));
         }
         if ops % CLOCK_EVERY_OPS == 0 {
+            if let Some(reason) = super::step_env::cancelled_reason() {
+                return Some(Dynamic::from(reason));
+            }
             let started = LOAD_STARTED.with(Cell::get)?;
             if started.elapsed() > LOAD_TIME_LIMIT {
                 return Some(Dynamic::from(format!(

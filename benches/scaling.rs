@@ -5,8 +5,10 @@
 //! Run with `cargo bench --bench scaling`. Each measurement is its own process (peak
 //! memory is per process): load + plan in a child of this bench that reports its own
 //! `VmHWM`, resume as `waymark resume` of a run whose last step failed, with the child's
-//! `ru_maxrss` from `wait4`. Targets (10,000 steps): load + plan ≤ 100 ms and ≤ 50 MiB,
-//! resume ≤ 60 ms.
+//! `ru_maxrss` from `wait4`. Targets (10,000 steps): load + plan ≤ 100 ms and ≤ 50 MiB.
+//! The resume target (≤ 60 ms) is `resume_10k`'s, whose runbook generates its steps in a
+//! loop; these written-out steps take longer to load than that whole resume, so this
+//! resume is printed beside its own load rather than against that target.
 
 // Benchmarks report on the terminal, and a closed stdout there is a real error.
 #![allow(clippy::disallowed_macros)]
@@ -206,9 +208,10 @@ fn main() {
     }
     let (_, load, resume) = rows[1];
     println!(
-        "10,000 steps: load+plan {:.0} ms (target ≤ 100 ms), peak {:.0} MiB (target ≤ 50 MiB); resume {:.0} ms (target ≤ 60 ms)",
+        "10,000 steps: load+plan {:.0} ms (target ≤ 100 ms), peak {:.0} MiB (target ≤ 50 MiB); resume {:.0} ms, {:.0} ms more than its load+plan (the ≤ 60 ms resume target is `resume_10k`'s, a runbook that generates its steps in a loop)",
         ms(load.0),
         mib(load.1),
-        ms(resume.0)
+        ms(resume.0),
+        ms(resume.0) - ms(load.0)
     );
 }

@@ -4,7 +4,7 @@
 //! and its `exec`, which makes `std::process::Command` `fork`. A fork copies waymark's
 //! page tables, and while the held child waits every page any thread of waymark writes
 //! takes a copy-on-write fault and a TLB shootdown across cores: measured, that was
-//! most of the cost of a short step's process (README, `run_exec`). Here the child
+//! most of the cost of a short step's process (docs/performance.md, `run_exec`). Here the child
 //! shares waymark's memory instead, on a small stack of its own, as glibc's
 //! `posix_spawn` does.
 //!
@@ -16,7 +16,7 @@
 //! exited (`CLONE_CHILD_CLEARTID`). Before, a helper thread recorded while the spawning
 //! thread was suspended: one more thread to hand every process to and wake, 4–6% of a
 //! 1,000-`exec` run's wall time; and then two pipes carried the pid and a go byte
-//! (README `run_exec`).
+//! (docs/performance.md, `run_exec`).
 //!
 //! What the child may do follows from sharing memory with a live process:
 //! - only system calls made directly (`sys.rs`: no `errno`, nothing of the spawning
@@ -233,7 +233,7 @@ pub(crate) const SPAWNS_HELD: bool = sys::CONCURRENT;
 /// waited on with `futex`; the pid comes back from `clone`. Before, two pipes per
 /// process carried the pid up and a go byte down (and still do where the spawning
 /// thread cannot run beside its child): 4 descriptors, ~10 system calls and one more
-/// wait for the child per process (README `run_exec`). A held child asks to die with
+/// wait for the child per process (docs/performance.md, `run_exec`). A held child asks to die with
 /// its spawning thread before it waits, and checks that waymark is still its parent
 /// then, so waymark's death still means the program never runs.
 pub(crate) fn spawn_held<R>(

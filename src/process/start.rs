@@ -51,8 +51,8 @@ pub(super) fn start(
     };
     if let Some(hook) = hook.filter(|_| super::spawn::SPAWNS_HELD) {
         // This thread records while the child waits at its gate, a word in the memory
-        // they share: no pipes, no helper to hand the recording to (`spawn.rs`, README
-        // `run_exec`).
+        // they share: no pipes, no helper to hand the recording to (`spawn.rs`;
+        // docs/performance.md, `run_exec`).
         let (spawned, recorded) =
             super::spawn::spawn_held(&launch, |pid| super::gate::record_group(pid, hook));
         return settle(spawned, recorded, log, command, spawn_failed);

@@ -2,7 +2,7 @@
 //!
 //! Why: on the filesystems waymark runs on, creating a file costs far more than writing a
 //! line (on the test machine's ext4, ~0.25 ms of kernel CPU per new inode against a few
-//! microseconds per append, README `run_exec`), and most steps log a line or two — an
+//! microseconds per append, docs/performance.md, `run_exec`), and most steps log a line or two — an
 //! `exec` step's `[exec] $ …` and its exit code. A file per step made the kernel's inode
 //! allocation a third of a 1,000-process run's CPU. So a step's lines start in the run's
 //! one shared file, each line prefixed with the step's file stem ([`stem`]) and a space;

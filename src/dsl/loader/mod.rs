@@ -62,7 +62,7 @@ pub struct Runbook {
     // freed with the runbook, not at the end of the load: freeing 10,000 written-out
     // `step()` calls (~12 MB of small allocations) was ~7% of loading them, and the
     // commands leave the runbook to process exit (`cli::drop_later`). It was alive at
-    // the load's peak anyway (during evaluation); the peak grew ~1 MiB (README).
+    // the load's peak anyway (during evaluation); the peak grew ~1 MiB (docs/performance.md).
     _top: Option<rhai::AST>,
 }
 

@@ -179,14 +179,18 @@ fn main() {
         rows.push((n, load, resume));
     }
     println!();
-    println!("| steps | load+plan | peak | resume | peak |");
-    println!("| ---: | ---: | ---: | ---: | ---: |");
+    // Per step too: where the ratio between two rows is above 10, this shows whether the
+    // cost per step keeps rising (a cost growing with the runbook) or levels off.
+    println!("| steps | load+plan | per step | peak | resume | per step | peak |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (n, load, resume) in &rows {
         println!(
-            "| {n} | {:.0} ms | {:.0} MiB | {:.0} ms | {:.0} MiB |",
+            "| {n} | {:.0} ms | {:.1} µs | {:.0} MiB | {:.0} ms | {:.1} µs | {:.0} MiB |",
             ms(load.0),
+            ms(load.0) * 1e3 / *n as f64,
             mib(load.1),
             ms(resume.0),
+            ms(resume.0) * 1e3 / *n as f64,
             mib(resume.1)
         );
     }

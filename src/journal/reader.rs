@@ -49,15 +49,46 @@ pub struct RunOrigin {
 
 /// The [`RunOrigin`] in the first line of the journal at `path`, if it has a complete
 /// `run_started` line.
+///
+/// A resume reads this before anything else to start loading the runbook, and a long
+/// run's first line is mostly its planned steps (~1 MB for 10,000): once the head before
+/// them is in hand, the rest of the line is only searched for its end, a large read at a
+/// time, not copied.
 pub fn read_origin(path: &Path) -> Option<RunOrigin> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).ok()?;
-    let mut line = Vec::new();
-    std::io::BufReader::new(file)
-        .read_until(b'\n', &mut line)
-        .ok()?;
-    origin_of_line(line.strip_suffix(b"\n")?)
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut chunk = vec![0u8; 256 << 10];
+    // The line as far as `,"steps":[` (the whole line if it never comes).
+    let mut head = Vec::new();
+    let mut head_done = false;
+    loop {
+        let n = loop {
+            match file.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                read => break read.ok()?,
+            }
+        };
+        if n == 0 {
+            return None; // no newline: the first line is torn
+        }
+        let part = &chunk[..n];
+        let end = memchr::memchr(b'\n', part);
+        if !head_done {
+            let from = head.len().saturating_sub(STEPS_KEY.len() - 1);
+            head.extend_from_slice(&part[..end.unwrap_or(n)]);
+            if let Some(at) = memchr::memmem::find(&head[from..], STEPS_KEY) {
+                head.truncate(from + at + STEPS_KEY.len());
+                head_done = true;
+            }
+        }
+        if end.is_some() {
+            return origin_of_line(&head);
+        }
+    }
 }
+
+/// Where a `run_started` line's planned steps begin (see [`origin_of_line`]).
+const STEPS_KEY: &[u8] = b",\"steps\":[";
 
 /// The result of verifying a journal's bytes, with where the valid prefix ends.
 #[derive(Debug)]
@@ -173,7 +204,7 @@ pub fn origin_of_line(line: &[u8]) -> Option<RunOrigin> {
     // The writer puts the origin before the planned steps, most of a long run's line:
     // parse the head alone, closed after it, when the line is laid out so (`,"steps":[`
     // cannot occur inside a string, and cut anywhere else the head does not parse).
-    let head = memchr::memmem::find(line, b",\"steps\":[").and_then(|at| {
+    let head = memchr::memmem::find(line, STEPS_KEY).and_then(|at| {
         let mut head = line[..at].to_vec();
         head.push(b'}');
         serde_json::from_slice::<First>(&head).ok()

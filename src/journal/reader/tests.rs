@@ -386,6 +386,47 @@ fn the_origin_is_read_off_a_complete_first_line_only() {
 }
 
 #[test]
+fn the_origin_is_read_whichever_read_the_steps_key_or_the_line_end_falls_in() {
+    // read_origin reads 256 KiB at a time and keeps only the head of the first line:
+    // the key that ends the head may be cut between two reads, and a line may end
+    // before any steps.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("journal.jsonl");
+    let chunk = 256 << 10;
+    let prefix = r#"{"type":"run_started","source":"s.rhai","params":{"p":""#;
+    let steps = ",\"steps\":[";
+    for cut in 0..steps.len() {
+        // The value is sized so that `cut` bytes of the key fall in the first read.
+        let value = "v".repeat(chunk - prefix.len() - 2 - cut);
+        let line = format!(
+            "{prefix}{value}\"}}{steps}{}]}}\n{{\"seq\":2}}\n",
+            r#"{"name":"a"},"#.repeat(40_000) + r#"{"name":"b"}"#
+        );
+        std::fs::write(&path, &line).unwrap();
+        let origin = read_origin(&path).unwrap_or_else(|| panic!("cut {cut}"));
+        assert_eq!(origin.source, "s.rhai");
+        assert_eq!(origin.params["p"].len(), value.len(), "cut {cut}");
+    }
+    let short = "{\"type\":\"run_started\",\"source\":\"t.rhai\",\"params\":{}}\n";
+    std::fs::write(&path, short).unwrap();
+    assert_eq!(
+        read_origin(&path).unwrap().source,
+        "t.rhai",
+        "a line with no steps"
+    );
+    let torn = format!(
+        "{{\"type\":\"run_started\",\"source\":\"t.rhai\",\"params\":{{}}{steps}{}",
+        r#"{"name":"a"},"#.repeat(40_000)
+    );
+    std::fs::write(&path, torn).unwrap();
+    assert_eq!(
+        read_origin(&path),
+        None,
+        "a torn first line, its head complete"
+    );
+}
+
+#[test]
 fn read_journal_reports_a_missing_file_with_its_path() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("journal.jsonl");

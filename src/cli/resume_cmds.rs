@@ -137,7 +137,9 @@ pub(super) struct Reopened {
     pub(super) writer: JournalWriter,
     pub(super) state: RunState,
     pub(super) rb: crate::dsl::Runbook,
-    pub(super) plan: Plan,
+    pub(super) plan: Arc<Plan>,
+    /// The scheduler's view of `plan`, built while the caller compares it with the journal.
+    pub(super) nodes: super::run_cmds::NodesSoon,
     pub(super) estate: Arc<dyn crate::estate::Estate>,
 }
 
@@ -189,16 +191,24 @@ pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reop
         .and_then(|id| store.run(&id).ok())
         .and_then(|r| r.read_origin());
     tracing::debug!("resume: loading the runbook its first line names");
+    // The load hands its plan over, then goes on to build the scheduler's nodes from it,
+    // on the core it already has, while this thread compares the plan with the journal.
     let loading = origin.clone().and_then(|o| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("load".into())
             .stack_size(8 << 20)
             .spawn(move || {
-                let loaded = load_recorded(&o.source, &o.params, o.inventory.as_deref());
+                let loaded = load_recorded(&o.source, &o.params, o.inventory.as_deref())
+                    .map(|(rb, plan)| (rb, Arc::new(plan)));
                 tracing::debug!("resume: loaded on the second thread");
-                loaded
+                let plan = loaded.as_ref().ok().map(|(_, plan)| plan.clone());
+                let wanted = tx.send(loaded).is_ok();
+                plan.filter(|_| wanted)
+                    .map(|plan| super::run_cmds::nodes_of(&plan))
             })
             .ok()
+            .map(|thread| (thread, rx))
     });
     let run_id = match run {
         Some(r) => r.to_string(),
@@ -226,11 +236,21 @@ pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reop
         params: state.params.clone(),
         inventory: state.inventory.clone(),
     };
-    let (rb, plan) = match loading {
-        Some(thread) if origin.as_ref() == Some(&recorded) => thread
-            .join()
-            .unwrap_or_else(|_| Err(bad("loading the runbook failed unexpectedly")))?,
-        _ => load_recorded(&state.source, &state.params, state.inventory.as_deref())?,
+    let (rb, plan, nodes) = match loading {
+        Some((thread, handed)) if origin.as_ref() == Some(&recorded) => {
+            let (rb, plan) = handed
+                .recv()
+                .unwrap_or_else(|_| Err(bad("loading the runbook failed unexpectedly")))?;
+            let nodes = super::run_cmds::NodesSoon::Building(thread, plan.clone());
+            (rb, plan, nodes)
+        }
+        _ => {
+            let (rb, plan) =
+                load_recorded(&state.source, &state.params, state.inventory.as_deref())?;
+            let plan = Arc::new(plan);
+            let nodes = super::run_cmds::NodesSoon::start(&plan);
+            (rb, plan, nodes)
+        }
     };
     tracing::debug!("resume: runbook loaded and planned");
     let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
@@ -244,6 +264,7 @@ pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reop
         state,
         rb,
         plan,
+        nodes,
         estate,
     })
 }
@@ -281,9 +302,7 @@ pub(super) fn resume(
     super::run_cmds::notify_hooks(&re.rb, re.estate.inventory())?;
     let again = format!("resume {}", re.run_id);
     settle_orphans(&re, r.orphans, r.orphans_checked, store, &again)?;
-    let plan = Arc::new(re.plan);
-    let nodes = super::run_cmds::NodesSoon::start(&plan);
-    let (state, plan) = (&re.state, &plan);
+    let (state, plan) = (&re.state, &re.plan);
     let mut decided = match crate::resume::decide(state, plan, r) {
         Err(e) => return Err(bad(e.to_string())),
         Ok(Decision::Finished(status)) => {
@@ -419,8 +438,8 @@ pub(super) fn resume(
     let _lock = re.lock;
     let r = execute(
         &re.rb,
-        plan.clone(),
-        nodes,
+        re.plan.clone(),
+        re.nodes,
         &re.run,
         re.writer,
         decided.prior,

@@ -7,7 +7,6 @@ use crate::journal::{current_user, Event, FinalStatus};
 use crate::plan::Plan;
 use crate::run_state::RunState;
 use crate::state::Store;
-use std::sync::Arc;
 
 // Steps among `names` whose undo (or what it can call) differs from the recorded
 // definition, each with its diff. Without a source snapshot (an older journal), the
@@ -104,7 +103,7 @@ pub(super) fn rollback(store: &Store, run: &str, o: &RollbackOptions) -> Result<
     }
     let redactor = crate::redact::Redactor::new();
     re.writer.set_redactor(redactor.clone());
-    let plan = Arc::new(re.plan);
+    let plan = re.plan.clone();
     let mut action = crate::executor::RhaiAction::new(
         plan.clone(),
         re.rb.engine.clone(),

@@ -65,7 +65,9 @@ pub(super) fn nodes_of(plan: &Plan) -> Vec<Node> {
 /// 10,000 steps' names and edges was two milliseconds of its critical path.
 pub(super) enum NodesSoon {
     Ready(Vec<Node>),
-    Building(std::thread::JoinHandle<Vec<Node>>, Arc<Plan>),
+    /// A thread building them, which gives `None` if it could not (they are then built
+    /// here, from the plan).
+    Building(std::thread::JoinHandle<Option<Vec<Node>>>, Arc<Plan>),
 }
 
 impl NodesSoon {
@@ -79,7 +81,7 @@ impl NodesSoon {
         let p = plan.clone();
         match std::thread::Builder::new()
             .name("nodes".into())
-            .spawn(move || nodes_of(&p))
+            .spawn(move || Some(nodes_of(&p)))
         {
             Ok(h) => NodesSoon::Building(h, plan.clone()),
             Err(_) => NodesSoon::Ready(nodes_of(plan)),
@@ -90,7 +92,9 @@ impl NodesSoon {
         match self {
             NodesSoon::Ready(n) => n,
             // nodes_of does not panic; were it to, building again here reports it.
-            NodesSoon::Building(h, plan) => h.join().unwrap_or_else(|_| nodes_of(&plan)),
+            NodesSoon::Building(h, plan) => {
+                h.join().ok().flatten().unwrap_or_else(|| nodes_of(&plan))
+            }
         }
     }
 }

@@ -34,8 +34,8 @@ impl Board {
     pub(super) fn new(n: usize) -> Self {
         Board {
             finished: Finished {
-                outputs: std::iter::repeat_with(|| None).take(n).collect(),
-                results: std::iter::repeat_with(|| None).take(n).collect(),
+                outputs: vec![None; n],
+                results: vec![None; n],
             },
             non_null_outputs: 0,
         }

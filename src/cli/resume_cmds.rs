@@ -247,9 +247,10 @@ pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reop
         _ => {
             let (rb, plan) =
                 load_recorded(&state.source, &state.params, state.inventory.as_deref())?;
-            let plan = Arc::new(plan);
-            let nodes = super::run_cmds::NodesSoon::start(&plan);
-            (rb, plan, nodes)
+            // Loaded here after all (a wrong guess, or no origin to guess from): the
+            // nodes too.
+            let nodes = super::run_cmds::NodesSoon::Ready(super::run_cmds::nodes_of(&plan));
+            (rb, Arc::new(plan), nodes)
         }
     };
     tracing::debug!("resume: runbook loaded and planned");

@@ -60,34 +60,17 @@ pub(super) fn nodes_of(plan: &Plan) -> Vec<Node> {
         .collect()
 }
 
-/// The scheduler's nodes, built on a thread of their own for a large plan while the
-/// caller goes on: a resume compares every step with the journal meanwhile, and copying
-/// 10,000 steps' names and edges was two milliseconds of its critical path.
+/// The scheduler's nodes: built here, or by a resume's loading thread after it handed
+/// its plan over, while the caller compared the plan with the journal (copying 10,000
+/// steps' names and edges was two milliseconds of a resume's critical path).
 pub(super) enum NodesSoon {
     Ready(Vec<Node>),
-    /// A thread building them, which gives `None` if it could not (they are then built
-    /// here, from the plan).
+    /// The thread building them, which gives `None` if it could not (they are then
+    /// built here, from the plan).
     Building(std::thread::JoinHandle<Option<Vec<Node>>>, Arc<Plan>),
 }
 
 impl NodesSoon {
-    /// Smaller plans are built here and now: a thread costs more than it saves.
-    const THREAD_FROM: usize = 2_000;
-
-    pub(super) fn start(plan: &Arc<Plan>) -> Self {
-        if plan.steps.len() < Self::THREAD_FROM {
-            return NodesSoon::Ready(nodes_of(plan));
-        }
-        let p = plan.clone();
-        match std::thread::Builder::new()
-            .name("nodes".into())
-            .spawn(move || Some(nodes_of(&p)))
-        {
-            Ok(h) => NodesSoon::Building(h, plan.clone()),
-            Err(_) => NodesSoon::Ready(nodes_of(plan)),
-        }
-    }
-
     fn get(self) -> Vec<Node> {
         match self {
             NodesSoon::Ready(n) => n,

@@ -382,7 +382,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 /// message by ~10 ms, and freeing them on another thread contends with this one for the
 /// allocator's lock while the recap is written. Nothing left this way may have a side
 /// effect on drop (no journal writer, no lock, no estate).
-fn drop_later<T>(big: T) {
+fn leave_to_exit<T>(big: T) {
     std::mem::forget(big);
 }
 

@@ -89,7 +89,7 @@ pub(super) fn check(args: &RunbookArgs, json: bool) -> Result<Exit, CliError> {
         gates,
         plan.waves.len()
     );
-    super::drop_later((rb, plan));
+    super::leave_to_exit((rb, plan));
     Ok(Exit::Ok)
 }
 
@@ -117,7 +117,7 @@ fn check_json(args: &RunbookArgs) -> Result<Exit, CliError> {
                 "waves": plan.waves.len(),
             });
             outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-            super::drop_later((rb, plan));
+            super::leave_to_exit((rb, plan));
             return Ok(Exit::Ok);
         }
         Err((diags, sources)) => diags
@@ -152,6 +152,6 @@ pub(super) fn plan(args: &RunbookArgs, format: PlanFormat) -> Result<Exit, CliEr
         PlanFormat::Dot => render::plan_dot(&plan),
     };
     out!("{out}");
-    super::drop_later((rb, plan));
+    super::leave_to_exit((rb, plan));
     Ok(Exit::Ok)
 }

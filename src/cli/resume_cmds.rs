@@ -450,7 +450,7 @@ pub(super) fn resume(
         // The recap carries this state on through what the resumed run appends.
         Some(re.state),
     );
-    super::drop_later(re.rb);
+    super::leave_to_exit(re.rb);
     r
 }
 

@@ -361,7 +361,7 @@ pub(super) fn execute(
         .filter(|s| s.decl.undo.is_some() && s.decl.kind == StepKind::Step)
         .map(|s| s.decl.name.clone())
         .collect();
-    super::drop_later(plan);
+    super::leave_to_exit(plan);
     let (exit, ending) = ending(run_id, &outcome);
     errln!("{ending}");
     let state = super::recap::final_state(run, base);
@@ -378,9 +378,9 @@ pub(super) fn execute(
             errln!("{line}");
         }
     }
-    super::drop_later(state);
+    super::leave_to_exit(state);
     // It holds the last reference to the scheduler's nodes (10,000 names and edges).
-    super::drop_later(display);
+    super::leave_to_exit(display);
     Ok(exit)
 }
 

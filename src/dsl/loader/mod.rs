@@ -61,7 +61,7 @@ pub struct Runbook {
     // The script's parsed top level, run once while loading and needed no more. It is
     // freed with the runbook, not at the end of the load: freeing 10,000 written-out
     // `step()` calls (~12 MB of small allocations) was ~7% of loading them, and the
-    // commands leave the runbook to process exit (`cli::drop_later`). It was alive at
+    // commands leave the runbook to process exit (`cli::leave_to_exit`). It was alive at
     // the load's peak anyway (during evaluation); the peak grew ~1 MiB (docs/performance.md).
     _top: Option<rhai::AST>,
 }

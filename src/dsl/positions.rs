@@ -8,7 +8,7 @@
 //! has none, and a lookup answers the deepest key it did find — still in the author's
 //! code — so the caller falls back from there to the call itself.
 
-use crate::diagnostic::{SourceMap, SrcPos};
+use crate::diagnostic::SrcPos;
 use rhai::{
     ASTNode, Engine, Expr, FnCallExpr, ImmutableString, OptimizationLevel, Position, Stmt, AST,
 };
@@ -222,6 +222,10 @@ impl FileKeys {
     }
 }
 
+/// The text of a file by name: asked only for a file whose keys are not indexed yet,
+/// so a declaration does not copy the load's source map to find its keys.
+pub(crate) type FileText<'a> = dyn Fn(&str) -> Option<Arc<str>> + 'a;
+
 /// The key positions of every file a load looked into, parsed once per file on first
 /// use (only declarations ask, so a file without any is never parsed again).
 #[derive(Debug, Default)]
@@ -253,7 +257,7 @@ impl KeyIndex {
     /// is in a literal at the call.
     pub(crate) fn key_pos(
         &self,
-        sources: &SourceMap,
+        sources: &FileText,
         call: &SrcPos,
         path: &[&str],
     ) -> Option<SrcPos> {
@@ -275,7 +279,7 @@ impl KeyIndex {
     /// (the one a "twice" error is about), else the argument itself.
     pub(crate) fn arg_pos(
         &self,
-        sources: &SourceMap,
+        sources: &FileText,
         call: &SrcPos,
         index: usize,
         element: Option<&str>,
@@ -299,13 +303,13 @@ impl KeyIndex {
         Some(at(call, pos))
     }
 
-    fn file(&self, sources: &SourceMap, call: &SrcPos) -> Option<Arc<FileKeys>> {
+    fn file(&self, sources: &FileText, call: &SrcPos) -> Option<Arc<FileKeys>> {
         Some({
             let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             match files.get(&call.file) {
                 Some(f) => f.clone(),
                 None => {
-                    let parsed = Arc::new(FileKeys::parse(sources.get(&call.file)?));
+                    let parsed = Arc::new(FileKeys::parse(&sources(&call.file)?));
                     files.insert(call.file.clone(), parsed.clone());
                     parsed
                 }
@@ -328,7 +332,7 @@ mod tests {
     use super::*;
 
     fn lookup(text: &str, call: LineCol, path: &[&str]) -> Option<LineCol> {
-        let mut sources = SourceMap::default();
+        let mut sources = crate::diagnostic::SourceMap::default();
         sources.insert("f.rhai".into(), text.into());
         let call = SrcPos {
             file: "f.rhai".into(),
@@ -336,7 +340,7 @@ mod tests {
             col: call.1,
         };
         KeyIndex::default()
-            .key_pos(&sources, &call, path)
+            .key_pos(&|f| sources.get(f).cloned(), &call, path)
             .map(|p| (p.line, p.col))
     }
 
@@ -385,7 +389,7 @@ mod tests {
 
     #[test]
     fn arguments_and_array_elements_have_positions() {
-        let mut sources = SourceMap::default();
+        let mut sources = crate::diagnostic::SourceMap::default();
         sources.insert(
             "f.rhai".into(),
             "rollout(\"r\", [\"a\", \"b\", \"a\"], #{});".into(),
@@ -396,7 +400,8 @@ mod tests {
             col: 1,
         };
         let idx = KeyIndex::default();
-        let col = |e: Option<&str>| idx.arg_pos(&sources, &call, 1, e).map(|p| p.col);
+        let text = |f: &str| sources.get(f).cloned();
+        let col = |e: Option<&str>| idx.arg_pos(&text, &call, 1, e).map(|p| p.col);
         assert_eq!(col(None), Some(14));
         assert_eq!(col(Some("a")), Some(25), "the repeated one");
         assert_eq!(col(Some("zz")), Some(14));

@@ -15,22 +15,31 @@ use std::sync::{Arc, Mutex};
 
 /// Option-key positions of the declarations' calls, from the AST of their files.
 struct Keys<'a> {
-    sources: &'a SourceMap,
+    shared: &'a Shared,
     index: &'a KeyIndex,
 }
 
 impl<'a> Keys<'a> {
-    fn new(sources: &'a SourceMap, shared: &'a Shared) -> Self {
+    fn new(shared: &'a Shared) -> Self {
         Keys {
-            sources,
+            shared,
             index: &shared.keys,
         }
+    }
+
+    // The text of `file`, for a file whose keys are not indexed yet.
+    fn text(&self, file: &str) -> Option<Arc<str>> {
+        let sources = self.shared.sources.lock();
+        sources
+            .unwrap_or_else(|e| e.into_inner())
+            .get(file)
+            .cloned()
     }
 }
 
 impl KeyPositions for Keys<'_> {
     fn key_pos(&self, call: &Option<SrcPos>, path: &[&str]) -> Option<SrcPos> {
-        self.index.key_pos(self.sources, call.as_ref()?, path)
+        self.index.key_pos(&|f| self.text(f), call.as_ref()?, path)
     }
 
     fn arg_pos(
@@ -40,7 +49,7 @@ impl KeyPositions for Keys<'_> {
         element: Option<&str>,
     ) -> Option<SrcPos> {
         self.index
-            .arg_pos(self.sources, call.as_ref()?, index, element)
+            .arg_pos(&|f| self.text(f), call.as_ref()?, index, element)
     }
 }
 
@@ -107,8 +116,7 @@ fn declare(
         ));
         Map::new()
     };
-    let sources = shared.sources_now();
-    let keys = Keys::new(&sources, shared);
+    let keys = Keys::new(shared);
     let mut maker = Maker::new(&ctx, shared);
     let decl = options::parse_step(
         StepDecl::new(name_str.clone(), kind, pos),
@@ -152,8 +160,7 @@ fn declare_rollout(
         );
         return Ok(String::new());
     };
-    let sources = shared.sources_now();
-    let keys = Keys::new(&sources, shared);
+    let keys = Keys::new(shared);
     let mut maker = Maker::new(&ctx, shared);
     let mut diags = Vec::new();
     let site = crate::dsl::rollout::Site {
@@ -181,7 +188,6 @@ fn declare_runbook(
 ) -> Result<(), Box<EvalAltResult>> {
     let main = shared.state().main_file.clone();
     let pos = call_pos(&ctx, &main);
-    let sources = shared.sources_now();
     let mut st = shared.state();
     if !st.loading {
         return Err(Box::new(EvalAltResult::ErrorRuntime(
@@ -204,7 +210,7 @@ fn declare_runbook(
         return Err(abort());
     };
     let mut diags = Vec::new();
-    let keys = Keys::new(&sources, shared);
+    let keys = Keys::new(shared);
     let decl = options::parse_runbook(&map, pos.clone(), &keys, &mut diags);
 
     // Merge --param over defaults; every problem with parameters stops the load,

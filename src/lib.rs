@@ -18,6 +18,7 @@ pub mod estate;
 pub(crate) mod executor;
 pub(crate) mod exit;
 pub(crate) mod follow;
+pub(crate) mod hashing;
 pub(crate) mod hint;
 pub(crate) mod inbox;
 pub mod journal;

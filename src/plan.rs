@@ -1,4 +1,5 @@
-//! The plan: declarations validated into a DAG (petgraph), with waves (topological
+//! The plan: declarations validated into a DAG (each step's dependencies and dependents;
+//! petgraph finds cycles when a dependency points forward), with waves (topological
 //! levels) and a fingerprint per step. Building a plan runs nothing.
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
@@ -7,10 +8,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// The name index's hasher: names come from the operator's own runbook, so SipHash's
-/// resistance to chosen keys buys nothing, and hashing 30,000 names (each step's, then
-/// each `after` entry) with it was a tenth of building a 10,000-step plan.
-pub type NameHasher = foldhash::fast::RandomState;
+/// The name index's hasher (see [`crate::hashing`]).
+pub type NameHasher = crate::hashing::FastHasher;
 
 /// One step of the plan.
 #[derive(Debug)]
@@ -40,8 +39,6 @@ pub struct Plan {
     pub index: HashMap<String, usize, NameHasher>,
     /// Hash of every step's fingerprint.
     pub fingerprint: String,
-    /// The dependency graph (edge: dependency → dependent).
-    pub graph: DiGraph<usize, ()>,
 }
 
 impl Plan {
@@ -59,8 +56,11 @@ impl Plan {
         let mut diags = Vec::new();
         let mut index: HashMap<String, usize, NameHasher> =
             HashMap::with_capacity_and_hasher(decls.len(), NameHasher::default());
+        // A repeated name is reported once here and its later declarations left out.
+        let mut repeated = vec![false; decls.len()];
         for (i, d) in decls.iter().enumerate() {
             if let Some(&first) = index.get(&d.name) {
+                repeated[i] = true;
                 diags.push(
                     Diagnostic::at(d.pos.clone(), format!("duplicate {} name `{}`", d.kind.as_str(), d.name))
                         .label("declared again here")
@@ -71,12 +71,10 @@ impl Plan {
                 index.insert(d.name.clone(), i);
             }
         }
-        let mut graph = DiGraph::<usize, ()>::with_capacity(decls.len(), decls.len());
-        let nodes: Vec<NodeIndex> = (0..decls.len()).map(|i| graph.add_node(i)).collect();
         let mut deps: Vec<Vec<usize>> = vec![Vec::new(); decls.len()];
         for (i, d) in decls.iter().enumerate() {
-            if index.get(&d.name) != Some(&i) {
-                continue; // a duplicate: already reported
+            if repeated[i] {
+                continue;
             }
             for dep in &d.after {
                 if dep.name == d.name {
@@ -87,10 +85,7 @@ impl Plan {
                     continue;
                 }
                 match index.get(&dep.name) {
-                    Some(&j) => {
-                        deps[i].push(j);
-                        graph.add_edge(nodes[j], nodes[i], ());
-                    }
+                    Some(&j) => deps[i].push(j),
                     None => {
                         let hint = match did_you_mean(&dep.name, index.keys().map(String::as_str)) {
                             Some(s) => format!("did you mean `{s}`?"),
@@ -117,17 +112,19 @@ impl Plan {
             .iter()
             .enumerate()
             .all(|(i, ds)| ds.iter().all(|&j| j < i));
-        let sccs = if backward_only {
-            Vec::new()
-        } else {
-            petgraph::algo::tarjan_scc(&graph)
+        // The dependency graph (edge: dependency → dependent), for the cycle search and
+        // the topological sort; not built when neither is needed.
+        let graph = (!backward_only).then(|| dependency_graph(&deps));
+        let sccs = match &graph {
+            None => Vec::new(),
+            Some(graph) => petgraph::algo::tarjan_scc(graph),
         };
         for scc in sccs {
             if scc.len() < 2 {
                 continue;
             }
             let members: Vec<usize> =
-                cycle_order(&scc.iter().map(|n| graph[*n]).collect::<Vec<_>>(), &deps);
+                cycle_order(&scc.iter().map(|n| n.index()).collect::<Vec<_>>(), &deps);
             let mut path: Vec<&str> = members.iter().map(|&i| decls[i].name.as_str()).collect();
             path.push(path[0]);
             let mut d = Diagnostic::at(
@@ -148,18 +145,17 @@ impl Plan {
         }
 
         // Waves: a step's level is one more than its deepest dependency.
-        let order: Vec<usize> = if backward_only {
-            (0..decls.len()).collect()
-        } else {
-            petgraph::algo::toposort(&graph, None)
+        let order: Vec<usize> = match &graph {
+            None => (0..decls.len()).collect(),
+            Some(graph) => petgraph::algo::toposort(graph, None)
                 .map_err(|_| {
                     vec![Diagnostic::new(
                         "dependency cycle (internal: not caught by validation)",
                     )]
                 })?
                 .into_iter()
-                .map(|n| graph[n])
-                .collect()
+                .map(|n| n.index())
+                .collect(),
         };
         let mut wave = vec![0usize; decls.len()];
         for i in order {
@@ -200,7 +196,6 @@ impl Plan {
             waves,
             index,
             fingerprint: hex(&plan_hash.finalize()[..8]),
-            graph,
         })
     }
 
@@ -251,6 +246,19 @@ impl Plan {
         }
         false
     }
+}
+
+// The dependency graph, node `i` being step `i` (edge: dependency → dependent).
+fn dependency_graph(deps: &[Vec<usize>]) -> DiGraph<(), ()> {
+    let edges = deps.iter().map(Vec::len).sum();
+    let mut graph = DiGraph::with_capacity(deps.len(), edges);
+    let nodes: Vec<NodeIndex> = deps.iter().map(|_| graph.add_node(())).collect();
+    for (i, ds) in deps.iter().enumerate() {
+        for &j in ds {
+            graph.add_edge(nodes[j], nodes[i], ());
+        }
+    }
+    graph
 }
 
 // Order the members of a strongly connected component along an actual cycle.

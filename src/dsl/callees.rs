@@ -10,6 +10,7 @@
 //! step's fingerprint alone (fixing the helper of a failed step must not block resume).
 
 use crate::diagnostic::SourceMap;
+use crate::hashing::FastMap;
 use rhai::{ASTNode, Expr, ScriptFuncDef, Stmt};
 use rhai::{FnPtr, ImmutableString, Module, Shared};
 use std::collections::hash_map::Entry;
@@ -71,7 +72,7 @@ struct InScope {
 /// modules' own strings, shared.
 #[derive(Default)]
 struct Index {
-    by_name: HashMap<ImmutableString, Defs>,
+    by_name: FastMap<ImmutableString, Defs>,
     /// Module variables (`export const`), reached as `module::NAME`: name → (file, value).
     vars: HashMap<String, Vec<(Arc<str>, String)>>,
     text: HashMap<usize, Option<Arc<str>>>,
@@ -84,7 +85,7 @@ struct Index {
 /// what each function body's walk found.
 #[derive(Default)]
 pub(crate) struct CalleeCache {
-    indexes: HashMap<Vec<usize>, Index>,
+    indexes: FastMap<Vec<usize>, Index>,
     walks: Walks,
     /// What a closure that reaches no function gets: most closures, one list.
     none: Arc<[Callee]>,
@@ -108,14 +109,14 @@ pub(crate) struct BodyWalk {
 /// address is not reused while the load lasts). Walks that found nothing — most
 /// closures' — share one.
 struct Walks {
-    by_body: HashMap<usize, (Shared<ScriptFuncDef>, Arc<BodyWalk>)>,
+    by_body: FastMap<usize, (Shared<ScriptFuncDef>, Arc<BodyWalk>)>,
     nothing: Arc<BodyWalk>,
 }
 
 impl Default for Walks {
     fn default() -> Self {
         Walks {
-            by_body: HashMap::new(),
+            by_body: FastMap::default(),
             nothing: Arc::new(BodyWalk {
                 names: Arc::new([]),
                 reads: Vec::new(),
@@ -167,7 +168,7 @@ fn modules_in_scope(env: &rhai::NativeCallContextStore) -> Vec<Shared<Module>> {
 impl Index {
     /// The index of `modules` (a module without a name is `main_file`).
     fn of(modules: &[Shared<Module>], main_file: &Arc<str>) -> Index {
-        let mut by_name: HashMap<ImmutableString, Defs> = HashMap::new();
+        let mut by_name: FastMap<ImmutableString, Defs> = FastMap::default();
         let mut vars: HashMap<String, Vec<(Arc<str>, String)>> = HashMap::new();
         for m in modules {
             let file: Arc<str> = m.id().map(Arc::from).unwrap_or_else(|| main_file.clone());
@@ -227,12 +228,12 @@ impl CalleeCache {
         let Some(InScope { modules, key, .. }) = &self.scope else {
             return self.none.clone();
         };
-        if !self.indexes.contains_key(key) {
-            self.indexes
-                .insert(key.clone(), Index::of(modules, main_file));
-        }
-        let Some(index) = self.indexes.get_mut(key) else {
-            return self.none.clone();
+        let index = match self.indexes.get_mut(key) {
+            Some(index) => index,
+            None => self
+                .indexes
+                .entry(key.clone())
+                .or_insert_with(|| Index::of(modules, main_file)),
         };
         let name = fp.fn_name();
         // A closure whose body calls nothing reaches nothing: most closures, found

@@ -4,9 +4,10 @@
 use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::dsl::declaration::{RunbookDecl, StepDecl};
 use crate::dsl::positions::KeyIndex;
+use crate::hashing::FastMap;
 use rhai::{Dynamic, ImmutableString, Map, NativeCallContext};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The script functions of one function library by name, found once per library: a
@@ -20,7 +21,7 @@ pub(super) struct Library {
     /// Overloads are told apart by where they are written, never by the library's
     /// order: Rhai keys a library by hashes seeded per process, so its order — and a
     /// fingerprint taken from it — changed from one process to the next.
-    pub(super) by_name: HashMap<ImmutableString, (Def, Option<Def>)>,
+    pub(super) by_name: FastMap<ImmutableString, (Def, Option<Def>)>,
 }
 
 pub(super) type Def = rhai::Shared<rhai::ScriptFuncDef>;
@@ -35,7 +36,7 @@ pub(super) struct State {
     pub(super) cli_params: Vec<(String, String)>,
     pub(super) params: BTreeMap<String, String>,
     // Function libraries by identity.
-    pub(super) libraries: HashMap<usize, Library>,
+    pub(super) libraries: FastMap<usize, Library>,
     // Each closure's text once sliced, by library and name: a closure declared in a
     // loop is one function, sliced once rather than once per step.
     pub(super) texts: crate::dsl::recent::Recent<(usize, String), Option<String>>,
@@ -50,7 +51,7 @@ impl State {
     /// engine keeps this state for as long as the runbook lives).
     pub(super) fn finish(&mut self) {
         self.loading = false;
-        self.libraries = HashMap::new();
+        self.libraries = FastMap::default();
         self.texts = Default::default();
         self.callees = Default::default();
         self.last_env = None;
@@ -83,7 +84,7 @@ impl State {
 
 impl Library {
     fn of(m: &rhai::Module, main: &Arc<str>) -> Library {
-        let mut by_name: HashMap<ImmutableString, (Def, Option<Def>)> = HashMap::new();
+        let mut by_name: FastMap<ImmutableString, (Def, Option<Def>)> = FastMap::default();
         for (_, _, n, _, def) in m.iter_script_fn_info() {
             let placed = def.body.start_position().line().is_some();
             let name = if def.name.as_str() == n {

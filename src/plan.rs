@@ -173,12 +173,13 @@ impl Plan {
             }
         }
         let params_text = params_text(params);
+        let mut fingerprints = Fingerprints::new(&params_text);
         let mut plan_hash = Sha256::new();
         let steps: Vec<PlanStep> = decls
             .into_iter()
             .enumerate()
             .map(|(i, decl)| {
-                let fingerprint = fingerprint(&decl, &params_text);
+                let fingerprint = fingerprints.of(&decl);
                 plan_hash.update(decl.name.as_bytes());
                 plan_hash.update(fingerprint.as_bytes());
                 PlanStep {
@@ -283,13 +284,17 @@ fn cycle_order(members: &[usize], deps: &[Vec<usize>]) -> Vec<usize> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut s, bytes);
+    s
+}
+
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         s.push(char::from(DIGITS[usize::from(b >> 4)]));
         s.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
-    s
 }
 
 /// Marks fingerprints that cover the functions a step's closures can call; a journal
@@ -299,18 +304,43 @@ pub const FINGERPRINT_V2: &str = "v2-";
 /// The fingerprint of one step: its options, its closures' source, the source of every
 /// script function they can call (see [`crate::dsl::callees`]) and the params.
 pub fn fingerprint(d: &StepDecl, params_text: &str) -> String {
-    let mut h = Sha256::new();
-    hash_decl(&mut h, d, params_text);
-    for c in d.closures().into_iter().flatten() {
-        for callee in c.callees.iter() {
-            h.update(b"fn\0");
-            h.update(callee.name.as_bytes());
-            h.update([0]);
-            h.update(callee.source.as_bytes());
-            h.update([0]);
+    Fingerprints::new(params_text).of(d)
+}
+
+/// Fingerprints of many steps with the same params: each step's bytes are gathered in
+/// one buffer, reused, and hashed with one call (SHA-256 fed piece by piece, a few
+/// dozen small updates per step, took as long again as the hashing itself).
+struct Fingerprints<'a> {
+    params_text: &'a str,
+    buf: Vec<u8>,
+}
+
+impl<'a> Fingerprints<'a> {
+    fn new(params_text: &'a str) -> Self {
+        Fingerprints {
+            params_text,
+            buf: Vec::with_capacity(1024),
         }
     }
-    format!("{FINGERPRINT_V2}{}", hex(&h.finalize()[..8]))
+
+    fn of(&mut self, d: &StepDecl) -> String {
+        let h = &mut self.buf;
+        h.clear();
+        hash_decl(h, d, self.params_text);
+        for c in d.closures().into_iter().flatten() {
+            for callee in c.callees.iter() {
+                h.feed(b"fn\0");
+                h.feed(callee.name.as_bytes());
+                h.feed(&[0]);
+                h.feed(callee.source.as_bytes());
+                h.feed(&[0]);
+            }
+        }
+        let mut out = String::with_capacity(FINGERPRINT_V2.len() + 16);
+        out.push_str(FINGERPRINT_V2);
+        push_hex(&mut out, &Sha256::digest(&self.buf)[..8]);
+        out
+    }
 }
 
 /// The fingerprint as journals written before [`FINGERPRINT_V2`] recorded it: options,
@@ -331,7 +361,7 @@ pub fn params_text(params: &std::collections::BTreeMap<String, String>) -> Strin
 // then each closure's source and the params; written straight into the hash rather than
 // through `option_values`' strings, since every step of every load is fingerprinted
 // (pinned equal by `tests::streamed_option_bytes_are_option_values`).
-fn hash_decl(h: &mut Sha256, d: &StepDecl, params_text: &str) {
+fn hash_decl(h: &mut impl Feed, d: &StepDecl, params_text: &str) {
     hash_options(h, d);
     let mut field = |k: &str, v: &str| hash_field(h, k, &[v]);
     for (k, c) in crate::dsl::CLOSURES.into_iter().zip(d.closures()) {

@@ -3,7 +3,7 @@
 //! it calls, and the `ctx` names it reads checked at load time.
 
 use super::script_errors::to_pos;
-use super::shared::Shared;
+use super::shared::{Shared, State};
 use crate::diagnostic::Diagnostic;
 use crate::dsl::declaration::Callable;
 use crate::dsl::options::MakeCallable;
@@ -25,23 +25,22 @@ impl MakeCallable for Maker<'_, '_> {
         for v in fp.iter_curry_mut() {
             *v = detach(v);
         }
-        let env = self
-            .env
-            .get_or_insert_with(|| self.shared.state().env_at(self.ctx))
-            .clone();
+        // The load's state is locked once for all of a closure's bookkeeping (each lock
+        // and unlock is an atomic exchange; there were half a dozen per closure).
+        let mut st = self.shared.state();
+        let env = self.env.get_or_insert_with(|| st.env_at(self.ctx)).clone();
         let mut source = self
-            .closure_source(&fp)
+            .closure_source(&mut st, &fp)
             .unwrap_or_else(|| fp.fn_name().to_string());
         for v in fp.curry() {
             source.push_str(&format!("\n// captured: {v:?}"));
         }
-        self.check_names(&fp);
-        let callees = {
-            let mut st = self.shared.state();
-            let main = st.main_file.clone();
-            st.callees
-                .callees(&env, &fp, &main, &|| self.shared.sources_now())
-        };
+        self.check_names(&mut st, &fp);
+        let main = st.main_file.clone();
+        let callees = st
+            .callees
+            .callees(&env, &fp, &main, &|| self.shared.sources_now());
+        drop(st);
         Callable {
             fn_ptr: fp,
             env,
@@ -64,13 +63,11 @@ impl<'a, 'b> Maker<'a, 'b> {
 
     /// Report the literal names a closure reads that cannot exist (`ctx.parms`,
     /// `ctx.params.sevrer`), at their positions, so `check` finds them before a run.
-    fn check_names(&self, fp: &FnPtr) {
+    fn check_names(&self, st: &mut State, fp: &FnPtr) {
         let name = fp.fn_name();
         let captured = fp.curry().len();
         for m in self.ctx.iter_namespaces() {
-            let def = self
-                .shared
-                .state()
+            let def = st
                 .library(m)
                 .by_name
                 .get(name)
@@ -82,7 +79,6 @@ impl<'a, 'b> Maker<'a, 'b> {
             let Some(ctx) = def.params.get(captured) else {
                 return;
             };
-            let mut st = self.shared.state();
             // The body's one walk, shared with the callee search (and with every other
             // closure of the same body: one declared in a loop is walked once).
             let walk = st.callees.walk(&def);
@@ -106,9 +102,10 @@ impl<'a, 'b> Maker<'a, 'b> {
         }
     }
 
-    fn closure_source(&self, fp: &FnPtr) -> Option<String> {
+    // The closure's text, sliced from its file once per function (the state is held:
+    // the sources are locked after it, as everywhere).
+    fn closure_source(&self, st: &mut State, fp: &FnPtr) -> Option<String> {
         let name = fp.fn_name();
-        let mut st = self.shared.state();
         for m in self.ctx.iter_namespaces() {
             let key = m as *const rhai::Module as usize;
             let lib = st.library(m);
@@ -125,7 +122,6 @@ impl<'a, 'b> Maker<'a, 'b> {
             if let Some(text) = st.texts.get(|(k, n)| *k == key && n == name) {
                 return text;
             }
-            drop(st);
             let sources = self
                 .shared
                 .sources
@@ -140,10 +136,7 @@ impl<'a, 'b> Maker<'a, 'b> {
             });
             let text = sources.slice(&file, start, end);
             drop(sources);
-            self.shared
-                .state()
-                .texts
-                .put((key, name.to_string()), text.clone());
+            st.texts.put((key, name.to_string()), text.clone());
             return text;
         }
         None

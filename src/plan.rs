@@ -11,19 +11,15 @@ use std::collections::HashMap;
 /// The name index's hasher (see [`crate::hashing`]).
 pub type NameHasher = crate::hashing::FastHasher;
 
-/// One step of the plan.
+/// One step of the plan: its declaration. What planning adds (its dependencies and
+/// dependents, its wave, its fingerprint) is kept by [`Plan`], index for index, so the
+/// declarations stay in the vector the loader filled: moving 10,000 of them into a new,
+/// larger one cost a resume ~3 ms, mostly faulting its fresh pages in.
 #[derive(Debug)]
+#[repr(transparent)]
 pub struct PlanStep {
     /// The declaration.
     pub decl: StepDecl,
-    /// Indices of the steps this one depends on.
-    pub deps: Vec<usize>,
-    /// Indices of the steps that depend on this one.
-    pub dependents: Vec<usize>,
-    /// Topological level: 0 for steps with no dependencies.
-    pub wave: usize,
-    /// Hash of the step's options, closure sources and the params (hex).
-    pub fingerprint: String,
 }
 
 /// A validated plan.
@@ -33,6 +29,14 @@ pub struct Plan {
     pub name: String,
     /// Steps in declaration order.
     pub steps: Vec<PlanStep>,
+    /// Per step: indices of the steps it depends on.
+    pub deps: Vec<Vec<usize>>,
+    /// Per step: indices of the steps that depend on it.
+    pub dependents: Vec<Vec<usize>>,
+    /// Per step: its topological level, 0 for a step with no dependencies.
+    pub wave_of: Vec<usize>,
+    /// Per step: the hash of its options, closure sources, callees and the params.
+    pub fingerprints: Vec<String>,
     /// Step indices per wave.
     pub waves: Vec<Vec<usize>>,
     /// Name → index.
@@ -53,6 +57,132 @@ impl Plan {
         decls: Vec<StepDecl>,
         params: &std::collections::BTreeMap<String, String>,
     ) -> Result<Plan, Vec<Diagnostic>> {
+        let params_text = params_text(params);
+        // Validating the links and fingerprinting each step only read the declarations,
+        // and both mostly wait on memory (a declaration, its names, its closures' text):
+        // for a long runbook the fingerprints are taken on a second thread meanwhile.
+        let fingerprint_all = || {
+            let mut fingerprints = Fingerprints::new(&params_text);
+            decls
+                .iter()
+                .map(|d| fingerprints.of(d))
+                .collect::<Vec<String>>()
+        };
+        let (links, fingerprints) = if decls.len() >= FINGERPRINT_THREAD_FROM {
+            std::thread::scope(|scope| {
+                let thread = std::thread::Builder::new()
+                    .name("fingerprints".into())
+                    .spawn_scoped(scope, fingerprint_all);
+                let links = Links::of(&decls);
+                let fingerprints = match thread {
+                    Ok(thread) => thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    // No thread to be had: the same work, here.
+                    Err(_) => fingerprint_all(),
+                };
+                (links, fingerprints)
+            })
+        } else {
+            (Links::of(&decls), fingerprint_all())
+        };
+        let Links {
+            index,
+            deps,
+            dependents,
+            wave,
+            waves,
+        } = links?;
+        let mut plan_hash = Sha256::new();
+        for (d, fingerprint) in decls.iter().zip(&fingerprints) {
+            plan_hash.update(d.name.as_bytes());
+            plan_hash.update(fingerprint.as_bytes());
+        }
+        Ok(Plan {
+            name: name.to_string(),
+            // In place: a plan step is its declaration (`repr(transparent)`).
+            steps: decls.into_iter().map(|decl| PlanStep { decl }).collect(),
+            deps,
+            dependents,
+            wave_of: wave,
+            fingerprints,
+            waves,
+            index,
+            fingerprint: hex(&plan_hash.finalize()[..8]),
+        })
+    }
+
+    /// Load `req` and build its plan, reporting load and plan problems together where
+    /// the script ran to its end (so a typo in an option and a cycle show up in one go).
+    pub fn load(req: &crate::dsl::LoadRequest) -> Result<(Runbook, Plan), crate::dsl::LoadError> {
+        match crate::dsl::load(req) {
+            // The plan takes the declarations rather than copying 10,000 of them.
+            Ok(mut rb) => {
+                match Plan::from_decls(&rb.decl.name, std::mem::take(&mut rb.steps), &rb.params) {
+                    Ok(plan) => Ok((rb, plan)),
+                    Err(diagnostics) => Err(crate::dsl::LoadError {
+                        diagnostics,
+                        partial: None,
+                        declared: Some(Box::new(rb.decl.clone())),
+                        sources: rb.sources.clone(),
+                    }),
+                }
+            }
+            Err(mut e) => {
+                if let Some((name, decls, params)) = e.partial.take() {
+                    if let Err(more) = Plan::from_decls(&name, decls, &params) {
+                        e.diagnostics.extend(more);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The step called `name`.
+    pub fn step(&self, name: &str) -> Option<&PlanStep> {
+        self.index.get(name).map(|&i| &self.steps[i])
+    }
+
+    /// The index of the step called `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// True when step `a` is `b` or one of its ancestors (a walk of `b`'s ancestors:
+    /// meant for error paths, not for every step).
+    pub fn is_ancestor(&self, a: usize, b: usize) -> bool {
+        let mut seen = vec![false; self.steps.len()];
+        let mut stack = vec![b];
+        while let Some(i) = stack.pop() {
+            if i == a {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(self.deps[i].iter().copied());
+            }
+        }
+        false
+    }
+}
+
+/// From how many steps a plan's fingerprints are taken on a thread of their own (a
+/// thread costs ~0.1 ms to start; 1,000 steps' fingerprints take about as long again).
+const FINGERPRINT_THREAD_FROM: usize = 1_000;
+
+/// The steps' links: the name index, each step's dependencies and dependents, its wave.
+struct Links {
+    index: HashMap<String, usize, NameHasher>,
+    deps: Vec<Vec<usize>>,
+    dependents: Vec<Vec<usize>>,
+    wave: Vec<usize>,
+    waves: Vec<Vec<usize>>,
+}
+
+impl Links {
+    /// Validate the links of `decls`: repeated names, unknown and self dependencies,
+    /// cycles; every problem is reported.
+    fn of(decls: &[StepDecl]) -> Result<Links, Vec<Diagnostic>> {
         let mut diags = Vec::new();
         let mut index: HashMap<String, usize, NameHasher> =
             HashMap::with_capacity_and_hasher(decls.len(), NameHasher::default());
@@ -172,80 +302,13 @@ impl Plan {
                 dependents[j].push(i);
             }
         }
-        let params_text = params_text(params);
-        let mut fingerprints = Fingerprints::new(&params_text);
-        let mut plan_hash = Sha256::new();
-        let steps: Vec<PlanStep> = decls
-            .into_iter()
-            .enumerate()
-            .map(|(i, decl)| {
-                let fingerprint = fingerprints.of(&decl);
-                plan_hash.update(decl.name.as_bytes());
-                plan_hash.update(fingerprint.as_bytes());
-                PlanStep {
-                    decl,
-                    deps: std::mem::take(&mut deps[i]),
-                    dependents: std::mem::take(&mut dependents[i]),
-                    wave: wave[i],
-                    fingerprint,
-                }
-            })
-            .collect();
-        Ok(Plan {
-            name: name.to_string(),
-            steps,
-            waves,
+        Ok(Links {
             index,
-            fingerprint: hex(&plan_hash.finalize()[..8]),
+            deps,
+            dependents,
+            wave,
+            waves,
         })
-    }
-
-    /// Load `req` and build its plan, reporting load and plan problems together where
-    /// the script ran to its end (so a typo in an option and a cycle show up in one go).
-    pub fn load(req: &crate::dsl::LoadRequest) -> Result<(Runbook, Plan), crate::dsl::LoadError> {
-        match crate::dsl::load(req) {
-            // The plan takes the declarations rather than copying 10,000 of them.
-            Ok(mut rb) => {
-                match Plan::from_decls(&rb.decl.name, std::mem::take(&mut rb.steps), &rb.params) {
-                    Ok(plan) => Ok((rb, plan)),
-                    Err(diagnostics) => Err(crate::dsl::LoadError {
-                        diagnostics,
-                        partial: None,
-                        declared: Some(Box::new(rb.decl.clone())),
-                        sources: rb.sources.clone(),
-                    }),
-                }
-            }
-            Err(mut e) => {
-                if let Some((name, decls, params)) = e.partial.take() {
-                    if let Err(more) = Plan::from_decls(&name, decls, &params) {
-                        e.diagnostics.extend(more);
-                    }
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// The step called `name`.
-    pub fn step(&self, name: &str) -> Option<&PlanStep> {
-        self.index.get(name).map(|&i| &self.steps[i])
-    }
-
-    /// True when step `a` is `b` or one of its ancestors (a walk of `b`'s ancestors:
-    /// meant for error paths, not for every step).
-    pub fn is_ancestor(&self, a: usize, b: usize) -> bool {
-        let mut seen = vec![false; self.steps.len()];
-        let mut stack = vec![b];
-        while let Some(i) = stack.pop() {
-            if i == a {
-                return true;
-            }
-            if !std::mem::replace(&mut seen[i], true) {
-                stack.extend(self.steps[i].deps.iter().copied());
-            }
-        }
-        false
     }
 }
 
@@ -577,8 +640,7 @@ pub(crate) mod tests {
     }
 
     fn deps_of<'a>(plan: &'a Plan, name: &str) -> Vec<&'a str> {
-        let s = plan.step(name).expect("declared");
-        s.deps
+        plan.deps[plan.position(name).expect("declared")]
             .iter()
             .map(|&j| plan.steps[j].decl.name.as_str())
             .collect()
@@ -612,8 +674,48 @@ pub(crate) mod tests {
             step("middle", #{ after: ["first"] });
             step("first");"#,
         );
-        let wave = |n: &str| plan.step(n).expect("declared").wave;
+        let wave = |n: &str| plan.wave_of[plan.position(n).expect("declared")];
         assert_eq!((wave("first"), wave("middle"), wave("last")), (0, 1, 2));
         assert_eq!(plan.waves, vec![vec![2], vec![1], vec![0]]);
+    }
+
+    // A long runbook, fingerprinted on a second thread while its links are checked: each
+    // step's fingerprint is the one `fingerprint` gives it alone, and the plan's steps are
+    // the declarations where the loader left them.
+    #[test]
+    fn a_long_plan_fingerprints_every_step_as_one_step_alone_and_keeps_its_declarations_in_place() {
+        let n = FINGERPRINT_THREAD_FROM + 7;
+        let rb = {
+            let req = crate::dsl::LoadRequest {
+                runbook: crate::dsl::RunbookRef::Recorded {
+                    main: "r.rhai".into(),
+                    files: std::sync::Arc::new(std::collections::BTreeMap::from([(
+                        "r.rhai".to_string(),
+                        format!(
+                            r#"runbook(#{{ name: "x", params: #{{ p: #{{ default_value: "v" }} }} }});
+                            let prev = step("s0", #{{ run: |ctx| 0 }});
+                            for i in 1..{n} {{
+                                prev = step(`s${{i}}`, #{{ after: [prev], run: |ctx| i, idempotent: i % 2 == 0 }});
+                            }}"#
+                        ),
+                    )])),
+                },
+                params: Vec::new(),
+                inventory: serde_json::Value::Null,
+            };
+            crate::dsl::load(&req).unwrap_or_else(|e| panic!("{}", e.render()))
+        };
+        let alone: Vec<String> = rb
+            .steps
+            .iter()
+            .map(|d| fingerprint(d, &params_text(&rb.params)))
+            .collect();
+        let declared = rb.steps.as_ptr() as usize;
+        let plan = Plan::from_decls("x", rb.steps, &rb.params).expect("plans");
+        assert_eq!(plan.steps.len(), n);
+        assert_eq!(plan.fingerprints, alone);
+        assert_eq!(plan.steps.as_ptr() as usize, declared, "moved, not copied");
+        assert_eq!(plan.wave_of[n - 1], n - 1);
+        assert_eq!(plan.dependents[0], [1]);
     }
 }

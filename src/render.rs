@@ -82,20 +82,21 @@ pub(crate) fn plan_json(plan: &Plan) -> serde_json::Value {
     let steps: Vec<_> = plan
         .steps
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let d = &s.decl;
             let mut step = json!({
                 "name": d.name,
                 "kind": d.kind.as_str(),
                 "title": d.title,
-                "after": s.deps.iter().map(|&j| plan.steps[j].decl.name.as_str()).collect::<Vec<_>>(),
-                "wave": s.wave,
+                "after": plan.deps[i].iter().map(|&j| plan.steps[j].decl.name.as_str()).collect::<Vec<_>>(),
+                "wave": plan.wave_of[i],
                 "when": d.when.as_str(),
                 "idempotent": d.idempotent,
                 "group": d.group,
                 "retries": d.retries,
                 "timeout": d.timeout.map(format_duration),
-                "fingerprint": s.fingerprint,
+                "fingerprint": plan.fingerprints[i],
             });
             if let Some(part) = d.rollout.as_deref() {
                 let (name, batch) = part.batch();
@@ -202,9 +203,8 @@ pub(crate) fn plan_text(plan: &Plan) -> String {
                 let _ = write!(line, " — {t}");
             }
             let mut notes = Vec::new();
-            if !s.deps.is_empty() {
-                let names: Vec<&str> = s
-                    .deps
+            if !plan.deps[i].is_empty() {
+                let names: Vec<&str> = plan.deps[i]
                     .iter()
                     .map(|&j| plan.steps[j].decl.name.as_str())
                     .collect();
@@ -269,8 +269,8 @@ pub(crate) fn plan_mermaid(plan: &Plan) -> String {
             StepKind::Step => writeln!(out, "    {}[\"{label}\"]", node_id(i)),
         };
     }
-    for (i, s) in plan.steps.iter().enumerate() {
-        for &j in &s.deps {
+    for (i, deps) in plan.deps.iter().enumerate() {
+        for &j in deps {
             let _ = writeln!(out, "    {} --> {}", node_id(j), node_id(i));
         }
     }
@@ -305,8 +305,8 @@ pub(crate) fn plan_dot(plan: &Plan) -> String {
             escape_label(&s.decl.name)
         );
     }
-    for (i, s) in plan.steps.iter().enumerate() {
-        for &j in &s.deps {
+    for (i, deps) in plan.deps.iter().enumerate() {
+        for &j in deps {
             let _ = writeln!(out, "    {} -> {};", node_id(j), node_id(i));
         }
     }

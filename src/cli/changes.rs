@@ -200,9 +200,7 @@ mod tests {
         ] {
             let (rb, plan) = load(runbook);
             let (_, again) = load(recorded(&rb));
-            let fps = |p: &Plan| -> Vec<String> {
-                p.steps.iter().map(|s| s.fingerprint.clone()).collect()
-            };
+            let fps = |p: &Plan| -> Vec<String> { p.fingerprints.clone() };
             assert_eq!(fps(&plan), fps(&again));
         }
     }
@@ -210,14 +208,13 @@ mod tests {
     #[test]
     fn a_v1_fingerprint_is_compared_by_the_v1_rule() {
         let (rb, plan) = load(RunbookRef::Shipped("itms-7.6/preflight".into()));
-        let s = &plan.steps[0];
-        let v1 = plan::fingerprint_v1(&s.decl, &plan::params_text(&rb.params));
+        let v1 = plan::fingerprint_v1(&plan.steps[0].decl, &plan::params_text(&rb.params));
         assert!(
-            !differs(&v1, s, &rb.params),
+            !differs(&v1, &plan, 0, &rb.params),
             "an older journal's step is unchanged"
         );
-        assert!(!differs(&s.fingerprint, s, &rb.params));
-        assert!(differs("0123456789abcdef", s, &rb.params));
-        assert!(differs("v2-0123456789abcdef", s, &rb.params));
+        assert!(!differs(&plan.fingerprints[0], &plan, 0, &rb.params));
+        assert!(differs("0123456789abcdef", &plan, 0, &rb.params));
+        assert!(differs("v2-0123456789abcdef", &plan, 0, &rb.params));
     }
 }

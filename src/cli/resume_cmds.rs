@@ -401,11 +401,9 @@ pub(super) fn resume(
         host: current_host(),
         plan_fingerprint: plan.fingerprint.clone(),
         changes: decided.changes.iter().map(ToString::to_string).collect(),
-        gates: plan
-            .steps
-            .iter()
-            .filter(|s| s.decl.kind == StepKind::Gate)
-            .map(|s| super::run_cmds::planned_step(plan, s))
+        gates: (0..plan.steps.len())
+            .filter(|&i| plan.steps[i].decl.kind == StepKind::Gate)
+            .map(|i| super::run_cmds::planned_step(plan, i))
             .collect(),
     }];
     // Accepted changes become the definition later resumes and diffs compare with.
@@ -413,7 +411,7 @@ pub(super) fn resume(
         let redefined = decided
             .redefined
             .iter()
-            .map(|&i| super::run_cmds::planned_step(plan, &plan.steps[i]))
+            .map(|&i| super::run_cmds::planned_step(plan, i))
             .collect();
         events.push(super::changes::sources_event(&re.rb, redefined));
     }

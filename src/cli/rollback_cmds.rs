@@ -25,7 +25,10 @@ fn edited_undos(state: &RunState, plan: &Plan, names: &[String]) -> Vec<(String,
                 let changed = state
                     .step(name)
                     .and_then(|s| s.fingerprint.as_deref())
-                    .is_some_and(|f| crate::resume::differs(f, new, &state.params));
+                    .is_some_and(|f| {
+                        plan.position(name)
+                            .is_some_and(|i| crate::resume::differs(f, plan, i, &state.params))
+                    });
                 if changed {
                     format!("    (the step changed; no diff: {why})\n")
                 } else {

@@ -39,14 +39,15 @@ pub(super) struct RunOptions {
 pub(super) fn nodes_of(plan: &Plan) -> Vec<Node> {
     plan.steps
         .iter()
-        .map(|s| Node {
+        .enumerate()
+        .map(|(i, s)| Node {
             name: s.decl.name.clone(),
             kind: match s.decl.kind {
                 StepKind::Step => NodeKind::Step,
                 StepKind::Gate => NodeKind::Gate,
             },
-            deps: s.deps.clone(),
-            dependents: s.dependents.clone(),
+            deps: plan.deps[i].clone(),
+            dependents: plan.dependents[i].clone(),
             when: s.decl.when,
             retries: s.decl.retries,
             retry_delay: s.decl.retry_delay,
@@ -83,13 +84,13 @@ impl NodesSoon {
 }
 
 /// How the journal records a step of the plan (gates with what an approver must see).
-pub(super) fn planned_step(plan: &Plan, s: &crate::plan::PlanStep) -> PlannedStep {
+pub(super) fn planned_step(plan: &Plan, i: usize) -> PlannedStep {
+    let s = &plan.steps[i];
     PlannedStep {
         name: s.decl.name.clone(),
         kind: s.decl.kind.as_str().into(),
-        fingerprint: s.fingerprint.clone(),
-        after: s
-            .deps
+        fingerprint: plan.fingerprints[i].clone(),
+        after: plan.deps[i]
             .iter()
             .map(|&d| plan.steps[d].decl.name.clone())
             .collect(),
@@ -144,7 +145,9 @@ pub(super) fn run(args: &RunbookArgs, o: &RunOptions) -> Result<Exit, CliError> 
         user: current_user(),
         host: current_host(),
         plan_fingerprint: plan.fingerprint.clone(),
-        steps: plan.steps.iter().map(|s| planned_step(&plan, s)).collect(),
+        steps: (0..plan.steps.len())
+            .map(|i| planned_step(&plan, i))
+            .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
     };
     let (writer, _) = run

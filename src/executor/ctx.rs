@@ -117,7 +117,7 @@ fn ancestors(plan: &Plan, node: usize) -> Vec<usize> {
                 continue;
             }
             found.push(a);
-            stack.extend(plan.steps[a].deps.iter().copied());
+            stack.extend(plan.deps[a].iter().copied());
         }
         found
     })
@@ -217,7 +217,7 @@ pub(crate) fn build_ctx(
     };
     ctx.insert("outputs".into(), outputs);
     let mut results = Map::new();
-    for &d in &step.deps {
+    for &d in &plan.deps[node] {
         if let Some(r) = done.result(d) {
             let mut m = Map::new();
             m.insert("state".into(), r.state.as_str().into());

@@ -90,11 +90,11 @@ fn dry_run_ctx(ctx: &mut Dynamic, plan: &Plan, node: usize) {
     c.map.insert("dry_run".into(), true.into());
     let mut ancestors = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut stack = plan.steps[node].deps.clone();
+    let mut stack = plan.deps[node].clone();
     while let Some(a) = stack.pop() {
         if seen.insert(a) {
             ancestors.push(a);
-            stack.extend(plan.steps[a].deps.iter().copied());
+            stack.extend(plan.deps[a].iter().copied());
         }
     }
     for (key, what) in [("outputs", "output"), ("results", "result")] {
@@ -107,7 +107,7 @@ fn dry_run_ctx(ctx: &mut Dynamic, plan: &Plan, node: usize) {
         let steps = if key == "outputs" {
             &ancestors
         } else {
-            &plan.steps[node].deps
+            &plan.deps[node]
         };
         for &a in steps {
             let name = &plan.steps[a].decl.name;

@@ -20,7 +20,7 @@
 
 use super::{ResumeOptions, Resumed};
 use crate::dsl::StepKind;
-use crate::plan::{self, Plan, PlanStep};
+use crate::plan::{self, Plan};
 use crate::run_state::{RunState, RunStatus, StepState};
 use crate::scheduler::Prior;
 use std::collections::{BTreeMap, HashSet};
@@ -29,11 +29,16 @@ use std::fmt;
 /// Whether `now` differs from the step the journal fingerprinted as `recorded`. A
 /// fingerprint from before [`plan::FINGERPRINT_V2`] is compared by the older rule, so a
 /// run started by an older waymark is not refused for its helpers it never fingerprinted.
-pub(crate) fn differs(recorded: &str, now: &PlanStep, params: &BTreeMap<String, String>) -> bool {
+pub(crate) fn differs(
+    recorded: &str,
+    plan: &Plan,
+    now: usize,
+    params: &BTreeMap<String, String>,
+) -> bool {
     if recorded.starts_with(plan::FINGERPRINT_V2) {
-        recorded != now.fingerprint
+        recorded != plan.fingerprints[now]
     } else {
-        recorded != plan::fingerprint_v1(&now.decl, &plan::params_text(params))
+        recorded != plan::fingerprint_v1(&plan.steps[now].decl, &plan::params_text(params))
     }
 }
 
@@ -298,7 +303,7 @@ fn compare(
                 if old
                     .fingerprint
                     .as_deref()
-                    .is_some_and(|f| differs(f, s, &state.params)) =>
+                    .is_some_and(|f| differs(f, plan, i, &state.params)) =>
             {
                 let done = matches!(old.state, StepState::Succeeded | StepState::Approved);
                 if done {
@@ -338,8 +343,7 @@ fn fresh_again(plan: &Plan, prior: &mut [Prior]) -> Vec<(usize, usize)> {
             if !plan.steps[i].decl.fresh || !matches!(prior[i], Prior::Done(_)) {
                 continue;
             }
-            let reader = plan.steps[i]
-                .dependents
+            let reader = plan.dependents[i]
                 .iter()
                 .copied()
                 .filter(|&d| matches!(prior[d], Prior::Pending | Prior::Rehearsed))
@@ -359,7 +363,7 @@ fn downstream(plan: &Plan, start: usize) -> HashSet<usize> {
     let mut seen = HashSet::from([start]);
     let mut stack = vec![start];
     while let Some(i) = stack.pop() {
-        for &d in &plan.steps[i].dependents {
+        for &d in &plan.dependents[i] {
             if seen.insert(d) {
                 stack.push(d);
             }

@@ -24,10 +24,11 @@ pub(crate) fn journal(plan: &Plan) -> Journal {
         steps: plan
             .steps
             .iter()
-            .map(|s| PlannedStep {
+            .zip(&plan.fingerprints)
+            .map(|(s, fingerprint)| PlannedStep {
                 name: s.decl.name.clone(),
                 kind: s.decl.kind.as_str().into(),
-                fingerprint: s.fingerprint.clone(),
+                fingerprint: fingerprint.clone(),
                 after: Vec::new(),
                 gate: None,
             })

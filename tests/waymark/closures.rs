@@ -125,9 +125,7 @@ fn fingerprint_ignores_moved_lines_but_sees_changed_closures() {
 step("a", #{ run: |ctx| { 1 + 1 } });"#;
     let fp = |text: &str| {
         let rb = load_in(dir.path(), &[("rb.rhai", text)], "rb.rhai");
-        waymark::plan::Plan::build(&rb).unwrap().steps[0]
-            .fingerprint
-            .clone()
+        waymark::plan::Plan::build(&rb).unwrap().fingerprints[0].clone()
     };
     let base = fp(body);
     assert_eq!(

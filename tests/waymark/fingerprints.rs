@@ -23,7 +23,7 @@ fn plan_of(dir: &Path, files: &[(&str, &str)]) -> Plan {
 }
 
 fn fp(plan: &Plan, step: &str) -> String {
-    plan.step(step).unwrap().fingerprint.clone()
+    plan.fingerprints[plan.position(step).unwrap()].clone()
 }
 
 const LIB: &str = r#"
@@ -182,11 +182,10 @@ gate("g", #{ after: "c", instructions: "Do it.", approvals: 2 });
             ("lib/q.rhai", "export const BACKUP = \"backup\";"),
         ],
     );
-    let got: Vec<String> = plan
-        .steps
-        .iter()
-        .chain(&pointers.steps)
-        .map(|s| format!("{} {}", s.decl.name, s.fingerprint))
+    let got: Vec<String> = [&plan, &pointers]
+        .into_iter()
+        .flat_map(|p| p.steps.iter().zip(&p.fingerprints))
+        .map(|(s, fp)| format!("{} {fp}", s.decl.name))
         .collect();
     assert_eq!(got, PINNED, "{got:#?}");
 }

@@ -25,11 +25,12 @@ pub(crate) use states::{RunStatus, StepState};
 pub(crate) use step::StepStatus;
 pub(crate) use summary::RunSummary;
 
+use crate::hashing::FastMap;
 use crate::journal::record::Record;
 use crate::journal::JournalError;
 use crate::state::Run;
 use replay::Replay;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The derived state of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +70,7 @@ pub(crate) struct RunState {
     /// The latest source snapshot: (main file, file → text), for diffs of changed steps.
     pub sources: Option<(String, BTreeMap<String, String>)>,
     /// Step name → position in `steps`, so lookups stay O(1) on 10,000-step runs.
-    pub(super) index: HashMap<String, usize>,
+    pub(super) index: FastMap<String, usize>,
 }
 
 impl RunState {

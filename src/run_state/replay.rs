@@ -4,8 +4,9 @@
 use super::step::{kind_of, Approval, StepStatus, UndoAttempt};
 use super::{RunState, RunStatus, StepState};
 use crate::dsl::StepKind;
+use crate::hashing::FastMap;
 use crate::journal::record::{Event, Record};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Replay in progress: the state so far plus what only matters until the end.
 #[derive(Default)]
@@ -25,7 +26,7 @@ pub(super) struct Replay {
     /// The last terminal or paused status; `None` while the run is (or was) live.
     stopped: Option<RunStatus>,
     steps: Vec<StepStatus>,
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     paused_reason: Option<String>,
     waiting_on: Vec<String>,
     resumes: u32,
@@ -125,6 +126,10 @@ impl Replay {
                 if self.run_level_only {
                     return;
                 }
+                // Sized once: a run of 10,000 steps grew this vector of large records
+                // by doubling, copying it each time (a tenth of a resume's replay).
+                self.steps.reserve(steps.len());
+                self.index.reserve(steps.len());
                 for planned in steps {
                     if !self.index.contains_key(&planned.name) {
                         self.index.insert(planned.name.clone(), self.steps.len());

@@ -166,7 +166,13 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
     for n in SIZES {
-        let rounds = if n >= 100_000 { 3 } else { 5 };
+        // The 1,000-step rows take ~10 ms, where a millisecond of the machine's noise
+        // moves a ratio by a tenth: their median is taken over more rounds.
+        let rounds = match n {
+            100_000.. => 3,
+            10_000.. => 5,
+            _ => 15,
+        };
         let load = load_row(dir.path(), n, rounds);
         let resume = resume_row(dir.path(), n, rounds);
         println!(

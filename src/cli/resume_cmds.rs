@@ -180,94 +180,167 @@ fn latest_unfinished(store: &Store, any: bool) -> Result<String, CliError> {
 // Lock the run, replay its journal and load its runbook with the recorded parameters.
 pub(super) fn reopen(store: &Store, run: Option<&str>, any: bool) -> Result<Reopened, CliError> {
     // Loading and planning the runbook is the longest part of reopening a large run, and
-    // it needs only the run's first line (runbook, parameters, inventory). So it starts on
-    // a second core before anything else — for the run named, or else for the newest run,
-    // the one `latest_unfinished` picks unless it finished — while this thread chooses,
-    // locks, verifies and replays. Its result stands only if the chosen run's verified
-    // journal names the same origin; if not, or on an error before, it is let go
-    // unjoined (loading has no effects) and this process does not wait for it.
+    // it needs only the run's first line (runbook, parameters, inventory). So this thread
+    // starts it at once — for the run named, or else for the newest run, the one
+    // `latest_unfinished` picks unless it finished — while a second thread chooses,
+    // locks, verifies and replays. The load stays here because a new thread's first run
+    // waits for the other core to wake (0.1–4 ms on the reference VM, ~1 ms typically),
+    // and the journal's side has that to spare. The load's result stands only if the
+    // chosen run's verified journal names the same origin; if not, it is done again.
     let guess = run.map(str::to_string).or_else(|| newest_run(store));
     let origin = guess
         .and_then(|id| store.run(&id).ok())
         .and_then(|r| r.read_origin());
-    tracing::debug!("resume: loading the runbook its first line names");
-    // The load hands its plan over, then goes on to build the scheduler's nodes from it,
-    // on the core it already has, while this thread compares the plan with the journal.
-    let loading = origin.clone().and_then(|o| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let Some(origin) = origin else {
+        return reopen_in_turn(store, run, any);
+    };
+    // The journal's side hands itself over, then waits for the plan to build the
+    // scheduler's nodes from it on its core while this thread compares the plan with
+    // the journal.
+    let (side_tx, side_rx) = std::sync::mpsc::sync_channel(1);
+    let (plan_tx, plan_rx) = std::sync::mpsc::sync_channel::<Arc<Plan>>(1);
+    let journal_thread = {
+        let (store, run) = (store.clone(), run.map(str::to_string));
         std::thread::Builder::new()
-            .name("load".into())
-            .stack_size(8 << 20)
+            .name("journal".into())
             .spawn(move || {
-                let loaded = load_recorded(&o.source, &o.params, o.inventory.as_deref())
-                    .map(|(rb, plan)| (rb, Arc::new(plan)));
-                tracing::debug!("resume: loaded on the second thread");
-                let plan = loaded.as_ref().ok().map(|(_, plan)| plan.clone());
-                let wanted = tx.send(loaded).is_ok();
-                plan.filter(|_| wanted)
+                let side = JournalSide::open(&store, run.as_deref(), any);
+                let opened = side.is_ok();
+                if side_tx.send(side).is_err() || !opened {
+                    return None;
+                }
+                plan_rx
+                    .recv()
+                    .ok()
                     .map(|plan| super::run_cmds::nodes_of(&plan))
             })
-            .ok()
-            .map(|thread| (thread, rx))
-    });
-    let run_id = match run {
-        Some(r) => r.to_string(),
-        None => latest_unfinished(store, any)?,
     };
-    tracing::debug!("resume: chose run {run_id}");
-    let target = store.run(&run_id).map_err(bad)?;
-    if !target.exists() {
-        return Err(bad(format!(
-            "no run `{run_id}` in {} (see `{}`)",
-            store.describe(),
-            super::hint::runs(store)
-        )));
+    // No thread to be had: one side after the other, here.
+    let Ok(thread) = journal_thread else {
+        return reopen_in_turn(store, run, any);
+    };
+    tracing::debug!("resume: loading the runbook its first line names");
+    let loaded = load_recorded(&origin.source, &origin.params, origin.inventory.as_deref());
+    let side = match side_rx.recv() {
+        Ok(side) => side?,
+        // It panicked: the panic is the report.
+        Err(_) => match thread.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(_) => return Err(bad("reading the journal failed unexpectedly")),
+        },
+    };
+    side.warn();
+    if side.origin() != origin {
+        // A wrong guess: loaded again as the journal says, and the nodes here (the
+        // journal's thread ends once the plan cannot come).
+        drop(plan_tx);
+        return side.load_here(store);
     }
-    let lock = target.own().map_err(|e| bad(e.to_string()))?;
-    let (writer, contents) = target.open_journal().map_err(|e| bad(e.to_string()))?;
-    let state = RunState::replay(&contents.records, false);
-    drop(contents.records);
-    tracing::debug!("resume: journal read and replayed");
-    for w in &contents.warnings {
-        errln!("warning: {w}");
-    }
-    let recorded = journal::RunOrigin {
-        source: state.source.clone(),
-        params: state.params.clone(),
-        inventory: state.inventory.clone(),
-    };
-    let (rb, plan, nodes) = match loading {
-        Some((thread, handed)) if origin.as_ref() == Some(&recorded) => {
-            let (rb, plan) = handed
-                .recv()
-                .unwrap_or_else(|_| Err(bad("loading the runbook failed unexpectedly")))?;
-            let nodes = super::run_cmds::NodesSoon::Building(thread, plan.clone());
-            (rb, plan, nodes)
-        }
-        _ => {
-            let (rb, plan) =
-                load_recorded(&state.source, &state.params, state.inventory.as_deref())?;
-            // Loaded here after all (a wrong guess, or no origin to guess from): the
-            // nodes too.
-            let nodes = super::run_cmds::NodesSoon::Ready(super::run_cmds::nodes_of(&plan));
-            (rb, Arc::new(plan), nodes)
-        }
-    };
+    let (rb, plan) = loaded?;
+    let plan = Arc::new(plan);
     tracing::debug!("resume: runbook loaded and planned");
-    let inventory_path = state.inventory.as_ref().map(std::path::PathBuf::from);
-    let estate =
-        crate::estate::open(inventory_path.as_deref(), store).map_err(|e| bad(e.to_string()))?;
-    Ok(Reopened {
-        run_id,
-        run: target,
-        lock,
-        writer,
-        state,
-        rb,
-        plan,
-        nodes,
-        estate,
-    })
+    let nodes = match plan_tx.send(plan.clone()) {
+        Ok(()) => super::run_cmds::NodesSoon::Building(thread, plan.clone()),
+        Err(_) => super::run_cmds::NodesSoon::Ready(super::run_cmds::nodes_of(&plan)),
+    };
+    side.reopened(store, rb, plan, nodes)
+}
+
+// Reopen without a second thread: the journal's side, then the load.
+fn reopen_in_turn(store: &Store, run: Option<&str>, any: bool) -> Result<Reopened, CliError> {
+    let side = JournalSide::open(store, run, any)?;
+    side.warn();
+    side.load_here(store)
+}
+
+/// What reopening a run takes from its journal: the run chosen, locked, its journal
+/// verified and replayed.
+struct JournalSide {
+    run_id: String,
+    run: Run,
+    lock: Ownership,
+    writer: JournalWriter,
+    state: RunState,
+    warnings: Vec<String>,
+}
+
+impl JournalSide {
+    fn open(store: &Store, run: Option<&str>, any: bool) -> Result<JournalSide, CliError> {
+        let run_id = match run {
+            Some(r) => r.to_string(),
+            None => latest_unfinished(store, any)?,
+        };
+        tracing::debug!("resume: chose run {run_id}");
+        let target = store.run(&run_id).map_err(bad)?;
+        if !target.exists() {
+            return Err(bad(format!(
+                "no run `{run_id}` in {} (see `{}`)",
+                store.describe(),
+                super::hint::runs(store)
+            )));
+        }
+        let lock = target.own().map_err(|e| bad(e.to_string()))?;
+        let (writer, contents) = target.open_journal().map_err(|e| bad(e.to_string()))?;
+        let state = RunState::replay(&contents.records, false);
+        drop(contents.records);
+        tracing::debug!("resume: journal read and replayed");
+        Ok(JournalSide {
+            run_id,
+            run: target,
+            lock,
+            writer,
+            state,
+            warnings: contents.warnings,
+        })
+    }
+
+    /// Say what reading the journal found wrong but survivable.
+    fn warn(&self) {
+        for w in &self.warnings {
+            errln!("warning: {w}");
+        }
+    }
+
+    /// Load the runbook as the journal recorded it, and build the nodes, on this thread.
+    fn load_here(self, store: &Store) -> Result<Reopened, CliError> {
+        let st = &self.state;
+        let (rb, plan) = load_recorded(&st.source, &st.params, st.inventory.as_deref())?;
+        tracing::debug!("resume: runbook loaded and planned");
+        let nodes = super::run_cmds::NodesSoon::Ready(super::run_cmds::nodes_of(&plan));
+        self.reopened(store, rb, Arc::new(plan), nodes)
+    }
+
+    /// What the journal says the run loads.
+    fn origin(&self) -> journal::RunOrigin {
+        journal::RunOrigin {
+            source: self.state.source.clone(),
+            params: self.state.params.clone(),
+            inventory: self.state.inventory.clone(),
+        }
+    }
+
+    fn reopened(
+        self,
+        store: &Store,
+        rb: crate::dsl::Runbook,
+        plan: Arc<Plan>,
+        nodes: super::run_cmds::NodesSoon,
+    ) -> Result<Reopened, CliError> {
+        let inventory_path = self.state.inventory.as_ref().map(std::path::PathBuf::from);
+        let estate = crate::estate::open(inventory_path.as_deref(), store)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Reopened {
+            run_id: self.run_id,
+            run: self.run,
+            lock: self.lock,
+            writer: self.writer,
+            state: self.state,
+            rb,
+            plan,
+            nodes,
+            estate,
+        })
+    }
 }
 
 /// Load and plan a run's runbook as its journal recorded it: source, parameters, inventory.

@@ -598,3 +598,38 @@ step("b", #{ after: "s", run: |ctx| sh("test -f fixed") });"#,
         .collect();
     assert_eq!(fingerprints.len(), 1, "{fingerprints:?}");
 }
+
+// The run is chosen, locked and replayed on a second thread while the runbook loads:
+// a run another process drives is still refused, with that reason and exit 2, and the
+// driving process is untouched.
+#[test]
+fn resume_of_a_run_another_process_drives_is_refused_and_the_driver_goes_on() {
+    let t = Test::new().file(
+        "rb.rhai",
+        r#"runbook(#{ name: "r", description: "d" });
+step("slow", #{ run: |ctx| sh("touch started; sleep 3; echo done >> effects") });"#,
+    );
+    let mut driver = t
+        .bare()
+        .args(["run", "rb.rhai"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::harness::wait_until("the step to start", || {
+        t.path().join("started").exists().then_some(())
+    });
+    let id = t.run_id();
+    let r = wm(&t, &["resume", &id]);
+    expect_code(&r, 2);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(&format!("another waymark process is driving run {id}")),
+        "{err}"
+    );
+    assert!(
+        driver.wait().unwrap().success(),
+        "the driver finished its run"
+    );
+    assert_eq!(t.read("effects"), "done\n");
+}

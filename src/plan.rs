@@ -141,7 +141,7 @@ impl Plan {
 
     /// The step called `name`.
     pub fn step(&self, name: &str) -> Option<&PlanStep> {
-        self.index.get(name).map(|&i| &self.steps[i])
+        self.position(name).map(|i| &self.steps[i])
     }
 
     /// The index of the step called `name`.
@@ -557,7 +557,7 @@ pub fn option_values(d: &StepDecl) -> Vec<(&'static str, String)> {
 
 impl crate::dsl::strict::StepGraph for Plan {
     fn index_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.position(name)
     }
 
     fn is_ancestor(&self, i: usize, node: usize) -> bool {
@@ -622,9 +622,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// The plan of a runbook given as text (a one-file runbook `r.rhai`).
-    pub(crate) fn plan_of(text: &str) -> Plan {
-        let req = crate::dsl::LoadRequest {
+    /// A load of a runbook given as text (a one-file runbook `r.rhai`).
+    fn request(text: &str) -> crate::dsl::LoadRequest {
+        crate::dsl::LoadRequest {
             runbook: crate::dsl::RunbookRef::Recorded {
                 main: "r.rhai".into(),
                 files: std::sync::Arc::new(std::collections::BTreeMap::from([(
@@ -634,8 +634,12 @@ pub(crate) mod tests {
             },
             params: Vec::new(),
             inventory: serde_json::Value::Null,
-        };
-        match Plan::load(&req) {
+        }
+    }
+
+    /// The plan of a runbook given as text (a one-file runbook `r.rhai`).
+    pub(crate) fn plan_of(text: &str) -> Plan {
+        match Plan::load(&request(text)) {
             Ok((_, plan)) => plan,
             Err(e) => panic!("{}", e.render()),
         }
@@ -687,26 +691,14 @@ pub(crate) mod tests {
     #[test]
     fn a_long_plan_fingerprints_every_step_as_one_step_alone_and_keeps_its_declarations_in_place() {
         let n = FINGERPRINT_THREAD_FROM + 7;
-        let rb = {
-            let req = crate::dsl::LoadRequest {
-                runbook: crate::dsl::RunbookRef::Recorded {
-                    main: "r.rhai".into(),
-                    files: std::sync::Arc::new(std::collections::BTreeMap::from([(
-                        "r.rhai".to_string(),
-                        format!(
-                            r#"runbook(#{{ name: "x", params: #{{ p: #{{ default_value: "v" }} }} }});
-                            let prev = step("s0", #{{ run: |ctx| 0 }});
-                            for i in 1..{n} {{
-                                prev = step(`s${{i}}`, #{{ after: [prev], run: |ctx| i, idempotent: i % 2 == 0 }});
-                            }}"#
-                        ),
-                    )])),
-                },
-                params: Vec::new(),
-                inventory: serde_json::Value::Null,
-            };
-            crate::dsl::load(&req).unwrap_or_else(|e| panic!("{}", e.render()))
-        };
+        let script = format!(
+            r#"runbook(#{{ name: "x", params: #{{ p: #{{ default_value: "v" }} }} }});
+            let prev = step("s0", #{{ run: |ctx| 0 }});
+            for i in 1..{n} {{
+                prev = step(`s${{i}}`, #{{ after: [prev], run: |ctx| i, idempotent: i % 2 == 0 }});
+            }}"#
+        );
+        let rb = crate::dsl::load(&request(&script)).unwrap_or_else(|e| panic!("{}", e.render()));
         let alone: Vec<String> = rb
             .steps
             .iter()

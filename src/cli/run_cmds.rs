@@ -61,9 +61,9 @@ pub(super) fn nodes_of(plan: &Plan) -> Vec<Node> {
         .collect()
 }
 
-/// The scheduler's nodes: built here, or by a resume's loading thread after it handed
-/// its plan over, while the caller compared the plan with the journal (copying 10,000
-/// steps' names and edges was two milliseconds of a resume's critical path).
+/// The scheduler's nodes: built here, or by a resume's journal thread once it has the
+/// plan, while the caller compares the plan with the journal (copying 10,000 steps'
+/// names and edges was two milliseconds of a resume's critical path).
 pub(super) enum NodesSoon {
     Ready(Vec<Node>),
     /// The thread building them, which gives `None` if it could not (they are then

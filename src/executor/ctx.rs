@@ -99,7 +99,7 @@ thread_local! {
 
 /// Every ancestor of `node` and `node` itself (during a rollback its undo sees what it
 /// did).
-fn ancestors(plan: &Plan, node: usize) -> Vec<usize> {
+pub(super) fn ancestors(plan: &Plan, node: usize) -> Vec<usize> {
     MARKS.with(|m| {
         let (marks, stamp) = &mut *m.borrow_mut();
         if marks.len() < plan.steps.len() {

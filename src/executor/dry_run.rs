@@ -1,7 +1,7 @@
 //! `--dry-run`: a step described with primitives that record instead of act, on a `ctx`
 //! whose run-time values are unknown.
 
-use super::ctx::{build_ctx, OutputCache};
+use super::ctx::{ancestors, build_ctx, OutputCache};
 use crate::cancel::CancelToken;
 use crate::dsl::step_env::{with_env, DryRun, StepEnv};
 use crate::dsl::strict::StrictMap;
@@ -88,15 +88,11 @@ fn dry_run_ctx(ctx: &mut Dynamic, plan: &Plan, node: usize) {
         return;
     };
     c.map.insert("dry_run".into(), true.into());
-    let mut ancestors = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut stack = plan.deps[node].clone();
-    while let Some(a) = stack.pop() {
-        if seen.insert(a) {
-            ancestors.push(a);
-            stack.extend(plan.deps[a].iter().copied());
-        }
-    }
+    // Its own output is not among them: it has not run either.
+    let ancestors: Vec<usize> = ancestors(plan, node)
+        .into_iter()
+        .filter(|&a| a != node)
+        .collect();
     for (key, what) in [("outputs", "output"), ("results", "result")] {
         let Some(field) = c.map.get_mut(key) else {
             continue;

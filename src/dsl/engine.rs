@@ -3,13 +3,18 @@
 
 use rhai::{Dynamic, Engine};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// Operations a script may run while loading before it is stopped as runaway.
 pub const LOAD_OPERATION_LIMIT: u64 = 20_000_000;
 /// Wall-clock time a script may spend loading. Operations alone do not bound it: an
 /// operation can cost time proportional to the data it touches (`a.push(i)` a million
 /// times took ~200 s within the operation budget).
-pub const LOAD_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(10);
+/// The limit loads in this process run under, in milliseconds: [`LOAD_TIME_LIMIT`]
+/// unless the program embedding waymark raised it with [`set_load_time_limit`].
+static LOAD_TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(LOAD_TIME_LIMIT.as_millis() as u64);
 /// The clock is read once per this many operations (a power of two), keeping the hook
 /// cheap; at worst an operation costs ~0.1 ms, so the limit is overshot by milliseconds.
 const CLOCK_EVERY_OPS: u64 = 256;
@@ -22,6 +27,20 @@ thread_local! {
     static LOADING: Cell<bool> = const { Cell::new(false) };
     /// When the current load began (set by [`LoadGuard::run`]).
     static LOAD_STARTED: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+}
+
+/// Sets the wall-clock limit on every later load in this process. The CLI never
+/// changes it; a program that loads runbooks under an instruction counter (the
+/// `scaling` benchmark runs a 100,000-step load under valgrind, ~50 times slower than
+/// the machine) raises it. The operation budget still applies.
+pub fn set_load_time_limit(limit: Duration) {
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    LOAD_TIME_LIMIT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The wall-clock limit loads run under now.
+pub fn load_time_limit() -> Duration {
+    Duration::from_millis(LOAD_TIME_LIMIT_MS.load(Ordering::Relaxed))
 }
 
 /// Marks the current thread as loading a runbook for the duration of a closure, which
@@ -71,10 +90,11 @@ pub fn new_engine() -> Engine {
                 return Some(Dynamic::from(reason));
             }
             let started = LOAD_STARTED.with(Cell::get)?;
-            if started.elapsed() > LOAD_TIME_LIMIT {
+            let limit = load_time_limit();
+            if started.elapsed() > limit {
                 return Some(Dynamic::from(format!(
                     "the runbook was stopped after {} of loading ({ops} operations)",
-                    crate::duration::format_duration(LOAD_TIME_LIMIT)
+                    crate::duration::format_duration(limit)
                 )));
             }
         }
@@ -92,4 +112,22 @@ pub fn new_engine() -> Engine {
     super::inventory_fns::register(&mut engine);
     super::inventory_fns::register_text(&mut engine);
     engine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raising the limit (never lowering it: loads in other tests run meanwhile) is
+    /// seen by every later load, and a limit too long to count in milliseconds is
+    /// the longest one rather than a panic.
+    #[test]
+    fn a_raised_load_time_limit_is_the_one_loads_run_under() {
+        assert_eq!(load_time_limit(), LOAD_TIME_LIMIT);
+        set_load_time_limit(Duration::MAX);
+        assert_eq!(load_time_limit(), Duration::from_millis(u64::MAX));
+        set_load_time_limit(Duration::from_secs(3600));
+        assert_eq!(load_time_limit(), Duration::from_secs(3600));
+        set_load_time_limit(LOAD_TIME_LIMIT);
+    }
 }

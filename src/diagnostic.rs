@@ -138,10 +138,7 @@ impl SourceMap {
 
     /// Line `line` (1-based) of `file`, without its newline.
     pub fn line(&self, file: &str, line: usize) -> Option<&str> {
-        let f = self.files.get(file)?;
-        let start = *f.line_starts.get(line.checked_sub(1)?)?;
-        let end = f.line_starts.get(line).map_or(f.text.len(), |e| e - 1);
-        f.text.get(start..end).map(|l| l.trim_end_matches('\r'))
+        self.files.get(file)?.line(line)
     }
 
     /// Number of lines of `file`.
@@ -151,23 +148,42 @@ impl SourceMap {
 
     /// Byte offset of a (line, column) position; Rhai columns count characters.
     pub fn offset(&self, file: &str, line: usize, col: usize) -> Option<usize> {
-        let f = self.files.get(file)?;
-        let start = *f.line_starts.get(line.checked_sub(1)?)?;
-        let l = self.line(file, line)?;
-        let idx = l
-            .char_indices()
-            .nth(col.saturating_sub(1))
-            .map_or(l.len(), |(b, _)| b);
-        Some(start + idx)
+        self.files.get(file)?.offset(line, col)
     }
 
     /// Text between two positions (inclusive of the end column), used for closure source.
+    /// The file is looked up once: this runs for every closure of a load.
     pub fn slice(&self, file: &str, start: (usize, usize), end: (usize, usize)) -> Option<String> {
-        let text = self.get(file)?;
-        let a = self.offset(file, start.0, start.1)?;
-        let b = self.offset(file, end.0, end.1)?;
+        let f = self.files.get(file)?;
+        let text = &f.text;
+        let a = f.offset(start.0, start.1)?;
+        let b = f.offset(end.0, end.1)?;
         let b = (b + text[b..].chars().next().map_or(0, char::len_utf8)).min(text.len());
         (a <= b).then(|| text[a..b].to_string())
+    }
+}
+
+impl SourceFile {
+    fn line(&self, line: usize) -> Option<&str> {
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |e| e - 1);
+        self.text.get(start..end).map(|l| l.trim_end_matches('\r'))
+    }
+
+    fn offset(&self, line: usize, col: usize) -> Option<usize> {
+        let start = *self.line_starts.get(line.checked_sub(1)?)?;
+        let l = self.line(line)?;
+        let before = col.saturating_sub(1);
+        // Where the characters before the column are ASCII, their count is their length,
+        // checked in bulk rather than walked one by one (every closure is sliced).
+        let idx = match l.as_bytes().get(..before) {
+            Some(b) if b.is_ascii() => before,
+            _ => l.char_indices().nth(before).map_or(l.len(), |(b, _)| b),
+        };
+        Some(start + idx)
     }
 }
 
@@ -275,6 +291,22 @@ mod tests {
         assert!(r.contains("2 |   step(\"a\", #{});"), "{r}");
         assert!(r.contains("  |   ^ here"), "{r}");
         assert!(r.contains("= help: fix it"), "{r}");
+    }
+
+    /// A column counts characters: after a non-ASCII one the byte offset is larger; a
+    /// column past the line's end is the line's end (its `\r` left out).
+    #[test]
+    fn offsets_count_characters_ascii_or_not() {
+        let mut sm = SourceMap::default();
+        sm.insert("f".into(), "ab|x\r\n\"é\" |y\nz".into());
+        assert_eq!(sm.offset("f", 1, 3), Some(2));
+        assert_eq!(sm.offset("f", 1, 9), Some(4));
+        assert_eq!(sm.offset("f", 2, 5), Some(6 + 5));
+        assert_eq!(sm.slice("f", (2, 5), (2, 6)).unwrap(), "|y");
+        assert_eq!(sm.slice("f", (2, 1), (2, 3)).unwrap(), "\"é\"");
+        assert_eq!(sm.offset("f", 3, 1), Some(14));
+        assert_eq!(sm.offset("f", 4, 1), None);
+        assert_eq!(sm.offset("g", 1, 1), None);
     }
 
     #[test]

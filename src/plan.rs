@@ -318,10 +318,12 @@ impl Links {
 fn dependency_graph(deps: &[Vec<usize>]) -> DiGraph<(), ()> {
     let edges = deps.iter().map(Vec::len).sum();
     let mut graph = DiGraph::with_capacity(deps.len(), edges);
-    let nodes: Vec<NodeIndex> = deps.iter().map(|_| graph.add_node(())).collect();
+    for _ in deps {
+        graph.add_node(());
+    }
     for (i, ds) in deps.iter().enumerate() {
         for &j in ds {
-            graph.add_edge(nodes[j], nodes[i], ());
+            graph.add_edge(NodeIndex::new(j), NodeIndex::new(i), ());
         }
     }
     graph

@@ -122,11 +122,7 @@ impl<'a, 'b> Maker<'a, 'b> {
             if let Some(text) = st.texts.get(|(k, n)| *k == key && n == name) {
                 return text;
             }
-            let sources = self
-                .shared
-                .sources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let sources = self.shared.sources();
             // A body without an end position runs to the end of its first line.
             let end = end.unwrap_or_else(|| {
                 let last = sources

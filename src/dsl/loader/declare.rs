@@ -29,11 +29,7 @@ impl<'a> Keys<'a> {
 
     // The text of `file`, for a file whose keys are not indexed yet.
     fn text(&self, file: &str) -> Option<Arc<str>> {
-        let sources = self.shared.sources.lock();
-        sources
-            .unwrap_or_else(|e| e.into_inner())
-            .get(file)
-            .cloned()
+        self.shared.sources().get(file).cloned()
     }
 }
 

@@ -197,12 +197,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The sources loaded so far, locked (after the state, where both are held).
+    pub(super) fn sources(&self) -> std::sync::MutexGuard<'_, SourceMap> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A copy of the sources loaded so far (the map holds `Arc`s): a copy, because the
     /// closures a declaration makes lock the sources again while it is parsed.
     pub(super) fn sources_now(&self) -> SourceMap {
-        self.sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.sources().clone()
     }
 }

@@ -128,20 +128,21 @@ impl Default for Walks {
 impl Walks {
     fn of(&mut self, def: &Shared<ScriptFuncDef>) -> Arc<BodyWalk> {
         let key = Shared::as_ptr(def) as usize;
-        let nothing = &self.nothing;
-        self.by_body
-            .entry(key)
-            .or_insert_with(|| {
-                let walk = walk_body(def);
-                let walk = if walk.names.is_empty() && walk.reads.is_empty() {
-                    nothing.clone()
-                } else {
-                    Arc::new(walk)
-                };
-                (def.clone(), walk)
-            })
-            .1
-            .clone()
+        if let Some((_, walk)) = self.by_body.get(&key) {
+            return walk.clone();
+        }
+        self.keep(def, walk_body(def).0)
+    }
+
+    fn keep(&mut self, def: &Shared<ScriptFuncDef>, walk: BodyWalk) -> Arc<BodyWalk> {
+        let walk = if walk.names.is_empty() && walk.reads.is_empty() {
+            self.nothing.clone()
+        } else {
+            Arc::new(walk)
+        };
+        let key = Shared::as_ptr(def) as usize;
+        self.by_body.insert(key, (def.clone(), walk.clone()));
+        walk
     }
 }
 
@@ -316,20 +317,33 @@ impl CalleeCache {
     pub(crate) fn walk(&mut self, def: &Shared<ScriptFuncDef>) -> Arc<BodyWalk> {
         self.walks.of(def)
     }
+
+    /// Whether Rhai's optimiser would leave what the walk of `def`'s (parsed) body finds
+    /// as it is ([`unchanged_by_optimiser`]); if so the walk is kept for the load, and
+    /// the parsed body is the one to run.
+    pub(crate) fn walk_if_unchanged_by_optimiser(&mut self, def: &Shared<ScriptFuncDef>) -> bool {
+        let (walk, unchanged) = walk_body(def);
+        if unchanged {
+            self.walks.keep(def, walk);
+        }
+        unchanged
+    }
 }
 
 // Marks a module variable among the names a body uses.
 const VAR: &str = "\u{0}var:";
 
-// One walk of `def`'s body. The names are every name it may call: calls, method calls,
-// string literals, function pointer constants; and module variables it reads
-// (`m::NAME`), marked with [`VAR`].
-fn walk_body(def: &Shared<ScriptFuncDef>) -> BodyWalk {
+// One walk of `def`'s body, and whether the optimiser would leave what it finds as it is.
+// The names are every name it may call: calls, method calls, string literals, function
+// pointer constants; and module variables it reads (`m::NAME`), marked with [`VAR`].
+fn walk_body(def: &Shared<ScriptFuncDef>) -> (BodyWalk, bool) {
     let mut one = Module::new();
     one.set_script_fn(def.clone());
     let mut names = Vec::new();
     let mut reads = Vec::new();
+    let mut unchanged = true;
     rhai::AST::new_from_module(one).walk(&mut |path: &[ASTNode]| {
+        unchanged = unchanged && unchanged_by_optimiser(path);
         match path.last() {
             Some(ASTNode::Expr(Expr::FnCall(x, _) | Expr::MethodCall(x, _)))
             | Some(ASTNode::Stmt(Stmt::FnCall(x, _))) => names.push(x.name.to_string()),
@@ -347,9 +361,102 @@ fn walk_body(def: &Shared<ScriptFuncDef>) -> BodyWalk {
         }
         true
     });
-    BodyWalk {
+    let walk = BodyWalk {
         names: names.into(),
         reads,
+    };
+    (walk, unchanged)
+}
+
+/// Keywords the optimiser folds or rewrites when their arguments are constants
+/// (`Fn("f")` becomes a function pointer, `type_of(1)` a string), and the others that
+/// act on functions or the scope: a call to any of them is left to the optimiser.
+const REWRITTEN_CALLS: &[&str] = &[
+    "Fn",
+    "call",
+    "curry",
+    "type_of",
+    "is_shared",
+    "eval",
+    "print",
+    "debug",
+    "is_def_fn",
+    "is_def_var",
+];
+
+/// Whether Rhai's optimiser (at `OptimizationLevel::Simple`, the loading engine's) leaves
+/// the node at the end of `path` — a node of a function body's walk, `path[0]` one of the
+/// body's statements — and everything the walk finds in it as they are. Deliberately
+/// narrow, so that it can be checked against the optimiser's source (rhai
+/// `src/optimizer.rs`), and any node it does not know is "no" (the body is then
+/// optimised as before):
+/// - a statement is a function call, or an expression that is a call, a property chain,
+///   or a constant that is not a string: the optimiser removes a statement only when it
+///   is pure (a constant) or a bare variable, and a string statement would take its name
+///   with it; no `let`/`const` (constant propagation), no `if`, loops, `switch`,
+///   `return` or `throw` (dead code), no blocks;
+/// - within it: constants, variables (no constant can be propagated into them: the body
+///   declares none, the loading engine's global modules hold none, and a function sees no
+///   other scope), calls and method calls that are neither operators (folded when their
+///   arguments are constants) nor [`REWRITTEN_CALLS`], and property chains off a
+///   variable (folded only off a constant map). No literal arrays or maps (the optimiser
+///   turns constant ones into a value the walk does not look into), interpolated
+///   strings, `&&`/`||`/`??`, indexing, closures or `this`.
+///
+/// Tested against the optimiser on every function of the shipped runbooks, the examples
+/// and a set of bodies it does rewrite (`tests` below): where this says "unchanged", the
+/// optimised body's walk finds exactly what the parsed body's does.
+fn unchanged_by_optimiser(path: &[ASTNode]) -> bool {
+    let Some(node) = path.last() else {
+        return true;
+    };
+    let plain_call =
+        |x: &rhai::FnCallExpr| !x.is_operator_call() && !REWRITTEN_CALLS.contains(&x.name.as_str());
+    match node {
+        ASTNode::Stmt(stmt) => {
+            path.len() == 1
+                && match stmt {
+                    Stmt::Noop(..) => true,
+                    Stmt::FnCall(x, _) => plain_call(x),
+                    Stmt::Expr(e) => matches!(
+                        **e,
+                        Expr::FnCall(..)
+                            | Expr::Dot(..)
+                            | Expr::Unit(..)
+                            | Expr::BoolConstant(..)
+                            | Expr::IntegerConstant(..)
+                            | Expr::FloatConstant(..)
+                            | Expr::CharConstant(..)
+                    ),
+                    _ => false,
+                }
+        }
+        ASTNode::Expr(e) => {
+            let parent = path.len().checked_sub(2).map(|i| &path[i]);
+            let in_chain = matches!(parent, Some(ASTNode::Expr(Expr::Dot(..))));
+            match e {
+                Expr::Unit(..)
+                | Expr::BoolConstant(..)
+                | Expr::IntegerConstant(..)
+                | Expr::FloatConstant(..)
+                | Expr::CharConstant(..)
+                | Expr::StringConstant(..)
+                | Expr::Variable(..) => true,
+                Expr::FnCall(x, _) => plain_call(x),
+                Expr::MethodCall(x, _) => in_chain && plain_call(x),
+                Expr::Property(..) => in_chain,
+                // `var.rest` starts a chain; within one, each link starts with a name.
+                Expr::Dot(x, ..) => {
+                    if in_chain {
+                        matches!(x.lhs, Expr::Property(..) | Expr::MethodCall(..))
+                    } else {
+                        matches!(x.lhs, Expr::Variable(..))
+                    }
+                }
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -369,4 +476,125 @@ pub(crate) fn function_text(
     let body = sources.slice(file, start, end)?;
     let params: Vec<&str> = def.params.iter().map(|p| p.as_str()).collect();
     Some(format!("fn {}({}) {body}", def.name, params.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhai::{OptimizationLevel, Scope, AST};
+
+    /// Each function of `script` (parsed as the loader parses it) with whether the
+    /// optimiser would leave its walk unchanged; where it says so, that the optimised
+    /// body's walk is the parsed body's.
+    fn classify(script: &str) -> Result<Vec<(String, bool)>, String> {
+        let mut engine = crate::dsl::engine::new_engine();
+        let level = engine.optimization_level();
+        assert_eq!(level, OptimizationLevel::Simple, "the level loading uses");
+        engine.set_optimization_level(OptimizationLevel::None);
+        let ast = engine.compile(script).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for (.., def) in ast.shared_lib().iter_script_fn_info() {
+            let (parsed, unchanged) = walk_body(def);
+            let mut one = Module::new();
+            one.set_script_fn(def.clone());
+            let optimised = engine.optimize_ast(&Scope::new(), AST::new_from_module(one), level);
+            let (.., opt) = optimised
+                .shared_lib()
+                .iter_script_fn_info()
+                .next()
+                .expect("the optimiser gives the function back");
+            let (walked, _) = walk_body(opt);
+            let same = parsed.names == walked.names && parsed.reads == walked.reads;
+            if unchanged {
+                assert!(
+                    same,
+                    "said unchanged, but the optimiser changed what the walk finds in {}:\n{:?} {:?}\nagainst {:?} {:?}",
+                    def.name, parsed.names, parsed.reads, walked.names, walked.reads
+                );
+            }
+            out.push((
+                format!("{}{}", if same { "" } else { "changed " }, def.name),
+                unchanged,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn one(body: &str) -> (bool, bool) {
+        let got = classify(&format!("fn probe() {{ 1 }}\nfn f(ctx) {body}")).expect("compiles");
+        let (name, unchanged) = got
+            .into_iter()
+            .find(|(n, _)| n.ends_with(" f") || n == "f")
+            .expect("f");
+        (unchanged, !name.starts_with("changed "))
+    }
+
+    #[test]
+    fn bodies_the_optimiser_leaves_alone_are_told_apart_from_those_it_rewrites() {
+        for body in [
+            "{ () }",
+            "{ }",
+            "{ sh(\"true\") }",
+            "{ exec(\"test\", ctx.params.server) }",
+            "{ log(\"a\"); ctx.outputs.backup }",
+            "{ q::f(1, \"probe\", 2.5, 'c', true) }",
+            "{ ctx.params.sevrer }",
+            "{ ctx.inventory.servers.len() }",
+            "{ wait_for(ctx.params.server, \"svc\"); probe() }",
+        ] {
+            assert_eq!(one(body), (true, true), "{body}");
+        }
+        // Each of these the optimiser rewrites in a way the walk sees.
+        for body in [
+            "{ \"probe\"; sh(\"x\") }",
+            "{ if false { probe() } }",
+            "{ call(\"pro\" + \"be\") }",
+            "{ q::X; 1 }",
+            "{ const N = \"probe\"; call(N) }",
+            "{ Fn(\"probe\") }",
+            "{ sh(type_of(1)) }",
+            "{ exec(\"a\", [\"x\", \"probe\"]) }",
+            "{ sh(#{ a: \"x\", b: \"probe\" }.a) }",
+            "{ return 1; probe() }",
+            "{ sh(`${\"pro\"}be`) }",
+            "{ false && probe() }",
+        ] {
+            assert_eq!(one(body), (false, false), "{body}");
+        }
+    }
+
+    /// Every `.rhai` file under `dir`, recursively.
+    fn scripts(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                scripts(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rhai") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_function_of_the_shipped_runbooks_and_examples_said_unchanged_is() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["runbooks", "stdlib", "examples", "tests/cases"] {
+            scripts(&root.join(dir), &mut files);
+        }
+        assert!(files.len() > 20, "{files:?}");
+        let (mut functions, mut unchanged) = (0, 0);
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("read");
+            // Scripts that are meant not to parse are someone else's test.
+            let Ok(got) = classify(&text) else { continue };
+            functions += got.len();
+            unchanged += got.iter().filter(|(_, u)| *u).count();
+        }
+        // Not a vacuous check: both kinds are there.
+        assert!(
+            unchanged > 20 && unchanged < functions,
+            "{unchanged} of {functions}"
+        );
+    }
 }

@@ -320,6 +320,7 @@ pub fn register(engine: &mut Engine) {
 /// A property chain read off a plain (not module-qualified) variable, `var.field…`:
 /// what the `ctx` lint needs of a closure's body, found by the body's one walk
 /// ([`super::callees::BodyWalk`]).
+#[derive(Debug, PartialEq)]
 pub(crate) struct Read {
     var: ImmutableString,
     field: String,

@@ -184,12 +184,17 @@ pub fn load(req: &LoadRequest) -> Result<Runbook, LoadError> {
             // Only the functions are optimised — closures' bodies and script functions,
             // what steps run later and what fingerprints and the `ctx` lint read, exactly
             // as before. The top level runs once, here: optimising its 10,000 `step()`
-            // calls cost more than it saved (a tenth of a load's instructions).
-            // Optimised a batch at a time, the parsed library let go as it goes: the
-            // optimiser's copies were the peak of a long runbook's load (`optimise.rs`).
-            let mut top = ast;
-            let mut ast = optimise::functions(&engine, &mut top, level);
-            ast.combine(top);
+            // calls cost more than it saved (a tenth of a load's instructions). A body
+            // the optimiser would leave as it is, for all waymark reads of it, keeps its
+            // parsed form and its walk (`callees.rs`); the others are optimised a batch
+            // at a time, the parsed library let go as it goes: the optimiser's copies
+            // were the peak of a long runbook's load (`optimise.rs`).
+            let mut ast = {
+                let mut st = shared.state();
+                optimise::functions(&engine, ast, level, &mut |def| {
+                    st.callees.walk_if_unchanged_by_optimiser(def)
+                })
+            };
             ast.set_source(file.as_ref());
             let ran = super::engine::LoadGuard::run(|| engine.run_ast_with_scope(&mut scope, &ast));
             top_level = Some(ast);

@@ -27,30 +27,49 @@ fn signature(def: &ScriptFuncDef) -> Signature {
     (def.name.clone(), def.params.len(), def.this_type.clone())
 }
 
-/// The functions of `top` (parsed without optimisation), optimised at `level`, as an
-/// AST of its own; `top` keeps its statements and loses its functions.
-pub(super) fn functions(engine: &Engine, top: &mut AST, level: OptimizationLevel) -> AST {
+/// The script `ast` (parsed without optimisation) with its functions optimised at
+/// `level`; its top level is left as parsed. A function for which `unchanged` holds —
+/// the optimiser would leave everything waymark reads of its body as it is (see
+/// [`crate::dsl::callees`]) — keeps its parsed body, which runs as the optimised one
+/// would; when that is every function (most long runbooks: their closures call a
+/// primitive or return `()`), the AST is returned as it is.
+pub(super) fn functions(
+    engine: &Engine,
+    ast: AST,
+    level: OptimizationLevel,
+    unchanged: &mut dyn FnMut(&Shared<ScriptFuncDef>) -> bool,
+) -> AST {
+    let mut top = ast;
     if level != OptimizationLevel::Simple {
         let functions = top.clone_functions_only();
         top.clear_functions();
-        return engine.optimize_ast(&Scope::new(), functions, level);
+        let mut ast = engine.optimize_ast(&Scope::new(), functions, level);
+        ast.combine(top);
+        return ast;
     }
-    let parsed = top.shared_lib().clone();
-    top.clear_functions();
-    let mut defs: Vec<Option<Shared<ScriptFuncDef>>> = parsed
+    // Each function with whether it is kept as parsed.
+    let mut defs: Vec<(Option<Shared<ScriptFuncDef>>, bool)> = top
+        .shared_lib()
         .iter_script_fn_info()
-        .map(|(.., def)| Some(def.clone()))
+        .map(|(.., def)| (Some(def.clone()), unchanged(def)))
         .collect();
-    // The parsed library goes; each batch below holds its functions only while it is
-    // optimised.
-    drop(parsed);
+    if defs.iter().all(|(_, kept)| *kept) {
+        return top;
+    }
+    top.clear_functions();
     let mut done: Vec<Option<Shared<ScriptFuncDef>>> = vec![None; defs.len()];
-    for start in (0..defs.len()).step_by(BATCH) {
-        let end = (start + BATCH).min(defs.len());
-        let mut at: HashMap<Signature, usize> = HashMap::with_capacity(end - start);
+    for (slot, (def, kept)) in done.iter_mut().zip(&mut defs) {
+        if *kept {
+            *slot = def.take();
+        }
+    }
+    // The others, optimised a batch at a time; the parsed ones go as each batch is done.
+    let todo: Vec<usize> = (0..defs.len()).filter(|&i| defs[i].0.is_some()).collect();
+    for batch_at in todo.chunks(BATCH) {
+        let mut at: HashMap<Signature, usize> = HashMap::with_capacity(batch_at.len());
         let mut batch = Module::new();
-        for (i, slot) in defs.iter_mut().enumerate().take(end).skip(start) {
-            if let Some(def) = slot.as_ref() {
+        for &i in batch_at {
+            if let Some(def) = defs[i].0.as_ref() {
                 at.insert(signature(def), i);
                 batch.set_script_fn(def.clone());
             }
@@ -61,16 +80,18 @@ pub(super) fn functions(engine: &Engine, top: &mut AST, level: OptimizationLevel
                 done[i] = Some(def.clone());
             }
         }
-        // The parsed functions go, but one the optimiser did not give back (it gives
-        // back every one) would keep its parsed body rather than go missing.
-        for (slot, parsed) in done[start..end].iter_mut().zip(&mut defs[start..end]) {
-            let parsed = parsed.take();
-            if slot.is_none() {
-                *slot = parsed;
+        // One the optimiser did not give back (it gives back every one) would keep its
+        // parsed body rather than go missing.
+        for &i in batch_at {
+            let parsed = defs[i].0.take();
+            if done[i].is_none() {
+                done[i] = parsed;
             }
         }
     }
-    AST::new_from_module(Module::from(done.into_iter().flatten()))
+    let mut ast = AST::new_from_module(Module::from(done.into_iter().flatten()));
+    ast.combine(top);
+    ast
 }
 
 #[cfg(test)]
@@ -93,6 +114,14 @@ mod tests {
         ast
     }
 
+    /// Each function's definition (statements with positions), in library order.
+    fn defs(ast: &AST) -> Vec<String> {
+        ast.shared_lib()
+            .iter_script_fn_info()
+            .map(|(.., def)| format!("{def:?}"))
+            .collect()
+    }
+
     #[test]
     fn batches_give_the_library_optimising_it_at_once_gives() {
         let mut engine = crate::dsl::engine::new_engine();
@@ -100,16 +129,63 @@ mod tests {
         let level = engine.optimization_level();
         assert_eq!(level, OptimizationLevel::Simple, "the level loading uses");
         let at_once = engine.optimize_ast(&Scope::new(), ast.clone_functions_only(), level);
-        let mut top = ast.clone();
-        let batched = functions(&engine, &mut top, level);
-        // Debug shows every function's statements (with positions) in library order.
-        assert_eq!(format!("{batched:?}"), format!("{at_once:?}"));
+        let batched = functions(&engine, ast.clone(), level, &mut |_| false);
+        assert_eq!(defs(&batched), defs(&at_once));
         assert_ne!(
-            format!("{at_once:?}"),
-            format!("{:?}", ast.clone_functions_only()),
+            defs(&at_once),
+            defs(&ast),
             "the optimiser changed the bodies"
         );
-        assert!(!top.has_functions());
-        assert_eq!(top.statements().len(), ast.statements().len());
+        assert_eq!(
+            format!("{:?}", batched.statements()),
+            format!("{:?}", ast.statements()),
+            "the top level as parsed"
+        );
+    }
+
+    /// Each function's definition by name and arity.
+    fn by_signature(ast: &AST) -> HashMap<(String, usize), String> {
+        ast.shared_lib()
+            .iter_script_fn_info()
+            .map(|(.., def)| ((def.name.to_string(), def.params.len()), format!("{def:?}")))
+            .collect()
+    }
+
+    #[test]
+    fn functions_the_optimiser_would_leave_alone_keep_their_parsed_bodies() {
+        let mut engine = crate::dsl::engine::new_engine();
+        let ast = parsed(&mut engine);
+        let level = engine.optimization_level();
+        let at_once = engine.optimize_ast(&Scope::new(), ast.clone_functions_only(), level);
+        // Every other function kept.
+        let mut kept = std::collections::HashSet::new();
+        let mut n = 0;
+        let mixed = functions(&engine, ast.clone(), level, &mut |def| {
+            n += 1;
+            let keep = n % 2 == 0;
+            if keep {
+                kept.insert((def.name.to_string(), def.params.len()));
+            }
+            keep
+        });
+        let (parsed, optimised, got) = (
+            by_signature(&ast),
+            by_signature(&at_once),
+            by_signature(&mixed),
+        );
+        assert_eq!(got.len(), parsed.len());
+        assert!(kept.len() > BATCH && kept.len() < parsed.len());
+        for (sig, got) in &got {
+            let want = if kept.contains(sig) {
+                &parsed[sig]
+            } else {
+                &optimised[sig]
+            };
+            assert_eq!(got, want, "{sig:?}");
+        }
+        assert_eq!(mixed.statements().len(), ast.statements().len());
+        // Every one kept: the script as parsed, not a copy.
+        let kept = functions(&engine, ast.clone(), level, &mut |_| true);
+        assert!(Shared::ptr_eq(kept.shared_lib(), ast.shared_lib()));
     }
 }

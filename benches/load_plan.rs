@@ -16,7 +16,8 @@ use waymark::plan::Plan;
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bench.rhai");
-    std::fs::write(&path, common::explicit_runbook(100, 100)).expect("write runbook");
+    let script = common::explicit_runbook(100, 100);
+    std::fs::write(&path, &script).expect("write runbook");
     let req = LoadRequest {
         runbook: RunbookRef::Path(path),
         params: vec![],
@@ -37,5 +38,9 @@ fn main() {
         median.as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "  Rhai alone (parse + evaluate the same text, nothing of waymark): median {:.1} ms",
+        common::rhai_alone(&script, 7).as_secs_f64() * 1e3
     );
 }

@@ -57,4 +57,8 @@ fn main() {
         "resume of a 10,000-step run with one step left: median {:.0} ms (target ≤ 60 ms; SPEC §8: ≤ 200 ms)",
         times[times.len() / 2].as_secs_f64() * 1e3
     );
+    println!(
+        "  Rhai alone (parse + evaluate the same runbook in this process, nothing of waymark): median {:.0} ms",
+        common::rhai_alone(&script, 5).as_secs_f64() * 1e3
+    );
 }

@@ -51,3 +51,44 @@ pub fn explicit_runbook(layers: usize, width: usize) -> String {
     }
     s
 }
+
+/// What Rhai alone spends on `script`: a plain engine (waymark's sandbox limits, no
+/// optimiser pass, nothing of waymark registered) parses and evaluates it with
+/// `runbook`, `step` and `exec` as functions that only keep their arguments. This is
+/// the part of a load that waymark's own code cannot remove, timed on the same
+/// machine in the same run as the load it is printed beside: the median of `rounds`.
+#[allow(dead_code)]
+pub fn rhai_alone(script: &str, rounds: usize) -> std::time::Duration {
+    use rhai::{Array, Dynamic, Engine, Map, OptimizationLevel};
+    use std::sync::{Arc, Mutex};
+    let kept: Arc<Mutex<Vec<Dynamic>>> = Arc::default();
+    let mut engine = Engine::new();
+    engine
+        .set_optimization_level(OptimizationLevel::None)
+        .set_max_call_levels(64)
+        .set_max_expr_depths(64, 64)
+        .set_max_string_size(waymark::dsl::engine::MAX_STRING)
+        .set_max_array_size(waymark::dsl::engine::MAX_COLLECTION)
+        .set_max_map_size(waymark::dsl::engine::MAX_COLLECTION)
+        .set_max_strings_interned(0);
+    let k = kept.clone();
+    engine.register_fn("runbook", move |m: Map| k.lock().unwrap().push(m.into()));
+    let k = kept.clone();
+    engine.register_fn("step", move |name: &str, m: Map| -> String {
+        k.lock().unwrap().push(m.into());
+        name.to_string()
+    });
+    engine.register_fn("exec", |_: &str, _: Array| ());
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        let ast = engine
+            .compile(script)
+            .expect("the benchmark's runbook parses");
+        engine.run_ast(&ast).expect("the benchmark's runbook runs");
+        times.push(t.elapsed());
+        kept.lock().unwrap().clear();
+    }
+    times.sort();
+    times[times.len() / 2]
+}

@@ -12,7 +12,8 @@
 //! is built in the parsed library's order, as `compile` builds it, so it lists its
 //! functions in the same order.
 
-use rhai::{Engine, ImmutableString, Module, OptimizationLevel, Scope, ScriptFuncDef, Shared, AST};
+use super::shared::Def;
+use rhai::{Engine, ImmutableString, Module, OptimizationLevel, Scope, ScriptFuncDef, AST};
 use std::collections::HashMap;
 
 /// Functions per batch: small next to a long runbook's library, large enough that
@@ -37,7 +38,7 @@ pub(super) fn functions(
     engine: &Engine,
     ast: AST,
     level: OptimizationLevel,
-    unchanged: &mut dyn FnMut(&Shared<ScriptFuncDef>) -> bool,
+    unchanged: &mut dyn FnMut(&Def) -> bool,
 ) -> AST {
     let mut top = ast;
     if level != OptimizationLevel::Simple {
@@ -47,29 +48,29 @@ pub(super) fn functions(
         ast.combine(top);
         return ast;
     }
-    // Each function with whether it is kept as parsed.
-    let mut defs: Vec<(Option<Shared<ScriptFuncDef>>, bool)> = top
-        .shared_lib()
-        .iter_script_fn_info()
-        .map(|(.., def)| (Some(def.clone()), unchanged(def)))
-        .collect();
-    if defs.iter().all(|(_, kept)| *kept) {
+    // A function kept as parsed is done already; the others wait in `parsed`, by the
+    // same index, for their batch.
+    let fns = top.shared_lib().iter_script_fn_info();
+    let (mut done, mut parsed): (Vec<Option<Def>>, Vec<Option<Def>>) = fns
+        .map(|(.., def)| {
+            if unchanged(def) {
+                (Some(def.clone()), None)
+            } else {
+                (None, Some(def.clone()))
+            }
+        })
+        .unzip();
+    if parsed.iter().all(Option::is_none) {
         return top;
     }
     top.clear_functions();
-    let mut done: Vec<Option<Shared<ScriptFuncDef>>> = vec![None; defs.len()];
-    for (slot, (def, kept)) in done.iter_mut().zip(&mut defs) {
-        if *kept {
-            *slot = def.take();
-        }
-    }
-    // The others, optimised a batch at a time; the parsed ones go as each batch is done.
-    let todo: Vec<usize> = (0..defs.len()).filter(|&i| defs[i].0.is_some()).collect();
+    // Optimised a batch at a time; the parsed ones go as each batch is done.
+    let todo: Vec<usize> = (0..parsed.len()).filter(|&i| parsed[i].is_some()).collect();
     for batch_at in todo.chunks(BATCH) {
         let mut at: HashMap<Signature, usize> = HashMap::with_capacity(batch_at.len());
         let mut batch = Module::new();
         for &i in batch_at {
-            if let Some(def) = defs[i].0.as_ref() {
+            if let Some(def) = parsed[i].as_ref() {
                 at.insert(signature(def), i);
                 batch.set_script_fn(def.clone());
             }
@@ -83,9 +84,9 @@ pub(super) fn functions(
         // One the optimiser did not give back (it gives back every one) would keep its
         // parsed body rather than go missing.
         for &i in batch_at {
-            let parsed = defs[i].0.take();
+            let def = parsed[i].take();
             if done[i].is_none() {
-                done[i] = parsed;
+                done[i] = def;
             }
         }
     }
@@ -97,6 +98,7 @@ pub(super) fn functions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rhai::Shared;
 
     /// A library of more than two batches: overloads, a script function shadowing a
     /// native one, and bodies the optimiser folds.

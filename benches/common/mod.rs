@@ -63,14 +63,8 @@ pub fn rhai_alone(script: &str, rounds: usize) -> std::time::Duration {
     use std::sync::{Arc, Mutex};
     let kept: Arc<Mutex<Vec<Dynamic>>> = Arc::default();
     let mut engine = Engine::new();
-    engine
-        .set_optimization_level(OptimizationLevel::None)
-        .set_max_call_levels(64)
-        .set_max_expr_depths(64, 64)
-        .set_max_string_size(waymark::dsl::engine::MAX_STRING)
-        .set_max_array_size(waymark::dsl::engine::MAX_COLLECTION)
-        .set_max_map_size(waymark::dsl::engine::MAX_COLLECTION)
-        .set_max_strings_interned(0);
+    waymark::dsl::engine::set_limits(&mut engine);
+    engine.set_optimization_level(OptimizationLevel::None);
     let k = kept.clone();
     engine.register_fn("runbook", move |m: Map| k.lock().unwrap().push(m.into()));
     let k = kept.clone();

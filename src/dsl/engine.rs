@@ -59,9 +59,10 @@ impl LoadGuard {
     }
 }
 
-/// A fresh engine with the sandbox limits and every waymark primitive registered.
-pub fn new_engine() -> Engine {
-    let mut engine = Engine::new();
+/// Set the sandbox's limits on `engine`: call depth, expression depth, string and
+/// collection sizes, modules and variables (and no string interning). The `load_plan` and
+/// `resume_10k` benchmarks give a plain engine the same, to time Rhai alone.
+pub fn set_limits(engine: &mut Engine) {
     engine
         .set_max_call_levels(64)
         .set_max_expr_depths(64, 64)
@@ -72,6 +73,12 @@ pub fn new_engine() -> Engine {
         .set_max_variables(10_000);
     // The interner's cache upkeep dominated loading large generated runbooks.
     engine.set_max_strings_interned(0);
+}
+
+/// A fresh engine with the sandbox limits and every waymark primitive registered.
+pub fn new_engine() -> Engine {
+    let mut engine = Engine::new();
+    set_limits(&mut engine);
     engine.disable_symbol("eval");
     // Called on every operation of every script: a step's closure checks whether its
     // step was cancelled; a load (which runs no step) checks its budgets, and looks for a

@@ -116,11 +116,12 @@ mod tests {
         ast
     }
 
-    /// Each function's definition (statements with positions), in library order.
-    fn defs(ast: &AST) -> Vec<String> {
+    /// Each function's name and arity with its definition (statements with positions),
+    /// in library order.
+    fn defs(ast: &AST) -> Vec<((String, usize), String)> {
         ast.shared_lib()
             .iter_script_fn_info()
-            .map(|(.., def)| format!("{def:?}"))
+            .map(|(.., def)| ((def.name.to_string(), def.params.len()), format!("{def:?}")))
             .collect()
     }
 
@@ -147,10 +148,7 @@ mod tests {
 
     /// Each function's definition by name and arity.
     fn by_signature(ast: &AST) -> HashMap<(String, usize), String> {
-        ast.shared_lib()
-            .iter_script_fn_info()
-            .map(|(.., def)| ((def.name.to_string(), def.params.len()), format!("{def:?}")))
-            .collect()
+        defs(ast).into_iter().collect()
     }
 
     #[test]
